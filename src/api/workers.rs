@@ -1,0 +1,97 @@
+//! `/api/workers`, `/api/ai-clis` and the per-worker WebSocket `/ws/{id}`.
+
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::http::{Reply, Request};
+use crate::server::App;
+use crate::ws::worker_stream::WorkerStream;
+
+pub fn kinds(app: &App, _: &mut Request<'_>) -> Result<Reply, ApiError> {
+    let kinds: Vec<Value> = app
+        .hub
+        .registry
+        .kinds()
+        .map(|adapter| json!({"name": adapter.kind(), "available": true, "enabled": true}))
+        .collect();
+    Ok(Reply::ok(json!({"ai_clis": kinds})))
+}
+
+pub fn list(app: &App, _: &mut Request<'_>) -> Result<Reply, ApiError> {
+    let workers: Vec<Value> = app.hub.list().iter().map(|w| w.view()).collect();
+    Ok(Reply::ok(json!({"workers": workers})))
+}
+
+pub fn create(app: &App, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    let body = req.json()?;
+    let worker = app.hub.create(&body)?;
+    Ok(Reply::Json(201, worker.view()))
+}
+
+pub fn get(app: &App, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    Ok(Reply::ok(app.hub.require(req.param(0))?.view()))
+}
+
+pub fn delete(app: &App, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    let id = req.param(0).to_string();
+    app.hub.delete(&id)?;
+    Ok(Reply::ok(json!({"deleted": id})))
+}
+
+pub fn send(app: &App, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    let worker = app.hub.require(req.param(0))?;
+    let body = req.json()?;
+    let content = body
+        .get("content")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request("`content` is required: the message, a string"))?;
+    let ack = worker.send_message(content)?;
+    Ok(Reply::Json(202, ack))
+}
+
+/// `?since=N&limit=M`: events after seq N, at most M (default 1000, at most 10000).
+pub fn events(app: &App, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    let worker = app.hub.require(req.param(0))?;
+    let since = req.query_u64("since")?.unwrap_or(0);
+    let limit = req.query_u64("limit")?.unwrap_or(1000).clamp(1, 10_000) as usize;
+    let page = worker.feed.page(since, limit);
+    // The events are already JSON: splice them into the answer without parsing them.
+    let mut body = Vec::with_capacity(
+        page.events
+            .iter()
+            .map(|e| e.json().len() + 1)
+            .sum::<usize>()
+            + 128,
+    );
+    body.extend_from_slice(b"{\"worker_id\":");
+    body.extend_from_slice(Value::from(worker.id.as_str()).to_string().as_bytes());
+    body.extend_from_slice(
+        format!(
+            ",\"first_seq\":{},\"last_seq\":{},\"events\":[",
+            page.first_seq, page.last_seq
+        )
+        .as_bytes(),
+    );
+    for (i, event) in page.events.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(event.json());
+    }
+    let next = page
+        .events
+        .last()
+        .map_or(since.max(page.first_seq.saturating_sub(1)), |e| e.seq);
+    body.extend_from_slice(format!("],\"next_since\":{next}}}\n").as_bytes());
+    Ok(Reply::Bytes {
+        status: 200,
+        content_type: "application/json".into(),
+        body,
+    })
+}
+
+pub fn stream(app: &App, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    let worker = app.hub.require(req.param(0))?;
+    let since = req.query_u64("since")?;
+    Ok(Reply::Upgrade(Box::new(WorkerStream::new(worker, since))))
+}

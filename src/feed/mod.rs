@@ -1,0 +1,395 @@
+//! A worker's **feed**: the idea that carries workerhub's data path.
+//!
+//! A feed numbers a worker's events (seq 1, 2, 3, ... shared by every viewer, never
+//! reused), writes each to the history files before anyone can see it, keeps the most
+//! recent ones in memory, and hands each new batch to its live subscribers.
+//!
+//! A subscriber that asks for history (`?since=N`) is not live at first: it *catches
+//! up* by pulling chunks (from memory, else from disk) at the pace its socket drains, and
+//! the feed turns it live, under the same lock that publishing takes, at the moment it
+//! has seen the last event. So a replay is never buffered whole, and there is no gap and
+//! no duplicate at the seam.
+
+pub mod store;
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::clock;
+use crate::event::{Event, NewEvent};
+use crate::ws::frame::HEADER_ROOM;
+use store::{Cursor, Store, StoreLimits};
+
+/// Something that takes a feed's new events as they are published.
+pub trait Subscriber: Send + Sync {
+    fn id(&self) -> u64;
+    /// Takes a batch of new events. Returns false when it takes no more (its client is
+    /// gone or too slow); the feed then forgets it.
+    fn deliver(&self, events: &[Arc<Event>]) -> bool;
+    /// The feed was closed (its worker deleted); nothing more will come.
+    fn feed_closed(&self, _reason: &str) {}
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct FeedConfig {
+    /// How many recent events stay in memory for quick replay.
+    pub memory_events: usize,
+    pub limits: StoreLimits,
+}
+
+/// The answer to a subscriber catching up.
+pub enum CatchUp {
+    /// The next events after the one asked for.
+    Events(Vec<Arc<Event>>),
+    /// Nothing is left to catch up: the subscriber now receives new events as they come.
+    Live,
+    /// Events before `first` are no longer kept; carry on from there.
+    Gap { first: u64 },
+}
+
+/// A page of history for the REST API.
+pub struct Page {
+    pub events: Vec<Arc<Event>>,
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+pub struct Feed {
+    state: Mutex<FeedState>,
+}
+
+struct FeedState {
+    next_seq: u64,
+    recent: VecDeque<Arc<Event>>,
+    memory_events: usize,
+    store: Option<Store>,
+    live: Vec<Arc<dyn Subscriber>>,
+    /// Reused buffer for the lines of one batch.
+    lines: Vec<u8>,
+    disk_failed: bool,
+}
+
+impl Feed {
+    /// Opens the feed whose history is in `dir`; numbering continues after the last seq
+    /// found there.
+    pub fn open(dir: &Path, config: FeedConfig) -> std::io::Result<Feed> {
+        let (store, last_seq) = Store::open(dir, config.limits)?;
+        Ok(Feed {
+            state: Mutex::new(FeedState {
+                next_seq: last_seq + 1,
+                recent: VecDeque::new(),
+                memory_events: config.memory_events.max(1),
+                store: Some(store),
+                live: Vec::new(),
+                lines: Vec::new(),
+                disk_failed: false,
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FeedState> {
+        // A panic while holding the lock leaves consistent data behind (every step
+        // below is complete before the next), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Numbers, stores and fans out `events`; returns the seq of the last one.
+    pub fn publish(&self, events: Vec<NewEvent>) -> u64 {
+        if events.is_empty() {
+            return self.last_seq();
+        }
+        let timestamp = clock::now_rfc3339();
+        let mut st = self.lock();
+        let first = st.next_seq;
+        let mut batch = Vec::with_capacity(events.len());
+        for event in &events {
+            let seq = st.next_seq;
+            st.next_seq += 1;
+            let mut buf = Vec::with_capacity(HEADER_ROOM + 96);
+            buf.resize(HEADER_ROOM, 0);
+            event.write_json(seq, &timestamp, &mut buf);
+            batch.push(Arc::new(Event::from_reserved(seq, buf)));
+        }
+        st.write_to_disk(&batch, first);
+        for event in &batch {
+            st.recent.push_back(event.clone());
+        }
+        while st.recent.len() > st.memory_events {
+            st.recent.pop_front();
+        }
+        st.live.retain(|sub| sub.deliver(&batch));
+        st.next_seq - 1
+    }
+
+    pub fn publish_one(&self, event: NewEvent) -> u64 {
+        self.publish(vec![event])
+    }
+
+    /// The next chunk (at most `max` events) after seq `after` for `sub`; when there is
+    /// none, `sub` is made live in the same step.
+    pub fn catch_up(
+        &self,
+        after: u64,
+        cursor: &mut Option<Cursor>,
+        max: usize,
+        sub: &Arc<dyn Subscriber>,
+    ) -> CatchUp {
+        self.read(after, cursor, max, Some(sub))
+    }
+
+    /// The next chunk after `after`; at the end, `go_live` (if any) is made live and
+    /// `Live` is returned.
+    fn read(
+        &self,
+        after: u64,
+        cursor: &mut Option<Cursor>,
+        max: usize,
+        go_live: Option<&Arc<dyn Subscriber>>,
+    ) -> CatchUp {
+        let mut st = self.lock();
+        if st.store.is_none() {
+            return CatchUp::Events(Vec::new());
+        }
+        if after + 1 >= st.next_seq {
+            if let Some(sub) = go_live {
+                st.live.push(sub.clone());
+            }
+            return CatchUp::Live;
+        }
+        let memory_first = st.recent.front().map_or(st.next_seq, |e| e.seq);
+        if after + 1 >= memory_first {
+            let skip = (after + 1 - memory_first) as usize;
+            return CatchUp::Events(st.recent.iter().skip(skip).take(max).cloned().collect());
+        }
+        let first = st.first_seq();
+        if after + 1 < first {
+            return CatchUp::Gap { first };
+        }
+        let segments = st.store.as_ref().map(|s| s.segments()).unwrap_or_default();
+        drop(st);
+        match store::read_after(&segments, after, memory_first, cursor, max) {
+            Ok(events) if !events.is_empty() => CatchUp::Events(events),
+            Ok(_) => CatchUp::Gap {
+                first: memory_first,
+            },
+            Err(err) => {
+                log::warn!("reading history failed: {err}");
+                CatchUp::Gap {
+                    first: memory_first,
+                }
+            }
+        }
+    }
+
+    /// Stops delivering to subscriber `id`.
+    pub fn unsubscribe(&self, id: u64) {
+        self.lock().live.retain(|s| s.id() != id);
+    }
+
+    /// Up to `limit` events after seq `after`, for paging through history.
+    pub fn page(&self, after: u64, limit: usize) -> Page {
+        let mut events = Vec::new();
+        let mut cursor = None;
+        let mut after = after;
+        let (first_seq, last_seq) = self.bounds();
+        after = after.max(first_seq.saturating_sub(1));
+        while events.len() < limit && after < last_seq {
+            match self.read(after, &mut cursor, limit - events.len(), None) {
+                CatchUp::Events(chunk) if !chunk.is_empty() => {
+                    after = chunk.last().map_or(after, |e| e.seq);
+                    events.extend(chunk);
+                }
+                CatchUp::Gap { first } if first > after + 1 => after = first - 1,
+                _ => break,
+            }
+        }
+        Page {
+            events,
+            first_seq,
+            last_seq,
+        }
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.lock().next_seq - 1
+    }
+
+    /// The first and last seq this feed can still replay (first > last when empty).
+    pub fn bounds(&self) -> (u64, u64) {
+        let st = self.lock();
+        (st.first_seq(), st.next_seq - 1)
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.lock().live.len()
+    }
+
+    pub fn disk_bytes(&self) -> u64 {
+        self.lock().store.as_ref().map_or(0, |s| s.bytes())
+    }
+
+    /// Makes everything published so far durable.
+    pub fn sync(&self) {
+        let mut st = self.lock();
+        if let Some(store) = st.store.as_mut()
+            && let Err(err) = store.sync()
+        {
+            log::warn!("syncing history failed: {err}");
+        }
+    }
+
+    /// Closes the feed (its worker is being deleted): publishes nothing more and returns
+    /// the live subscribers so the caller can tell them.
+    pub fn close(&self) -> Vec<Arc<dyn Subscriber>> {
+        let mut st = self.lock();
+        st.store = None;
+        st.recent.clear();
+        std::mem::take(&mut st.live)
+    }
+}
+
+impl FeedState {
+    fn first_seq(&self) -> u64 {
+        let memory_first = self.recent.front().map_or(self.next_seq, |e| e.seq);
+        self.store
+            .as_ref()
+            .and_then(|s| s.first_seq())
+            .map_or(memory_first, |f| f.min(memory_first))
+    }
+
+    fn write_to_disk(&mut self, batch: &[Arc<Event>], first: u64) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        self.lines.clear();
+        for event in batch {
+            self.lines.extend_from_slice(event.json());
+            self.lines.push(b'\n');
+        }
+        match store.append(&self.lines, first) {
+            Ok(()) => self.disk_failed = false,
+            Err(err) => {
+                // Keep serving live viewers; the gap in history is logged once per outage.
+                if !self.disk_failed {
+                    log::error!("writing history failed, events are not being kept: {err}");
+                }
+                self.disk_failed = true;
+            }
+        }
+        if self.lines.capacity() > 1 << 20 {
+            self.lines = Vec::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    struct Collect {
+        seqs: Mutex<Vec<u64>>,
+        id: u64,
+    }
+    impl Subscriber for Collect {
+        fn id(&self) -> u64 {
+            self.id
+        }
+        fn deliver(&self, events: &[Arc<Event>]) -> bool {
+            self.seqs
+                .lock()
+                .unwrap()
+                .extend(events.iter().map(|e| e.seq));
+            true
+        }
+    }
+
+    fn feed(name: &str, memory: usize) -> (Feed, std::path::PathBuf) {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "workerhub-feed-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = FeedConfig {
+            memory_events: memory,
+            limits: StoreLimits {
+                segment_bytes: 4096,
+                max_bytes: 1 << 30,
+            },
+        };
+        (Feed::open(&dir, config).unwrap(), dir)
+    }
+
+    fn line(n: u64) -> NewEvent {
+        NewEvent::Line {
+            pipe: crate::event::Pipe::Stdout,
+            text: n.to_string(),
+        }
+    }
+
+    #[test]
+    fn catching_up_from_disk_then_memory_then_live_has_no_gap_or_duplicate() {
+        let (feed, dir) = feed("catchup", 10);
+        for n in 1..=100 {
+            feed.publish_one(line(n));
+        }
+        let sub = Arc::new(Collect {
+            seqs: Mutex::new(Vec::new()),
+            id: 1,
+        });
+        let dyn_sub: Arc<dyn Subscriber> = sub.clone();
+        let mut after = 37;
+        let mut cursor = None;
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            match feed.catch_up(after, &mut cursor, 16, &dyn_sub) {
+                CatchUp::Events(evs) => {
+                    sub.seqs.lock().unwrap().extend(evs.iter().map(|e| e.seq));
+                    after = evs.last().unwrap().seq;
+                    // Publishing while catching up must not create a gap.
+                    if rounds < 5 {
+                        feed.publish_one(line(0));
+                    }
+                }
+                CatchUp::Live => break,
+                CatchUp::Gap { .. } => panic!("unexpected gap"),
+            }
+        }
+        feed.publish_one(line(0));
+        let seqs = sub.seqs.lock().unwrap().clone();
+        let last = feed.last_seq();
+        assert_eq!(seqs, (38..=last).collect::<Vec<_>>());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn numbering_continues_after_reopening() {
+        let (feed, dir) = feed("reopen", 10);
+        for n in 1..=5 {
+            feed.publish_one(line(n));
+        }
+        drop(feed);
+        let reopened = Feed::open(
+            &dir,
+            FeedConfig {
+                memory_events: 10,
+                limits: StoreLimits {
+                    segment_bytes: 4096,
+                    max_bytes: 1 << 30,
+                },
+            },
+        )
+        .unwrap();
+        assert_eq!(reopened.publish_one(line(6)), 6);
+        let page = reopened.page(0, 100);
+        assert_eq!(
+            page.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5, 6]
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,316 @@
+//! The HTTP layer: one request from accept to answer.
+//!
+//! `handle` checks the request (Host, Origin, body type and size: `guard`), finds its
+//! route in the table (`routes`), calls the handler, and turns whatever it returns,
+//! value or error, into the response. WebSocket routes return `Reply::Upgrade` with the
+//! session to run, and the upgrade happens here.
+
+pub mod guard;
+pub mod routes;
+pub mod static_files;
+
+use std::io::Read;
+
+use serde_json::Value;
+use tiny_http::{Header, Method, Response};
+
+use crate::error::ApiError;
+use crate::server::App;
+use crate::ws::conn::Session;
+
+/// What a handler sees of a request.
+pub struct Request<'a> {
+    pub inner: &'a mut tiny_http::Request,
+    pub path: String,
+    /// The `{...}` segments of the route, in order.
+    pub params: Vec<String>,
+    query: Vec<(String, String)>,
+    max_body: usize,
+}
+
+impl Request<'_> {
+    pub fn param(&self, index: usize) -> &str {
+        self.params.get(index).map_or("", String::as_str)
+    }
+
+    pub fn query(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A query parameter that must be a non-negative integer when present.
+    pub fn query_u64(&self, key: &str) -> Result<Option<u64>, ApiError> {
+        match self.query(key) {
+            None | Some("") => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "query parameter `{key}` must be a non-negative integer, not `{v}`"
+                ))
+            }),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(self.inner, name)
+    }
+
+    /// The body as JSON. Only `application/json` is accepted, so that a cross-site form
+    /// or a `text/plain` post cannot reach a handler; bodies are capped.
+    pub fn json(&mut self) -> Result<Value, ApiError> {
+        let bytes = self.body()?;
+        if bytes.is_empty() {
+            return Ok(Value::Object(Default::default()));
+        }
+        let content_type = self.header("Content-Type").unwrap_or("");
+        if !guard::is_json_content_type(content_type) {
+            return Err(ApiError::new(
+                415,
+                "unsupported_media_type",
+                format!("send the body as `Content-Type: application/json`, not `{content_type}`"),
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|err| ApiError::bad_request(format!("the body is not valid JSON: {err}")))
+    }
+
+    fn body(&mut self) -> Result<Vec<u8>, ApiError> {
+        let too_large = |max: usize| {
+            ApiError::new(
+                413,
+                "body_too_large",
+                format!("the body is over the limit of {max} bytes"),
+            )
+        };
+        if self
+            .inner
+            .body_length()
+            .is_some_and(|len| len > self.max_body)
+        {
+            return Err(too_large(self.max_body));
+        }
+        let mut bytes = Vec::new();
+        self.inner
+            .as_reader()
+            .take(self.max_body as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|err| ApiError::bad_request(format!("could not read the body: {err}")))?;
+        if bytes.len() > self.max_body {
+            return Err(too_large(self.max_body));
+        }
+        Ok(bytes)
+    }
+}
+
+/// What a handler answers.
+pub enum Reply {
+    Json(u16, Value),
+    Bytes {
+        status: u16,
+        content_type: String,
+        body: Vec<u8>,
+    },
+    /// Switch to WebSocket and run this session.
+    Upgrade(Box<dyn Session>),
+}
+
+impl Reply {
+    pub fn ok(value: Value) -> Reply {
+        Reply::Json(200, value)
+    }
+}
+
+pub fn header<'r>(request: &'r tiny_http::Request, name: &str) -> Option<&'r str> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str())
+}
+
+/// The request line as safe to log: the query string (which may carry a token) masked.
+pub fn loggable_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((path, _)) => format!("{path}?…"),
+        None => url.to_string(),
+    }
+}
+
+/// Serves one request. Runs on a thread of the HTTP pool.
+pub fn handle(app: &App, mut request: tiny_http::Request) {
+    let method = request.method().clone();
+    let url = request.url().to_string();
+    log::debug!(
+        "{} {} from {:?}",
+        method,
+        loggable_url(&url),
+        request.remote_addr()
+    );
+    let outcome = route(app, &mut request, &method, &url);
+    match outcome {
+        Ok(Reply::Upgrade(session)) => upgrade(app, request, session),
+        Ok(reply) => respond(request, reply),
+        Err(err) => respond(request, Reply::Json(err.status, err.body())),
+    }
+}
+
+fn route(
+    app: &App,
+    request: &mut tiny_http::Request,
+    method: &Method,
+    url: &str,
+) -> Result<Reply, ApiError> {
+    if !app.origins.host_ok(header(request, "Host")) {
+        return Err(ApiError::new(
+            403,
+            "forbidden_host",
+            "this Host is not one of the server's names (see --allow-host)",
+        ));
+    }
+    let (raw_path, raw_query) = url.split_once('?').unwrap_or((url, ""));
+    let path = percent_encoding::percent_decode_str(raw_path)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad_request("the path is not valid UTF-8"))?
+        .into_owned();
+    let query: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
+        .into_owned()
+        .collect();
+
+    let wants_upgrade = crate::ws::upgrade_key(request).is_some();
+    let changes_state = !matches!(method, Method::Get | Method::Head | Method::Options);
+    if (wants_upgrade || changes_state)
+        && let Some(origin) = header(request, "Origin")
+        && !app.origins.origin_ok(origin)
+    {
+        return Err(ApiError::new(
+            403,
+            "forbidden_origin",
+            format!("requests from origin `{origin}` are not allowed (see --allow-origin)"),
+        ));
+    }
+
+    let (handler, params) = match routes::find(method, &path) {
+        routes::Found::Route(handler, params) => (handler, params),
+        routes::Found::WrongMethod(allowed) => {
+            return Err(ApiError::new(
+                405,
+                "method_not_allowed",
+                format!(
+                    "{method} is not allowed on {path}; use {}",
+                    allowed.join(" or ")
+                ),
+            ));
+        }
+        routes::Found::Nothing => {
+            if matches!(method, Method::Get | Method::Head)
+                && let Some(reply) = app.static_files.get(&path)
+            {
+                return Ok(reply);
+            }
+            return Err(ApiError::not_found(format!("nothing at {path}")));
+        }
+    };
+    let mut req = Request {
+        inner: request,
+        path,
+        params,
+        query,
+        max_body: app.max_body,
+    };
+    let reply = handler(app, &mut req)?;
+    if matches!(reply, Reply::Upgrade(_)) && !wants_upgrade {
+        return Err(ApiError::new(
+            426,
+            "upgrade_required",
+            "this endpoint is a WebSocket: connect with a WebSocket client",
+        ));
+    }
+    Ok(reply)
+}
+
+fn upgrade(app: &App, request: tiny_http::Request, session: Box<dyn Session>) {
+    let Some(key) = crate::ws::upgrade_key(&request) else {
+        return respond(
+            request,
+            Reply::Json(
+                400,
+                ApiError::bad_request("missing Sec-WebSocket-Key").body(),
+            ),
+        );
+    };
+    let version_ok = header(&request, "Sec-WebSocket-Version").is_some_and(|v| v.trim() == "13");
+    if !version_ok {
+        return respond(
+            request,
+            Reply::Json(
+                426,
+                ApiError::new(
+                    426,
+                    "unsupported_version",
+                    "only WebSocket version 13 is supported",
+                )
+                .body(),
+            ),
+        );
+    }
+    if app.writers.count() >= app.max_connections {
+        let err = ApiError::new(
+            503,
+            "too_many_connections",
+            format!(
+                "the server holds its limit of {} WebSocket connections (--max-connections)",
+                app.max_connections
+            ),
+        );
+        return respond(request, Reply::Json(503, err.body()));
+    }
+    let peer = request.remote_addr().copied();
+    if let Err(err) = crate::ws::accept(
+        request,
+        &key,
+        app.listening,
+        &app.writers,
+        app.conn_config,
+        session,
+    ) {
+        log::warn!("WebSocket upgrade from {peer:?} failed: {err}");
+    }
+}
+
+fn respond(request: tiny_http::Request, reply: Reply) {
+    let (status, content_type, body) = match reply {
+        Reply::Json(status, value) => (status, "application/json".to_string(), {
+            let mut body = value.to_string().into_bytes();
+            body.push(b'\n');
+            body
+        }),
+        Reply::Bytes {
+            status,
+            content_type,
+            body,
+        } => (status, content_type, body),
+        Reply::Upgrade(_) => (500, "application/json".into(), b"{}".to_vec()),
+    };
+    let mut response = Response::from_data(body).with_status_code(status);
+    for (name, value) in [
+        ("Content-Type", content_type.as_str()),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Cache-Control", "no-store"),
+        ("Referrer-Policy", "no-referrer"),
+        ("X-Frame-Options", "DENY"),
+    ] {
+        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(h);
+        }
+    }
+    if content_type.starts_with("text/html") {
+        let csp = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+        if let Ok(h) = Header::from_bytes(&b"Content-Security-Policy"[..], csp.as_bytes()) {
+            response.add_header(h);
+        }
+    }
+    if let Err(err) = request.respond(response) {
+        log::debug!("could not send a response: {err}");
+    }
+}

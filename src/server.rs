@@ -1,0 +1,279 @@
+//! Starting and stopping the server: the listener, the thread pool, the broadcast
+//! thread, the writer pool, and the orderly shutdown on Ctrl-C or SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{RecvTimeoutError, bounded};
+
+use crate::adapters::Registry;
+use crate::config::ServeArgs;
+use crate::feed::FeedConfig;
+use crate::feed::store::StoreLimits;
+use crate::http::guard::Origins;
+use crate::http::static_files::StaticFiles;
+use crate::timer::Timer;
+use crate::worker::Engine;
+use crate::worker::hub::{Hub, HubConfig};
+use crate::worker::process::{Output, ProcessConfig};
+use crate::ws::Listening;
+use crate::ws::conn::ConnConfig;
+use crate::ws::writer::Writers;
+use crate::{http, sys};
+
+/// Everything a request handler may use.
+pub struct App {
+    pub hub: Hub,
+    pub writers: Arc<Writers>,
+    pub listening: Listening,
+    pub conn_config: ConnConfig,
+    pub origins: Origins,
+    pub static_files: StaticFiles,
+    pub max_body: usize,
+    pub max_connections: usize,
+    pub started: Instant,
+    stopping: AtomicBool,
+}
+
+impl App {
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(s.clamp(0.0, 1e9))
+}
+
+/// Starts the broadcast thread: it receives every child's output and exits, in order,
+/// and hands each to its worker, which parses it and publishes the events.
+fn start_broadcast() -> std::io::Result<crate::worker::process::OutputTx> {
+    // Bounded: when workers print faster than events can be stored, the readers block
+    // and the children's pipes fill up, which slows the children down.
+    let (tx, rx) = bounded::<Output>(256);
+    std::thread::Builder::new()
+        .name("broadcast".into())
+        .spawn(move || {
+            for output in rx {
+                output.sink.on_process_event(output.process, output.event);
+            }
+        })?;
+    Ok(tx)
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub fn serve(args: ServeArgs) -> Result<(), String> {
+    let fd_limit = sys::raise_fd_limit();
+    let server = tiny_http::Server::http((args.host.as_str(), args.port))
+        .map_err(|err| format!("cannot listen on {}:{}: {err}", args.host, args.port))?;
+    let addr: SocketAddr = server
+        .server_addr()
+        .to_ip()
+        .ok_or("the listener has no IP address")?;
+    let workers_dir = args.data_dir.join("workers");
+    std::fs::create_dir_all(&workers_dir).map_err(|err| {
+        format!(
+            "cannot create the data folder {}: {err}",
+            workers_dir.display()
+        )
+    })?;
+
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = args.threads.unwrap_or((4 * cores).max(8)).max(1);
+    let writer_threads = args.writer_threads.unwrap_or(cores).max(1);
+    let timer = Timer::start();
+    let writers = Writers::start(writer_threads, timer.clone())
+        .map_err(|err| format!("cannot start the writer threads: {err}"))?;
+    let engine = Arc::new(Engine {
+        output: start_broadcast()
+            .map_err(|err| format!("cannot start the broadcast thread: {err}"))?,
+        timer,
+        process: ProcessConfig {
+            max_line: 1 << 20,
+            drain_grace: Duration::from_millis(500),
+        },
+        kill_grace: seconds(args.stop_grace),
+        turn_timeout: Duration::from_secs(args.worker_timeout),
+        feed: FeedConfig {
+            memory_events: args.memory_events,
+            limits: StoreLimits {
+                segment_bytes: args.history_segment_bytes.max(4096),
+                max_bytes: args.history_max_bytes,
+            },
+        },
+        workers_dir,
+    });
+    let base_dir = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let hub = Hub::new(
+        engine,
+        Registry::builtin(),
+        HubConfig {
+            max_workers: args.max_workers,
+            base_dir,
+            default_kind: "command".into(),
+        },
+    );
+    let restored = hub.restore();
+    let static_files = StaticFiles::new(args.static_dir.clone());
+    let app = Arc::new(App {
+        hub,
+        writers,
+        listening: Listening { addr },
+        conn_config: ConnConfig {
+            outbox_bytes: args.outbox_bytes,
+            max_message_bytes: args.max_message_bytes,
+            ping_interval: seconds(args.ping_interval).max(Duration::from_millis(100)),
+            pong_timeout: seconds(args.pong_timeout).max(Duration::from_millis(100)),
+            close_grace: Duration::from_secs(2),
+        },
+        origins: Origins::new(
+            &args.host,
+            addr.port(),
+            &args.allow_host,
+            &args.allow_origin,
+        ),
+        static_files,
+        max_body: args.max_body_bytes,
+        max_connections: args.max_connections,
+        started: Instant::now(),
+        stopping: AtomicBool::new(false),
+    });
+
+    print_banner(&args, &app, threads, writer_threads, restored, fd_limit);
+    let shown_host = if args.host.contains(':') {
+        format!("[{}]", args.host)
+    } else {
+        args.host.clone()
+    };
+    println!("workerhub listening on http://{shown_host}:{}", addr.port());
+    let _ = std::io::stdout().flush();
+
+    let server = Arc::new(server);
+    let mut pool = Vec::new();
+    for i in 0..threads {
+        let (server, app) = (server.clone(), app.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("http-{i}"))
+            .spawn(move || {
+                loop {
+                    match server.recv() {
+                        Ok(request) => http::handle(&app, request),
+                        Err(_) if app.stopping() => return,
+                        Err(err) => {
+                            log::error!("accepting requests failed: {err}");
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(|err| format!("cannot start HTTP threads: {err}"))?;
+        pool.push(handle);
+    }
+
+    // History is written to the page cache before anyone sees it, and made durable
+    // (fdatasync) once a second.
+    let (stop_sync, sync_stop_rx) = bounded::<()>(1);
+    let sync_app = app.clone();
+    let syncer = std::thread::Builder::new()
+        .name("history-sync".into())
+        .spawn(move || {
+            loop {
+                match sync_stop_rx.recv_timeout(Duration::from_secs(1)) {
+                    Err(RecvTimeoutError::Timeout) => {
+                        for worker in sync_app.hub.list() {
+                            worker.feed.sync();
+                        }
+                    }
+                    _ => return,
+                }
+            }
+        })
+        .map_err(|err| format!("cannot start the history thread: {err}"))?;
+
+    let (signal_tx, signal_rx) = bounded::<()>(1);
+    let signals = Arc::new(AtomicUsize::new(0));
+    ctrlc::set_handler(move || {
+        if signals.fetch_add(1, Ordering::SeqCst) > 0 {
+            eprintln!("workerhub: second interrupt, exiting at once");
+            std::process::exit(130);
+        }
+        let _ = signal_tx.try_send(());
+    })
+    .map_err(|err| format!("cannot install the signal handler: {err}"))?;
+    let _ = signal_rx.recv();
+
+    shutdown(&app, &server, pool);
+    let _ = stop_sync.send(());
+    let _ = syncer.join();
+    Ok(())
+}
+
+/// Stops accepting, closes every WebSocket with 1001, stops every worker (SIGTERM, then
+/// SIGKILL after the grace period), and makes history durable.
+fn shutdown(
+    app: &Arc<App>,
+    server: &Arc<tiny_http::Server>,
+    pool: Vec<std::thread::JoinHandle<()>>,
+) {
+    log::info!("shutting down");
+    app.stopping.store(true, Ordering::SeqCst);
+    for _ in 0..pool.len() {
+        server.unblock();
+    }
+    for conn in app.writers.connections() {
+        conn.close(1001, "server shutting down");
+    }
+    app.hub.stop_all();
+    // Give close frames a moment to go out, then cut whatever is left.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while app
+        .writers
+        .connections()
+        .iter()
+        .any(|c| c.is_open() || c.queued_bytes() > 0)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for conn in app.writers.connections() {
+        conn.shutdown_now();
+    }
+    app.writers.stop();
+    for handle in pool {
+        let _ = handle.join();
+    }
+    log::info!("stopped");
+}
+
+fn print_banner(
+    args: &ServeArgs,
+    app: &App,
+    threads: usize,
+    writers: usize,
+    restored: usize,
+    fd_limit: u64,
+) {
+    let origins = if args.allow_origin.is_empty() {
+        "own origin only".to_string()
+    } else {
+        format!("own origin + {}", args.allow_origin.join(", "))
+    };
+    println!("workerhub {}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "  data folder   {} ({restored} workers restored)",
+        args.data_dir.display()
+    );
+    println!(
+        "  workers       at most {}, turn timeout {}s, stop grace {}s",
+        args.max_workers, args.worker_timeout, args.stop_grace
+    );
+    println!(
+        "  threads       {threads} HTTP, {writers} WebSocket writers; up to {} connections ({fd_limit} descriptors)",
+        app.max_connections
+    );
+    println!("  origins       {origins}");
+    println!("  ui            {}", app.static_files.source());
+}

@@ -1,0 +1,311 @@
+//! The few operating-system calls std does not offer: process groups and `waitid`,
+//! `poll`, `epoll`, `eventfd`, non-blocking `sendmsg`, descriptor limits, and recovering
+//! the socket of an upgraded tiny_http connection.
+//!
+//! Every `unsafe` block of the crate lives here, each with the reason it is sound.
+
+use std::io::{self, IoSlice};
+use std::mem::ManuallyDrop;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard limit: each WebSocket holds
+/// one descriptor, and the default soft limit is often far below what the machine allows.
+pub fn raise_fd_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit write to and read from a local, fully initialized struct.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
+        }
+        lim.rlim_cur
+    }
+}
+
+/// Looks at descriptor `fd` as a TCP socket without taking ownership of it.
+fn borrowed_tcp(fd: RawFd) -> ManuallyDrop<TcpStream> {
+    // SAFETY: the stream is never dropped (ManuallyDrop), so the descriptor is not
+    // closed; it is only used for getsockname/getpeername, which fail harmlessly on a
+    // descriptor that is not a socket or was closed meanwhile.
+    ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(fd) })
+}
+
+/// Finds every descriptor of this process that is a TCP connection to `peer` whose
+/// local end satisfies `local_ok`, skipping descriptors for which `skip` is true.
+///
+/// tiny_http hands an upgraded connection back as an opaque stream that cannot be split,
+/// polled or given a timeout; this finds the socket under it (see docs/ARCHITECTURE.md).
+/// A TCP connection is identified by its address pair, so the match is exact.
+pub fn find_tcp_fds_matching(
+    peer: SocketAddr,
+    skip: &dyn Fn(RawFd) -> bool,
+    local_ok: &dyn Fn(SocketAddr) -> bool,
+) -> Vec<RawFd> {
+    let mut found = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return found;
+    };
+    for entry in dir.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<RawFd>().ok())
+        else {
+            continue;
+        };
+        if skip(fd) {
+            continue;
+        }
+        let sock = borrowed_tcp(fd);
+        if sock.peer_addr().ok() == Some(peer) && sock.local_addr().is_ok_and(local_ok) {
+            found.push(fd);
+        }
+    }
+    found
+}
+
+/// Duplicates `fd` into a new descriptor owned by the caller.
+pub fn dup_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a fresh descriptor that nothing else owns.
+    let new = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: `new` was just created and is owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Points descriptor `fd` at /dev/null. The object that owns `fd` keeps a valid
+/// descriptor (so its own close stays correct), but its `shutdown` no longer reaches the
+/// socket that other descriptors still share.
+pub fn point_at_dev_null(fd: RawFd) -> io::Result<()> {
+    let null = std::fs::File::open("/dev/null")?;
+    // SAFETY: dup2 atomically replaces `fd`; the caller guarantees that `fd` is owned by
+    // an object it holds, so no other thread can close or reuse the number meanwhile.
+    check(unsafe { libc::dup2(null.as_raw_fd(), fd) })?;
+    Ok(())
+}
+
+pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: plain fcntl flag calls on a descriptor the caller holds.
+    unsafe {
+        let flags = check(libc::fcntl(fd, libc::F_GETFL))?;
+        let flags = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        check(libc::fcntl(fd, libc::F_SETFL, flags))?;
+    }
+    Ok(())
+}
+
+/// Sends as much of `bufs` as the socket takes now, without blocking and without SIGPIPE.
+pub fn send_now(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: msghdr points at `bufs`, which outlives the call; IoSlice is ABI
+    // compatible with iovec.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
+        let n = libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
+
+/// An eventfd: a counter one thread can bump to wake another that waits on it.
+pub struct EventFd(OwnedFd);
+
+impl EventFd {
+    pub fn new() -> io::Result<EventFd> {
+        // SAFETY: eventfd returns a new descriptor or -1.
+        let fd = check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        // SAFETY: the descriptor is fresh and owned by no one else.
+        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    pub fn signal(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a local; failure (counter overflow) is harmless.
+        unsafe {
+            libc::write(
+                self.0.as_raw_fd(),
+                &one as *const u64 as *const libc::c_void,
+                8,
+            );
+        }
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// Waits until `fd` is readable or `wake` was signalled (or `timeout` passes).
+/// Returns true when `fd` is readable (or hung up).
+pub fn wait_readable(fd: RawFd, wake: &EventFd, timeout: Option<Duration>) -> io::Result<bool> {
+    let mut fds = [
+        libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: wake.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as libc::c_int);
+    loop {
+        // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        return Ok(fds[0].revents != 0);
+    }
+}
+
+/// A minimal epoll instance: descriptors carry a u64 token.
+pub struct Epoll(OwnedFd);
+
+pub const EPOLL_OUT_EDGE: u32 = (libc::EPOLLOUT | libc::EPOLLET) as u32;
+pub const EPOLL_IN: u32 = libc::EPOLLIN as u32;
+
+impl Epoll {
+    pub fn new() -> io::Result<Epoll> {
+        // SAFETY: epoll_create1 returns a new descriptor or -1.
+        let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: fresh descriptor, owned by no one else.
+        Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    pub fn add(&self, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: token };
+        // SAFETY: `ev` is a valid epoll_event for the call.
+        check(unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
+        Ok(())
+    }
+
+    pub fn delete(&self, fd: RawFd) {
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: as above; a failure (already gone) is harmless.
+        unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut ev) };
+    }
+
+    /// Waits for events and returns their tokens.
+    pub fn wait(&self, tokens: &mut Vec<u64>, timeout: Option<Duration>) -> io::Result<()> {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 256];
+        let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as libc::c_int);
+        tokens.clear();
+        // SAFETY: `events` is a valid buffer of 256 entries for the call.
+        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), 256, ms) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            return if err.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(err)
+            };
+        }
+        tokens.extend(events[..n as usize].iter().map(|e| e.u64));
+        Ok(())
+    }
+}
+
+/// Sends `signal` to every process of the group `pgid`.
+pub fn kill_group(pgid: u32, signal: libc::c_int) -> bool {
+    if pgid <= 1 {
+        return false;
+    }
+    // SAFETY: kill has no memory effects; a negative pid addresses a process group.
+    unsafe { libc::kill(-(pgid as libc::pid_t), signal) == 0 }
+}
+
+/// Whether any process of group `pgid` still exists.
+pub fn group_alive(pgid: u32) -> bool {
+    kill_group(pgid, 0)
+}
+
+/// Blocks until child `pid` has exited, without reaping it: while it is a zombie its
+/// pid, and so its process group id, cannot be reused, so the group can still be
+/// signalled safely. The caller reaps it afterwards (std's `Child::wait`).
+pub fn wait_exit_keep_zombie(pid: u32) -> io::Result<()> {
+    loop {
+        // SAFETY: waitid writes into a zeroed local siginfo_t.
+        let ret = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if ret == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Resident set size of this process in bytes (from /proc/self/statm).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no memory effects.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    pages * page
+}
+
+/// Number of threads of this process.
+pub fn thread_count() -> u64 {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count() as u64)
+}
+
+/// Number of open descriptors of this process.
+pub fn open_fd_count() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64)
+}
+
+/// Sets an environment variable. Only sound while the process has a single thread, so
+/// it is called from `main` before anything else starts.
+pub fn set_env_before_threads(name: &str, value: &std::ffi::OsStr) {
+    // SAFETY: called at startup, before any other thread exists, so nothing reads the
+    // environment concurrently.
+    unsafe { std::env::set_var(name, value) };
+}

@@ -1,0 +1,105 @@
+//! One thread that runs short jobs at given times: close deadlines, turn timeouts,
+//! kill escalations, scheduled tasks. Jobs must be quick (a signal, a shutdown, a
+//! channel send); anything longer spawns its own thread.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{RecvTimeoutError, Sender, unbounded};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+struct Entry {
+    at: Instant,
+    order: u64,
+    job: Job,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at && self.order == other.order
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    // Reversed, so the heap's top is the earliest entry.
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .at
+            .cmp(&self.at)
+            .then_with(|| other.order.cmp(&self.order))
+    }
+}
+
+#[derive(Clone)]
+pub struct Timer {
+    tx: Sender<(Instant, Job)>,
+}
+
+impl Timer {
+    pub fn start() -> Timer {
+        let (tx, rx) = unbounded::<(Instant, Job)>();
+        let spawned = std::thread::Builder::new()
+            .name("timer".into())
+            .spawn(move || {
+                let mut heap = BinaryHeap::new();
+                let mut order = 0u64;
+                loop {
+                    let now = Instant::now();
+                    while heap.peek().is_some_and(|e: &Entry| e.at <= now) {
+                        if let Some(entry) = heap.pop() {
+                            (entry.job)();
+                        }
+                    }
+                    let next = match heap.peek() {
+                        Some(e) => rx.recv_timeout(e.at.saturating_duration_since(now)),
+                        None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                    };
+                    match next {
+                        Ok((at, job)) => {
+                            order += 1;
+                            heap.push(Entry { at, order, job });
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            });
+        if let Err(err) = spawned {
+            log::error!("could not start the timer thread: {err}");
+        }
+        Timer { tx }
+    }
+
+    /// Runs `job` on the timer thread after `delay`.
+    pub fn after(&self, delay: Duration, job: impl FnOnce() + Send + 'static) {
+        let _ = self.tx.send((Instant::now() + delay, Box::new(job)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_run_in_deadline_order() {
+        let timer = Timer::start();
+        let (tx, rx) = unbounded();
+        for (ms, n) in [(60u64, 3), (20, 1), (40, 2)] {
+            let tx = tx.clone();
+            timer.after(Duration::from_millis(ms), move || {
+                let _ = tx.send(n);
+            });
+        }
+        let got: Vec<i32> = (0..3)
+            .map(|_| rx.recv_timeout(Duration::from_secs(2)).unwrap())
+            .collect();
+        assert_eq!(got, vec![1, 2, 3]);
+    }
+}

@@ -1,0 +1,227 @@
+//! What a client asks for when it creates a worker (`POST /api/workers`, `agent:create`),
+//! checked field by field so a mistake gets a message that names the field.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+/// Options passed to the program the way it takes them.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct WorkerOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_tools: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_args: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WorkerSpec {
+    pub name: String,
+    pub project_path: PathBuf,
+    pub ai_cli_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub options: WorkerOptions,
+}
+
+const FIELDS: &[&str] = &[
+    "name",
+    "project_path",
+    "ai_cli_type",
+    "command",
+    "model",
+    "permission_mode",
+    "allowed_tools",
+    "extra_args",
+    "env",
+];
+
+fn string_field(body: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::bad_request(format!("`{key}` must be a string"))),
+    }
+}
+
+fn string_list(body: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request(format!("`{key}` must be an array of strings"))),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "`{key}` must be an array of strings"
+        ))),
+    }
+}
+
+impl WorkerSpec {
+    /// Reads a create request. `default_kind` is used when `ai_cli_type` is absent and
+    /// `base_dir` resolves a relative `project_path`.
+    pub fn from_json(
+        body: &Value,
+        default_kind: &str,
+        base_dir: &Path,
+    ) -> Result<WorkerSpec, ApiError> {
+        let Some(body) = body.as_object() else {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        };
+        if let Some(unknown) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+            return Err(ApiError::bad_request(format!(
+                "unknown field `{unknown}`; known fields: {}",
+                FIELDS.join(", ")
+            )));
+        }
+        let kind = string_field(body, "ai_cli_type")?.unwrap_or_else(|| default_kind.to_string());
+        let project = string_field(body, "project_path")?
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                ApiError::bad_request("`project_path` is required: the folder the worker runs in")
+            })?;
+        let project_path = base_dir.join(project);
+        let name = string_field(body, "name")?.unwrap_or_default();
+        if name.len() > 200 || name.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(
+                "`name` must be at most 200 characters, without control characters",
+            ));
+        }
+        let env = match body.get("env") {
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(Value::Object(map)) => map
+                .iter()
+                .map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect::<Option<BTreeMap<_, _>>>()
+                .ok_or_else(|| ApiError::bad_request("`env` must be an object of strings"))?,
+            Some(_) => return Err(ApiError::bad_request("`env` must be an object of strings")),
+        };
+        if let Some(bad) = env
+            .keys()
+            .find(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
+        {
+            return Err(ApiError::bad_request(format!(
+                "`env` has an invalid variable name `{bad}`"
+            )));
+        }
+        Ok(WorkerSpec {
+            name,
+            project_path,
+            ai_cli_type: kind,
+            command: string_list(body, "command")?,
+            options: WorkerOptions {
+                model: string_field(body, "model")?,
+                permission_mode: string_field(body, "permission_mode")?,
+                allowed_tools: string_list(body, "allowed_tools")?.unwrap_or_default(),
+                extra_args: string_list(body, "extra_args")?.unwrap_or_default(),
+                env,
+            },
+        })
+    }
+
+    /// The spec as shown to clients: values of environment variables that look secret
+    /// are masked.
+    pub fn public_json(&self) -> Value {
+        let env: Map<String, Value> = self
+            .options
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(mask_if_secret(k, v))))
+            .collect();
+        serde_json::json!({
+            "name": self.name,
+            "project_path": self.project_path,
+            "ai_cli_type": self.ai_cli_type,
+            "command": self.command,
+            "model": self.options.model,
+            "permission_mode": self.options.permission_mode,
+            "allowed_tools": self.options.allowed_tools,
+            "extra_args": self.options.extra_args,
+            "env": env,
+        })
+    }
+}
+
+/// Whether an environment variable's name says it holds a secret.
+pub fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    [
+        "KEY",
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "CREDENTIAL",
+        "AUTH",
+    ]
+    .iter()
+    .any(|w| upper.contains(w))
+}
+
+/// Shows at most the last four characters of a secret.
+pub fn mask(value: &str) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    if chars.len() <= 8 {
+        return "****".into();
+    }
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("****{tail}")
+}
+
+pub fn mask_if_secret(name: &str, value: &str) -> String {
+    if is_secret_name(name) {
+        mask(value)
+    } else {
+        value.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fields_with_the_wrong_type_are_named_in_the_error() {
+        let err = WorkerSpec::from_json(
+            &json!({"project_path": "/tmp", "command": "cat"}),
+            "command",
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("`command` must be an array"));
+        let err = WorkerSpec::from_json(
+            &json!({"project_path": "/tmp", "colour": 1}),
+            "command",
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("unknown field `colour`"));
+    }
+
+    #[test]
+    fn secrets_are_masked_in_the_public_view() {
+        let spec = WorkerSpec::from_json(
+            &json!({"project_path": "/tmp", "command": ["cat"], "env": {"OPENAI_API_KEY": "sk-1234567890abcd", "MODE": "x"}}),
+            "command",
+            Path::new("/"),
+        )
+        .unwrap();
+        let shown = spec.public_json();
+        assert_eq!(shown["env"]["OPENAI_API_KEY"], "****abcd");
+        assert_eq!(shown["env"]["MODE"], "x");
+    }
+}

@@ -1,0 +1,585 @@
+//! One WebSocket connection: its socket, its bounded outbox, and the blocking reader
+//! thread that serves what the client sends.
+//!
+//! Ownership of the socket's bytes is split by direction and never shared:
+//! * the connection's **reader thread** is the only one that reads; pong and close
+//!   replies that tungstenite produces while reading are not written by it but queued in
+//!   the outbox;
+//! * the **writer pool** (`writer.rs`) is the only one that writes: it drains the outbox
+//!   with non-blocking sends, so one stalled client never holds a thread.
+//!
+//! Feeds, sessions and the reader put frames in the outbox; a client that lets it grow
+//! past its bound is closed with 1013 and told where to resume.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+use tungstenite::{Error as WsError, Message};
+
+use super::frame;
+use super::writer::Writers;
+use crate::event::{Event, NewEvent, one_off_frame};
+use crate::sys;
+
+/// Limits and timings of every connection.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnConfig {
+    /// A client whose unsent frames pass this many bytes is closed with 1013.
+    pub outbox_bytes: usize,
+    /// The largest message a client may send; larger ones get an `error` event.
+    pub max_message_bytes: usize,
+    /// Send a ping after this long without hearing from the client.
+    pub ping_interval: Duration,
+    /// Close the connection when nothing arrives this long after a ping.
+    pub pong_timeout: Duration,
+    /// How long a closing connection may take to flush its close frame.
+    pub close_grace: Duration,
+}
+
+/// One entry of an outbox.
+#[derive(Clone)]
+pub enum Item {
+    /// A feed event, sent as the feed framed it.
+    Event(Arc<Event>),
+    /// A feed event wrapped in an agent-protocol envelope for worker `source`.
+    Envelope(Arc<Event>, Arc<str>),
+    /// A frame for this connection only (answers, errors, pings, pongs).
+    Frame(Arc<[u8]>),
+    /// The close frame: the last thing sent before the socket is shut down.
+    Close(Arc<[u8]>),
+}
+
+impl Item {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Item::Event(e) => e.frame(),
+            Item::Envelope(e, source) => {
+                e.envelope_frame(|e| crate::protocol::envelope_event_frame(e, source))
+            }
+            Item::Frame(b) | Item::Close(b) => b,
+        }
+    }
+}
+
+/// Something that refills an outbox from history when it runs dry (a subscription that
+/// is catching up).
+pub trait Refill: Send + Sync {
+    /// Queues the next chunk on `conn`. Returns false once there is nothing more to
+    /// catch up (the subscription is live or gone).
+    fn refill(&self, conn: &Arc<Conn>) -> bool;
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Sched {
+    /// Nothing to send; not in any queue.
+    Idle,
+    /// In the writer pool's run queue.
+    Queued,
+    /// A writer thread is sending.
+    Running,
+    /// The socket is full; the writable watcher re-queues it.
+    AwaitWritable,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Phase {
+    Open,
+    /// A close frame is queued; nothing else is accepted.
+    Closing,
+    /// The socket is shut down.
+    Closed,
+}
+
+struct Outbox {
+    queue: VecDeque<Item>,
+    /// Bytes of the front item already sent.
+    front_sent: usize,
+    /// Bytes queued and not yet sent.
+    queued: usize,
+    sched: Sched,
+    /// The socket became writable while a writer was running.
+    kicked: bool,
+    phase: Phase,
+    refills: Vec<Arc<dyn Refill>>,
+    /// The highest feed seq whose frame was written whole.
+    last_sent_seq: u64,
+}
+
+pub struct Conn {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub path: String,
+    sock: TcpStream,
+    out: Mutex<Outbox>,
+    writers: Weak<Writers>,
+    pub config: ConnConfig,
+    pub opened: Instant,
+}
+
+impl Conn {
+    pub(super) fn new(
+        id: u64,
+        sock: TcpStream,
+        peer: SocketAddr,
+        path: String,
+        writers: &Arc<Writers>,
+        config: ConnConfig,
+    ) -> Conn {
+        Conn {
+            id,
+            peer,
+            path,
+            sock,
+            out: Mutex::new(Outbox {
+                queue: VecDeque::new(),
+                front_sent: 0,
+                queued: 0,
+                sched: Sched::Idle,
+                kicked: false,
+                phase: Phase::Open,
+                refills: Vec::new(),
+                last_sent_seq: 0,
+            }),
+            writers: Arc::downgrade(writers),
+            config,
+            opened: Instant::now(),
+        }
+    }
+
+    pub fn fd(&self) -> i32 {
+        self.sock.as_raw_fd()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Outbox> {
+        self.out.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.lock().phase
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.phase() == Phase::Open
+    }
+
+    /// Queues feed events. Returns false when the connection takes no more: closed, or
+    /// too slow (then it is being closed with 1013).
+    pub fn push_events(
+        self: &Arc<Self>,
+        events: &[Arc<Event>],
+        envelope_source: Option<&Arc<str>>,
+    ) -> bool {
+        let mut ob = self.lock();
+        if ob.phase != Phase::Open {
+            return false;
+        }
+        for event in events {
+            let item = match envelope_source {
+                None => Item::Event(event.clone()),
+                Some(src) => Item::Envelope(event.clone(), src.clone()),
+            };
+            ob.queued += item.bytes().len();
+            ob.queue.push_back(item);
+        }
+        if ob.queued > self.config.outbox_bytes {
+            let resume = ob.last_sent_seq;
+            self.overflow(&mut ob, resume);
+            return false;
+        }
+        self.schedule(&mut ob);
+        true
+    }
+
+    /// Queues a frame for this client only. Frames for a closing connection are dropped.
+    pub fn send_frame(self: &Arc<Self>, frame: Vec<u8>) {
+        let mut ob = self.lock();
+        if ob.phase != Phase::Open {
+            return;
+        }
+        ob.queued += frame.len();
+        ob.queue.push_back(Item::Frame(frame.into()));
+        self.schedule(&mut ob);
+    }
+
+    /// Queues a JSON text message for this client only.
+    pub fn send_json(self: &Arc<Self>, value: &serde_json::Value) {
+        self.send_frame(frame::text(value.to_string().as_bytes()));
+    }
+
+    /// Sends this client an `error` event (not part of any feed, so without a seq).
+    pub fn send_error(self: &Arc<Self>, code: &str, message: &str) {
+        let event = NewEvent::new(
+            "error",
+            serde_json::json!({"code": code, "message": message}),
+        );
+        self.send_frame(one_off_frame(&event));
+    }
+
+    /// Starts the closing handshake: queued frames go first, then the close frame, then
+    /// the socket is shut down (at the latest after the close grace).
+    pub fn close(self: &Arc<Self>, code: u16, reason: &str) {
+        let mut ob = self.lock();
+        if ob.phase != Phase::Open {
+            return;
+        }
+        self.queue_close(&mut ob, code, reason);
+    }
+
+    fn queue_close(self: &Arc<Self>, ob: &mut Outbox, code: u16, reason: &str) {
+        let frame: Arc<[u8]> = frame::close(code, reason).into();
+        ob.queued += frame.len();
+        ob.queue.push_back(Item::Close(frame));
+        ob.phase = Phase::Closing;
+        ob.refills.clear();
+        self.schedule(ob);
+        if let Some(writers) = self.writers.upgrade() {
+            writers.close_deadline(self, self.config.close_grace);
+        }
+    }
+
+    /// The client is too slow: drop what it has not started receiving and close with
+    /// 1013, telling it where to resume.
+    fn overflow(self: &Arc<Self>, ob: &mut Outbox, resume: u64) {
+        let keep = usize::from(ob.front_sent > 0);
+        while ob.queue.len() > keep {
+            if let Some(item) = ob.queue.pop_back() {
+                ob.queued -= item.bytes().len();
+            }
+        }
+        log::info!(
+            "connection {} from {} is too slow; closing it with 1013",
+            self.id,
+            self.peer
+        );
+        let reason = format!("too slow: reconnect with ?since={resume}");
+        self.queue_close(ob, 1013, &reason);
+    }
+
+    /// Makes `refill` top up this outbox whenever it runs dry.
+    pub fn add_refill(self: &Arc<Self>, refill: Arc<dyn Refill>) {
+        let mut ob = self.lock();
+        if ob.phase != Phase::Open {
+            return;
+        }
+        ob.refills.push(refill);
+        self.schedule(&mut ob);
+    }
+
+    fn schedule(self: &Arc<Self>, ob: &mut Outbox) {
+        if ob.sched == Sched::Idle {
+            ob.sched = Sched::Queued;
+            if let Some(writers) = self.writers.upgrade() {
+                writers.run(self.clone());
+            }
+        }
+    }
+
+    /// Called by the writable watcher when the socket has room again.
+    pub(super) fn on_writable(self: &Arc<Self>) {
+        let mut ob = self.lock();
+        match ob.sched {
+            Sched::AwaitWritable => {
+                ob.sched = Sched::Idle;
+                self.schedule(&mut ob);
+            }
+            Sched::Running => ob.kicked = true,
+            Sched::Idle | Sched::Queued => {}
+        }
+    }
+
+    /// Sends what the outbox holds until it is empty, the socket is full, or this
+    /// connection has had its share of the writer. Run by one writer thread at a time.
+    pub(super) fn service(self: &Arc<Self>, budget: usize) -> Serviced {
+        {
+            let mut ob = self.lock();
+            ob.sched = Sched::Running;
+            ob.kicked = false;
+        }
+        let mut sent_total = 0;
+        let mut items: Vec<Item> = Vec::with_capacity(64);
+        loop {
+            let refills = {
+                let ob = self.lock();
+                if ob.queue.is_empty() && ob.phase == Phase::Open {
+                    ob.refills.clone()
+                } else {
+                    Vec::new()
+                }
+            };
+            for refill in refills {
+                let before = self.lock().queue.len();
+                let more = refill.refill(self);
+                let pushed = self.lock().queue.len() > before;
+                // A refill that had nothing to give is finished (it went live in the
+                // same step), so it is never called in a loop.
+                if !more || !pushed {
+                    self.lock().refills.retain(|r| !Arc::ptr_eq(r, &refill));
+                }
+                if pushed {
+                    break;
+                }
+            }
+
+            let front_sent = {
+                let mut ob = self.lock();
+                if ob.queue.is_empty() {
+                    ob.sched = Sched::Idle;
+                    return Serviced::Done;
+                }
+                items.clear();
+                let mut bytes = 0;
+                for item in ob.queue.iter().take(64) {
+                    bytes += item.bytes().len();
+                    items.push(item.clone());
+                    if bytes >= 256 * 1024 {
+                        break;
+                    }
+                }
+                ob.front_sent
+            };
+            let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let bytes = item.bytes();
+                slices.push(IoSlice::new(if i == 0 {
+                    &bytes[front_sent..]
+                } else {
+                    bytes
+                }));
+            }
+            match sys::send_now(self.fd(), &slices) {
+                Ok(n) => {
+                    drop(slices);
+                    let mut ob = self.lock();
+                    self.consume(&mut ob, n);
+                    sent_total += n;
+                    if sent_total >= budget && !ob.queue.is_empty() {
+                        // Others are waiting for a writer: go to the back of the queue.
+                        ob.sched = Sched::Queued;
+                        return Serviced::Again;
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    let mut ob = self.lock();
+                    if ob.kicked {
+                        ob.kicked = false;
+                        continue;
+                    }
+                    ob.sched = Sched::AwaitWritable;
+                    return Serviced::Done;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    // The client is gone; the reader thread sees it too and cleans up.
+                    let mut ob = self.lock();
+                    self.shut(&mut ob);
+                    ob.sched = Sched::Idle;
+                    return Serviced::Done;
+                }
+            }
+        }
+    }
+
+    /// Removes `n` sent bytes from the front of the outbox.
+    fn consume(&self, ob: &mut Outbox, mut n: usize) {
+        ob.queued -= n;
+        while n > 0 {
+            let Some(front) = ob.queue.front() else {
+                break;
+            };
+            let left = front.bytes().len() - ob.front_sent;
+            if n < left {
+                ob.front_sent += n;
+                return;
+            }
+            n -= left;
+            ob.front_sent = 0;
+            match ob.queue.pop_front() {
+                Some(Item::Event(e)) | Some(Item::Envelope(e, _)) => {
+                    ob.last_sent_seq = ob.last_sent_seq.max(e.seq)
+                }
+                Some(Item::Close(_)) => self.shut(ob),
+                _ => {}
+            }
+        }
+    }
+
+    fn shut(&self, ob: &mut Outbox) {
+        ob.phase = Phase::Closed;
+        ob.queue.clear();
+        ob.queued = 0;
+        ob.front_sent = 0;
+        ob.refills.clear();
+        let _ = self.sock.shutdown(Shutdown::Both);
+    }
+
+    /// Shuts the socket down now, whatever is queued (end of the close grace, or the
+    /// reader saw the client go).
+    pub fn shutdown_now(&self) {
+        let mut ob = self.lock();
+        self.shut(&mut ob);
+    }
+
+    /// Bytes queued and not yet sent.
+    pub fn queued_bytes(&self) -> usize {
+        self.lock().queued
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(writers) = self.writers.upgrade() {
+            writers.forget(self.id);
+        }
+    }
+}
+
+pub(super) enum Serviced {
+    Done,
+    Again,
+}
+
+/// What a WebSocket endpoint does with a connection.
+pub trait Session: Send {
+    /// The connection is open (send a greeting, start subscriptions).
+    fn on_open(&mut self, conn: &Arc<Conn>);
+    /// A text message arrived (already checked against the size limit).
+    fn on_text(&mut self, conn: &Arc<Conn>, text: &str);
+    /// The connection is over, however it ended.
+    fn on_close(&mut self, conn: &Arc<Conn>);
+}
+
+/// The socket as tungstenite sees it from the reader thread: reads come from the
+/// socket, and anything tungstenite wants to write (pongs, close replies) is collected
+/// for the outbox instead.
+struct ReaderIo<'a> {
+    sock: &'a TcpStream,
+    replies: &'a mut Vec<u8>,
+}
+
+impl Read for ReaderIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.sock).read(buf)
+    }
+}
+
+impl Write for ReaderIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.replies.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The reader thread's loop: blocks in `read` until the client sends something, answers
+/// pings, pings an idle client and drops one that does not answer.
+pub(super) fn read_loop(conn: Arc<Conn>, mut session: Box<dyn Session>, early: Vec<u8>) {
+    let cfg = conn.config;
+    // Allow messages above the API's limit at the protocol level so that a too-large
+    // message gets a clear `error` event on an open connection; only far larger ones
+    // (over 4x) close it with 1009.
+    let protocol_limit = cfg.max_message_bytes.saturating_mul(4).max(64 * 1024);
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_message_size(Some(protocol_limit))
+        .max_frame_size(Some(protocol_limit));
+    let mut ctx = WebSocketContext::from_partially_read(early, Role::Server, Some(ws_config));
+    let mut replies = Vec::new();
+    let mut pinged: Option<Instant> = None;
+    let _ = conn.sock.set_read_timeout(Some(cfg.ping_interval));
+
+    session.on_open(&conn);
+    loop {
+        let result = ctx.read(&mut ReaderIo {
+            sock: &conn.sock,
+            replies: &mut replies,
+        });
+        if !replies.is_empty() {
+            let bytes: Arc<[u8]> = std::mem::take(&mut replies).into();
+            let mut ob = conn.lock();
+            if ob.phase == Phase::Open {
+                ob.queued += bytes.len();
+                if matches!(result, Ok(Message::Close(_))) {
+                    // tungstenite answered the client's close: send it, then shut down.
+                    ob.queue.push_back(Item::Close(bytes));
+                    ob.phase = Phase::Closing;
+                    ob.refills.clear();
+                } else {
+                    ob.queue.push_back(Item::Frame(bytes));
+                }
+                conn.schedule(&mut ob);
+            }
+        }
+        let heard = !matches!(&result, Err(WsError::Io(_)));
+        if heard && pinged.take().is_some() {
+            let _ = conn.sock.set_read_timeout(Some(cfg.ping_interval));
+        }
+        match result {
+            Ok(Message::Text(text)) => {
+                if text.len() > cfg.max_message_bytes {
+                    conn.send_error(
+                        "message_too_large",
+                        &format!(
+                            "message of {} bytes is over the limit of {} bytes",
+                            text.len(),
+                            cfg.max_message_bytes
+                        ),
+                    );
+                } else {
+                    session.on_text(&conn, &text);
+                }
+            }
+            Ok(Message::Binary(_)) => conn.send_error(
+                "binary_not_supported",
+                "binary frames are not accepted: send JSON as a text message",
+            ),
+            Ok(_) => {}
+            Err(WsError::Io(err))
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if pinged.is_some() {
+                    log::info!(
+                        "connection {} from {} did not answer a ping; closing it",
+                        conn.id,
+                        conn.peer
+                    );
+                    conn.close(1001, "no answer to ping");
+                    conn.shutdown_now();
+                    break;
+                }
+                conn.send_frame(frame::ping(b"workerhub"));
+                pinged = Some(Instant::now());
+                let _ = conn.sock.set_read_timeout(Some(cfg.pong_timeout));
+            }
+            Err(WsError::Io(err)) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(WsError::Capacity(err)) => {
+                conn.close(1009, &format!("message too big: {err}"));
+                break;
+            }
+            Err(WsError::Utf8(_)) => {
+                conn.close(1007, "text message is not valid UTF-8");
+                break;
+            }
+            Err(WsError::Protocol(err)) => {
+                conn.close(1002, &format!("protocol error: {err}"));
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    session.on_close(&conn);
+    // Give a queued close frame its grace to go out; otherwise shut down at once.
+    if conn.phase() == Phase::Open {
+        conn.shutdown_now();
+    }
+}
