@@ -149,6 +149,7 @@ impl Hub {
     pub fn delete(&self, id_or_name: &str) -> Result<(), ApiError> {
         let worker = self.require(id_or_name)?;
         self.write().retain(|w| !Arc::ptr_eq(w, &worker));
+        worker.mark_deleted();
         worker.stop();
         for subscriber in worker.feed.close() {
             subscriber.feed_closed("worker deleted");

@@ -98,7 +98,8 @@ struct WorkerState {
     session_id: Option<String>,
     /// Why the worker is in `error`.
     error: Option<String>,
-    stopping: bool,
+    /// Being deleted: nothing is saved any more.
+    deleted: bool,
 }
 
 pub struct Worker {
@@ -214,7 +215,7 @@ impl Worker {
                 exit: None,
                 session_id,
                 error: None,
-                stopping: false,
+                deleted: false,
             }),
             dir,
             me: me.clone(),
@@ -354,11 +355,7 @@ impl Worker {
     /// Stops the worker's process (SIGTERM, then SIGKILL after the grace period) and
     /// waits for it to be reaped.
     pub fn stop(&self) {
-        let process = {
-            let mut st = self.lock();
-            st.stopping = true;
-            st.process.clone()
-        };
+        let process = self.lock().process.clone();
         if let Some(process) = process {
             process.terminate(self.engine.kill_grace);
         }
@@ -395,6 +392,9 @@ impl Worker {
 
     fn save(&self) {
         let st = self.lock();
+        if st.deleted {
+            return;
+        }
         let saved = Saved {
             id: self.id.clone(),
             created_at: self.created_at.clone(),
@@ -418,6 +418,11 @@ impl Worker {
                 path.display()
             );
         }
+    }
+
+    /// Marks the worker as being deleted: from now on nothing is written to its folder.
+    pub fn mark_deleted(&self) {
+        self.lock().deleted = true;
     }
 
     /// Removes the worker's files (after it was stopped and its feed closed).

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod mock_llm;
+pub mod server;
 
 use std::ffi::OsStr;
 use std::fs;

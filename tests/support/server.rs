@@ -1,0 +1,443 @@
+//! Starts the real `workerhub` binary on a free port with its own data folder, and talks
+//! to it over real sockets: a small raw HTTP/1.1 client (so tests can also send
+//! malformed requests) and tungstenite as the WebSocket client.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Message, WebSocket};
+
+use super::TempDir;
+
+pub struct Workerhub {
+    child: Option<Child>,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    _tmp: Option<TempDir>,
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_workerhub")
+}
+
+impl Workerhub {
+    /// Starts a server with a fresh data folder and `args` added.
+    pub fn start(args: &[&str]) -> Workerhub {
+        let tmp = TempDir::new("wh-server").expect("temp dir");
+        let data = tmp.path().join("data");
+        let mut hub = Workerhub::start_in(&data, args);
+        hub._tmp = Some(tmp);
+        hub
+    }
+
+    /// Starts a server on the data folder `data_dir` (which may hold a previous run).
+    pub fn start_in(data_dir: &Path, args: &[&str]) -> Workerhub {
+        Workerhub::start_with_env(data_dir, args, &[])
+    }
+
+    pub fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Workerhub {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let log_path = data_dir.with_extension("log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("log file");
+        let mut command = Command::new(bin());
+        command
+            .args(["--port", "0", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .env_remove("WORKERHUB_TOKEN")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        let mut child = command.spawn().expect("start workerhub");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    // Keep draining so the server never blocks on a full stdout.
+                    continue;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("workerhub listening on http://") {
+                        let port = rest.rsplit(':').next().and_then(|p| p.parse().ok());
+                        break port.expect("port in the listening line");
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "workerhub did not print its listening line; log:\n{}",
+                        std::fs::read_to_string(&log_path).unwrap_or_default()
+                    );
+                }
+            }
+        };
+        Workerhub {
+            child: Some(child),
+            port,
+            data_dir: data_dir.to_path_buf(),
+            log_path,
+            _tmp: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sends `signal` and waits (up to `timeout`) for the server to exit.
+    pub fn stop_with(&mut self, signal: i32, timeout: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        unsafe_kill(child.id(), signal);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    // ---- HTTP ----
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+        http_request(&self.addr(), method, path, headers, body)
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.request("GET", path, &[], b"")
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> Resp {
+        self.request(
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+    }
+
+    pub fn delete(&self, path: &str) -> Resp {
+        self.request("DELETE", path, &[], b"")
+    }
+
+    /// Creates a worker and returns its id; panics with the server's answer otherwise.
+    pub fn create_worker(&self, body: Value) -> String {
+        let resp = self.post_json("/api/workers", &body);
+        assert_eq!(resp.status, 201, "create worker: {}", resp.text());
+        resp.json()["id"].as_str().expect("worker id").to_string()
+    }
+
+    /// A `command` worker running `argv` in a temp folder.
+    pub fn command_worker(&self, argv: &[&str]) -> String {
+        self.create_worker(json!({
+            "ai_cli_type": "command",
+            "project_path": std::env::temp_dir(),
+            "command": argv,
+        }))
+    }
+
+    pub fn worker(&self, id: &str) -> Value {
+        self.get(&format!("/api/workers/{id}")).json()
+    }
+
+    /// Waits until the worker's status satisfies `ok`.
+    pub fn wait_status(&self, id: &str, ok: impl Fn(&str) -> bool, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let w = self.worker(id);
+            if ok(w["status"].as_str().unwrap_or("")) || Instant::now() >= deadline {
+                return w;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    // ---- WebSocket ----
+
+    pub fn ws(&self, path: &str) -> Ws {
+        self.ws_with(path, &[])
+            .unwrap_or_else(|err| panic!("connect {path}: {err}"))
+    }
+
+    pub fn ws_with(&self, path: &str, headers: &[(&str, &str)]) -> Result<Ws, tungstenite::Error> {
+        ws_connect(&self.addr(), path, headers)
+    }
+}
+
+impl Drop for Workerhub {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop_with(15, Duration::from_secs(10));
+        }
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: i32) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// A response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+/// One HTTP/1.1 request on a new connection (`Connection: close`).
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    stream.write_all(head.as_bytes()).expect("write head");
+    stream.write_all(body).expect("write body");
+    read_response(&mut BufReader::new(stream))
+}
+
+/// Reads one response (Content-Length bodies, or until close).
+pub fn read_response(reader: &mut impl BufRead) -> Resp {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("status line");
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).expect("header");
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let len = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok());
+    let mut body = Vec::new();
+    match len {
+        Some(n) => {
+            body.resize(n, 0);
+            reader.read_exact(&mut body).expect("body");
+        }
+        None => {
+            let _ = reader.read_to_end(&mut body);
+        }
+    }
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A WebSocket client connection.
+pub struct Ws {
+    pub inner: WebSocket<TcpStream>,
+}
+
+pub fn ws_connect(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Ws, tungstenite::Error> {
+    let mut request = format!("ws://{addr}{path}").into_client_request()?;
+    for (k, v) in headers {
+        request.headers_mut().insert(
+            tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+            v.parse().expect("header value"),
+        );
+    }
+    let stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let (inner, _) = tungstenite::client(request, stream).map_err(|e| match e {
+        tungstenite::HandshakeError::Failure(e) => e,
+        tungstenite::HandshakeError::Interrupted(_) => tungstenite::Error::ConnectionClosed,
+    })?;
+    Ok(Ws { inner })
+}
+
+/// What a receive produced.
+#[derive(Debug)]
+pub enum Got {
+    Json(Value),
+    Closed(Option<CloseFrame>),
+    TimedOut,
+}
+
+impl Ws {
+    pub fn send_json(&mut self, value: &Value) {
+        self.inner
+            .send(Message::text(value.to_string()))
+            .expect("send");
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.inner
+            .send(Message::text(text.to_string()))
+            .expect("send");
+    }
+
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        let _ = self.inner.get_mut().set_read_timeout(Some(timeout));
+    }
+
+    /// The next JSON message, a close, or a timeout.
+    pub fn next(&mut self, timeout: Duration) -> Got {
+        self.set_timeout(timeout);
+        loop {
+            match self.inner.read() {
+                Ok(Message::Text(t)) => {
+                    return Got::Json(
+                        serde_json::from_str(&t).unwrap_or_else(|e| panic!("not JSON ({e}): {t}")),
+                    );
+                }
+                Ok(Message::Close(frame)) => return Got::Closed(frame),
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Got::TimedOut;
+                }
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    return Got::Closed(None);
+                }
+                Err(e) => panic!("websocket error: {e}"),
+            }
+        }
+    }
+
+    /// The next JSON message; panics on close or timeout.
+    pub fn recv(&mut self, timeout: Duration) -> Value {
+        match self.next(timeout) {
+            Got::Json(v) => v,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    /// Messages until one satisfies `done` (included), or panics after `timeout`.
+    pub fn recv_until(&mut self, timeout: Duration, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        let mut got = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timed out; received so far: {got:#?}");
+            match self.next(left) {
+                Got::Json(v) => {
+                    let stop = done(&v);
+                    got.push(v);
+                    if stop {
+                        return got;
+                    }
+                }
+                other => panic!("expected messages, got {other:?} after {got:#?}"),
+            }
+        }
+    }
+
+    /// Collects messages until none arrives for `quiet`.
+    pub fn drain(&mut self, quiet: Duration) -> Vec<Value> {
+        let mut got = Vec::new();
+        while let Got::Json(v) = self.next(quiet) {
+            got.push(v);
+        }
+        got
+    }
+}
