@@ -91,6 +91,45 @@ pub struct ServeArgs {
     /// Size of one history file.
     #[arg(long, env = "WORKERHUB_HISTORY_SEGMENT_BYTES", default_value_t = 8 << 20)]
     pub history_segment_bytes: u64,
+    /// A JSON file defining more worker kinds (see docs; `{"ai_clis": [...]}`).
+    #[arg(long, env = "WORKERHUB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The kind of a worker created without `ai_cli_type` (and without `command`).
+    #[arg(long, env = "WORKERHUB_DEFAULT_AI_CLI", default_value = "claude")]
+    pub default_ai_cli: String,
+    /// Only these kinds may be used (comma-separated); all when unset.
+    #[arg(long, env = "WORKERHUB_ENABLED_AI_CLIS", value_delimiter = ',')]
+    pub enabled_ai_clis: Option<Vec<String>>,
+    /// Relative `project_path`s are taken from this folder [default: the working folder].
+    #[arg(long, env = "WORKERHUB_WORKERS_BASE_DIR")]
+    pub workers_base_dir: Option<PathBuf>,
+    /// The Claude Code program [default: `claude` on PATH].
+    #[arg(long, env = "WORKERHUB_CLAUDE_BINARY")]
+    pub claude_binary: Option<String>,
+    /// Model for Claude Code workers that do not name one.
+    #[arg(long, env = "WORKERHUB_CLAUDE_MODEL")]
+    pub claude_model: Option<String>,
+    /// Passed to Claude Code as ANTHROPIC_API_KEY.
+    #[arg(long, env = "WORKERHUB_CLAUDE_API_KEY", hide_env_values = true)]
+    pub claude_api_key: Option<String>,
+    /// The Codex program [default: `codex` on PATH].
+    #[arg(long, env = "WORKERHUB_CODEX_BINARY")]
+    pub codex_binary: Option<String>,
+    /// The Gemini CLI program [default: `gemini` on PATH].
+    #[arg(long, env = "WORKERHUB_GEMINI_BINARY")]
+    pub gemini_binary: Option<String>,
+    /// The OpenCode program [default: `opencode` on PATH].
+    #[arg(long, env = "WORKERHUB_OPENCODE_BINARY")]
+    pub opencode_binary: Option<String>,
+    /// Model for OpenCode workers that do not name one.
+    #[arg(long, env = "WORKERHUB_OPENCODE_MODEL")]
+    pub opencode_model: Option<String>,
+    /// API key for OpenCode's provider.
+    #[arg(long, env = "WORKERHUB_OPENCODE_API_KEY", hide_env_values = true)]
+    pub opencode_api_key: Option<String>,
+    /// An OpenAI-compatible endpoint for OpenCode (used with --opencode-model).
+    #[arg(long, env = "WORKERHUB_OPENCODE_API_BASE")]
+    pub opencode_api_base: Option<String>,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, env = "WORKERHUB_LOG", default_value = "info")]
     pub log: String,
@@ -100,7 +139,51 @@ pub struct ServeArgs {
 const LEGACY_NAMES: &[(&str, &str)] = &[
     ("MAX_WORKERS", "WORKERHUB_MAX_WORKERS"),
     ("WORKER_TIMEOUT", "WORKERHUB_WORKER_TIMEOUT"),
+    ("DEFAULT_AI_CLI", "WORKERHUB_DEFAULT_AI_CLI"),
+    ("ENABLED_AI_CLIS", "WORKERHUB_ENABLED_AI_CLIS"),
+    ("WORKERS_BASE_DIR", "WORKERHUB_WORKERS_BASE_DIR"),
+    ("CLAUDE_BINARY", "WORKERHUB_CLAUDE_BINARY"),
+    ("CLAUDE_MODEL", "WORKERHUB_CLAUDE_MODEL"),
+    ("CLAUDE_API_KEY", "WORKERHUB_CLAUDE_API_KEY"),
+    ("CODEX_BINARY", "WORKERHUB_CODEX_BINARY"),
+    ("GEMINI_BINARY", "WORKERHUB_GEMINI_BINARY"),
+    ("OPENCODE_BINARY", "WORKERHUB_OPENCODE_BINARY"),
+    ("OPENCODE_MODEL", "WORKERHUB_OPENCODE_MODEL"),
+    ("OPENCODE_API_KEY", "WORKERHUB_OPENCODE_API_KEY"),
+    ("OPENCODE_API_BASE", "WORKERHUB_OPENCODE_API_BASE"),
 ];
+
+impl ServeArgs {
+    /// The AI kinds' settings from these arguments.
+    pub fn cli_settings(&self) -> crate::adapters::CliSettings {
+        let mut binaries = std::collections::HashMap::new();
+        for (kind, bin) in [
+            ("claude", &self.claude_binary),
+            ("codex", &self.codex_binary),
+            ("gemini", &self.gemini_binary),
+            ("opencode", &self.opencode_binary),
+        ] {
+            if let Some(bin) = bin.as_ref().filter(|b| !b.is_empty()) {
+                binaries.insert(kind.to_string(), bin.clone());
+            }
+        }
+        let some = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        crate::adapters::CliSettings {
+            binaries,
+            claude_model: some(&self.claude_model),
+            claude_api_key: some(&self.claude_api_key),
+            opencode_model: some(&self.opencode_model),
+            opencode_api_key: some(&self.opencode_api_key),
+            opencode_api_base: some(&self.opencode_api_base),
+            enabled: self.enabled_ai_clis.clone().map(|v| {
+                v.into_iter()
+                    .map(|k| k.trim().to_string())
+                    .filter(|k| !k.is_empty())
+                    .collect()
+            }),
+        }
+    }
+}
 
 /// Loads `.env` into the environment (never overriding what is set) and maps the old
 /// names. Must run before any thread starts.

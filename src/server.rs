@@ -3,8 +3,8 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, bounded};
@@ -81,6 +81,11 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         )
     })?;
 
+    let mut registry = Registry::new(args.cli_settings());
+    if let Some(path) = &args.config {
+        registry.load_config(path)?;
+    }
+    let registry = Arc::new(registry);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let threads = args.threads.unwrap_or((4 * cores).max(8)).max(1);
     let writer_threads = args.writer_threads.unwrap_or(cores).max(1);
@@ -97,6 +102,7 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         },
         kill_grace: seconds(args.stop_grace),
         turn_timeout: Duration::from_secs(args.worker_timeout),
+        result_grace: Duration::from_secs(2),
         feed: FeedConfig {
             memory_events: args.memory_events,
             limits: StoreLimits {
@@ -105,15 +111,19 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
             },
         },
         workers_dir,
+        registry,
+        on_status: Mutex::new(Vec::new()),
     });
-    let base_dir = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let base_dir = match &args.workers_base_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().unwrap_or_else(|_| "/".into()),
+    };
     let hub = Hub::new(
         engine,
-        Registry::builtin(),
         HubConfig {
             max_workers: args.max_workers,
             base_dir,
-            default_kind: "command".into(),
+            default_kind: args.default_ai_cli.clone(),
         },
     );
     let restored = hub.restore();
@@ -276,4 +286,7 @@ fn print_banner(
     );
     println!("  origins       {origins}");
     println!("  ui            {}", app.static_files.source());
+    for line in app.hub.registry.settings.describe() {
+        println!("  ai            {line}");
+    }
 }

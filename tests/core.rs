@@ -134,10 +134,16 @@ fn a_thousand_viewers_each_receive_every_line_and_the_api_still_answers() {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let go = std::sync::Arc::new(std::sync::Barrier::new(CLIENTS + 1));
+    let release = std::sync::Arc::new(std::sync::Barrier::new(CLIENTS + 1));
     let mut threads = Vec::new();
     for _ in 0..CLIENTS {
         let (addr, path) = (hub.addr(), format!("/ws/{id}"));
-        let (ready_tx, done_tx, go) = (ready_tx.clone(), done_tx.clone(), go.clone());
+        let (ready_tx, done_tx, go, release) = (
+            ready_tx.clone(),
+            done_tx.clone(),
+            go.clone(),
+            release.clone(),
+        );
         threads.push(
             std::thread::Builder::new()
                 .stack_size(256 * 1024)
@@ -159,8 +165,9 @@ fn a_thousand_viewers_each_receive_every_line_and_the_api_still_answers() {
                         }
                     }
                     done_tx.send(count).unwrap();
-                    // Hold the connection until the test is done measuring.
-                    let _ = ws.next(Duration::from_secs(5));
+                    // Hold the connection until the test has checked the server.
+                    release.wait();
+                    drop(ws);
                 })
                 .expect("client thread"),
         );
@@ -197,7 +204,11 @@ fn a_thousand_viewers_each_receive_every_line_and_the_api_still_answers() {
     let resp = hub.get("/api/workers");
     assert_eq!(resp.status, 200);
     let status = hub.get("/api/status").json();
-    assert!(status["connections"].as_u64().unwrap() >= CLIENTS as u64);
+    assert!(
+        status["connections"].as_u64().unwrap() >= CLIENTS as u64,
+        "{status}"
+    );
+    release.wait();
     for t in threads {
         t.join().expect("client thread");
     }

@@ -1,8 +1,8 @@
 //! `command`: any program, started once; each message is a line on its stdin and each
-//! line it prints is an `output` event. Like websocketd, except that one process is
-//! shared by every viewer.
+//! line it prints is an `output` event with `{"stream","text"}`. Like websocketd, except
+//! that one process is shared by every viewer.
 
-use super::{Adapter, Lifecycle, Parsed, Turn, line_text};
+use super::{Adapter, Launch, Lifecycle, LineParser, Parsed, line_text, worker_env};
 use crate::event::{NewEvent, Pipe};
 use crate::worker::WorkerSpec;
 use crate::worker::process::ProcessSpec;
@@ -18,33 +18,25 @@ impl Adapter for Command {
         Lifecycle::LongRunning
     }
 
-    fn command(&self, spec: &WorkerSpec, _: Option<&Turn<'_>>) -> Result<ProcessSpec, String> {
-        let argv = spec.command.clone().unwrap_or_default();
+    fn has_turns(&self, _: &WorkerSpec) -> bool {
+        false
+    }
+
+    fn command(&self, launch: &Launch<'_>) -> Result<ProcessSpec, String> {
+        let argv = launch.spec.command.clone().unwrap_or_default();
         if argv.is_empty() {
             return Err("a `command` worker needs `command`: the program and its arguments".into());
         }
-        let mut env: Vec<(String, String)> = spec.options.env.clone().into_iter().collect();
-        env.push(("WORKERHUB_WORKER_NAME".into(), spec.name.clone()));
         Ok(ProcessSpec {
             argv,
-            cwd: spec.project_path.clone(),
-            env,
+            cwd: launch.spec.project_path.clone(),
+            env: worker_env(launch.spec, Vec::new()),
             stdin: true,
         })
     }
 
-    fn encode_message(&self, message: &str) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(message.len() + 1);
-        bytes.extend_from_slice(message.as_bytes());
-        bytes.push(b'\n');
-        bytes
-    }
-
-    fn parse(&self, pipe: Pipe, line: &[u8], out: &mut Parsed) {
-        out.events.push(NewEvent::Line {
-            pipe,
-            text: line_text(line),
-        });
+    fn parser(&self, _: &WorkerSpec) -> Box<dyn LineParser> {
+        Box::new(Lines)
     }
 
     fn validate(&self, spec: &WorkerSpec) -> Result<(), String> {
@@ -52,5 +44,17 @@ impl Adapter for Command {
             Some(argv) if !argv.is_empty() && !argv[0].is_empty() => Ok(()),
             _ => Err("a `command` worker needs `command`: a non-empty array, the program and its arguments".into()),
         }
+    }
+}
+
+/// Each line as it is.
+pub struct Lines;
+
+impl LineParser for Lines {
+    fn line(&mut self, pipe: Pipe, line: &[u8], out: &mut Parsed) {
+        out.events.push(NewEvent::Line {
+            pipe,
+            text: line_text(line),
+        });
     }
 }

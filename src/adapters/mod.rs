@@ -1,15 +1,27 @@
-//! Worker kinds (`ai_cli_type`). An adapter knows how to start its program, how to hand
-//! it a message, and how to turn each line it prints into events. Adding a kind is one
-//! file here plus one line in [`Registry::builtin`].
+//! Worker kinds (`ai_cli_type`). An adapter knows how to start its program (for a turn
+//! or for a long-running session), how to hand it a message, how to interrupt it, and
+//! how to turn each line it prints into events of the one event model. Adding a kind is
+//! one file here plus one line in [`Registry::new`].
+//!
+//! Output events of AI kinds carry `"content": {"kind": ..., ..., "raw": LINE}` with kinds
+//! `text`, `thinking`, `tool_use`, `tool_result`, `result`, `system` and `log` (a line
+//! that is not in the CLI's JSON format). The plain `command` kind keeps
+//! `{"stream","text"}`.
 
+pub mod claude;
+pub mod codex;
 pub mod command;
+pub mod custom;
+pub mod gemini;
+pub mod opencode;
+pub mod registry;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use serde_json::{Map, Value, json};
 
 use crate::event::{NewEvent, Pipe};
 use crate::worker::WorkerSpec;
 use crate::worker::process::ProcessSpec;
+pub use registry::{CliSettings, Registry};
 
 /// How a kind's process lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +31,14 @@ pub enum Lifecycle {
     /// One process per message (turn), started with the message and, after the first,
     /// the session to resume.
     PerTurn,
+}
+
+/// How to interrupt a running turn.
+pub enum Interrupt {
+    /// Send this signal to the process group.
+    Signal(libc::c_int),
+    /// Write these bytes to the process's stdin (a long-running session).
+    Stdin(Vec<u8>),
 }
 
 /// The end of a turn, as the program reported it.
@@ -36,46 +56,69 @@ pub struct Parsed {
     pub turn_end: Option<TurnEnd>,
 }
 
-/// A message to start a turn with.
-pub struct Turn<'a> {
-    pub message: &'a str,
+/// Everything needed to build a command line.
+pub struct Launch<'a> {
+    pub spec: &'a WorkerSpec,
+    /// The message of this turn (per-turn kinds).
+    pub message: Option<&'a str>,
+    /// The session to resume, if a previous turn started one.
     pub session_id: Option<&'a str>,
+    /// The program to run, resolved by the registry.
+    pub binary: &'a str,
+    pub settings: &'a CliSettings,
+}
+
+/// Turns a kind's output lines into events. One per process, so it may keep state
+/// (text deltas to join, open tool calls).
+pub trait LineParser: Send {
+    fn line(&mut self, pipe: Pipe, line: &[u8], out: &mut Parsed);
+    /// The process ended: emit whatever is still held.
+    fn finish(&mut self, _out: &mut Parsed) {}
 }
 
 pub trait Adapter: Send + Sync {
     fn kind(&self) -> &str;
+    /// The program's default name (looked up on PATH), or None for kinds that run the
+    /// worker's own `command`.
+    fn binary_name(&self) -> Option<&str> {
+        None
+    }
     fn lifecycle(&self, spec: &WorkerSpec) -> Lifecycle;
-    /// The process to start: the long-running one (`turn` is None) or one turn's.
-    fn command(&self, spec: &WorkerSpec, turn: Option<&Turn<'_>>) -> Result<ProcessSpec, String>;
+    /// Whether the output marks the end of each turn (a `result`).
+    fn has_turns(&self, _spec: &WorkerSpec) -> bool {
+        true
+    }
+    /// The process to start: the long-running one, or one turn's.
+    fn command(&self, launch: &Launch<'_>) -> Result<ProcessSpec, String>;
     /// What to write to a long-running process's stdin for one message.
-    fn encode_message(&self, message: &str) -> Vec<u8>;
-    /// Turns one line (without its newline) into events and signals.
-    fn parse(&self, pipe: Pipe, line: &[u8], out: &mut Parsed);
+    fn encode_message(&self, message: &str) -> Vec<u8> {
+        let mut bytes = message.as_bytes().to_vec();
+        bytes.push(b'\n');
+        bytes
+    }
+    fn interrupt(&self, _spec: &WorkerSpec) -> Interrupt {
+        Interrupt::Signal(libc::SIGINT)
+    }
+    fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser>;
+    /// A clear message for an exit code with a known meaning.
+    fn explain_exit(&self, _code: i32) -> Option<String> {
+        None
+    }
+    /// Whether the worker takes messages (a read-only follower does not).
+    fn takes_messages(&self, _spec: &WorkerSpec) -> bool {
+        true
+    }
+    /// The arguments that make the program print its version, to check it answers;
+    /// None when it is enough that the program exists.
+    fn version_args(&self) -> Option<Vec<String>> {
+        Some(vec!["--version".into()])
+    }
+    fn default_model(&self, _settings: &CliSettings) -> Option<String> {
+        None
+    }
     /// Checks a new worker's spec (required fields, shapes).
-    fn validate(&self, spec: &WorkerSpec) -> Result<(), String>;
-}
-
-/// The kinds this server offers.
-pub struct Registry {
-    adapters: BTreeMap<String, Arc<dyn Adapter>>,
-}
-
-impl Registry {
-    pub fn builtin() -> Registry {
-        let mut adapters: BTreeMap<String, Arc<dyn Adapter>> = BTreeMap::new();
-        {
-            let adapter = Arc::new(command::Command) as Arc<dyn Adapter>;
-            adapters.insert(adapter.kind().to_string(), adapter);
-        }
-        Registry { adapters }
-    }
-
-    pub fn get(&self, kind: &str) -> Option<Arc<dyn Adapter>> {
-        self.adapters.get(kind).cloned()
-    }
-
-    pub fn kinds(&self) -> impl Iterator<Item = &Arc<dyn Adapter>> {
-        self.adapters.values()
+    fn validate(&self, _spec: &WorkerSpec) -> Result<(), String> {
+        Ok(())
     }
 }
 
@@ -83,4 +126,82 @@ impl Registry {
 pub fn line_text(line: &[u8]) -> String {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     String::from_utf8_lossy(line).into_owned()
+}
+
+/// An `output` event of the given content kind, with the original line as `raw`.
+pub fn content(kind: &str, fields: Value, raw: &str) -> NewEvent {
+    let mut map = match fields {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    map.insert("kind".into(), kind.into());
+    map.insert("raw".into(), raw.into());
+    NewEvent::new("output", json!({ "content": map }))
+}
+
+/// A line that is not in the CLI's format.
+pub fn log_line(pipe: Pipe, text: String) -> NewEvent {
+    NewEvent::new(
+        "output",
+        json!({"content": {"kind": "log", "stream": pipe.as_str(), "text": text}}),
+    )
+}
+
+/// Parses a line as a JSON object; anything else becomes a `log` event in `out`.
+pub fn json_object(
+    pipe: Pipe,
+    line: &[u8],
+    out: &mut Parsed,
+) -> Option<(Map<String, Value>, String)> {
+    let text = line_text(line);
+    if text.trim().is_empty() {
+        return None;
+    }
+    if pipe == Pipe::Stdout
+        && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&text)
+    {
+        return Some((map, text));
+    }
+    out.events.push(log_line(pipe, text));
+    None
+}
+
+/// `map[key]` as a string.
+pub fn str_of<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    map.get(key).and_then(Value::as_str)
+}
+
+/// The text of a tool result's content: a string, or the text of its blocks.
+pub fn content_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b.get("text").and_then(Value::as_str).or_else(|| b.as_str()))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Appends `--flag value` when there is a value.
+pub fn push_opt(argv: &mut Vec<String>, flag: &str, value: Option<&str>) {
+    if let Some(value) = value.filter(|v| !v.is_empty()) {
+        argv.push(flag.to_string());
+        argv.push(value.to_string());
+    }
+}
+
+/// The worker's own environment variables, plus `extra` where the worker did not set
+/// them.
+pub fn worker_env(spec: &WorkerSpec, extra: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = spec.options.env.clone().into_iter().collect();
+    for (k, v) in extra {
+        if !spec.options.env.contains_key(&k) {
+            env.push((k, v));
+        }
+    }
+    env.push(("WORKERHUB_WORKER_NAME".into(), spec.name.clone()));
+    env
 }

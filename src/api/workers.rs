@@ -7,14 +7,10 @@ use crate::http::{Reply, Request};
 use crate::server::App;
 use crate::ws::worker_stream::WorkerStream;
 
+/// Each kind: its program, whether it is available (found, and `--version` answers),
+/// its version, default model, and whether it is enabled.
 pub fn kinds(app: &App, _: &mut Request<'_>) -> Result<Reply, ApiError> {
-    let kinds: Vec<Value> = app
-        .hub
-        .registry
-        .kinds()
-        .map(|adapter| json!({"name": adapter.kind(), "available": true, "enabled": true}))
-        .collect();
-    Ok(Reply::ok(json!({"ai_clis": kinds})))
+    Ok(Reply::ok(json!({"ai_clis": app.hub.registry.describe()})))
 }
 
 pub fn list(app: &App, _: &mut Request<'_>) -> Result<Reply, ApiError> {
@@ -88,6 +84,25 @@ pub fn events(app: &App, req: &mut Request<'_>) -> Result<Reply, ApiError> {
         content_type: "application/json".into(),
         body,
     })
+}
+
+pub fn interrupt(app: &App, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    Ok(Reply::ok(app.hub.require(req.param(0))?.interrupt()?))
+}
+
+/// Ends the running turn (or the process) and drops queued messages.
+pub fn stop(app: &App, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    let worker = app.hub.require(req.param(0))?;
+    let mut answer = worker.stop();
+    if let Some(map) = answer.as_object_mut() {
+        map.insert("worker".into(), worker.view());
+    }
+    Ok(Reply::ok(answer))
+}
+
+/// Starts a long-running worker's process again.
+pub fn start(app: &App, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    Ok(Reply::ok(app.hub.require(req.param(0))?.restart()?))
 }
 
 pub fn stream(app: &App, req: &mut Request<'_>) -> Result<Reply, ApiError> {

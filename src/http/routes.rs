@@ -36,6 +36,9 @@ pub static ROUTES: &[Route] = &[
     route(Delete, "/api/workers/{}", api::workers::delete),
     route(Post, "/api/workers/{}/messages", api::workers::send),
     route(Get, "/api/workers/{}/events", api::workers::events),
+    route(Post, "/api/workers/{}/interrupt", api::workers::interrupt),
+    route(Post, "/api/workers/{}/stop", api::workers::stop),
+    route(Post, "/api/workers/{}/start", api::workers::start),
     route(Get, "/ws/{}", api::workers::stream),
 ];
 

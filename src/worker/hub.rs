@@ -20,18 +20,18 @@ pub struct HubConfig {
 pub struct Hub {
     workers: RwLock<Vec<Arc<Worker>>>,
     pub engine: Arc<Engine>,
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
     config: HubConfig,
     /// Serializes creation so the worker limit holds under concurrent requests.
     creating: Mutex<()>,
 }
 
 impl Hub {
-    pub fn new(engine: Arc<Engine>, registry: Registry, config: HubConfig) -> Hub {
+    pub fn new(engine: Arc<Engine>, config: HubConfig) -> Hub {
         Hub {
             workers: RwLock::new(Vec::new()),
+            registry: engine.registry.clone(),
             engine,
-            registry,
             config,
             creating: Mutex::new(()),
         }
@@ -106,6 +106,7 @@ impl Hub {
                 kinds.join(", ")
             ))
         })?;
+        self.registry.check_usable(adapter.as_ref())?;
         adapter.validate(&spec).map_err(ApiError::bad_request)?;
         let shown = spec.project_path.display().to_string();
         spec.project_path = spec.project_path.canonicalize().map_err(|err| {
@@ -165,7 +166,11 @@ impl Hub {
         let stoppers: Vec<_> = workers
             .into_iter()
             .filter(|w| w.status() != Status::Exited)
-            .map(|w| std::thread::spawn(move || w.stop()))
+            .map(|w| {
+                std::thread::spawn(move || {
+                    w.stop();
+                })
+            })
             .collect();
         for stopper in stoppers {
             let _ = stopper.join();

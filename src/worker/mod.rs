@@ -1,10 +1,13 @@
 //! A worker: a project folder, a kind (adapter), the child process(es) it runs, and the
-//! feed of everything that happened. The hub (`hub.rs`) keeps the set of workers.
+//! feed of everything that happened. The hub (`hub.rs`) keeps the set of workers; the
+//! message queue and turns are in `turns.rs`.
 
 pub mod hub;
 pub mod process;
 pub mod spec;
+mod turns;
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -12,23 +15,23 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::adapters::{Adapter, Lifecycle, Parsed};
+use crate::adapters::{Adapter, Launch, Lifecycle, LineParser, Parsed, Registry};
 use crate::clock;
-use crate::error::ApiError;
 use crate::event::NewEvent;
 use crate::feed::{Feed, FeedConfig};
 use crate::timer::Timer;
-use process::{Exit, OutputTx, ProcEvent, Process, ProcessConfig, ProcessSink, StdinError};
+use process::{Exit, OutputTx, ProcEvent, Process, ProcessConfig, ProcessSink};
 pub use spec::{WorkerOptions, WorkerSpec};
+use turns::{Pending, Turn};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// The process is being started.
     Starting,
-    /// A long-running process is up.
+    /// A long-running process without turns (a `command`) is up.
     Running,
-    /// Waiting for a message (per-turn kinds).
+    /// Waiting for a message.
     Idle,
     /// A turn is running.
     Busy,
@@ -53,7 +56,7 @@ impl Status {
         }
     }
 
-    /// Whether the worker still counts against `--max-workers`.
+    /// Whether the worker counts against `--max-workers`.
     pub fn is_live(self) -> bool {
         matches!(
             self,
@@ -62,7 +65,7 @@ impl Status {
     }
 }
 
-/// What every worker shares: where output goes, timers, limits.
+/// What every worker shares: where output goes, timers, limits, kind settings.
 pub struct Engine {
     pub output: OutputTx,
     pub timer: Timer,
@@ -71,10 +74,20 @@ pub struct Engine {
     pub kill_grace: Duration,
     /// The longest a turn may run.
     pub turn_timeout: Duration,
+    /// How long a turn's process may live on after printing its result.
+    pub result_grace: Duration,
     pub feed: FeedConfig,
     /// `DATA_DIR/workers`.
     pub workers_dir: PathBuf,
+    /// The kinds, their programs and settings.
+    pub registry: Arc<Registry>,
+    /// Told of every status change (the agent protocol pushes them).
+    pub on_status: Mutex<Vec<StatusListener>>,
 }
+
+/// Called with a worker and the fields of its new status. Runs under the worker's lock:
+/// it must not call back into the worker.
+pub type StatusListener = Box<dyn Fn(&Worker, &Map<String, Value>) + Send + Sync>;
 
 /// What is kept in `worker.json` so a worker survives a restart.
 #[derive(Serialize, Deserialize)]
@@ -89,17 +102,25 @@ struct Saved {
     exit_code: Option<i32>,
     #[serde(default)]
     signal: Option<i32>,
+    #[serde(default)]
+    turns: u64,
 }
 
 struct WorkerState {
     status: Status,
     process: Option<Arc<Process>>,
+    /// The parser of the current process, and that process's id.
+    parser: Option<(u64, Box<dyn LineParser>)>,
     exit: Option<Exit>,
     session_id: Option<String>,
     /// Why the worker is in `error`.
     error: Option<String>,
     /// Being deleted: nothing is saved any more.
     deleted: bool,
+    queue: VecDeque<Pending>,
+    turn: Option<Turn>,
+    /// Turns started so far (also numbers them).
+    turns: u64,
 }
 
 pub struct Worker {
@@ -124,98 +145,87 @@ impl Worker {
     ) -> std::io::Result<Arc<Worker>> {
         let dir = engine.workers_dir.join(&id);
         let feed = Feed::open(&dir.join("events"), engine.feed)?;
-        let worker = Worker::assemble(
+        let session = spec.options.session_id.clone();
+        let saved = Saved {
             id,
-            clock::now_rfc3339(),
+            created_at: clock::now_rfc3339(),
             spec,
-            adapter,
-            engine,
-            feed,
-            dir,
-            Status::Starting,
-            None,
-        );
+            status: Status::Starting,
+            session_id: session,
+            exit_code: None,
+            signal: None,
+            turns: 0,
+        };
+        let worker = Worker::assemble(saved, adapter, engine, feed, dir);
         worker.save();
         Ok(worker)
     }
 
     /// Loads a worker saved in `dir`. A process that was running when the server stopped
-    /// is gone now: the worker is shown as interrupted.
+    /// is gone now: the worker is shown as interrupted, and keeps its session id so the
+    /// next message resumes the CLI's session.
     pub fn restore(
         dir: &Path,
         engine: Arc<Engine>,
         adapter_for: impl Fn(&str) -> Option<Arc<dyn Adapter>>,
     ) -> Result<Arc<Worker>, String> {
         let text = std::fs::read_to_string(dir.join("worker.json")).map_err(|e| e.to_string())?;
-        let saved: Saved = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let mut saved: Saved = serde_json::from_str(&text).map_err(|e| e.to_string())?;
         let adapter = adapter_for(&saved.spec.ai_cli_type)
             .ok_or_else(|| format!("unknown kind `{}`", saved.spec.ai_cli_type))?;
         let feed = Feed::open(&dir.join("events"), engine.feed).map_err(|e| e.to_string())?;
-        let status = match saved.status {
-            Status::Starting | Status::Running | Status::Busy => Status::Interrupted,
-            other => other,
-        };
-        let interrupted = status == Status::Interrupted && saved.status != Status::Interrupted;
-        let worker = Worker::assemble(
-            saved.id,
-            saved.created_at,
-            saved.spec,
-            adapter,
-            engine,
-            feed,
-            dir.to_path_buf(),
-            status,
-            saved.session_id,
+        let was_running = matches!(
+            saved.status,
+            Status::Starting | Status::Running | Status::Busy
         );
-        let (code, signal) = (saved.exit_code, saved.signal);
-        if code.is_some() || signal.is_some() {
-            worker.lock().exit = Some(Exit {
-                code,
-                signal,
-                duration: Duration::ZERO,
-            });
+        if was_running {
+            saved.status = Status::Interrupted;
         }
-        if interrupted {
-            let mut fields = worker.status_fields(&worker.lock());
+        let worker = Worker::assemble(saved, adapter, engine, feed, dir.to_path_buf());
+        if was_running {
+            let st = worker.lock();
+            let mut fields = worker.status_fields(&st);
             fields.insert(
                 "reason".into(),
                 "the server restarted while the process ran".into(),
             );
-            worker.feed.publish_one(NewEvent::Fields {
-                kind: "status",
-                fields,
-            });
+            worker.publish_status(fields);
+            drop(st);
             worker.save();
         }
         Ok(worker)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn assemble(
-        id: String,
-        created_at: String,
-        spec: WorkerSpec,
+        saved: Saved,
         adapter: Arc<dyn Adapter>,
         engine: Arc<Engine>,
         feed: Feed,
         dir: PathBuf,
-        status: Status,
-        session_id: Option<String>,
     ) -> Arc<Worker> {
+        let exit = (saved.exit_code.is_some() || saved.signal.is_some()).then_some(Exit {
+            code: saved.exit_code,
+            signal: saved.signal,
+            duration: Duration::ZERO,
+        });
         Arc::new_cyclic(|me| Worker {
-            id,
-            spec,
-            created_at,
+            id: saved.id,
+            spec: saved.spec,
+            created_at: saved.created_at,
             feed,
             adapter,
             engine,
             state: Mutex::new(WorkerState {
-                status,
+                status: saved.status,
                 process: None,
-                exit: None,
-                session_id,
+                parser: None,
+                exit,
+                session_id: saved.session_id,
                 error: None,
                 deleted: false,
+                queue: VecDeque::new(),
+                turn: None,
+                turns: saved.turns,
             }),
             dir,
             me: me.clone(),
@@ -230,135 +240,153 @@ impl Worker {
         self.lock().status
     }
 
+    pub fn session_id(&self) -> Option<String> {
+        self.lock().session_id.clone()
+    }
+
     pub fn lifecycle(&self) -> Lifecycle {
         self.adapter.lifecycle(&self.spec)
     }
 
-    /// Starts the worker: a long-running kind starts its process now; a per-turn kind
-    /// waits for its first message.
+    /// Whether messages queue up while a turn runs (AI kinds), rather than going
+    /// straight to the program's stdin (`command`).
+    pub fn has_turns(&self) -> bool {
+        self.lifecycle() == Lifecycle::PerTurn || self.adapter.has_turns(&self.spec)
+    }
+
+    /// Starts the worker: a long-running kind without turns starts its process now;
+    /// kinds with turns wait for their first message.
     pub fn start(&self) {
-        match self.lifecycle() {
-            Lifecycle::LongRunning => self.start_long_running(),
-            Lifecycle::PerTurn => self.set_status(Status::Idle, Map::new()),
-        }
-    }
-
-    fn start_long_running(&self) {
-        self.set_status(Status::Starting, Map::new());
-        let spec = match self.adapter.command(&self.spec, None) {
-            Ok(spec) => spec,
-            Err(message) => return self.fail(&message),
-        };
-        let Some(sink) = self.me.upgrade() else {
-            return;
-        };
-        match Process::spawn(&spec, sink, &self.engine.output, self.engine.process) {
-            Ok(process) => {
-                let mut st = self.lock();
-                let pid = process.pid;
-                st.process = Some(process);
-                st.exit = None;
-                st.status = Status::Running;
-                let mut fields = self.status_fields(&st);
+        if self.has_turns() {
+            let mut st = self.lock();
+            self.set_status(&mut st, Status::Idle, Map::new());
+        } else {
+            let mut st = self.lock();
+            self.set_status(&mut st, Status::Starting, Map::new());
+            if let Err(message) = self.spawn(&mut st, None) {
+                self.fail(&mut st, &message);
+            } else {
+                let pid = st.process.as_ref().map(|p| p.pid);
+                let mut fields = Map::new();
                 fields.insert("pid".into(), pid.into());
-                self.publish_status(fields);
-                drop(st);
-                self.save();
+                self.set_status(&mut st, Status::Running, fields);
             }
-            Err(err) => self.fail(&format!("could not start `{}`: {err}", spec.argv.join(" "))),
         }
+        self.save();
     }
 
-    fn fail(&self, message: &str) {
+    /// Starts the program for a turn (`message`) or for the worker's life (None).
+    fn spawn(&self, st: &mut WorkerState, message: Option<&str>) -> Result<(), String> {
+        let binary = match self.adapter.binary_name() {
+            None => String::new(),
+            Some(_) => self
+                .engine
+                .registry
+                .resolve_binary(self.adapter.as_ref())
+                .ok_or_else(|| format!("the program for `{}` was not found", self.adapter.kind()))?
+                .display()
+                .to_string(),
+        };
+        let launch = Launch {
+            spec: &self.spec,
+            message,
+            session_id: st.session_id.as_deref(),
+            binary: &binary,
+            settings: &self.engine.registry.settings,
+        };
+        let mut spec = self.adapter.command(&launch)?;
+        // The server's token is not the program's business.
+        spec.env.retain(|(k, _)| k != "WORKERHUB_TOKEN");
+        let sink = self.me.upgrade().ok_or("the worker is gone")?;
+        let process = Process::spawn(&spec, sink, &self.engine.output, self.engine.process)
+            .map_err(|err| {
+                format!(
+                    "could not start `{}`: {err}",
+                    spec.argv.first().map_or("", |s| s.as_str())
+                )
+            })?;
+        st.parser = Some((process.id, self.adapter.parser(&self.spec)));
+        st.process = Some(process);
+        st.exit = None;
+        Ok(())
+    }
+
+    fn fail(&self, st: &mut WorkerState, message: &str) {
         log::warn!("worker {}: {message}", self.id);
         self.feed.publish_one(NewEvent::new(
             "error",
             json!({"code": "start_failed", "message": message}),
         ));
-        let mut st = self.lock();
         st.error = Some(message.to_string());
-        st.status = Status::Error;
-        let fields = self.status_fields(&st);
-        self.publish_status(fields);
-        drop(st);
-        self.save();
+        self.set_status(st, Status::Error, Map::new());
     }
 
-    fn set_status(&self, status: Status, extra: Map<String, Value>) {
-        let mut st = self.lock();
+    fn set_status(&self, st: &mut WorkerState, status: Status, extra: Map<String, Value>) {
         st.status = status;
-        let mut fields = self.status_fields(&st);
+        let mut fields = self.status_fields(st);
         fields.extend(extra);
         self.publish_status(fields);
-        drop(st);
-        self.save();
     }
 
     fn status_fields(&self, st: &WorkerState) -> Map<String, Value> {
         let mut fields = Map::new();
         fields.insert("status".into(), st.status.as_str().into());
-        if st.status == Status::Exited
-            && let Some(exit) = &st.exit
-        {
-            fields.extend(exit.fields());
+        match st.status {
+            Status::Exited => {
+                if let Some(exit) = &st.exit {
+                    fields.extend(exit.fields());
+                }
+            }
+            Status::Error => {
+                fields.insert("error".into(), st.error.clone().into());
+            }
+            _ => {}
         }
-        if let (Status::Error, Some(err)) = (st.status, &st.error) {
-            fields.insert("error".into(), err.clone().into());
+        if let Some(turn) = &st.turn {
+            fields.insert("message_id".into(), turn.message.id.clone().into());
+        }
+        if self.has_turns() {
+            fields.insert("queue".into(), turns::queue_json(&st.queue));
         }
         fields
     }
 
     fn publish_status(&self, fields: Map<String, Value>) {
+        for listener in self
+            .engine
+            .on_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            listener(self, &fields);
+        }
         self.feed.publish_one(NewEvent::Fields {
             kind: "status",
             fields,
         });
     }
 
-    /// Sends a message from a client: every viewer sees it as `user_message`, then the
-    /// program gets it.
-    pub fn send_message(&self, content: &str) -> Result<Value, ApiError> {
-        let st = self.lock();
-        let process = match (&st.process, st.status) {
-            (Some(p), Status::Running) if p.is_running() => p.clone(),
-            _ => {
-                return Err(ApiError::conflict(
-                    "worker_not_running",
-                    format!(
-                        "worker {} is {} and cannot take messages",
-                        self.id,
-                        st.status.as_str()
-                    ),
+    /// Starts a long-running worker's process again (after it exited, was stopped, or
+    /// was interrupted by a restart).
+    pub fn restart(&self) -> Result<Value, crate::error::ApiError> {
+        if self.has_turns() {
+            return Err(crate::error::ApiError::conflict(
+                "not_restartable",
+                "this worker starts a process for each message; just send one",
+            ));
+        }
+        {
+            let st = self.lock();
+            if st.process.as_ref().is_some_and(|p| p.is_running()) {
+                return Err(crate::error::ApiError::conflict(
+                    "already_running",
+                    "the worker's process is running",
                 ));
             }
-        };
-        drop(st);
-        // Published before the program sees the message, so its answer always comes
-        // after the message in the feed.
-        let seq = self
-            .feed
-            .publish_one(NewEvent::new("user_message", json!({"content": content})));
-        match process.write_stdin(self.adapter.encode_message(content)) {
-            Ok(()) => Ok(json!({"seq": seq, "state": "sent"})),
-            Err(StdinError::Full) => Err(ApiError::new(
-                503,
-                "input_full",
-                "the worker is not reading its input and its backlog is full; the message was not delivered",
-            )),
-            Err(StdinError::Closed) => Err(ApiError::conflict(
-                "worker_not_running",
-                "the worker's input is closed; the message was not delivered",
-            )),
         }
-    }
-
-    /// Stops the worker's process (SIGTERM, then SIGKILL after the grace period) and
-    /// waits for it to be reaped.
-    pub fn stop(&self) {
-        let process = self.lock().process.clone();
-        if let Some(process) = process {
-            process.terminate(self.engine.kill_grace);
-        }
+        self.start();
+        Ok(self.view())
     }
 
     /// Everything a client may know about the worker.
@@ -366,27 +394,36 @@ impl Worker {
         let st = self.lock();
         let (first_seq, last_seq) = self.feed.bounds();
         let mut view = self.spec.public_json();
-        let map = view.as_object_mut().expect("public_json is an object");
-        map.insert("id".into(), self.id.clone().into());
-        map.insert("status".into(), st.status.as_str().into());
-        map.insert("created_at".into(), self.created_at.clone().into());
-        map.insert(
-            "pid".into(),
-            st.process
-                .as_ref()
-                .filter(|p| p.is_running())
-                .map(|p| p.pid)
-                .into(),
-        );
-        if let Some(exit) = &st.exit {
-            map.insert("exit_code".into(), exit.code.into());
-            map.insert("signal".into(), exit.signal.into());
+        if let Some(map) = view.as_object_mut() {
+            map.insert("id".into(), self.id.clone().into());
+            map.insert("status".into(), st.status.as_str().into());
+            map.insert("created_at".into(), self.created_at.clone().into());
+            map.insert(
+                "pid".into(),
+                st.process
+                    .as_ref()
+                    .filter(|p| p.is_running())
+                    .map(|p| p.pid)
+                    .into(),
+            );
+            if let Some(exit) = &st.exit {
+                map.insert("exit_code".into(), exit.code.into());
+                map.insert("signal".into(), exit.signal.into());
+            }
+            map.insert("session_id".into(), st.session_id.clone().into());
+            map.insert("error".into(), st.error.clone().into());
+            map.insert("has_turns".into(), self.has_turns().into());
+            map.insert(
+                "takes_messages".into(),
+                self.adapter.takes_messages(&self.spec).into(),
+            );
+            map.insert("queue".into(), turns::queue_json(&st.queue));
+            map.insert("turn".into(), st.turn.as_ref().map(Turn::json).into());
+            map.insert("turns".into(), st.turns.into());
+            map.insert("first_seq".into(), first_seq.into());
+            map.insert("last_seq".into(), last_seq.into());
+            map.insert("viewers".into(), self.feed.subscriber_count().into());
         }
-        map.insert("session_id".into(), st.session_id.clone().into());
-        map.insert("error".into(), st.error.clone().into());
-        map.insert("first_seq".into(), first_seq.into());
-        map.insert("last_seq".into(), last_seq.into());
-        map.insert("viewers".into(), self.feed.subscriber_count().into());
         view
     }
 
@@ -403,6 +440,7 @@ impl Worker {
             session_id: st.session_id.clone(),
             exit_code: st.exit.and_then(|e| e.code),
             signal: st.exit.and_then(|e| e.signal),
+            turns: st.turns,
         };
         drop(st);
         let path = self.dir.join("worker.json");
@@ -420,9 +458,12 @@ impl Worker {
         }
     }
 
-    /// Marks the worker as being deleted: from now on nothing is written to its folder.
+    /// Marks the worker as being deleted: from now on nothing is written to its folder
+    /// and no new turn starts.
     pub fn mark_deleted(&self) {
-        self.lock().deleted = true;
+        let mut st = self.lock();
+        st.deleted = true;
+        st.queue.clear();
     }
 
     /// Removes the worker's files (after it was stopped and its feed closed).
@@ -435,39 +476,67 @@ impl Worker {
             );
         }
     }
+
+    /// Parses a process's lines and publishes the events.
+    fn on_lines(&self, process: u64, pipe: crate::event::Pipe, data: &[u8]) {
+        let mut st = self.lock();
+        let mut parsed = Parsed::default();
+        let body = data.strip_suffix(b"\n").unwrap_or(data);
+        match st.parser.as_mut().filter(|(id, _)| *id == process) {
+            Some((_, parser)) => {
+                for line in body.split(|&b| b == b'\n') {
+                    parser.line(pipe, line, &mut parsed);
+                }
+            }
+            None => {
+                // Lines of an earlier process, arriving after it was replaced.
+                let mut parser = self.adapter.parser(&self.spec);
+                for line in body.split(|&b| b == b'\n') {
+                    parser.line(pipe, line, &mut parsed);
+                }
+            }
+        }
+        self.feed.publish(std::mem::take(&mut parsed.events));
+        let mut changed = false;
+        if let Some(session) = parsed.session_id
+            && st.session_id.as_deref() != Some(&session)
+        {
+            st.session_id = Some(session);
+            changed = true;
+        }
+        if let Some(end) = parsed.turn_end {
+            self.on_turn_end(&mut st, process, end);
+            changed = true;
+        }
+        drop(st);
+        if changed {
+            self.save();
+        }
+    }
+
+    fn on_exit(&self, process: u64, exit: Exit) {
+        let mut st = self.lock();
+        if st.process.as_ref().is_none_or(|p| p.id != process) {
+            return;
+        }
+        if let Some((_, mut parser)) = st.parser.take() {
+            let mut parsed = Parsed::default();
+            parser.finish(&mut parsed);
+            self.feed.publish(parsed.events);
+        }
+        st.exit = Some(exit);
+        st.process = None;
+        self.on_process_gone(&mut st, process, exit);
+        drop(st);
+        self.save();
+    }
 }
 
 impl ProcessSink for Worker {
     fn on_process_event(&self, process: u64, event: ProcEvent) {
         match event {
-            ProcEvent::Lines { pipe, data } => {
-                let mut parsed = Parsed::default();
-                let body = data.strip_suffix(b"\n").unwrap_or(&data);
-                for line in body.split(|&b| b == b'\n') {
-                    self.adapter.parse(pipe, line, &mut parsed);
-                }
-                self.feed.publish(parsed.events);
-                if let Some(session) = parsed.session_id {
-                    let mut st = self.lock();
-                    if st.session_id.as_deref() != Some(&session) {
-                        st.session_id = Some(session);
-                        drop(st);
-                        self.save();
-                    }
-                }
-            }
-            ProcEvent::Exited(exit) => {
-                let mut st = self.lock();
-                if st.process.as_ref().is_none_or(|p| p.id != process) {
-                    return;
-                }
-                st.exit = Some(exit);
-                st.status = Status::Exited;
-                let fields = self.status_fields(&st);
-                self.publish_status(fields);
-                drop(st);
-                self.save();
-            }
+            ProcEvent::Lines { pipe, data } => self.on_lines(process, pipe, &data),
+            ProcEvent::Exited(exit) => self.on_exit(process, exit),
         }
     }
 }

@@ -142,6 +142,8 @@ impl Process {
         command
             .args(args)
             .current_dir(&spec.cwd)
+            // As a shell would: some programs (OpenCode) take their folder from PWD.
+            .env("PWD", &spec.cwd)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(if spec.stdin {
                 Stdio::piped()

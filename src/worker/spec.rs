@@ -22,6 +22,12 @@ pub struct WorkerOptions {
     pub extra_args: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// How the kind runs, where it has a choice (Claude Code: print, stream, watch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// An existing session to continue (or, in watch mode, to follow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -45,6 +51,8 @@ const FIELDS: &[&str] = &[
     "allowed_tools",
     "extra_args",
     "env",
+    "mode",
+    "session_id",
 ];
 
 fn string_field(body: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
@@ -87,7 +95,12 @@ impl WorkerSpec {
                 FIELDS.join(", ")
             )));
         }
-        let kind = string_field(body, "ai_cli_type")?.unwrap_or_else(|| default_kind.to_string());
+        // A `command` without a kind is a `command` worker.
+        let kind = match string_field(body, "ai_cli_type")? {
+            Some(kind) => kind,
+            None if body.contains_key("command") => "command".to_string(),
+            None => default_kind.to_string(),
+        };
         let project = string_field(body, "project_path")?
             .filter(|p| !p.is_empty())
             .ok_or_else(|| {
@@ -128,6 +141,8 @@ impl WorkerSpec {
                 allowed_tools: string_list(body, "allowed_tools")?.unwrap_or_default(),
                 extra_args: string_list(body, "extra_args")?.unwrap_or_default(),
                 env,
+                mode: string_field(body, "mode")?,
+                session_id: string_field(body, "session_id")?,
             },
         })
     }
@@ -151,6 +166,7 @@ impl WorkerSpec {
             "allowed_tools": self.options.allowed_tools,
             "extra_args": self.options.extra_args,
             "env": env,
+            "mode": self.options.mode,
         })
     }
 }

@@ -376,10 +376,15 @@ impl Ws {
         let _ = self.inner.get_mut().set_read_timeout(Some(timeout));
     }
 
-    /// The next JSON message, a close, or a timeout.
+    /// The next JSON message, a close, or a timeout (pings and pongs do not count).
     pub fn next(&mut self, timeout: Duration) -> Got {
-        self.set_timeout(timeout);
+        let deadline = Instant::now() + timeout;
         loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Got::TimedOut;
+            }
+            self.set_timeout(left);
             match self.inner.read() {
                 Ok(Message::Text(t)) => {
                     return Got::Json(
@@ -395,6 +400,9 @@ impl Ws {
                     ) =>
                 {
                     return Got::TimedOut;
+                }
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    continue;
                 }
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                     return Got::Closed(None);

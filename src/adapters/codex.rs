@@ -1,0 +1,260 @@
+//! Codex CLI (`codex`): each turn runs `codex exec --json --skip-git-repo-check ...
+//! MESSAGE`, resumed with `codex exec --json ... resume THREAD_ID MESSAGE` (the id from
+//! `thread.started`). `turn.completed` ends a turn; `turn.failed` and `error` fail it.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value, json};
+
+use super::{
+    Adapter, Launch, Lifecycle, LineParser, Parsed, TurnEnd, content, json_object, push_opt,
+    str_of, worker_env,
+};
+use crate::event::Pipe;
+use crate::worker::WorkerSpec;
+use crate::worker::process::ProcessSpec;
+
+pub struct Codex;
+
+impl Adapter for Codex {
+    fn kind(&self) -> &str {
+        "codex"
+    }
+
+    fn binary_name(&self) -> Option<&str> {
+        Some("codex")
+    }
+
+    fn lifecycle(&self, _: &WorkerSpec) -> Lifecycle {
+        Lifecycle::PerTurn
+    }
+
+    fn command(&self, launch: &Launch<'_>) -> Result<ProcessSpec, String> {
+        let spec = launch.spec;
+        let message = launch.message.ok_or("a Codex turn needs a message")?;
+        let mut argv = vec![
+            launch.binary.to_string(),
+            "exec".into(),
+            "--json".into(),
+            "--skip-git-repo-check".into(),
+        ];
+        push_opt(&mut argv, "--model", spec.options.model.as_deref());
+        // Codex's permission setting is its sandbox: read-only, workspace-write or
+        // danger-full-access.
+        push_opt(
+            &mut argv,
+            "--sandbox",
+            spec.options.permission_mode.as_deref(),
+        );
+        argv.extend(spec.options.extra_args.iter().cloned());
+        if let Some(thread) = launch.session_id {
+            argv.push("resume".into());
+            argv.push(thread.to_string());
+        }
+        argv.push("--".into());
+        argv.push(message.to_string());
+        Ok(ProcessSpec {
+            argv,
+            cwd: spec.project_path.clone(),
+            env: worker_env(spec, Vec::new()),
+            stdin: false,
+        })
+    }
+
+    fn parser(&self, _: &WorkerSpec) -> Box<dyn LineParser> {
+        Box::new(CodexParser::default())
+    }
+}
+
+#[derive(Default)]
+pub struct CodexParser {
+    thread_id: Option<String>,
+    /// Items whose `tool_use` was already emitted (from `item.started`).
+    started: HashSet<String>,
+}
+
+impl CodexParser {
+    fn tool_use(
+        &mut self,
+        item: &Map<String, Value>,
+        name: String,
+        input: Value,
+        raw: &str,
+        out: &mut Parsed,
+    ) {
+        let id = str_of(item, "id").unwrap_or("").to_string();
+        if self.started.insert(id.clone()) {
+            out.events.push(content(
+                "tool_use",
+                json!({"id": id, "name": name, "input": input}),
+                raw,
+            ));
+        }
+    }
+
+    fn item(&mut self, stage: &str, item: &Map<String, Value>, raw: &str, out: &mut Parsed) {
+        let done = stage == "item.completed";
+        let id = str_of(item, "id").unwrap_or("").to_string();
+        let failed = str_of(item, "status") == Some("failed");
+        match str_of(item, "type").unwrap_or("") {
+            "agent_message" if done => {
+                out.events
+                    .push(content("text", json!({"text": item.get("text")}), raw))
+            }
+            "reasoning" if done => {
+                out.events
+                    .push(content("thinking", json!({"text": item.get("text")}), raw))
+            }
+            "command_execution" => {
+                self.tool_use(
+                    item,
+                    "command_execution".into(),
+                    json!({"command": item.get("command")}),
+                    raw,
+                    out,
+                );
+                if done {
+                    let exit = item.get("exit_code").and_then(Value::as_i64);
+                    out.events.push(content(
+                        "tool_result",
+                        json!({
+                            "tool_use_id": id,
+                            "content": item.get("aggregated_output").and_then(Value::as_str).unwrap_or(""),
+                            "is_error": failed || exit.is_some_and(|c| c != 0),
+                            "exit_code": exit,
+                        }),
+                        raw,
+                    ));
+                }
+            }
+            "file_change" if done => {
+                self.tool_use(
+                    item,
+                    "file_change".into(),
+                    json!({"changes": item.get("changes")}),
+                    raw,
+                    out,
+                );
+                out.events.push(content(
+                    "tool_result",
+                    json!({"tool_use_id": id, "content": item.get("status"), "is_error": failed}),
+                    raw,
+                ));
+            }
+            "mcp_tool_call" => {
+                let name = format!(
+                    "{}.{}",
+                    str_of(item, "server").unwrap_or("mcp"),
+                    str_of(item, "tool").unwrap_or("tool")
+                );
+                self.tool_use(
+                    item,
+                    name,
+                    item.get("arguments").cloned().unwrap_or(Value::Null),
+                    raw,
+                    out,
+                );
+                if done {
+                    let result = item
+                        .get("error")
+                        .filter(|e| !e.is_null())
+                        .or_else(|| item.get("result"));
+                    out.events.push(content(
+                        "tool_result",
+                        json!({
+                            "tool_use_id": id,
+                            "content": result.map(super::content_text).unwrap_or_default(),
+                            "is_error": failed,
+                        }),
+                        raw,
+                    ));
+                }
+            }
+            "web_search" => {
+                self.tool_use(
+                    item,
+                    "web_search".into(),
+                    json!({"query": item.get("query")}),
+                    raw,
+                    out,
+                );
+                if done {
+                    out.events.push(content(
+                        "tool_result",
+                        json!({"tool_use_id": id, "content": "", "is_error": failed}),
+                        raw,
+                    ));
+                }
+            }
+            "todo_list" => out.events.push(content(
+                "system",
+                json!({"subtype": "todo_list", "items": item.get("items")}),
+                raw,
+            )),
+            "error" => out.events.push(content(
+                "system",
+                json!({"subtype": "warning", "message": item.get("message")}),
+                raw,
+            )),
+            other => out.events.push(content(
+                "system",
+                json!({"subtype": format!("{stage}:{other}"), "item": item}),
+                raw,
+            )),
+        }
+    }
+}
+
+impl LineParser for CodexParser {
+    fn line(&mut self, pipe: Pipe, line: &[u8], out: &mut Parsed) {
+        let Some((map, raw)) = json_object(pipe, line, out) else {
+            return;
+        };
+        let kind = str_of(&map, "type").unwrap_or("").to_string();
+        match kind.as_str() {
+            "thread.started" => {
+                let thread = str_of(&map, "thread_id").map(str::to_string);
+                out.session_id = thread.clone();
+                self.thread_id = thread.clone();
+                out.events.push(content(
+                    "system",
+                    json!({"subtype": "init", "session_id": thread}),
+                    &raw,
+                ));
+            }
+            "item.started" | "item.updated" | "item.completed" => {
+                match map.get("item").and_then(Value::as_object) {
+                    Some(item) => self.item(&kind, item, &raw, out),
+                    None => out
+                        .events
+                        .push(content("system", json!({"subtype": kind}), &raw)),
+                }
+            }
+            "turn.completed" => {
+                out.events.push(content(
+                    "result",
+                    json!({"is_error": false, "usage": map.get("usage"), "session_id": self.thread_id}),
+                    &raw,
+                ));
+                out.turn_end = Some(TurnEnd { is_error: false });
+            }
+            "turn.failed" => {
+                let message = map.get("error").and_then(|e| e.get("message")).cloned();
+                out.events.push(content(
+                    "result",
+                    json!({"is_error": true, "error": message, "session_id": self.thread_id}),
+                    &raw,
+                ));
+                out.turn_end = Some(TurnEnd { is_error: true });
+            }
+            "error" => out.events.push(content(
+                "system",
+                json!({"subtype": "error", "message": map.get("message")}),
+                &raw,
+            )),
+            other => out
+                .events
+                .push(content("system", json!({"subtype": other}), &raw)),
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Gemini CLI (`gemini`): each turn runs `gemini --prompt=MESSAGE --output-format
+//! stream-json --approval-mode MODE`, resumed with `--resume SESSION_ID`. Headless runs
+//! drop shell and edit tools unless the approval mode allows them, so the mode defaults
+//! to `yolo`. Assistant deltas are joined into one `text` event.
+
+use serde_json::{Value, json};
+
+use super::{
+    Adapter, Launch, Lifecycle, LineParser, Parsed, TurnEnd, content, json_object, push_opt,
+    str_of, worker_env,
+};
+use crate::event::Pipe;
+use crate::worker::WorkerSpec;
+use crate::worker::process::ProcessSpec;
+
+pub struct Gemini;
+
+impl Adapter for Gemini {
+    fn kind(&self) -> &str {
+        "gemini"
+    }
+
+    fn binary_name(&self) -> Option<&str> {
+        Some("gemini")
+    }
+
+    fn lifecycle(&self, _: &WorkerSpec) -> Lifecycle {
+        Lifecycle::PerTurn
+    }
+
+    fn command(&self, launch: &Launch<'_>) -> Result<ProcessSpec, String> {
+        let spec = launch.spec;
+        let message = launch.message.ok_or("a Gemini turn needs a message")?;
+        let mut argv = vec![
+            launch.binary.to_string(),
+            // One argument, so a message starting with `-` is not read as an option.
+            format!("--prompt={message}"),
+            "--output-format".into(),
+            "stream-json".into(),
+            "--approval-mode".into(),
+            spec.options
+                .permission_mode
+                .clone()
+                .unwrap_or_else(|| "yolo".into()),
+        ];
+        push_opt(&mut argv, "-m", spec.options.model.as_deref());
+        push_opt(&mut argv, "--resume", launch.session_id);
+        argv.extend(spec.options.extra_args.iter().cloned());
+        // Without this Gemini CLI re-launches itself as a child, which then ignores a
+        // SIGINT sent to the first process.
+        let extra = vec![("GEMINI_CLI_NO_RELAUNCH".to_string(), "true".to_string())];
+        Ok(ProcessSpec {
+            argv,
+            cwd: spec.project_path.clone(),
+            env: worker_env(spec, extra),
+            stdin: false,
+        })
+    }
+
+    fn parser(&self, _: &WorkerSpec) -> Box<dyn LineParser> {
+        Box::new(GeminiParser::default())
+    }
+
+    fn explain_exit(&self, code: i32) -> Option<String> {
+        let what = match code {
+            41 => "authentication failed",
+            42 => "the input was rejected (bad input)",
+            44 => "the sandbox could not be set up",
+            52 => "its configuration is invalid",
+            53 => "the turn limit was reached",
+            55 => "the folder is not trusted",
+            _ => return None,
+        };
+        Some(format!("Gemini CLI exited with code {code}: {what}"))
+    }
+}
+
+#[derive(Default)]
+pub struct GeminiParser {
+    session_id: Option<String>,
+    /// Assistant text deltas not yet emitted, and their lines.
+    text: String,
+    raw: Vec<String>,
+}
+
+impl GeminiParser {
+    fn flush_text(&mut self, out: &mut Parsed) {
+        if !self.raw.is_empty() {
+            let text = std::mem::take(&mut self.text);
+            let raw = std::mem::take(&mut self.raw).join("\n");
+            out.events
+                .push(content("text", json!({"text": text}), &raw));
+        }
+    }
+}
+
+impl LineParser for GeminiParser {
+    fn line(&mut self, pipe: Pipe, line: &[u8], out: &mut Parsed) {
+        let Some((map, raw)) = json_object(pipe, line, out) else {
+            return;
+        };
+        let kind = str_of(&map, "type").unwrap_or("");
+        let assistant = kind == "message" && str_of(&map, "role") == Some("assistant");
+        if !assistant {
+            self.flush_text(out);
+        }
+        match kind {
+            "init" => {
+                self.session_id = str_of(&map, "session_id").map(str::to_string);
+                out.session_id = self.session_id.clone();
+                out.events.push(content(
+                    "system",
+                    json!({"subtype": "init", "session_id": map.get("session_id"), "model": map.get("model")}),
+                    &raw,
+                ));
+            }
+            "message" if assistant => {
+                self.text.push_str(str_of(&map, "content").unwrap_or(""));
+                self.raw.push(raw);
+                if map.get("delta").and_then(Value::as_bool) != Some(true) {
+                    self.flush_text(out);
+                }
+            }
+            "message" => out.events.push(content(
+                "system",
+                json!({"subtype": "message", "role": map.get("role"), "text": map.get("content")}),
+                &raw,
+            )),
+            "tool_use" => out.events.push(content(
+                "tool_use",
+                json!({"id": map.get("tool_id"), "name": map.get("tool_name"), "input": map.get("parameters")}),
+                &raw,
+            )),
+            "tool_result" => {
+                let ok = str_of(&map, "status") == Some("success");
+                let text = map
+                    .get("output")
+                    .filter(|v| !v.is_null())
+                    .or_else(|| map.get("error").and_then(|e| e.get("message")))
+                    .map(super::content_text)
+                    .unwrap_or_default();
+                out.events.push(content(
+                    "tool_result",
+                    json!({"tool_use_id": map.get("tool_id"), "content": text, "is_error": !ok}),
+                    &raw,
+                ));
+            }
+            "result" => {
+                let is_error = str_of(&map, "status") != Some("success");
+                let stats = map.get("stats").cloned().unwrap_or(Value::Null);
+                out.events.push(content(
+                    "result",
+                    json!({
+                        "is_error": is_error,
+                        "duration_ms": stats.get("duration_ms"),
+                        "usage": map.get("stats"),
+                        "session_id": self.session_id,
+                        "error": map.get("error").and_then(|e| e.get("message")),
+                    }),
+                    &raw,
+                ));
+                out.turn_end = Some(TurnEnd { is_error });
+            }
+            "error" => out.events.push(content(
+                "system",
+                json!({"subtype": "error", "message": map.get("message"), "severity": map.get("severity")}),
+                &raw,
+            )),
+            other => out.events.push(content("system", json!({"subtype": other}), &raw)),
+        }
+    }
+
+    fn finish(&mut self, out: &mut Parsed) {
+        self.flush_text(out);
+    }
+}

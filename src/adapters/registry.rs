@@ -1,0 +1,329 @@
+//! The kinds this server offers: the built-in adapters, kinds from `--config`, where
+//! each program is, whether it answers, and whether it is enabled.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::{Adapter, claude, codex, command, custom, gemini, opencode};
+use crate::error::ApiError;
+use crate::worker::spec::mask;
+
+/// Settings that the AI kinds read (flags, `WORKERHUB_*`, and the py-worker `.env`
+/// names).
+#[derive(Clone, Debug, Default)]
+pub struct CliSettings {
+    /// Program overrides by kind (`CLAUDE_BINARY`, ...).
+    pub binaries: HashMap<String, String>,
+    pub claude_model: Option<String>,
+    pub claude_api_key: Option<String>,
+    pub opencode_model: Option<String>,
+    pub opencode_api_key: Option<String>,
+    pub opencode_api_base: Option<String>,
+    /// Only these kinds may be used (all when None).
+    pub enabled: Option<Vec<String>>,
+}
+
+impl CliSettings {
+    /// Lines for the banner, secrets masked.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut binaries: Vec<_> = self.binaries.iter().collect();
+        binaries.sort();
+        for (kind, bin) in binaries {
+            lines.push(format!("{kind} binary {bin}"));
+        }
+        for (name, value, secret) in [
+            ("claude model", &self.claude_model, false),
+            ("claude api key", &self.claude_api_key, true),
+            ("opencode model", &self.opencode_model, false),
+            ("opencode api key", &self.opencode_api_key, true),
+            ("opencode api base", &self.opencode_api_base, false),
+        ] {
+            if let Some(v) = value {
+                lines.push(format!(
+                    "{name} {}",
+                    if secret { mask(v) } else { v.clone() }
+                ));
+            }
+        }
+        if let Some(enabled) = &self.enabled {
+            lines.push(format!("enabled kinds {}", enabled.join(",")));
+        }
+        lines
+    }
+}
+
+/// What probing a kind's program found.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    pub binary: Option<PathBuf>,
+    pub available: bool,
+    pub version: Option<String>,
+    pub reason: Option<String>,
+}
+
+pub struct Registry {
+    adapters: BTreeMap<String, Arc<dyn Adapter>>,
+    pub settings: CliSettings,
+    probes: Mutex<HashMap<String, (Instant, Probe)>>,
+}
+
+/// How long a probe result is trusted.
+const PROBE_TTL: Duration = Duration::from_secs(30);
+/// How long `--version` may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Registry {
+    pub fn new(settings: CliSettings) -> Registry {
+        let builtin: [Arc<dyn Adapter>; 5] = [
+            Arc::new(command::Command),
+            Arc::new(claude::Claude),
+            Arc::new(codex::Codex),
+            Arc::new(gemini::Gemini),
+            Arc::new(opencode::OpenCode),
+        ];
+        Registry {
+            adapters: builtin
+                .into_iter()
+                .map(|a| (a.kind().to_string(), a))
+                .collect(),
+            settings,
+            probes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Adds the kinds of a `--config` file.
+    pub fn load_config(&mut self, path: &Path) -> Result<usize, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let kinds = custom::parse_config(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let n = kinds.len();
+        for kind in kinds {
+            self.adapters
+                .insert(kind.kind().to_string(), Arc::new(kind));
+        }
+        Ok(n)
+    }
+
+    pub fn get(&self, kind: &str) -> Option<Arc<dyn Adapter>> {
+        self.adapters.get(kind).cloned()
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = &Arc<dyn Adapter>> {
+        self.adapters.values()
+    }
+
+    pub fn is_enabled(&self, kind: &str) -> bool {
+        kind == "command"
+            || self
+                .settings
+                .enabled
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|k| k == kind))
+    }
+
+    /// The program a kind runs, as configured or its default name.
+    pub fn binary_setting(&self, adapter: &dyn Adapter) -> Option<String> {
+        self.settings
+            .binaries
+            .get(adapter.kind())
+            .cloned()
+            .or_else(|| adapter.binary_name().map(str::to_string))
+    }
+
+    /// Finds the kind's program (a path, or a name on PATH).
+    pub fn resolve_binary(&self, adapter: &dyn Adapter) -> Option<PathBuf> {
+        let name = self.binary_setting(adapter)?;
+        find_program(&name)
+    }
+
+    /// Whether the kind's program is there and answers `--version` (cached a while).
+    pub fn probe(&self, adapter: &dyn Adapter) -> Probe {
+        let kind = adapter.kind().to_string();
+        if adapter.binary_name().is_none() && !self.settings.binaries.contains_key(&kind) {
+            return Probe {
+                binary: None,
+                available: true,
+                version: None,
+                reason: None,
+            };
+        }
+        if let Some((at, probe)) = self.lock_probes().get(&kind)
+            && at.elapsed() < PROBE_TTL
+        {
+            return probe.clone();
+        }
+        let probe = match self.resolve_binary(adapter) {
+            None => Probe {
+                binary: None,
+                available: false,
+                version: None,
+                reason: Some(format!(
+                    "`{}` was not found on PATH (set {}_BINARY to its path)",
+                    self.binary_setting(adapter).unwrap_or_default(),
+                    kind.to_ascii_uppercase()
+                )),
+            },
+            Some(path) => match adapter
+                .version_args()
+                .map(|args| version_of(&path, &args))
+                .transpose()
+            {
+                Ok(version) => Probe {
+                    binary: Some(path),
+                    available: true,
+                    version,
+                    reason: None,
+                },
+                Err(reason) => Probe {
+                    binary: Some(path),
+                    available: false,
+                    version: None,
+                    reason: Some(reason),
+                },
+            },
+        };
+        self.lock_probes()
+            .insert(kind, (Instant::now(), probe.clone()));
+        probe
+    }
+
+    fn lock_probes(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Probe)>> {
+        self.probes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every kind with its program, availability, version, default model and whether
+    /// it is enabled. Programs are probed in parallel.
+    pub fn describe(&self) -> Vec<Value> {
+        let adapters: Vec<Arc<dyn Adapter>> = self.adapters.values().cloned().collect();
+        let probes: Vec<Probe> = std::thread::scope(|scope| {
+            let handles: Vec<_> = adapters
+                .iter()
+                .map(|a| scope.spawn(move || self.probe(a.as_ref())))
+                .collect();
+            handles
+                .into_iter()
+                .zip(&adapters)
+                .map(|(h, a)| {
+                    h.join().unwrap_or_else(|_| Probe {
+                        binary: None,
+                        available: false,
+                        version: None,
+                        reason: Some(format!("probing {} failed", a.kind())),
+                    })
+                })
+                .collect()
+        });
+        adapters
+            .iter()
+            .zip(probes)
+            .map(|(adapter, probe)| {
+                let enabled = self.is_enabled(adapter.kind());
+                let reason = if !enabled {
+                    Some("disabled by configuration (ENABLED_AI_CLIS)".to_string())
+                } else {
+                    probe.reason.clone()
+                };
+                json!({
+                    "name": adapter.kind(),
+                    "binary": probe.binary.as_ref().map(|p| p.display().to_string()),
+                    "available": probe.available,
+                    "version": probe.version,
+                    "default_model": adapter.default_model(&self.settings),
+                    "enabled": enabled,
+                    "usable": enabled && probe.available,
+                    "reason": reason,
+                })
+            })
+            .collect()
+    }
+
+    /// Refuses kinds that are disabled or whose program does not answer.
+    pub fn check_usable(&self, adapter: &dyn Adapter) -> Result<(), ApiError> {
+        if !self.is_enabled(adapter.kind()) {
+            return Err(ApiError::bad_request(format!(
+                "the kind `{}` is disabled on this server (ENABLED_AI_CLIS)",
+                adapter.kind()
+            )));
+        }
+        let probe = self.probe(adapter);
+        if !probe.available {
+            return Err(ApiError::bad_request(format!(
+                "the kind `{}` is not available: {}",
+                adapter.kind(),
+                probe.reason.unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A program by path, or by name on PATH.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let is_executable = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        let path = PathBuf::from(name);
+        return is_executable(&path).then_some(path);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| is_executable(p))
+    })
+}
+
+/// Runs `PROGRAM --version` (or `args`) with a time limit; returns the first line it
+/// printed.
+fn version_of(program: &Path, args: &[String]) -> Result<String, String> {
+    use std::os::unix::process::CommandExt;
+    let shown = format!("{} {}", program.display(), args.join(" "));
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("{} cannot be started: {e}", program.display()))?;
+    let deadline = Instant::now() + PROBE_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                let mut out = String::new();
+                if let Some(mut stdout) = child.stdout.take() {
+                    use std::io::Read;
+                    let _ = stdout.read_to_string(&mut out);
+                }
+                let line = out
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                return if status.success() && !line.is_empty() {
+                    Ok(line)
+                } else {
+                    Err(format!("`{shown}` failed ({status})"))
+                };
+            }
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                crate::sys::kill_group(child.id(), libc::SIGKILL);
+                let _ = child.wait();
+                return Err(format!(
+                    "`{shown}` did not answer within {}s",
+                    PROBE_TIMEOUT.as_secs()
+                ));
+            }
+        }
+    }
+}
