@@ -73,9 +73,13 @@ pub struct ServeArgs {
     /// Most WebSocket connections at once.
     #[arg(long, env = "WORKERHUB_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
-    /// Bytes a WebSocket client may fall behind before it is closed with 1013.
+    /// Bytes a WebSocket client may fall behind live events; past it the client reads
+    /// from history at its own pace until it has caught up.
     #[arg(long, env = "WORKERHUB_OUTBOX_BYTES", default_value_t = 8 << 20)]
     pub outbox_bytes: usize,
+    /// Seconds a WebSocket client's socket may take nothing before it is closed with 1013.
+    #[arg(long, env = "WORKERHUB_STALL_TIMEOUT", default_value_t = 15.0)]
+    pub stall_timeout: f64,
     /// Seconds of silence before the server pings a WebSocket client.
     #[arg(long, env = "WORKERHUB_PING_INTERVAL", default_value_t = 30.0)]
     pub ping_interval: f64,

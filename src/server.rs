@@ -134,10 +134,13 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         listening: Listening { addr },
         conn_config: ConnConfig {
             outbox_bytes: args.outbox_bytes,
+            stall_timeout: seconds(args.stall_timeout).max(Duration::from_millis(100)),
             max_message_bytes: args.max_message_bytes,
             ping_interval: seconds(args.ping_interval).max(Duration::from_millis(100)),
             pong_timeout: seconds(args.pong_timeout).max(Duration::from_millis(100)),
-            close_grace: Duration::from_secs(2),
+            // A client closed for being too slow may be stalled: give it time to read
+            // up to the close frame (its kernel buffers), so it learns where to resume.
+            close_grace: Duration::from_secs(30),
         },
         origins: Origins::new(
             &args.host,

@@ -29,6 +29,9 @@ pub trait Subscriber: Send + Sync {
     fn deliver(&self, events: &[Arc<Event>]) -> bool;
     /// The feed was closed (its worker deleted); nothing more will come.
     fn feed_closed(&self, _reason: &str) {}
+    /// The subscriber has caught up and now receives new events (called under the
+    /// feed's lock, so no publish can come between).
+    fn went_live(&self) {}
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -154,6 +157,7 @@ impl Feed {
         if after + 1 >= st.next_seq {
             if let Some(sub) = go_live {
                 st.live.push(sub.clone());
+                sub.went_live();
             }
             return CatchUp::Live;
         }

@@ -29,8 +29,12 @@ use crate::sys;
 /// Limits and timings of every connection.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnConfig {
-    /// A client whose unsent frames pass this many bytes is closed with 1013.
+    /// A client whose unsent frames pass this many bytes stops receiving live events and
+    /// reads history at its own pace instead, until it has caught up.
     pub outbox_bytes: usize,
+    /// A client whose socket takes nothing for this long while frames wait is closed
+    /// with 1013.
+    pub stall_timeout: Duration,
     /// The largest message a client may send; larger ones get an `error` event.
     pub max_message_bytes: usize,
     /// Send a ping after this long without hearing from the client.
@@ -67,11 +71,22 @@ impl Item {
 }
 
 /// Something that refills an outbox from history when it runs dry (a subscription that
-/// is catching up).
+/// is catching up). It stays in the connection's list until it removes itself (when it
+/// goes live), and is called whenever the outbox is empty.
 pub trait Refill: Send + Sync {
-    /// Queues the next chunk on `conn`. Returns false once there is nothing more to
-    /// catch up (the subscription is live or gone).
+    /// Queues the next chunk on `conn`; returns whether it queued anything.
     fn refill(&self, conn: &Arc<Conn>) -> bool;
+}
+
+/// What became of live events offered to a connection.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Push {
+    Queued,
+    /// The client is too far behind to take more live events: it should catch up from
+    /// history instead. Nothing was queued.
+    Lagging,
+    /// The connection is closing or closed.
+    Closed,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -108,6 +123,10 @@ struct Outbox {
     refills: Vec<Arc<dyn Refill>>,
     /// The highest feed seq whose frame was written whole.
     last_sent_seq: u64,
+    /// Since when the socket has taken nothing while frames wait.
+    stalled_since: Option<Instant>,
+    /// A stall check is scheduled.
+    stall_check: bool,
 }
 
 pub struct Conn {
@@ -144,6 +163,8 @@ impl Conn {
                 phase: Phase::Open,
                 refills: Vec::new(),
                 last_sent_seq: 0,
+                stalled_since: None,
+                stall_check: false,
             }),
             writers: Arc::downgrade(writers),
             config,
@@ -167,9 +188,29 @@ impl Conn {
         self.phase() == Phase::Open
     }
 
-    /// Queues feed events. Returns false when the connection takes no more: closed, or
-    /// too slow (then it is being closed with 1013).
-    pub fn push_events(
+    /// Offers new events of a live subscription. A client that is more than the outbox
+    /// bound behind gets `Lagging` and nothing is queued: its subscription then catches
+    /// up from history at the client's pace, so no client holds more than the bound in
+    /// memory and none slows the others down.
+    pub fn push_live(
+        self: &Arc<Self>,
+        events: &[Arc<Event>],
+        envelope_source: Option<&Arc<str>>,
+    ) -> Push {
+        let mut ob = self.lock();
+        if ob.phase != Phase::Open {
+            return Push::Closed;
+        }
+        let incoming: usize = events.iter().map(|e| e.frame().len()).sum();
+        if ob.queued > 0 && ob.queued + incoming > self.config.outbox_bytes {
+            return Push::Lagging;
+        }
+        self.queue_events(&mut ob, events, envelope_source);
+        Push::Queued
+    }
+
+    /// Queues a chunk of history (asked for by a refill, so already paced).
+    pub fn push_replay(
         self: &Arc<Self>,
         events: &[Arc<Event>],
         envelope_source: Option<&Arc<str>>,
@@ -178,6 +219,16 @@ impl Conn {
         if ob.phase != Phase::Open {
             return false;
         }
+        self.queue_events(&mut ob, events, envelope_source);
+        true
+    }
+
+    fn queue_events(
+        self: &Arc<Self>,
+        ob: &mut Outbox,
+        events: &[Arc<Event>],
+        envelope_source: Option<&Arc<str>>,
+    ) {
         for event in events {
             let item = match envelope_source {
                 None => Item::Event(event.clone()),
@@ -186,13 +237,7 @@ impl Conn {
             ob.queued += item.bytes().len();
             ob.queue.push_back(item);
         }
-        if ob.queued > self.config.outbox_bytes {
-            let resume = ob.last_sent_seq;
-            self.overflow(&mut ob, resume);
-            return false;
-        }
-        self.schedule(&mut ob);
-        true
+        self.schedule(ob);
     }
 
     /// Queues a frame for this client only. Frames for a closing connection are dropped.
@@ -242,32 +287,80 @@ impl Conn {
         }
     }
 
-    /// The client is too slow: drop what it has not started receiving and close with
+    /// The client takes nothing: drop what it has not started receiving and close with
     /// 1013, telling it where to resume.
-    fn overflow(self: &Arc<Self>, ob: &mut Outbox, resume: u64) {
+    fn close_stalled(self: &Arc<Self>, ob: &mut Outbox) {
+        // A frame already begun is finished before the close frame, so the client will
+        // have it: resume after it.
         let keep = usize::from(ob.front_sent > 0);
+        let resume = match ob.queue.front() {
+            Some(Item::Event(e) | Item::Envelope(e, _)) if keep == 1 => e.seq,
+            _ => ob.last_sent_seq,
+        };
         while ob.queue.len() > keep {
             if let Some(item) = ob.queue.pop_back() {
                 ob.queued -= item.bytes().len();
             }
         }
         log::info!(
-            "connection {} from {} is too slow; closing it with 1013",
+            "connection {} from {} took nothing for {:.0}s; closing it with 1013",
             self.id,
-            self.peer
+            self.peer,
+            self.config.stall_timeout.as_secs_f64()
         );
         let reason = format!("too slow: reconnect with ?since={resume}");
         self.queue_close(ob, 1013, &reason);
     }
 
-    /// Makes `refill` top up this outbox whenever it runs dry.
+    /// Closes the connection with 1013 if its socket has taken nothing for the stall
+    /// timeout; otherwise checks again later while it is still blocked.
+    fn check_stall(self: &Arc<Self>) {
+        let mut ob = self.lock();
+        ob.stall_check = false;
+        if ob.phase != Phase::Open || ob.sched != Sched::AwaitWritable {
+            return;
+        }
+        let Some(since) = ob.stalled_since else {
+            return;
+        };
+        let stalled = since.elapsed();
+        if stalled >= self.config.stall_timeout {
+            self.close_stalled(&mut ob);
+        } else {
+            self.arm_stall_check(&mut ob, self.config.stall_timeout - stalled);
+        }
+    }
+
+    fn arm_stall_check(self: &Arc<Self>, ob: &mut Outbox, after: Duration) {
+        if ob.stall_check {
+            return;
+        }
+        ob.stall_check = true;
+        if let Some(writers) = self.writers.upgrade() {
+            let conn = Arc::downgrade(self);
+            writers.after(after, move || {
+                if let Some(conn) = conn.upgrade() {
+                    conn.check_stall();
+                }
+            });
+        }
+    }
+
+    /// Makes `refill` top up this outbox whenever it runs dry (once, however often it
+    /// is added).
     pub fn add_refill(self: &Arc<Self>, refill: Arc<dyn Refill>) {
         let mut ob = self.lock();
         if ob.phase != Phase::Open {
             return;
         }
-        ob.refills.push(refill);
+        if !ob.refills.iter().any(|r| Arc::ptr_eq(r, &refill)) {
+            ob.refills.push(refill);
+        }
         self.schedule(&mut ob);
+    }
+
+    pub fn remove_refill(&self, refill: &Arc<dyn Refill>) {
+        self.lock().refills.retain(|r| !Arc::ptr_eq(r, refill));
     }
 
     fn schedule(self: &Arc<Self>, ob: &mut Outbox) {
@@ -312,15 +405,7 @@ impl Conn {
                 }
             };
             for refill in refills {
-                let before = self.lock().queue.len();
-                let more = refill.refill(self);
-                let pushed = self.lock().queue.len() > before;
-                // A refill that had nothing to give is finished (it went live in the
-                // same step), so it is never called in a loop.
-                if !more || !pushed {
-                    self.lock().refills.retain(|r| !Arc::ptr_eq(r, &refill));
-                }
-                if pushed {
+                if refill.refill(self) {
                     break;
                 }
             }
@@ -355,6 +440,7 @@ impl Conn {
                 Ok(n) => {
                     drop(slices);
                     let mut ob = self.lock();
+                    ob.stalled_since = None;
                     self.consume(&mut ob, n);
                     sent_total += n;
                     if sent_total >= budget && !ob.queue.is_empty() {
@@ -370,6 +456,9 @@ impl Conn {
                         continue;
                     }
                     ob.sched = Sched::AwaitWritable;
+                    ob.stalled_since.get_or_insert_with(Instant::now);
+                    let timeout = self.config.stall_timeout;
+                    self.arm_stall_check(&mut ob, timeout);
                     return Serviced::Done;
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,

@@ -1,9 +1,14 @@
-//! A connection's subscription to a worker's feed: it catches up from `since` at the
-//! pace the socket drains (as the outbox's refill), then takes live events.
+//! A connection's subscription to a worker's feed.
+//!
+//! It starts by catching up from `since` (as a refill of the outbox, so history is read
+//! at the pace the socket drains), turns live when it has seen the last event, and goes
+//! back to catching up whenever the client falls more than the outbox bound behind. So a
+//! slow client reads from history instead of piling up memory, and nobody waits for it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use super::conn::{Conn, Refill};
+use super::conn::{Conn, Push, Refill};
 use crate::event::{Event, NewEvent, one_off_frame};
 use crate::feed::store::Cursor;
 use crate::feed::{CatchUp, Subscriber};
@@ -18,14 +23,11 @@ pub struct Subscription {
     conn: Weak<Conn>,
     /// For the agent protocol: events are wrapped in envelopes from this worker id.
     envelope: Option<Arc<str>>,
-    progress: Mutex<Progress>,
-    me: Weak<Subscription>,
-}
-
-struct Progress {
     /// The last seq queued for the client.
-    after: u64,
-    cursor: Option<Cursor>,
+    after: AtomicU64,
+    /// Where catching up left off in the history files.
+    cursor: Mutex<Option<Cursor>>,
+    me: Weak<Subscription>,
 }
 
 impl Subscription {
@@ -44,10 +46,8 @@ impl Subscription {
             worker,
             conn: Arc::downgrade(conn),
             envelope,
-            progress: Mutex::new(Progress {
-                after,
-                cursor: None,
-            }),
+            after: AtomicU64::new(after),
+            cursor: Mutex::new(None),
             me: me.clone(),
         });
         conn.add_refill(sub.clone());
@@ -56,6 +56,10 @@ impl Subscription {
 
     pub fn stop(&self) {
         self.worker.feed.unsubscribe(self.id);
+        if let (Some(conn), Some(me)) = (self.conn.upgrade(), self.me.upgrade()) {
+            let me: Arc<dyn Refill> = me;
+            conn.remove_refill(&me);
+        }
     }
 }
 
@@ -65,9 +69,32 @@ impl Subscriber for Subscription {
     }
 
     fn deliver(&self, events: &[Arc<Event>]) -> bool {
-        self.conn
-            .upgrade()
-            .is_some_and(|conn| conn.push_events(events, self.envelope.as_ref()))
+        let Some(conn) = self.conn.upgrade() else {
+            return false;
+        };
+        match conn.push_live(events, self.envelope.as_ref()) {
+            Push::Queued => {
+                if let Some(last) = events.last() {
+                    self.after.store(last.seq, Ordering::SeqCst);
+                }
+                true
+            }
+            Push::Lagging => {
+                // Catch up from history instead, starting after what is queued.
+                if let Some(me) = self.me.upgrade() {
+                    conn.add_refill(me);
+                }
+                false
+            }
+            Push::Closed => false,
+        }
+    }
+
+    fn went_live(&self) {
+        if let (Some(conn), Some(me)) = (self.conn.upgrade(), self.me.upgrade()) {
+            let me: Arc<dyn Refill> = me;
+            conn.remove_refill(&me);
+        }
     }
 
     fn feed_closed(&self, reason: &str) {
@@ -92,15 +119,15 @@ impl Refill for Subscription {
             return false;
         };
         let me: Arc<dyn Subscriber> = me;
-        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-        let Progress { after, cursor } = &mut *progress;
-        match self.worker.feed.catch_up(*after, cursor, CHUNK, &me) {
+        let mut cursor = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
+        let after = self.after.load(Ordering::SeqCst);
+        match self.worker.feed.catch_up(after, &mut cursor, CHUNK, &me) {
             CatchUp::Events(events) => {
                 let Some(last) = events.last() else {
                     return false;
                 };
-                *after = last.seq;
-                conn.push_events(&events, self.envelope.as_ref())
+                self.after.store(last.seq, Ordering::SeqCst);
+                conn.push_replay(&events, self.envelope.as_ref())
             }
             CatchUp::Live => false,
             CatchUp::Gap { first } => {
@@ -117,7 +144,7 @@ impl Refill for Subscription {
                     }),
                 );
                 conn.send_frame(one_off_frame(&event));
-                *after = first - 1;
+                self.after.store(first - 1, Ordering::SeqCst);
                 true
             }
         }

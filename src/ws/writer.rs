@@ -105,6 +105,11 @@ impl Writers {
         });
     }
 
+    /// Runs `job` on the timer thread after `delay`.
+    pub fn after(&self, delay: Duration, job: impl FnOnce() + Send + 'static) {
+        self.timer.after(delay, job);
+    }
+
     /// Every open connection.
     pub fn connections(&self) -> Vec<Arc<Conn>> {
         self.lock()
