@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::Reply;
 
-/// Every file of `static/`, built into the binary.
-static EMBEDDED: &[(&str, &[u8])] = &[("index.html", include_bytes!("../../static/index.html"))];
+/// Every file of `static/`, built into the binary (listed by `build.rs`).
+static EMBEDDED: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/static_files.rs"));
 
 pub struct StaticFiles {
     dir: Option<PathBuf>,
