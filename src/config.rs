@@ -95,6 +95,18 @@ pub struct ServeArgs {
     /// Size of one history file.
     #[arg(long, env = "WORKERHUB_HISTORY_SEGMENT_BYTES", default_value_t = 8 << 20)]
     pub history_segment_bytes: u64,
+    /// Most one-off commands running at once (`/api/exec`, `command:execute`).
+    #[arg(long, env = "WORKERHUB_MAX_COMMANDS", default_value_t = 16)]
+    pub max_commands: usize,
+    /// Timeout of a one-off command that gives none, in seconds.
+    #[arg(long, env = "WORKERHUB_EXEC_TIMEOUT", default_value_t = 60.0)]
+    pub exec_timeout: f64,
+    /// The longest timeout a one-off command may ask for, in seconds.
+    #[arg(long, env = "WORKERHUB_EXEC_TIMEOUT_MAX", default_value_t = 3600.0)]
+    pub exec_timeout_max: f64,
+    /// Seconds between `system:status` pushes to `/ws` clients (0: never).
+    #[arg(long, env = "WORKERHUB_STATUS_INTERVAL", default_value_t = 30.0)]
+    pub status_interval: f64,
     /// A JSON file defining more worker kinds (see docs; `{"ai_clis": [...]}`).
     #[arg(long, env = "WORKERHUB_CONFIG")]
     pub config: Option<PathBuf>,

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,10 +12,13 @@ use crossbeam_channel::{RecvTimeoutError, bounded};
 
 use crate::adapters::Registry;
 use crate::config::ServeArgs;
+use crate::exec::ExecLimits;
 use crate::feed::FeedConfig;
 use crate::feed::store::StoreLimits;
 use crate::http::guard::Origins;
 use crate::http::static_files::StaticFiles;
+use crate::protocol::clients::Clients;
+use crate::tasks::Tasks;
 use crate::timer::Timer;
 use crate::worker::Engine;
 use crate::worker::hub::{Hub, HubConfig};
@@ -26,7 +30,15 @@ use crate::{http, sys};
 
 /// Everything a request handler may use.
 pub struct App {
-    pub hub: Hub,
+    pub hub: Arc<Hub>,
+    /// Every `/ws` (agent protocol) connection, for pushes.
+    pub clients: Arc<Clients>,
+    pub tasks: Arc<Tasks>,
+    /// Where one-off commands run when they do not say.
+    pub exec_cwd: PathBuf,
+    pub exec_limits: ExecLimits,
+    pub max_commands: usize,
+    pub running_commands: AtomicUsize,
     pub writers: Arc<Writers>,
     pub listening: Listening,
     pub conn_config: ConnConfig,
@@ -118,18 +130,60 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().unwrap_or_else(|_| "/".into()),
     };
-    let hub = Hub::new(
-        engine,
+    let hub = Arc::new(Hub::new(
+        engine.clone(),
         HubConfig {
             max_workers: args.max_workers,
-            base_dir,
+            base_dir: base_dir.clone(),
             default_kind: args.default_ai_cli.clone(),
         },
-    );
+    ));
+    let clients = Arc::new(Clients::default());
+    // Dashboards on /ws hear of every agent's status change.
+    {
+        let clients = clients.clone();
+        engine
+            .on_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(move |worker, fields| {
+                let mut payload = fields.clone();
+                payload.insert("worker_id".into(), worker.id.clone().into());
+                payload.insert("name".into(), worker.spec.name.clone().into());
+                let stopped = fields.get("status").and_then(|s| s.as_str()) == Some("exited");
+                clients.push(
+                    "agent:status",
+                    serde_json::Value::Object(payload.clone()),
+                    Some(&worker.id),
+                );
+                if stopped {
+                    clients.push(
+                        "agent:stopped",
+                        serde_json::Value::Object(payload),
+                        Some(&worker.id),
+                    );
+                }
+            }));
+    }
     let restored = hub.restore();
+    let tasks = Tasks::open(
+        args.data_dir.join("tasks.json"),
+        hub.clone(),
+        clients.clone(),
+        engine.timer.clone(),
+    );
     let static_files = StaticFiles::new(args.static_dir.clone());
     let app = Arc::new(App {
         hub,
+        clients,
+        tasks,
+        exec_cwd: base_dir,
+        exec_limits: ExecLimits {
+            default_timeout: seconds(args.exec_timeout),
+            max_timeout: seconds(args.exec_timeout_max),
+        },
+        max_commands: args.max_commands,
+        running_commands: AtomicUsize::new(0),
         writers,
         listening: Listening { addr },
         conn_config: ConnConfig {
@@ -186,25 +240,33 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         pool.push(handle);
     }
 
-    // History is written to the page cache before anyone sees it, and made durable
-    // (fdatasync) once a second.
-    let (stop_sync, sync_stop_rx) = bounded::<()>(1);
-    let sync_app = app.clone();
-    let syncer = std::thread::Builder::new()
-        .name("history-sync".into())
+    // Once a second: make history durable (it is written to the page cache before anyone
+    // sees it, and fdatasync'd here), and every --status-interval push system:status.
+    let (stop_ticker, ticker_stop_rx) = bounded::<()>(1);
+    let ticker_app = app.clone();
+    let status_every = args.status_interval;
+    let ticker = std::thread::Builder::new()
+        .name("ticker".into())
         .spawn(move || {
+            let mut since_status = 0.0;
             loop {
-                match sync_stop_rx.recv_timeout(Duration::from_secs(1)) {
+                match ticker_stop_rx.recv_timeout(Duration::from_secs(1)) {
                     Err(RecvTimeoutError::Timeout) => {
-                        for worker in sync_app.hub.list() {
+                        for worker in ticker_app.hub.list() {
                             worker.feed.sync();
+                        }
+                        since_status += 1.0;
+                        if status_every > 0.0 && since_status >= status_every {
+                            since_status = 0.0;
+                            let status = crate::api::system::status_json(&ticker_app);
+                            ticker_app.clients.push("system:status", status, None);
                         }
                     }
                     _ => return,
                 }
             }
         })
-        .map_err(|err| format!("cannot start the history thread: {err}"))?;
+        .map_err(|err| format!("cannot start the ticker thread: {err}"))?;
 
     let (signal_tx, signal_rx) = bounded::<()>(1);
     let signals = Arc::new(AtomicUsize::new(0));
@@ -219,8 +281,8 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     let _ = signal_rx.recv();
 
     shutdown(&app, &server, pool);
-    let _ = stop_sync.send(());
-    let _ = syncer.join();
+    let _ = stop_ticker.send(());
+    let _ = ticker.join();
     Ok(())
 }
 

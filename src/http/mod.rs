@@ -9,12 +9,15 @@ pub mod guard;
 pub mod routes;
 pub mod static_files;
 
+use std::sync::Arc;
+
 use std::io::Read;
 
 use serde_json::Value;
 use tiny_http::{Header, Method, Response};
 
 use crate::error::ApiError;
+use crate::metrics::{self, METRICS};
 use crate::server::App;
 use crate::ws::conn::Session;
 
@@ -138,7 +141,7 @@ pub fn loggable_url(url: &str) -> String {
 }
 
 /// Serves one request. Runs on a thread of the HTTP pool.
-pub fn handle(app: &App, mut request: tiny_http::Request) {
+pub fn handle(app: &Arc<App>, mut request: tiny_http::Request) {
     let method = request.method().clone();
     let url = request.url().to_string();
     log::debug!(
@@ -147,16 +150,22 @@ pub fn handle(app: &App, mut request: tiny_http::Request) {
         loggable_url(&url),
         request.remote_addr()
     );
+    let started = std::time::Instant::now();
+    metrics::inc(&METRICS.http_requests);
     let outcome = route(app, &mut request, &method, &url);
     match outcome {
         Ok(Reply::Upgrade(session)) => upgrade(app, request, session),
         Ok(reply) => respond(request, reply),
-        Err(err) => respond(request, Reply::Json(err.status, err.body())),
+        Err(err) => {
+            metrics::inc(&METRICS.http_errors);
+            respond(request, Reply::Json(err.status, err.body()))
+        }
     }
+    METRICS.http_latency.observe(started.elapsed());
 }
 
 fn route(
-    app: &App,
+    app: &Arc<App>,
     request: &mut tiny_http::Request,
     method: &Method,
     url: &str,
@@ -229,7 +238,7 @@ fn route(
     Ok(reply)
 }
 
-fn upgrade(app: &App, request: tiny_http::Request, session: Box<dyn Session>) {
+fn upgrade(app: &Arc<App>, request: tiny_http::Request, session: Box<dyn Session>) {
     let Some(key) = crate::ws::upgrade_key(&request) else {
         return respond(
             request,
