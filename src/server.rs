@@ -15,6 +15,7 @@ use crate::config::ServeArgs;
 use crate::exec::ExecLimits;
 use crate::feed::FeedConfig;
 use crate::feed::store::StoreLimits;
+use crate::http::auth::{self, Auth};
 use crate::http::guard::Origins;
 use crate::http::static_files::StaticFiles;
 use crate::protocol::clients::Clients;
@@ -39,6 +40,10 @@ pub struct App {
     pub exec_limits: ExecLimits,
     pub max_commands: usize,
     pub running_commands: AtomicUsize,
+    pub max_commands_per_token: usize,
+    pub commands_by_token: Mutex<std::collections::HashMap<usize, usize>>,
+    pub auth: Auth,
+    pub max_connections_per_ip: usize,
     pub writers: Arc<Writers>,
     pub listening: Listening,
     pub conn_config: ConnConfig,
@@ -70,7 +75,16 @@ fn start_broadcast() -> std::io::Result<crate::worker::process::OutputTx> {
         .name("broadcast".into())
         .spawn(move || {
             for output in rx {
-                output.sink.on_process_event(output.process, output.event);
+                // One worker's bad line must not stop everyone's output.
+                let process = output.process;
+                let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    output.sink.on_process_event(output.process, output.event);
+                }));
+                if handled.is_err() {
+                    log::error!(
+                        "handling output of process {process} panicked; the event was dropped"
+                    );
+                }
             }
         })?;
     Ok(tx)
@@ -79,7 +93,28 @@ fn start_broadcast() -> std::io::Result<crate::worker::process::OutputTx> {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn serve(args: ServeArgs) -> Result<(), String> {
     let fd_limit = sys::raise_fd_limit();
-    let server = tiny_http::Server::http((args.host.as_str(), args.port))
+    if args.no_auth && !auth::is_loopback(&args.host) {
+        return Err(format!(
+            "refusing --no-auth on {}: without a token anyone who can reach the server can run programs; \
+             --no-auth is only allowed on a loopback address",
+            args.host
+        ));
+    }
+    let (auth, generated) = if args.no_auth {
+        (Auth::off(), false)
+    } else {
+        Auth::load(&args.token, &args.data_dir)?
+    };
+    let listener = std::net::TcpListener::bind((args.host.as_str(), args.port))
+        .map_err(|err| format!("cannot listen on {}:{}: {err}", args.host, args.port))?;
+    // Accepted sockets inherit these, so a client that opens a connection and sends
+    // nothing (or half a request) cannot hold tiny_http's thread for longer.
+    sys::set_socket_timeouts(
+        &listener,
+        seconds(args.http_timeout).max(Duration::from_millis(100)),
+    )
+    .map_err(|err| format!("cannot set the listener's timeouts: {err}"))?;
+    let server = tiny_http::Server::from_listener(listener, None)
         .map_err(|err| format!("cannot listen on {}:{}: {err}", args.host, args.port))?;
     let addr: SocketAddr = server
         .server_addr()
@@ -134,6 +169,8 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         engine.clone(),
         HubConfig {
             max_workers: args.max_workers,
+            max_workers_per_token: args.max_workers_per_token.unwrap_or(args.max_workers),
+            project_roots: canonical_roots(&args.project_root)?,
             base_dir: base_dir.clone(),
             default_kind: args.default_ai_cli.clone(),
         },
@@ -184,6 +221,10 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         },
         max_commands: args.max_commands,
         running_commands: AtomicUsize::new(0),
+        max_commands_per_token: args.max_commands_per_token.unwrap_or(args.max_commands),
+        commands_by_token: Mutex::new(std::collections::HashMap::new()),
+        auth,
+        max_connections_per_ip: args.max_connections_per_ip,
         writers,
         listening: Listening { addr },
         conn_config: ConnConfig {
@@ -215,6 +256,21 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     } else {
         args.host.clone()
     };
+    let page = format!("http://{shown_host}:{}/", addr.port());
+    match app.auth.primary() {
+        Some(token) => {
+            println!(
+                "  auth          token required{}",
+                if generated {
+                    " (generated, kept in DATA_DIR/token)"
+                } else {
+                    ""
+                }
+            );
+            println!("  open          {page}?token={token}");
+        }
+        None => println!("  auth          off (--no-auth, loopback only)"),
+    }
     println!("workerhub listening on http://{shown_host}:{}", addr.port());
     let _ = std::io::stdout().flush();
 
@@ -354,4 +410,15 @@ fn print_banner(
     for line in app.hub.registry.settings.describe() {
         println!("  ai            {line}");
     }
+}
+
+/// The project roots, resolved (symlinks and all) so later checks compare real paths.
+fn canonical_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    roots
+        .iter()
+        .map(|r| {
+            r.canonicalize()
+                .map_err(|e| format!("--project-root {}: {e}", r.display()))
+        })
+        .collect()
 }

@@ -500,6 +500,7 @@ impl Tasks {
         let short: String = task.id.chars().take(8).collect();
         self.hub.create(
             &json!({"name": format!("task-{short}"), "ai_cli_type": kind, "project_path": project}),
+            None,
         )
     }
 

@@ -161,12 +161,12 @@ fn create_subscribe_and_execute_on_an_agent_with_matched_answers() {
 #[test]
 fn fifty_clients_with_a_hundred_mixed_requests_each_get_exactly_one_answer_per_request() {
     let hub = Workerhub::start(&["--max-commands", "64"]);
-    let addr = hub.addr();
+    let connector = hub.connector();
     let clients: Vec<_> = (0..50)
         .map(|c| {
-            let addr = addr.clone();
+            let connector = connector.clone();
             std::thread::spawn(move || {
-                let mut ws = support::server::ws_connect(&addr, "/ws", &[]).unwrap();
+                let mut ws = connector.ws("/ws").unwrap();
                 assert_eq!(ws.recv(T)["type"], "connection:ack");
                 let mut ping_rtt = Vec::new();
                 let mut exec_rtt = Vec::new();

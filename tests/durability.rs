@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::TempDir;
-use support::server::{Got, Workerhub, Ws, proc_stats, ws_connect};
+use support::server::{Got, Workerhub, Ws, proc_stats};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -203,9 +203,9 @@ fn a_stalled_client_is_closed_with_1013_and_nobody_else_notices() {
     let mut stalled = hub.ws(&format!("/ws/{id}"));
     let readers: Vec<_> = (0..2)
         .map(|_| {
-            let (addr, path) = (hub.addr(), format!("/ws/{id}"));
+            let (connector, path) = (hub.connector(), format!("/ws/{id}"));
             std::thread::spawn(move || {
-                let mut ws = ws_connect(&addr, &path, &[]).unwrap();
+                let mut ws = connector.ws(&path).unwrap();
                 let mut count = 0u64;
                 let mut last = 0u64;
                 loop {

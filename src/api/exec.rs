@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::exec::{self, ExecRequest};
+use crate::exec;
 use crate::http::{Reply, Request};
 use crate::metrics::{self, METRICS};
 use crate::server::App;
@@ -24,8 +24,8 @@ pub fn run(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
     let payload = body
         .as_object()
         .ok_or_else(|| ApiError::bad_request("the body must be an object"))?;
-    let request = ExecRequest::from_json(payload, &app.exec_cwd, app.exec_limits)?;
-    let _permit = app.command_permit()?;
+    let request = app.exec_request(payload)?;
+    let _permit = app.command_permit(req.caller)?;
     let result = exec::run(&app.hub.engine, &request, &|_, _, _| {});
     record(&result);
     Ok(Reply::ok(result.json()))
@@ -65,12 +65,16 @@ pub fn batch(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
             .to_string();
         let mut payload = map.clone();
         payload.remove("name");
-        let request =
-            ExecRequest::from_json(&payload, &app.exec_cwd, app.exec_limits).map_err(|e| {
-                ApiError::bad_request(format!("command {index} ({name}): {}", e.message))
-            })?;
+        let request = app.exec_request(&payload).map_err(|e| {
+            ApiError::new(
+                e.status,
+                e.code,
+                format!("command {index} ({name}): {}", e.message),
+            )
+        })?;
         jobs.push((index, name, request));
     }
+    let caller = req.caller;
     let batch_id = uuid::Uuid::new_v4().to_string();
     let total = jobs.len();
     let queue = std::sync::Mutex::new(jobs.into_iter());
@@ -89,7 +93,7 @@ pub fn batch(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
                     );
                 };
                 progress("started", None);
-                let result = match app.command_permit() {
+                let result = match app.command_permit(caller) {
                     Ok(_permit) => {
                         let result = exec::run(&app.hub.engine, &request, &|_, _, _| {});
                         record(&result);

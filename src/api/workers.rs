@@ -22,7 +22,7 @@ pub fn list(app: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, ApiError> {
 
 pub fn create(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
     let body = req.json()?;
-    let worker = app.hub.create(&body)?;
+    let worker = app.hub.create(&body, req.caller)?;
     Ok(Reply::Json(201, worker.view()))
 }
 
@@ -114,8 +114,34 @@ pub fn stream(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> 
 }
 
 /// `/ws`: the agent protocol.
-pub fn agents(app: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn agents(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::Upgrade(Box::new(
-        crate::protocol::session::AgentSession::new(app.clone()),
+        crate::protocol::session::AgentSession::new(app.clone(), req.caller),
     )))
+}
+
+/// `{"token"}`: sets the cookie the page authenticates with.
+pub fn login(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    let body = req.json()?;
+    let token = body.get("token").and_then(Value::as_str).unwrap_or("");
+    if !app.auth.enabled() {
+        return Ok(Reply::ok(json!({"ok": true, "auth": false})));
+    }
+    if app.auth.check(token).is_none() {
+        return Err(ApiError::new(
+            401,
+            "unauthorized",
+            "that token is not valid",
+        ));
+    }
+    let secure = req
+        .header("X-Forwarded-Proto")
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    Ok(Reply::WithHeaders(
+        Box::new(Reply::ok(json!({"ok": true, "auth": true}))),
+        vec![(
+            "Set-Cookie".into(),
+            crate::http::auth::set_cookie(token, secure),
+        )],
+    ))
 }

@@ -33,6 +33,7 @@ pub static ROUTES: &[Route] = &[
     route(Get, "/metrics", api::system::prometheus),
     route(Get, "/api/status", api::system::status),
     route(Get, "/api/openapi.json", api::system::openapi),
+    route(Post, "/api/auth/login", api::workers::login),
     route(Get, "/api/ai-clis", api::workers::kinds),
     route(Get, "/api/workers", api::workers::list),
     route(Post, "/api/workers", api::workers::create),

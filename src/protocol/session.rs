@@ -13,6 +13,7 @@ use super::watch::TurnWatch;
 use super::{PROTOCOL_VERSION, Request, envelope, parse_request};
 use crate::error::ApiError;
 use crate::exec::{self, ExecRequest};
+use crate::http::auth::Caller;
 use crate::metrics::{self, METRICS};
 use crate::server::App;
 use crate::ws::conn::{Conn, Session};
@@ -20,13 +21,16 @@ use crate::ws::subscription::Subscription;
 
 pub struct AgentSession {
     app: Arc<App>,
+    /// The token the connection was opened with.
+    caller: Caller,
     subscriptions: HashMap<String, Arc<Subscription>>,
 }
 
 impl AgentSession {
-    pub fn new(app: Arc<App>) -> AgentSession {
+    pub fn new(app: Arc<App>, caller: Caller) -> AgentSession {
         AgentSession {
             app,
+            caller,
             subscriptions: HashMap::new(),
         }
     }
@@ -131,7 +135,9 @@ impl AgentSession {
                 id,
             ),
             "agent:create" => {
-                let worker = app.hub.create(&Value::Object(req.payload.clone()))?;
+                let worker = app
+                    .hub
+                    .create(&Value::Object(req.payload.clone()), self.caller)?;
                 reply(conn, "agent:created", worker.view(), id);
             }
             "agent:status" if req.payload.contains_key("worker_id") || req.target.is_some() => {
@@ -319,8 +325,8 @@ impl AgentSession {
             return Ok(());
         }
 
-        let request = ExecRequest::from_json(&req.payload, &app.exec_cwd, app.exec_limits)?;
-        let permit = app.command_permit()?;
+        let request = app.exec_request(&req.payload)?;
+        let permit = app.command_permit(self.caller)?;
         let conn = conn.clone();
         in_background("command", move || {
             let _permit = permit;
@@ -343,21 +349,56 @@ impl AgentSession {
     }
 }
 
-/// Counts commands running at once, against `--max-commands`.
-pub struct CommandPermit(Arc<App>);
+/// A running one-off command's place against `--max-commands` and its token's limit.
+pub struct CommandPermit {
+    app: Arc<App>,
+    caller: Caller,
+}
 
 impl Drop for CommandPermit {
     fn drop(&mut self) {
-        self.0.running_commands.fetch_sub(1, Ordering::SeqCst);
+        self.app.running_commands.fetch_sub(1, Ordering::SeqCst);
+        if let Some(caller) = self.caller
+            && let Some(n) = self
+                .app
+                .commands_by_token
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&caller)
+        {
+            *n = n.saturating_sub(1);
+        }
     }
 }
 
 impl App {
-    /// Takes one of the `--max-commands` slots for a one-off command.
-    pub fn command_permit(self: &Arc<Self>) -> Result<CommandPermit, ApiError> {
+    /// Takes one of the `--max-commands` slots (and one of the caller's token).
+    pub fn command_permit(self: &Arc<Self>, caller: Caller) -> Result<CommandPermit, ApiError> {
+        if let Some(caller) = caller {
+            let mut by_token = self
+                .commands_by_token
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let mine = by_token.entry(caller).or_insert(0);
+            if *mine >= self.max_commands_per_token {
+                return Err(ApiError::new(
+                    429,
+                    "too_many_commands",
+                    format!(
+                        "this token runs {mine} commands, its limit (--max-commands-per-token) is {}",
+                        self.max_commands_per_token
+                    ),
+                ));
+            }
+            *mine += 1;
+        }
+        let permit = CommandPermit {
+            app: self.clone(),
+            caller,
+        };
         let running = self.running_commands.fetch_add(1, Ordering::SeqCst);
         if running >= self.max_commands {
-            self.running_commands.fetch_sub(1, Ordering::SeqCst);
+            drop(permit);
             return Err(ApiError::new(
                 429,
                 "too_many_commands",
@@ -367,6 +408,20 @@ impl App {
                 ),
             ));
         }
-        Ok(CommandPermit(self.clone()))
+        Ok(permit)
+    }
+
+    /// Reads a one-off command request and checks its folder against the project roots.
+    pub fn exec_request(
+        &self,
+        payload: &serde_json::Map<String, Value>,
+    ) -> Result<ExecRequest, ApiError> {
+        let request = ExecRequest::from_json(payload, &self.exec_cwd, self.exec_limits)?;
+        let canonical = request
+            .cwd
+            .canonicalize()
+            .map_err(|e| ApiError::bad_request(format!("`cwd` cannot be used: {e}")))?;
+        self.hub.check_root(&canonical)?;
+        Ok(request)
     }
 }

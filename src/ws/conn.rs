@@ -495,7 +495,12 @@ impl Conn {
 
     /// Removes `n` sent bytes from the front of the outbox.
     fn consume(&self, ob: &mut Outbox, mut n: usize) {
-        ob.queued -= n;
+        // The reader may have shut the connection down (emptying the outbox) while the
+        // bytes were on their way: then there is nothing left to account for.
+        if ob.phase == Phase::Closed {
+            return;
+        }
+        ob.queued = ob.queued.saturating_sub(n);
         while n > 0 {
             let Some(front) = ob.queue.front() else {
                 break;
