@@ -4,7 +4,7 @@ CARGO ?= cargo
 CLIS_DIR := tests/clis
 CLIS_STAMP := $(CLIS_DIR)/node_modules/.installed
 
-.PHONY: run build release test unit integration lint bench clis clean
+.PHONY: run build release test lint bench fuzz clis clean
 
 run: release
 	./target/release/workerhub
@@ -35,6 +35,12 @@ lint:
 
 bench:
 	@echo "benchmarks: see docs/BENCHMARKS.md (make bench is completed by the benchmark work)"
+
+# Property fuzzing of every parser (a million cases and more) and the live fuzzer
+# against a running server (docs/SECURITY.md records the figures).
+fuzz:
+	FUZZ_CASES=250000 $(CARGO) test --release --test fuzz_parsers -- --nocapture
+	LIVE_FUZZ_CASES=20000 $(CARGO) test --release --test live_fuzz -- --nocapture
 
 clean:
 	$(CARGO) clean

@@ -233,9 +233,10 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
             max_message_bytes: args.max_message_bytes,
             ping_interval: seconds(args.ping_interval).max(Duration::from_millis(100)),
             pong_timeout: seconds(args.pong_timeout).max(Duration::from_millis(100)),
+            close_grace: Duration::from_secs(2),
             // A client closed for being too slow may be stalled: give it time to read
             // up to the close frame (its kernel buffers), so it learns where to resume.
-            close_grace: Duration::from_secs(30),
+            stall_close_grace: Duration::from_secs(30),
         },
         origins: Origins::new(
             &args.host,
@@ -305,6 +306,7 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         .name("ticker".into())
         .spawn(move || {
             let mut since_status = 0.0;
+            let mut ticks: u64 = 0;
             loop {
                 match ticker_stop_rx.recv_timeout(Duration::from_secs(1)) {
                     Err(RecvTimeoutError::Timeout) => {
@@ -312,6 +314,10 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
                             worker.feed.sync();
                         }
                         since_status += 1.0;
+                        ticks += 1;
+                        if ticks.is_multiple_of(10) {
+                            sys::trim_heap();
+                        }
                         if status_every > 0.0 && since_status >= status_every {
                             since_status = 0.0;
                             let status = crate::api::system::status_json(&ticker_app);

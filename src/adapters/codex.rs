@@ -223,11 +223,18 @@ impl LineParser for CodexParser {
                 ));
             }
             "item.started" | "item.updated" | "item.completed" => {
-                match map.get("item").and_then(Value::as_object) {
-                    Some(item) => self.item(&kind, item, &raw, out),
-                    None => out
-                        .events
-                        .push(content("system", json!({"subtype": kind}), &raw)),
+                let before = out.events.len();
+                if let Some(item) = map.get("item").and_then(Value::as_object) {
+                    self.item(&kind, item, &raw, out);
+                }
+                // Nothing the CLI says is dropped: an item line that adds nothing new
+                // (a repeated start, an update) is kept as a system event.
+                if out.events.len() == before {
+                    out.events.push(content(
+                        "system",
+                        json!({"subtype": kind, "item": map.get("item")}),
+                        &raw,
+                    ));
                 }
             }
             "turn.completed" => {

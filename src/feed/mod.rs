@@ -30,9 +30,12 @@ pub trait Subscriber: Send + Sync {
     fn deliver(&self, events: &[Arc<Event>]) -> bool;
     /// The feed was closed (its worker deleted); nothing more will come.
     fn feed_closed(&self, _reason: &str) {}
-    /// The subscriber has caught up and now receives new events (called under the
-    /// feed's lock, so no publish can come between).
-    fn went_live(&self) {}
+    /// The subscriber has caught up and is about to receive new events (called under
+    /// the feed's lock, so no publish can come between). Returning false (it was
+    /// stopped meanwhile) keeps it out of the live set.
+    fn went_live(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -166,9 +169,8 @@ impl Feed {
             return CatchUp::Events(Vec::new());
         }
         if after + 1 >= st.next_seq {
-            if let Some(sub) = go_live {
+            if let Some(sub) = go_live.filter(|sub| sub.went_live()) {
                 st.live.push(sub.clone());
-                sub.went_live();
             }
             return CatchUp::Live;
         }

@@ -322,7 +322,7 @@ fn upgrade(app: &Arc<App>, request: tiny_http::Request, session: Box<dyn Session
             ),
         );
     }
-    let Some(_place) = app.writers.reserve(app.max_connections) else {
+    let Some(place) = app.writers.reserve(app.max_connections) else {
         let err = ApiError::new(
             503,
             "too_many_connections",
@@ -355,6 +355,7 @@ fn upgrade(app: &Arc<App>, request: tiny_http::Request, session: Box<dyn Session
         &app.writers,
         app.conn_config,
         session,
+        place,
     ) {
         log::warn!("WebSocket upgrade from {peer:?} failed: {err}");
     }

@@ -137,6 +137,7 @@ impl Hub {
                 "`project_path` {shown} is not a directory"
             )));
         }
+        self.check_root(&spec.project_path)?;
 
         let _creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
         if !spec.name.is_empty() && self.get(&spec.name).is_some() {

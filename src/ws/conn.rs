@@ -45,6 +45,9 @@ pub struct ConnConfig {
     pub pong_timeout: Duration,
     /// How long a closing connection may take to flush its close frame.
     pub close_grace: Duration,
+    /// The same for a client closed for taking nothing (1013), which first has to read
+    /// what its socket buffer holds.
+    pub stall_close_grace: Duration,
 }
 
 /// One entry of an outbox.
@@ -302,8 +305,15 @@ impl Conn {
         ob.phase = Phase::Closing;
         ob.refills.clear();
         self.schedule(ob);
+        // A stalled client gets long enough to read up to the close frame and learn where
+        // to resume; any other close is quick.
+        let grace = if code == 1013 {
+            self.config.stall_close_grace
+        } else {
+            self.config.close_grace
+        };
         if let Some(writers) = self.writers.upgrade() {
-            writers.close_deadline(self, self.config.close_grace);
+            writers.close_deadline(self, grace);
         }
     }
 
@@ -687,6 +697,10 @@ pub(super) fn read_loop(conn: Arc<Conn>, mut session: Box<dyn Session>, early: V
                 conn.close(1007, "text message is not valid UTF-8");
                 break;
             }
+            // The client went away without a closing handshake: nobody to tell.
+            Err(WsError::Protocol(
+                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            )) => break,
             Err(WsError::Protocol(err)) => {
                 conn.close(1002, &format!("protocol error: {err}"));
                 break;

@@ -54,6 +54,7 @@ pub fn accept(
     writers: &Arc<Writers>,
     config: ConnConfig,
     session: Box<dyn Session>,
+    place: writer::Opening,
 ) -> io::Result<Arc<Conn>> {
     let peer = request
         .remote_addr()
@@ -118,6 +119,8 @@ pub fn accept(
         config,
     ));
     writers.register(&conn)?;
+    // Counted as registered now, no longer as opening.
+    drop(place);
     let reader_conn = conn.clone();
     std::thread::Builder::new()
         .name(format!("ws-read-{}", conn.id))

@@ -5,7 +5,7 @@
 //! back to catching up whenever the client falls more than the outbox bound behind. So a
 //! slow client reads from history instead of piling up memory, and nobody waits for it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::conn::{Conn, Push, Refill};
@@ -27,6 +27,8 @@ pub struct Subscription {
     after: AtomicU64,
     /// Where catching up left off in the history files.
     cursor: Mutex<Option<Cursor>>,
+    /// The client unsubscribed or left: never go live again.
+    stopped: AtomicBool,
     me: Weak<Subscription>,
 }
 
@@ -48,6 +50,7 @@ impl Subscription {
             envelope,
             after: AtomicU64::new(after),
             cursor: Mutex::new(None),
+            stopped: AtomicBool::new(false),
             me: me.clone(),
         });
         conn.add_refill(sub.clone());
@@ -55,6 +58,9 @@ impl Subscription {
     }
 
     pub fn stop(&self) {
+        // Set before taking the feed's lock: a catch-up that turns live after this sees
+        // it (in `went_live`), and one that turned live before is removed here.
+        self.stopped.store(true, Ordering::SeqCst);
         self.worker.feed.unsubscribe(self.id);
         if let (Some(conn), Some(me)) = (self.conn.upgrade(), self.me.upgrade()) {
             let me: Arc<dyn Refill> = me;
@@ -90,11 +96,15 @@ impl Subscriber for Subscription {
         }
     }
 
-    fn went_live(&self) {
+    fn went_live(&self) -> bool {
+        if self.stopped.load(Ordering::SeqCst) {
+            return false;
+        }
         if let (Some(conn), Some(me)) = (self.conn.upgrade(), self.me.upgrade()) {
             let me: Arc<dyn Refill> = me;
             conn.remove_refill(&me);
         }
+        true
     }
 
     fn feed_closed(&self, reason: &str) {

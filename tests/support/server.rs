@@ -22,6 +22,8 @@ pub struct Workerhub {
     pub port: u16,
     /// The token the test client presents (None with `--no-auth`).
     pub token: Option<String>,
+    /// What the server printed up to its listening line.
+    pub banner: Vec<String>,
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
     _tmp: Option<TempDir>,
@@ -47,14 +49,25 @@ impl Workerhub {
     }
 
     pub fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Workerhub {
+        Workerhub::launch(data_dir, args, env, true)
+    }
+
+    /// Starts a server with exactly `args` (no token added: it generates its own unless
+    /// told otherwise).
+    pub fn start_untouched(data_dir: &Path, args: &[&str]) -> Workerhub {
+        Workerhub::launch(data_dir, args, &[], false)
+    }
+
+    fn launch(data_dir: &Path, args: &[&str], env: &[(&str, &str)], add_token: bool) -> Workerhub {
         std::fs::create_dir_all(data_dir).expect("data dir");
         // Authentication is on, as it is by default: tests present a token of their own
         // unless they choose otherwise.
         let mut token = None;
         let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        if !args
-            .iter()
-            .any(|a| a == "--no-auth" || a == "--token" || a.starts_with("--token="))
+        if add_token
+            && !args
+                .iter()
+                .any(|a| a == "--no-auth" || a == "--token" || a.starts_with("--token="))
         {
             let t = format!(
                 "test-token-{:016x}",
@@ -94,10 +107,12 @@ impl Workerhub {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(20);
+        let mut banner = Vec::new();
         let port = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
+                    banner.push(line.clone());
                     if let Some(rest) = line.strip_prefix("workerhub listening on http://") {
                         let port = rest.rsplit(':').next().and_then(|p| p.parse().ok());
                         break port.expect("port in the listening line");
@@ -116,6 +131,7 @@ impl Workerhub {
             child: Some(child),
             port,
             token,
+            banner,
             data_dir: data_dir.to_path_buf(),
             log_path,
             _tmp: None,

@@ -227,15 +227,17 @@ impl Iterator for ClientConnection {
 
             // checking HTTP version
             if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
+                // workerhub patch: answer through the request's own writer. Upstream took
+                // a second writer, which waits for this request's writer to finish, while
+                // `rq` (holding it) was still alive: the thread and its socket hung
+                // forever on any `HTTP/2.0` request line.
+                self.no_more_requests = true;
                 let response = Response::from_string(
                     "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
                 )
                 .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
+                rq.respond(response).ok();
+                return None;
             }
 
             // updating the status of the connection
