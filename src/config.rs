@@ -64,6 +64,39 @@ pub struct ServeArgs {
     /// Another host name this server answers to (repeatable), e.g. behind a proxy.
     #[arg(long, env = "WORKERHUB_ALLOW_HOST", value_delimiter = ',')]
     pub allow_host: Vec<String>,
+    /// The access token (repeatable for several); generated and kept in DATA_DIR/token
+    /// when none is given.
+    #[arg(
+        long,
+        env = "WORKERHUB_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub token: Vec<String>,
+    /// Turn authentication off (only allowed when bound to a loopback address).
+    #[arg(long, env = "WORKERHUB_NO_AUTH")]
+    pub no_auth: bool,
+    /// Seconds an HTTP connection may stay silent (while sending its request head or
+    /// between keep-alive requests) before it is closed.
+    #[arg(long, env = "WORKERHUB_HTTP_TIMEOUT", default_value_t = 15.0)]
+    pub http_timeout: f64,
+    /// Most WebSocket connections from one client address.
+    #[arg(
+        long,
+        env = "WORKERHUB_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 2_000
+    )]
+    pub max_connections_per_ip: usize,
+    /// Most live workers one token may have created [default: --max-workers].
+    #[arg(long, env = "WORKERHUB_MAX_WORKERS_PER_TOKEN")]
+    pub max_workers_per_token: Option<usize>,
+    /// Most one-off commands one token may run at once [default: --max-commands].
+    #[arg(long, env = "WORKERHUB_MAX_COMMANDS_PER_TOKEN")]
+    pub max_commands_per_token: Option<usize>,
+    /// Workers and commands may only run in folders under these (repeatable); symlinks
+    /// are resolved first. Anywhere when unset.
+    #[arg(long, env = "WORKERHUB_PROJECT_ROOT", value_delimiter = ',')]
+    pub project_root: Vec<PathBuf>,
     /// Largest request body, in bytes.
     #[arg(long, env = "WORKERHUB_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
@@ -95,6 +128,18 @@ pub struct ServeArgs {
     /// Size of one history file.
     #[arg(long, env = "WORKERHUB_HISTORY_SEGMENT_BYTES", default_value_t = 8 << 20)]
     pub history_segment_bytes: u64,
+    /// Most one-off commands running at once (`/api/exec`, `command:execute`).
+    #[arg(long, env = "WORKERHUB_MAX_COMMANDS", default_value_t = 16)]
+    pub max_commands: usize,
+    /// Timeout of a one-off command that gives none, in seconds.
+    #[arg(long, env = "WORKERHUB_EXEC_TIMEOUT", default_value_t = 60.0)]
+    pub exec_timeout: f64,
+    /// The longest timeout a one-off command may ask for, in seconds.
+    #[arg(long, env = "WORKERHUB_EXEC_TIMEOUT_MAX", default_value_t = 3600.0)]
+    pub exec_timeout_max: f64,
+    /// Seconds between `system:status` pushes to `/ws` clients (0: never).
+    #[arg(long, env = "WORKERHUB_STATUS_INTERVAL", default_value_t = 30.0)]
+    pub status_interval: f64,
     /// A JSON file defining more worker kinds (see docs; `{"ai_clis": [...]}`).
     #[arg(long, env = "WORKERHUB_CONFIG")]
     pub config: Option<PathBuf>,

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,10 +12,14 @@ use crossbeam_channel::{RecvTimeoutError, bounded};
 
 use crate::adapters::Registry;
 use crate::config::ServeArgs;
+use crate::exec::ExecLimits;
 use crate::feed::FeedConfig;
 use crate::feed::store::StoreLimits;
+use crate::http::auth::{self, Auth};
 use crate::http::guard::Origins;
 use crate::http::static_files::StaticFiles;
+use crate::protocol::clients::Clients;
+use crate::tasks::Tasks;
 use crate::timer::Timer;
 use crate::worker::Engine;
 use crate::worker::hub::{Hub, HubConfig};
@@ -26,7 +31,19 @@ use crate::{http, sys};
 
 /// Everything a request handler may use.
 pub struct App {
-    pub hub: Hub,
+    pub hub: Arc<Hub>,
+    /// Every `/ws` (agent protocol) connection, for pushes.
+    pub clients: Arc<Clients>,
+    pub tasks: Arc<Tasks>,
+    /// Where one-off commands run when they do not say.
+    pub exec_cwd: PathBuf,
+    pub exec_limits: ExecLimits,
+    pub max_commands: usize,
+    pub running_commands: AtomicUsize,
+    pub max_commands_per_token: usize,
+    pub commands_by_token: Mutex<std::collections::HashMap<usize, usize>>,
+    pub auth: Auth,
+    pub max_connections_per_ip: usize,
     pub writers: Arc<Writers>,
     pub listening: Listening,
     pub conn_config: ConnConfig,
@@ -58,7 +75,16 @@ fn start_broadcast() -> std::io::Result<crate::worker::process::OutputTx> {
         .name("broadcast".into())
         .spawn(move || {
             for output in rx {
-                output.sink.on_process_event(output.process, output.event);
+                // One worker's bad line must not stop everyone's output.
+                let process = output.process;
+                let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    output.sink.on_process_event(output.process, output.event);
+                }));
+                if handled.is_err() {
+                    log::error!(
+                        "handling output of process {process} panicked; the event was dropped"
+                    );
+                }
             }
         })?;
     Ok(tx)
@@ -67,7 +93,28 @@ fn start_broadcast() -> std::io::Result<crate::worker::process::OutputTx> {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn serve(args: ServeArgs) -> Result<(), String> {
     let fd_limit = sys::raise_fd_limit();
-    let server = tiny_http::Server::http((args.host.as_str(), args.port))
+    if args.no_auth && !auth::is_loopback(&args.host) {
+        return Err(format!(
+            "refusing --no-auth on {}: without a token anyone who can reach the server can run programs; \
+             --no-auth is only allowed on a loopback address",
+            args.host
+        ));
+    }
+    let (auth, generated) = if args.no_auth {
+        (Auth::off(), false)
+    } else {
+        Auth::load(&args.token, &args.data_dir)?
+    };
+    let listener = std::net::TcpListener::bind((args.host.as_str(), args.port))
+        .map_err(|err| format!("cannot listen on {}:{}: {err}", args.host, args.port))?;
+    // Accepted sockets inherit these, so a client that opens a connection and sends
+    // nothing (or half a request) cannot hold tiny_http's thread for longer.
+    sys::set_socket_timeouts(
+        &listener,
+        seconds(args.http_timeout).max(Duration::from_millis(100)),
+    )
+    .map_err(|err| format!("cannot set the listener's timeouts: {err}"))?;
+    let server = tiny_http::Server::from_listener(listener, None)
         .map_err(|err| format!("cannot listen on {}:{}: {err}", args.host, args.port))?;
     let addr: SocketAddr = server
         .server_addr()
@@ -118,18 +165,66 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().unwrap_or_else(|_| "/".into()),
     };
-    let hub = Hub::new(
-        engine,
+    let hub = Arc::new(Hub::new(
+        engine.clone(),
         HubConfig {
             max_workers: args.max_workers,
-            base_dir,
+            max_workers_per_token: args.max_workers_per_token.unwrap_or(args.max_workers),
+            project_roots: canonical_roots(&args.project_root)?,
+            base_dir: base_dir.clone(),
             default_kind: args.default_ai_cli.clone(),
         },
-    );
+    ));
+    let clients = Arc::new(Clients::default());
+    // Dashboards on /ws hear of every agent's status change.
+    {
+        let clients = clients.clone();
+        engine
+            .on_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(move |worker, fields| {
+                let mut payload = fields.clone();
+                payload.insert("worker_id".into(), worker.id.clone().into());
+                payload.insert("name".into(), worker.spec.name.clone().into());
+                let stopped = fields.get("status").and_then(|s| s.as_str()) == Some("exited");
+                clients.push(
+                    "agent:status",
+                    serde_json::Value::Object(payload.clone()),
+                    Some(&worker.id),
+                );
+                if stopped {
+                    clients.push(
+                        "agent:stopped",
+                        serde_json::Value::Object(payload),
+                        Some(&worker.id),
+                    );
+                }
+            }));
+    }
     let restored = hub.restore();
+    let tasks = Tasks::open(
+        args.data_dir.join("tasks.json"),
+        hub.clone(),
+        clients.clone(),
+        engine.timer.clone(),
+    );
     let static_files = StaticFiles::new(args.static_dir.clone());
     let app = Arc::new(App {
         hub,
+        clients,
+        tasks,
+        exec_cwd: base_dir,
+        exec_limits: ExecLimits {
+            default_timeout: seconds(args.exec_timeout),
+            max_timeout: seconds(args.exec_timeout_max),
+        },
+        max_commands: args.max_commands,
+        running_commands: AtomicUsize::new(0),
+        max_commands_per_token: args.max_commands_per_token.unwrap_or(args.max_commands),
+        commands_by_token: Mutex::new(std::collections::HashMap::new()),
+        auth,
+        max_connections_per_ip: args.max_connections_per_ip,
         writers,
         listening: Listening { addr },
         conn_config: ConnConfig {
@@ -161,6 +256,21 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     } else {
         args.host.clone()
     };
+    let page = format!("http://{shown_host}:{}/", addr.port());
+    match app.auth.primary() {
+        Some(token) => {
+            println!(
+                "  auth          token required{}",
+                if generated {
+                    " (generated, kept in DATA_DIR/token)"
+                } else {
+                    ""
+                }
+            );
+            println!("  open          {page}?token={token}");
+        }
+        None => println!("  auth          off (--no-auth, loopback only)"),
+    }
     println!("workerhub listening on http://{shown_host}:{}", addr.port());
     let _ = std::io::stdout().flush();
 
@@ -186,25 +296,33 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         pool.push(handle);
     }
 
-    // History is written to the page cache before anyone sees it, and made durable
-    // (fdatasync) once a second.
-    let (stop_sync, sync_stop_rx) = bounded::<()>(1);
-    let sync_app = app.clone();
-    let syncer = std::thread::Builder::new()
-        .name("history-sync".into())
+    // Once a second: make history durable (it is written to the page cache before anyone
+    // sees it, and fdatasync'd here), and every --status-interval push system:status.
+    let (stop_ticker, ticker_stop_rx) = bounded::<()>(1);
+    let ticker_app = app.clone();
+    let status_every = args.status_interval;
+    let ticker = std::thread::Builder::new()
+        .name("ticker".into())
         .spawn(move || {
+            let mut since_status = 0.0;
             loop {
-                match sync_stop_rx.recv_timeout(Duration::from_secs(1)) {
+                match ticker_stop_rx.recv_timeout(Duration::from_secs(1)) {
                     Err(RecvTimeoutError::Timeout) => {
-                        for worker in sync_app.hub.list() {
+                        for worker in ticker_app.hub.list() {
                             worker.feed.sync();
+                        }
+                        since_status += 1.0;
+                        if status_every > 0.0 && since_status >= status_every {
+                            since_status = 0.0;
+                            let status = crate::api::system::status_json(&ticker_app);
+                            ticker_app.clients.push("system:status", status, None);
                         }
                     }
                     _ => return,
                 }
             }
         })
-        .map_err(|err| format!("cannot start the history thread: {err}"))?;
+        .map_err(|err| format!("cannot start the ticker thread: {err}"))?;
 
     let (signal_tx, signal_rx) = bounded::<()>(1);
     let signals = Arc::new(AtomicUsize::new(0));
@@ -219,8 +337,8 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     let _ = signal_rx.recv();
 
     shutdown(&app, &server, pool);
-    let _ = stop_sync.send(());
-    let _ = syncer.join();
+    let _ = stop_ticker.send(());
+    let _ = ticker.join();
     Ok(())
 }
 
@@ -292,4 +410,15 @@ fn print_banner(
     for line in app.hub.registry.settings.describe() {
         println!("  ai            {line}");
     }
+}
+
+/// The project roots, resolved (symlinks and all) so later checks compare real paths.
+fn canonical_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    roots
+        .iter()
+        .map(|r| {
+            r.canonicalize()
+                .map_err(|e| format!("--project-root {}: {e}", r.display()))
+        })
+        .collect()
 }

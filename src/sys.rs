@@ -43,6 +43,28 @@ pub fn raise_fd_limit() -> u64 {
     }
 }
 
+/// Sets the receive and send timeouts of a listening socket; on Linux the sockets it
+/// accepts inherit them.
+pub fn set_socket_timeouts(listener: &std::net::TcpListener, timeout: Duration) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    for option in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        // SAFETY: setsockopt reads a timeval from a local for the duration of the call.
+        check(unsafe {
+            libc::setsockopt(
+                listener.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                &tv as *const libc::timeval as *const libc::c_void,
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        })?;
+    }
+    Ok(())
+}
+
 /// Looks at descriptor `fd` as a TCP socket without taking ownership of it.
 fn borrowed_tcp(fd: RawFd) -> ManuallyDrop<TcpStream> {
     // SAFETY: the stream is never dropped (ManuallyDrop), so the descriptor is not

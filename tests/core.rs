@@ -137,7 +137,7 @@ fn a_thousand_viewers_each_receive_every_line_and_the_api_still_answers() {
     let release = std::sync::Arc::new(std::sync::Barrier::new(CLIENTS + 1));
     let mut threads = Vec::new();
     for _ in 0..CLIENTS {
-        let (addr, path) = (hub.addr(), format!("/ws/{id}"));
+        let (connector, path) = (hub.connector(), format!("/ws/{id}"));
         let (ready_tx, done_tx, go, release) = (
             ready_tx.clone(),
             done_tx.clone(),
@@ -148,7 +148,7 @@ fn a_thousand_viewers_each_receive_every_line_and_the_api_still_answers() {
             std::thread::Builder::new()
                 .stack_size(256 * 1024)
                 .spawn(move || {
-                    let mut ws = support::server::ws_connect(&addr, &path, &[]).expect("connect");
+                    let mut ws = connector.ws(&path).expect("connect");
                     ready_tx.send(()).unwrap();
                     go.wait();
                     let mut count = 0;

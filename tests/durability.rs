@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::TempDir;
-use support::server::{Got, Workerhub, Ws, proc_stats, ws_connect};
+use support::server::{Got, Workerhub, Ws, proc_stats};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -203,9 +203,9 @@ fn a_stalled_client_is_closed_with_1013_and_nobody_else_notices() {
     let mut stalled = hub.ws(&format!("/ws/{id}"));
     let readers: Vec<_> = (0..2)
         .map(|_| {
-            let (addr, path) = (hub.addr(), format!("/ws/{id}"));
+            let (connector, path) = (hub.connector(), format!("/ws/{id}"));
             std::thread::spawn(move || {
-                let mut ws = ws_connect(&addr, &path, &[]).unwrap();
+                let mut ws = connector.ws(&path).unwrap();
                 let mut count = 0u64;
                 let mut last = 0u64;
                 loop {
@@ -335,7 +335,12 @@ fn a_silent_client_is_closed_after_its_ping_goes_unanswered() {
             .as_u64()
             .unwrap()
     };
-    assert_eq!(count(), 2);
+    // Both are registered once their upgrade completes on the server's side.
+    let registered = Instant::now() + Duration::from_secs(5);
+    while count() < 2 {
+        assert!(Instant::now() < registered, "both connections are counted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     while count() > 1 {
         let _ = lively.next(Duration::from_millis(200));

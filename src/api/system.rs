@@ -1,28 +1,205 @@
-//! Health and status.
+//! Health, status, metrics and the API's own description.
 
-use serde_json::json;
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::http::{Reply, Request};
+use crate::metrics::{self, Exposition, METRICS, label};
 use crate::server::App;
 use crate::sys;
 
-pub fn healthz(_: &App, _: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn healthz(_: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::ok(json!({"status": "ok"})))
 }
 
-pub fn status(app: &App, _: &mut Request<'_>) -> Result<Reply, ApiError> {
-    let mut by_state = serde_json::Map::new();
+fn workers_by_status(app: &App) -> Map<String, Value> {
+    let mut by_status = Map::new();
     for worker in app.hub.list() {
         let key = worker.status().as_str();
-        let n = by_state.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
-        by_state.insert(key.into(), (n + 1).into());
+        let n = by_status.get(key).and_then(Value::as_u64).unwrap_or(0);
+        by_status.insert(key.into(), (n + 1).into());
     }
-    Ok(Reply::ok(json!({
+    by_status
+}
+
+/// Workers and tasks by state, connections, messages, uptime, version.
+pub fn status_json(app: &App) -> Value {
+    json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": app.started.elapsed().as_secs(),
-        "workers": {"total": app.hub.list().len(), "by_status": by_state},
+        "workers": {"total": app.hub.list().len(), "by_status": workers_by_status(app)},
+        "tasks": {"total": app.tasks.list(None).len(), "by_status": app.tasks.count_by_status()},
         "connections": app.writers.count(),
+        "agent_connections": app.clients.count(),
+        "messages": {
+            "received": metrics::get(&METRICS.ws_messages_received),
+            "sent": metrics::get(&METRICS.ws_messages_sent),
+        },
+        "commands_running": app.running_commands.load(std::sync::atomic::Ordering::Relaxed),
         "process": {"rss_bytes": sys::rss_bytes(), "threads": sys::thread_count(), "open_fds": sys::open_fd_count()},
-    })))
+    })
 }
+
+pub fn status(app: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, ApiError> {
+    Ok(Reply::ok(status_json(app)))
+}
+
+/// The counters as JSON (for `system:metric`).
+pub fn metrics_json(app: &App) -> Value {
+    let workers: Vec<Value> = app
+        .hub
+        .list()
+        .iter()
+        .map(|w| json!({"worker_id": w.id, "name": w.spec.name, "events": w.feed.published(), "bytes": w.feed.published_bytes()}))
+        .collect();
+    json!({
+        "http_requests": metrics::get(&METRICS.http_requests),
+        "http_errors": metrics::get(&METRICS.http_errors),
+        "ws_connections_opened": metrics::get(&METRICS.ws_connections_opened),
+        "ws_messages_received": metrics::get(&METRICS.ws_messages_received),
+        "ws_messages_sent": metrics::get(&METRICS.ws_messages_sent),
+        "commands_run": metrics::get(&METRICS.commands_run),
+        "commands_failed": metrics::get(&METRICS.commands_failed),
+        "workers": workers,
+        "status": status_json(app),
+    })
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub fn prometheus(app: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, ApiError> {
+    let mut out = Exposition::new();
+    out.one(
+        "workerhub_uptime_seconds",
+        "gauge",
+        "Seconds since the server started.",
+        app.started.elapsed().as_secs_f64(),
+    );
+    let workers: Vec<(String, f64)> = workers_by_status(app)
+        .into_iter()
+        .map(|(k, v)| (format!("status=\"{k}\""), v.as_f64().unwrap_or(0.0)))
+        .collect();
+    out.metric("workerhub_workers", "gauge", "Workers by status.", &workers);
+    let tasks: Vec<(String, f64)> = app
+        .tasks
+        .count_by_status()
+        .into_iter()
+        .map(|(k, v)| (format!("status=\"{k}\""), v.as_f64().unwrap_or(0.0)))
+        .collect();
+    out.metric("workerhub_tasks", "gauge", "Tasks by status.", &tasks);
+    out.one(
+        "workerhub_ws_connections",
+        "gauge",
+        "Open WebSocket connections.",
+        app.writers.count() as f64,
+    );
+    out.one(
+        "workerhub_ws_connections_opened_total",
+        "counter",
+        "WebSocket connections opened.",
+        metrics::get(&METRICS.ws_connections_opened) as f64,
+    );
+    out.one(
+        "workerhub_ws_messages_received_total",
+        "counter",
+        "WebSocket messages received from clients.",
+        metrics::get(&METRICS.ws_messages_received) as f64,
+    );
+    out.one(
+        "workerhub_ws_messages_sent_total",
+        "counter",
+        "WebSocket messages queued for clients.",
+        metrics::get(&METRICS.ws_messages_sent) as f64,
+    );
+    out.one(
+        "workerhub_http_requests_total",
+        "counter",
+        "HTTP requests served.",
+        metrics::get(&METRICS.http_requests) as f64,
+    );
+    out.one(
+        "workerhub_http_errors_total",
+        "counter",
+        "HTTP requests answered with an error status.",
+        metrics::get(&METRICS.http_errors) as f64,
+    );
+    out.one(
+        "workerhub_commands_total",
+        "counter",
+        "One-off commands run.",
+        metrics::get(&METRICS.commands_run) as f64,
+    );
+    out.one(
+        "workerhub_commands_failed_total",
+        "counter",
+        "One-off commands that did not succeed.",
+        metrics::get(&METRICS.commands_failed) as f64,
+    );
+    out.one(
+        "workerhub_resident_memory_bytes",
+        "gauge",
+        "Resident memory of the server.",
+        sys::rss_bytes() as f64,
+    );
+    out.one(
+        "workerhub_threads",
+        "gauge",
+        "Threads of the server.",
+        sys::thread_count() as f64,
+    );
+    let mut events = Vec::new();
+    let mut bytes = Vec::new();
+    for w in app.hub.list() {
+        let labels = format!(
+            "worker=\"{}\",name=\"{}\"",
+            label(&w.id),
+            label(&w.spec.name)
+        );
+        events.push((labels.clone(), w.feed.published() as f64));
+        bytes.push((labels, w.feed.published_bytes() as f64));
+    }
+    out.metric(
+        "workerhub_worker_events_total",
+        "counter",
+        "Events published per worker since the server started.",
+        &events,
+    );
+    out.metric(
+        "workerhub_worker_event_bytes_total",
+        "counter",
+        "Bytes of events published per worker since the server started.",
+        &bytes,
+    );
+    out.histogram(
+        "workerhub_http_request_seconds",
+        "Time to answer an HTTP request.",
+        &METRICS.http_latency,
+    );
+    out.histogram(
+        "workerhub_protocol_request_seconds",
+        "Time to handle an agent-protocol request on /ws.",
+        &METRICS.protocol_latency,
+    );
+    out.histogram(
+        "workerhub_command_seconds",
+        "Run time of one-off commands.",
+        &METRICS.command_latency,
+    );
+    Ok(Reply::Bytes {
+        status: 200,
+        content_type: "text/plain; version=0.0.4; charset=utf-8".into(),
+        body: out.finish().into_bytes(),
+    })
+}
+
+/// The OpenAPI 3 description of the REST API.
+pub fn openapi(_: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, ApiError> {
+    Ok(Reply::Bytes {
+        status: 200,
+        content_type: "application/json".into(),
+        body: OPENAPI.as_bytes().to_vec(),
+    })
+}
+
+pub const OPENAPI: &str = include_str!("openapi.json");

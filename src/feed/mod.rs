@@ -14,6 +14,7 @@ pub mod store;
 
 use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::clock;
@@ -60,6 +61,9 @@ pub struct Page {
 
 pub struct Feed {
     state: Mutex<FeedState>,
+    /// Events and bytes published since the server started (for metrics).
+    published: AtomicU64,
+    published_bytes: AtomicU64,
 }
 
 struct FeedState {
@@ -79,6 +83,8 @@ impl Feed {
     pub fn open(dir: &Path, config: FeedConfig) -> std::io::Result<Feed> {
         let (store, last_seq) = Store::open(dir, config.limits)?;
         Ok(Feed {
+            published: AtomicU64::new(0),
+            published_bytes: AtomicU64::new(0),
             state: Mutex::new(FeedState {
                 next_seq: last_seq + 1,
                 recent: VecDeque::new(),
@@ -115,6 +121,11 @@ impl Feed {
             batch.push(Arc::new(Event::from_reserved(seq, buf)));
         }
         st.write_to_disk(&batch, first);
+        self.published
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let bytes: usize = batch.iter().map(|e| e.json().len()).sum();
+        self.published_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
         for event in &batch {
             st.recent.push_back(event.clone());
         }
@@ -186,6 +197,11 @@ impl Feed {
         }
     }
 
+    /// Delivers every event published from now on to `sub` (until it says no more).
+    pub fn subscribe(&self, sub: Arc<dyn Subscriber>) {
+        self.lock().live.push(sub);
+    }
+
     /// Stops delivering to subscriber `id`.
     pub fn unsubscribe(&self, id: u64) {
         self.lock().live.retain(|s| s.id() != id);
@@ -213,6 +229,14 @@ impl Feed {
             first_seq,
             last_seq,
         }
+    }
+
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+
+    pub fn published_bytes(&self) -> u64 {
+        self.published_bytes.load(Ordering::Relaxed)
     }
 
     pub fn last_seq(&self) -> u64 {

@@ -5,9 +5,12 @@
 //! value or error, into the response. WebSocket routes return `Reply::Upgrade` with the
 //! session to run, and the upgrade happens here.
 
+pub mod auth;
 pub mod guard;
 pub mod routes;
 pub mod static_files;
+
+use std::sync::Arc;
 
 use std::io::Read;
 
@@ -15,6 +18,7 @@ use serde_json::Value;
 use tiny_http::{Header, Method, Response};
 
 use crate::error::ApiError;
+use crate::metrics::{self, METRICS};
 use crate::server::App;
 use crate::ws::conn::Session;
 
@@ -26,6 +30,8 @@ pub struct Request<'a> {
     pub params: Vec<String>,
     query: Vec<(String, String)>,
     max_body: usize,
+    /// Who made the request (the token it presented), when authentication is on.
+    pub caller: auth::Caller,
 }
 
 impl Request<'_> {
@@ -113,6 +119,8 @@ pub enum Reply {
     },
     /// Switch to WebSocket and run this session.
     Upgrade(Box<dyn Session>),
+    /// A reply with more headers (a cookie, a redirect's location).
+    WithHeaders(Box<Reply>, Vec<(String, String)>),
 }
 
 impl Reply {
@@ -137,8 +145,13 @@ pub fn loggable_url(url: &str) -> String {
     }
 }
 
+/// Paths that are the API (as opposed to the page's files).
+fn is_api_path(path: &str) -> bool {
+    path.starts_with("/api/") || path == "/api" || path.starts_with("/ws") || path == "/metrics"
+}
+
 /// Serves one request. Runs on a thread of the HTTP pool.
-pub fn handle(app: &App, mut request: tiny_http::Request) {
+pub fn handle(app: &Arc<App>, mut request: tiny_http::Request) {
     let method = request.method().clone();
     let url = request.url().to_string();
     log::debug!(
@@ -147,16 +160,22 @@ pub fn handle(app: &App, mut request: tiny_http::Request) {
         loggable_url(&url),
         request.remote_addr()
     );
+    let started = std::time::Instant::now();
+    metrics::inc(&METRICS.http_requests);
     let outcome = route(app, &mut request, &method, &url);
     match outcome {
         Ok(Reply::Upgrade(session)) => upgrade(app, request, session),
         Ok(reply) => respond(request, reply),
-        Err(err) => respond(request, Reply::Json(err.status, err.body())),
+        Err(err) => {
+            metrics::inc(&METRICS.http_errors);
+            respond(request, Reply::Json(err.status, err.body()))
+        }
     }
+    METRICS.http_latency.observe(started.elapsed());
 }
 
 fn route(
-    app: &App,
+    app: &Arc<App>,
     request: &mut tiny_http::Request,
     method: &Method,
     url: &str,
@@ -190,6 +209,54 @@ fn route(
         ));
     }
 
+    // The page's first load with `?token=`: trade it for a cookie and drop it from the
+    // address bar.
+    if path == "/"
+        && matches!(method, Method::Get)
+        && let Some(token) = query
+            .iter()
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.as_str())
+        && app.auth.check(token).is_some()
+    {
+        let secure =
+            header(request, "X-Forwarded-Proto").is_some_and(|p| p.eq_ignore_ascii_case("https"));
+        return Ok(Reply::WithHeaders(
+            Box::new(Reply::Json(303, serde_json::json!({"location": "/"}))),
+            vec![
+                ("Location".into(), "/".into()),
+                ("Set-Cookie".into(), auth::set_cookie(token, secure)),
+            ],
+        ));
+    }
+    let public = path == "/healthz"
+        || (path == "/api/auth/login" && matches!(method, Method::Post))
+        || (matches!(method, Method::Get | Method::Head) && !is_api_path(&path));
+    let caller = if app.auth.enabled() {
+        let presented = auth::Auth::presented(
+            header(request, "Authorization"),
+            header(request, "Cookie"),
+            query
+                .iter()
+                .find(|(k, _)| k == "token")
+                .map(|(_, v)| v.as_str()),
+            wants_upgrade,
+        );
+        match presented.and_then(|t| app.auth.check(t)) {
+            Some(who) => Some(who),
+            None if public => None,
+            None => {
+                return Err(ApiError::new(
+                    401,
+                    "unauthorized",
+                    "a token is required: send `Authorization: Bearer TOKEN` (WebSockets may also use `?token=`); the server prints the page address with the token when it starts",
+                ));
+            }
+        }
+    } else {
+        None
+    };
+
     let (handler, params) = match routes::find(method, &path) {
         routes::Found::Route(handler, params) => (handler, params),
         routes::Found::WrongMethod(allowed) => {
@@ -217,6 +284,7 @@ fn route(
         params,
         query,
         max_body: app.max_body,
+        caller,
     };
     let reply = handler(app, &mut req)?;
     if matches!(reply, Reply::Upgrade(_)) && !wants_upgrade {
@@ -229,7 +297,7 @@ fn route(
     Ok(reply)
 }
 
-fn upgrade(app: &App, request: tiny_http::Request, session: Box<dyn Session>) {
+fn upgrade(app: &Arc<App>, request: tiny_http::Request, session: Box<dyn Session>) {
     let Some(key) = crate::ws::upgrade_key(&request) else {
         return respond(
             request,
@@ -254,7 +322,7 @@ fn upgrade(app: &App, request: tiny_http::Request, session: Box<dyn Session>) {
             ),
         );
     }
-    if app.writers.count() >= app.max_connections {
+    let Some(_place) = app.writers.reserve(app.max_connections) else {
         let err = ApiError::new(
             503,
             "too_many_connections",
@@ -264,8 +332,22 @@ fn upgrade(app: &App, request: tiny_http::Request, session: Box<dyn Session>) {
             ),
         );
         return respond(request, Reply::Json(503, err.body()));
-    }
+    };
     let peer = request.remote_addr().copied();
+    if let Some(ip) = peer.map(|p| p.ip()) {
+        let from_ip = app.writers.count_from(ip);
+        if from_ip >= app.max_connections_per_ip {
+            let err = ApiError::new(
+                429,
+                "too_many_connections",
+                format!(
+                    "{from_ip} WebSocket connections from {ip} are open, the limit (--max-connections-per-ip) is {}",
+                    app.max_connections_per_ip
+                ),
+            );
+            return respond(request, Reply::Json(429, err.body()));
+        }
+    }
     if let Err(err) = crate::ws::accept(
         request,
         &key,
@@ -279,6 +361,10 @@ fn upgrade(app: &App, request: tiny_http::Request, session: Box<dyn Session>) {
 }
 
 fn respond(request: tiny_http::Request, reply: Reply) {
+    let (reply, extra) = match reply {
+        Reply::WithHeaders(reply, headers) => (*reply, headers),
+        reply => (reply, Vec::new()),
+    };
     let (status, content_type, body) = match reply {
         Reply::Json(status, value) => (status, "application/json".to_string(), {
             let mut body = value.to_string().into_bytes();
@@ -290,9 +376,16 @@ fn respond(request: tiny_http::Request, reply: Reply) {
             content_type,
             body,
         } => (status, content_type, body),
-        Reply::Upgrade(_) => (500, "application/json".into(), b"{}".to_vec()),
+        Reply::Upgrade(_) | Reply::WithHeaders(..) => {
+            (500, "application/json".into(), b"{}".to_vec())
+        }
     };
     let mut response = Response::from_data(body).with_status_code(status);
+    for (name, value) in &extra {
+        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(h);
+        }
+    }
     for (name, value) in [
         ("Content-Type", content_type.as_str()),
         ("X-Content-Type-Options", "nosniff"),

@@ -1,6 +1,8 @@
 //! Every route of the server, in one table: method, path, handler. `{}` in a path is a
 //! parameter (`Request::param`).
 
+use std::sync::Arc;
+
 use tiny_http::Method;
 
 use super::{Reply, Request};
@@ -8,7 +10,7 @@ use crate::api;
 use crate::error::ApiError;
 use crate::server::App;
 
-pub type Handler = fn(&App, &mut Request<'_>) -> Result<Reply, ApiError>;
+pub type Handler = fn(&Arc<App>, &mut Request<'_>) -> Result<Reply, ApiError>;
 
 pub struct Route {
     pub method: Method,
@@ -28,7 +30,10 @@ use Method::{Delete, Get, Post};
 
 pub static ROUTES: &[Route] = &[
     route(Get, "/healthz", api::system::healthz),
+    route(Get, "/metrics", api::system::prometheus),
     route(Get, "/api/status", api::system::status),
+    route(Get, "/api/openapi.json", api::system::openapi),
+    route(Post, "/api/auth/login", api::workers::login),
     route(Get, "/api/ai-clis", api::workers::kinds),
     route(Get, "/api/workers", api::workers::list),
     route(Post, "/api/workers", api::workers::create),
@@ -39,7 +44,15 @@ pub static ROUTES: &[Route] = &[
     route(Post, "/api/workers/{}/interrupt", api::workers::interrupt),
     route(Post, "/api/workers/{}/stop", api::workers::stop),
     route(Post, "/api/workers/{}/start", api::workers::start),
+    route(Post, "/api/exec", api::exec::run),
+    route(Post, "/api/exec/batch", api::exec::batch),
+    route(Get, "/api/tasks", api::tasks::list),
+    route(Post, "/api/tasks", api::tasks::create),
+    route(Get, "/api/tasks/{}", api::tasks::get),
+    route(Post, "/api/tasks/{}/cancel", api::tasks::cancel),
+    route(Post, "/api/tasks/{}/run", api::tasks::run),
     route(Get, "/ws/{}", api::workers::stream),
+    route(Get, "/ws", api::workers::agents),
 ];
 
 pub enum Found {
@@ -111,5 +124,42 @@ mod tests {
             Found::WrongMethod(_)
         ));
         assert!(matches!(find(&Method::Get, "/nope"), Found::Nothing));
+    }
+}
+
+#[cfg(test)]
+mod openapi_tests {
+    use super::ROUTES;
+
+    /// Every REST route is described in the OpenAPI document with its method, and the
+    /// document describes nothing the server does not serve.
+    #[test]
+    fn the_openapi_document_matches_the_routes() {
+        let doc: serde_json::Value =
+            serde_json::from_str(crate::api::system::OPENAPI).expect("valid JSON");
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut served = std::collections::BTreeSet::new();
+        for route in ROUTES.iter().filter(|r| !r.path.starts_with("/ws")) {
+            let path = route.path.replacen("{}", "{id}", 1);
+            let method = route.method.to_string().to_ascii_lowercase();
+            assert!(
+                paths.get(&path).and_then(|p| p.get(&method)).is_some(),
+                "{method} {path} is not in openapi.json"
+            );
+            served.insert((path, method));
+        }
+        for (path, item) in paths {
+            for method in item
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "parameters")
+            {
+                assert!(
+                    served.contains(&(path.clone(), method.clone())),
+                    "openapi.json has {method} {path}, which the server does not serve"
+                );
+            }
+        }
     }
 }

@@ -12,6 +12,10 @@ use crate::error::ApiError;
 
 pub struct HubConfig {
     pub max_workers: usize,
+    /// Most live workers created with one token.
+    pub max_workers_per_token: usize,
+    /// Folders workers may run in (canonical); anywhere when empty.
+    pub project_roots: Vec<PathBuf>,
     /// Relative `project_path`s are taken from here.
     pub base_dir: PathBuf,
     pub default_kind: String,
@@ -94,8 +98,24 @@ impl Hub {
         self.read().iter().filter(|w| w.status().is_live()).count()
     }
 
-    /// Creates and starts a worker from a create request.
-    pub fn create(&self, body: &Value) -> Result<Arc<Worker>, ApiError> {
+    /// Refuses a folder outside the configured project roots (after resolving symlinks).
+    pub fn check_root(&self, canonical: &std::path::Path) -> Result<(), ApiError> {
+        let roots = &self.config.project_roots;
+        if roots.is_empty() || roots.iter().any(|root| canonical.starts_with(root)) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            403,
+            "forbidden_path",
+            format!(
+                "{} is outside the allowed project roots (--project-root)",
+                canonical.display()
+            ),
+        ))
+    }
+
+    /// Creates and starts a worker from a create request made with token `owner`.
+    pub fn create(&self, body: &Value, owner: Option<usize>) -> Result<Arc<Worker>, ApiError> {
         let mut spec =
             WorkerSpec::from_json(body, &self.config.default_kind, &self.config.base_dir)?;
         let adapter = self.registry.get(&spec.ai_cli_type).ok_or_else(|| {
@@ -136,10 +156,28 @@ impl Hub {
                 ),
             ));
         }
+        if owner.is_some() {
+            let mine = self
+                .read()
+                .iter()
+                .filter(|w| w.owner == owner && w.status().is_live())
+                .count();
+            if mine >= self.config.max_workers_per_token {
+                return Err(ApiError::new(
+                    429,
+                    "too_many_workers",
+                    format!(
+                        "this token has {mine} workers running, its limit (--max-workers-per-token) is {}",
+                        self.config.max_workers_per_token
+                    ),
+                ));
+            }
+        }
         let id = uuid::Uuid::new_v4().to_string();
-        let worker = Worker::create(id, spec, adapter, self.engine.clone()).map_err(|err| {
-            ApiError::internal(format!("could not create the worker's files: {err}"))
-        })?;
+        let worker =
+            Worker::create(id, spec, adapter, self.engine.clone(), owner).map_err(|err| {
+                ApiError::internal(format!("could not create the worker's files: {err}"))
+            })?;
         self.write().push(worker.clone());
         drop(_creating);
         worker.start();

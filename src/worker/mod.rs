@@ -125,6 +125,8 @@ struct WorkerState {
 
 pub struct Worker {
     pub id: String,
+    /// The token that created it (for per-token limits; not kept across restarts).
+    pub owner: Option<usize>,
     pub spec: WorkerSpec,
     pub created_at: String,
     pub feed: Feed,
@@ -142,6 +144,7 @@ impl Worker {
         spec: WorkerSpec,
         adapter: Arc<dyn Adapter>,
         engine: Arc<Engine>,
+        owner: Option<usize>,
     ) -> std::io::Result<Arc<Worker>> {
         let dir = engine.workers_dir.join(&id);
         let feed = Feed::open(&dir.join("events"), engine.feed)?;
@@ -156,7 +159,7 @@ impl Worker {
             signal: None,
             turns: 0,
         };
-        let worker = Worker::assemble(saved, adapter, engine, feed, dir);
+        let worker = Worker::assemble(saved, adapter, engine, feed, dir, owner);
         worker.save();
         Ok(worker)
     }
@@ -181,7 +184,7 @@ impl Worker {
         if was_running {
             saved.status = Status::Interrupted;
         }
-        let worker = Worker::assemble(saved, adapter, engine, feed, dir.to_path_buf());
+        let worker = Worker::assemble(saved, adapter, engine, feed, dir.to_path_buf(), None);
         if was_running {
             let st = worker.lock();
             let mut fields = worker.status_fields(&st);
@@ -202,6 +205,7 @@ impl Worker {
         engine: Arc<Engine>,
         feed: Feed,
         dir: PathBuf,
+        owner: Option<usize>,
     ) -> Arc<Worker> {
         let exit = (saved.exit_code.is_some() || saved.signal.is_some()).then_some(Exit {
             code: saved.exit_code,
@@ -210,6 +214,7 @@ impl Worker {
         });
         Arc::new_cyclic(|me| Worker {
             id: saved.id,
+            owner,
             spec: saved.spec,
             created_at: saved.created_at,
             feed,

@@ -88,6 +88,11 @@ impl Worker {
     /// Sends a message from a client: every viewer sees it as `user_message`, then the
     /// program gets it (or it waits in the queue behind the running turn).
     pub fn send_message(&self, content: &str) -> Result<Value, ApiError> {
+        self.send_message_as(content, uuid::Uuid::new_v4().to_string())
+    }
+
+    /// Sends a message with the id the caller chose (to follow its turn).
+    pub fn send_message_as(&self, content: &str, message_id: String) -> Result<Value, ApiError> {
         if !self.adapter.takes_messages(&self.spec) {
             return Err(ApiError::conflict(
                 "read_only",
@@ -112,7 +117,7 @@ impl Worker {
             ));
         }
         let message = Pending {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: message_id,
             content: content.to_string(),
             queued_at: clock::now_rfc3339(),
         };
@@ -417,6 +422,18 @@ impl Worker {
             process.terminate(self.engine.kill_grace);
         }
         json!({"stopped": process.is_some(), "dropped_messages": dropped})
+    }
+}
+
+impl Worker {
+    /// The message whose turn is running, if any.
+    pub fn current_message(&self) -> Option<String> {
+        self.lock().turn.as_ref().map(|t| t.message.id.clone())
+    }
+
+    /// Whether tasks can run on this worker (it has turns and takes messages).
+    pub fn accepts_tasks(&self) -> bool {
+        self.has_turns() && self.adapter.takes_messages(&self.spec)
     }
 }
 

@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,7 @@ use tungstenite::{Error as WsError, Message};
 use super::frame;
 use super::writer::Writers;
 use crate::event::{Event, NewEvent, one_off_frame};
+use crate::metrics::{self, METRICS};
 use crate::sys;
 
 /// Limits and timings of every connection.
@@ -229,6 +231,9 @@ impl Conn {
         events: &[Arc<Event>],
         envelope_source: Option<&Arc<str>>,
     ) {
+        METRICS
+            .ws_messages_sent
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
         for event in events {
             let item = match envelope_source {
                 None => Item::Event(event.clone()),
@@ -248,7 +253,22 @@ impl Conn {
         }
         ob.queued += frame.len();
         ob.queue.push_back(Item::Frame(frame.into()));
+        metrics::inc(&METRICS.ws_messages_sent);
         self.schedule(&mut ob);
+    }
+
+    /// Queues a frame shared with other clients (a push), unless this client is already
+    /// too far behind; returns whether it was queued.
+    pub fn push_shared(self: &Arc<Self>, frame: Arc<[u8]>) -> bool {
+        let mut ob = self.lock();
+        if ob.phase != Phase::Open || ob.queued > self.config.outbox_bytes {
+            return false;
+        }
+        ob.queued += frame.len();
+        ob.queue.push_back(Item::Frame(frame));
+        metrics::inc(&METRICS.ws_messages_sent);
+        self.schedule(&mut ob);
+        true
     }
 
     /// Queues a JSON text message for this client only.
@@ -475,7 +495,12 @@ impl Conn {
 
     /// Removes `n` sent bytes from the front of the outbox.
     fn consume(&self, ob: &mut Outbox, mut n: usize) {
-        ob.queued -= n;
+        // The reader may have shut the connection down (emptying the outbox) while the
+        // bytes were on their way: then there is nothing left to account for.
+        if ob.phase == Phase::Closed {
+            return;
+        }
+        ob.queued = ob.queued.saturating_sub(n);
         while n > 0 {
             let Some(front) = ob.queue.front() else {
                 break;
@@ -609,6 +634,9 @@ pub(super) fn read_loop(conn: Arc<Conn>, mut session: Box<dyn Session>, early: V
         let heard = !matches!(&result, Err(WsError::Io(_)));
         if heard && pinged.take().is_some() {
             let _ = conn.sock.set_read_timeout(Some(cfg.ping_interval));
+        }
+        if matches!(result, Ok(Message::Text(_) | Message::Binary(_))) {
+            metrics::inc(&METRICS.ws_messages_received);
         }
         match result {
             Ok(Message::Text(text)) => {

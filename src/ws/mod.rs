@@ -71,6 +71,12 @@ pub fn accept(
     let fds = sys::find_tcp_fds_matching(peer, &|fd| owned.contains(&fd), &|local| {
         listening.is_local_end(local)
     });
+    if fds.len() != 2 {
+        log::warn!(
+            "upgrade from {peer}: found {} descriptors for its socket: {fds:?}",
+            fds.len()
+        );
+    }
     let Some(&first) = fds.first() else {
         return Err(io::Error::other(format!(
             "socket of upgraded connection from {peer} not found"

@@ -7,8 +7,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -22,12 +23,19 @@ use crate::timer::Timer;
 const FAIR_SHARE: usize = 1 << 20;
 const WAKE_TOKEN: u64 = u64::MAX;
 
+/// A registered connection: a weak reference, its descriptor and its client's address.
+type Registered = (Weak<Conn>, RawFd, IpAddr);
+
 pub struct Writers {
     run_tx: Sender<Arc<Conn>>,
     epoll: Epoll,
     wake: EventFd,
-    conns: Mutex<HashMap<u64, (Weak<Conn>, RawFd)>>,
+    /// Every connection: a weak reference (never upgraded under the lock: dropping the
+    /// last reference takes the lock again), its descriptor and its client's address.
+    conns: Mutex<HashMap<u64, Registered>>,
     next_id: AtomicU64,
+    /// Upgrades under way (counted against the connection limit until registered).
+    opening: AtomicUsize,
     stopping: AtomicBool,
     timer: Timer,
 }
@@ -41,6 +49,7 @@ impl Writers {
             wake: EventFd::new()?,
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            opening: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             timer,
         });
@@ -54,10 +63,20 @@ impl Writers {
                 .name(format!("ws-writer-{i}"))
                 .spawn(move || {
                     while let Ok(conn) = rx.recv() {
-                        if let Serviced::Again = conn.service(FAIR_SHARE) {
-                            match pool.upgrade() {
+                        // A bug in serving one connection must not take the writer (and
+                        // with it every client) down: drop that connection instead.
+                        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            conn.service(FAIR_SHARE)
+                        }));
+                        match served {
+                            Ok(Serviced::Again) => match pool.upgrade() {
                                 Some(pool) => pool.run(conn),
                                 None => return,
+                            },
+                            Ok(Serviced::Done) => {}
+                            Err(_) => {
+                                log::error!("serving connection {} panicked; closing it", conn.id);
+                                conn.shutdown_now();
                             }
                         }
                     }
@@ -79,19 +98,28 @@ impl Writers {
         let _ = self.run_tx.send(conn);
     }
 
+    /// Holds a place for a new connection if fewer than `max` are open or opening; the
+    /// place is given back when the returned guard drops (by then the connection is
+    /// registered, or the upgrade failed).
+    pub fn reserve(self: &Arc<Self>, max: usize) -> Option<Opening> {
+        let opening = self.opening.fetch_add(1, Ordering::SeqCst) + 1;
+        let guard = Opening(self.clone());
+        (self.count() + opening <= max).then_some(guard)
+    }
+
     pub fn register(&self, conn: &Arc<Conn>) -> io::Result<()> {
         self.lock()
-            .insert(conn.id, (Arc::downgrade(conn), conn.fd()));
+            .insert(conn.id, (Arc::downgrade(conn), conn.fd(), conn.peer.ip()));
         self.epoll.add(conn.fd(), conn.id, sys::EPOLL_OUT_EDGE)
     }
 
     pub fn forget(&self, id: u64) {
-        if let Some((_, fd)) = self.lock().remove(&id) {
+        if let Some((_, fd, _)) = self.lock().remove(&id) {
             self.epoll.delete(fd);
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (Weak<Conn>, RawFd)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Registered>> {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -112,25 +140,40 @@ impl Writers {
 
     /// Every open connection.
     pub fn connections(&self) -> Vec<Arc<Conn>> {
-        self.lock()
-            .values()
-            .filter_map(|(c, _)| c.upgrade())
-            .collect()
+        let weak: Vec<Weak<Conn>> = self.lock().values().map(|(c, _, _)| c.clone()).collect();
+        weak.iter().filter_map(Weak::upgrade).collect()
     }
 
     pub fn count(&self) -> usize {
         self.lock().len()
     }
 
+    /// Open connections from address `ip`.
+    pub fn count_from(&self, ip: IpAddr) -> usize {
+        self.lock()
+            .values()
+            .filter(|(_, _, from)| *from == ip)
+            .count()
+    }
+
     /// Descriptors that belong to connections already (skipped when looking for the
     /// socket of a new upgrade).
     pub fn owned_fds(&self) -> HashSet<RawFd> {
-        self.lock().values().map(|(_, fd)| *fd).collect()
+        self.lock().values().map(|(_, fd, _)| *fd).collect()
     }
 
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.wake.signal();
+    }
+}
+
+/// A place held for a connection being opened.
+pub struct Opening(Arc<Writers>);
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        self.0.opening.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -152,7 +195,8 @@ fn watch_writable(writers: Weak<Writers>) {
             if token == WAKE_TOKEN {
                 continue;
             }
-            let conn = pool.lock().get(&token).and_then(|(c, _)| c.upgrade());
+            let weak = pool.lock().get(&token).map(|(c, _, _)| c.clone());
+            let conn = weak.and_then(|c| c.upgrade());
             if let Some(conn) = conn {
                 conn.on_writable();
             }

@@ -20,6 +20,8 @@ use super::TempDir;
 pub struct Workerhub {
     child: Option<Child>,
     pub port: u16,
+    /// The token the test client presents (None with `--no-auth`).
+    pub token: Option<String>,
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
     _tmp: Option<TempDir>,
@@ -46,6 +48,24 @@ impl Workerhub {
 
     pub fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Workerhub {
         std::fs::create_dir_all(data_dir).expect("data dir");
+        // Authentication is on, as it is by default: tests present a token of their own
+        // unless they choose otherwise.
+        let mut token = None;
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        if !args
+            .iter()
+            .any(|a| a == "--no-auth" || a == "--token" || a.starts_with("--token="))
+        {
+            let t = format!(
+                "test-token-{:016x}",
+                std::process::id() as u64 * 7919 + data_dir.as_os_str().len() as u64
+            );
+            args.push("--token".into());
+            args.push(t.clone());
+            token = Some(t);
+        } else if let Some(i) = args.iter().position(|a| a == "--token") {
+            token = args.get(i + 1).cloned();
+        }
         let log_path = data_dir.with_extension("log");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -95,6 +115,7 @@ impl Workerhub {
         Workerhub {
             child: Some(child),
             port,
+            token,
             data_dir: data_dir.to_path_buf(),
             log_path,
             _tmp: None,
@@ -145,7 +166,32 @@ impl Workerhub {
 
     // ---- HTTP ----
 
+    /// The `Authorization` header of this server's token.
+    pub fn bearer(&self) -> Option<String> {
+        self.token.as_ref().map(|t| format!("Bearer {t}"))
+    }
+
+    /// A request with the token, unless `headers` bring their own credentials.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+        let bearer = self.bearer();
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        let has_credentials = headers.iter().any(|(k, _)| {
+            k.eq_ignore_ascii_case("authorization") || k.eq_ignore_ascii_case("cookie")
+        });
+        if let (false, Some(b)) = (has_credentials, bearer.as_deref()) {
+            all.push(("Authorization", b));
+        }
+        http_request(&self.addr(), method, path, &all, body)
+    }
+
+    /// A request exactly as given (no token added).
+    pub fn request_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
         http_request(&self.addr(), method, path, headers, body)
     }
 
@@ -205,8 +251,18 @@ impl Workerhub {
             .unwrap_or_else(|err| panic!("connect {path}: {err}"))
     }
 
+    /// A WebSocket with the token, unless `headers` bring their own credentials or the
+    /// path has `token=`.
     pub fn ws_with(&self, path: &str, headers: &[(&str, &str)]) -> Result<Ws, tungstenite::Error> {
-        ws_connect(&self.addr(), path, headers)
+        self.connector().ws_with(path, headers)
+    }
+
+    /// What a client thread needs to connect.
+    pub fn connector(&self) -> Connector {
+        Connector {
+            addr: self.addr(),
+            bearer: self.bearer(),
+        }
     }
 }
 
@@ -223,6 +279,31 @@ fn unsafe_kill(pid: u32, signal: i32) {
         .arg(format!("-{signal}"))
         .arg(pid.to_string())
         .status();
+}
+
+/// Connects to a server from any thread.
+#[derive(Clone)]
+pub struct Connector {
+    pub addr: String,
+    pub bearer: Option<String>,
+}
+
+impl Connector {
+    pub fn ws(&self, path: &str) -> Result<Ws, tungstenite::Error> {
+        self.ws_with(path, &[])
+    }
+
+    pub fn ws_with(&self, path: &str, headers: &[(&str, &str)]) -> Result<Ws, tungstenite::Error> {
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        let has_credentials = path.contains("token=")
+            || headers.iter().any(|(k, _)| {
+                k.eq_ignore_ascii_case("authorization") || k.eq_ignore_ascii_case("cookie")
+            });
+        if let (false, Some(b)) = (has_credentials, self.bearer.as_deref()) {
+            all.push(("Authorization", b));
+        }
+        ws_connect(&self.addr, path, &all)
+    }
 }
 
 /// A response.

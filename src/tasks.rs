@@ -1,0 +1,562 @@
+//! Tasks: instructions for agents, queued, run on a worker, followed to their end, and
+//! optionally repeated on a schedule. A task goes `pending`, `running`, then
+//! `completed`, `failed` or `cancelled`; it runs on the named worker, or on an idle
+//! worker of the requested kind, or on a new worker created for it. Its live events are
+//! pushed to every `/ws` client as `task:update`. Tasks and schedules are kept in
+//! `DATA_DIR/tasks.json` and survive a restart.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::clock;
+use crate::error::ApiError;
+use crate::protocol::clients::Clients;
+use crate::protocol::watch::{TurnOutcome, TurnWatch};
+use crate::timer::Timer;
+use crate::worker::hub::Hub;
+use crate::worker::{Status, Worker};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "pending",
+            TaskStatus::Running => "running",
+            TaskStatus::Completed => "completed",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Schedule {
+    pub every_seconds: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Task {
+    pub id: String,
+    pub instruction: String,
+    #[serde(default)]
+    pub worker_id: Option<String>,
+    #[serde(default)]
+    pub ai_cli_type: Option<String>,
+    #[serde(default)]
+    pub project_path: Option<String>,
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
+    pub status: TaskStatus,
+    pub created_at: String,
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    #[serde(default)]
+    pub next_run_at: Option<String>,
+    #[serde(default)]
+    pub runs: u64,
+    /// The worker the latest run went to, and its message.
+    #[serde(default)]
+    pub assigned_worker: Option<String>,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    pub result: Option<Value>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl Task {
+    pub fn json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// Parses a schedule: a number of seconds, `"30s"`, `"5m"`, `"2h"`, or
+/// `{"every_seconds": N}` / `{"every": "5m"}`.
+pub fn parse_schedule(value: &Value) -> Result<Option<Schedule>, ApiError> {
+    let seconds = |text: &str| -> Option<u64> {
+        let text = text.trim();
+        let (num, unit) = text.split_at(
+            text.find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(text.len()),
+        );
+        let n: u64 = num.parse().ok()?;
+        match unit.trim() {
+            "" | "s" | "sec" | "seconds" => Some(n),
+            "m" | "min" | "minutes" => n.checked_mul(60),
+            "h" | "hours" => n.checked_mul(3600),
+            _ => None,
+        }
+    };
+    let every = match value {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => seconds(s),
+        Value::Object(map) => match (map.get("every_seconds"), map.get("every")) {
+            (Some(v), _) => v.as_u64(),
+            (None, Some(Value::String(s))) => seconds(s),
+            (None, Some(v)) => v.as_u64(),
+            _ => None,
+        },
+        _ => None,
+    };
+    match every {
+        Some(n) if n >= 1 => Ok(Some(Schedule { every_seconds: n })),
+        _ => Err(ApiError::bad_request(
+            "`schedule` must be an interval of at least 1 s: seconds, \"30s\", \"5m\", \"2h\" or {\"every_seconds\": N}",
+        )),
+    }
+}
+
+pub struct Tasks {
+    tasks: Mutex<Vec<Task>>,
+    path: PathBuf,
+    hub: Arc<Hub>,
+    clients: Arc<Clients>,
+    timer: Timer,
+    me: Weak<Tasks>,
+}
+
+const TEXT_FIELDS: &[&str] = &[
+    "instruction",
+    "worker_id",
+    "ai_cli_type",
+    "project_path",
+    "schedule",
+];
+
+impl Tasks {
+    /// Loads the tasks kept in `path`. A task that was running when the server stopped
+    /// has failed; pending ones run now and schedules carry on.
+    pub fn open(path: PathBuf, hub: Arc<Hub>, clients: Arc<Clients>, timer: Timer) -> Arc<Tasks> {
+        let mut tasks: Vec<Task> = std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        for task in &mut tasks {
+            if task.status == TaskStatus::Running {
+                task.status = TaskStatus::Failed;
+                task.error = Some("the server restarted while the task ran".into());
+                task.finished_at = Some(clock::now_rfc3339());
+            }
+        }
+        let tasks = Arc::new_cyclic(|me| Tasks {
+            tasks: Mutex::new(tasks),
+            path,
+            hub,
+            clients,
+            timer,
+            me: me.clone(),
+        });
+        let (pending, scheduled): (Vec<String>, Vec<(String, Duration)>) = {
+            let all = tasks.lock();
+            let pending = all
+                .iter()
+                .filter(|t| t.status == TaskStatus::Pending && t.schedule.is_none())
+                .map(|t| t.id.clone())
+                .collect();
+            let now = clock::now_micros();
+            let scheduled = all
+                .iter()
+                .filter(|t| t.schedule.is_some() && t.status != TaskStatus::Cancelled)
+                .map(|t| {
+                    let at = t
+                        .next_run_at
+                        .as_deref()
+                        .and_then(clock::parse_rfc3339)
+                        .unwrap_or(now);
+                    (
+                        t.id.clone(),
+                        Duration::from_micros(at.saturating_sub(now).max(0) as u64),
+                    )
+                })
+                .collect();
+            (pending, scheduled)
+        };
+        tasks.save();
+        for id in pending {
+            tasks.dispatch_soon(id);
+        }
+        for (id, delay) in scheduled {
+            tasks.arm(id, delay);
+        }
+        tasks
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Task>> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save(&self) {
+        let bytes = match serde_json::to_vec_pretty(&*self.lock()) {
+            Ok(b) => b,
+            Err(err) => return log::warn!("could not serialize tasks: {err}"),
+        };
+        let tmp = self.path.with_extension("json.tmp");
+        if let Err(err) =
+            std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &self.path))
+        {
+            log::warn!("could not save tasks to {}: {err}", self.path.display());
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Result<Task, ApiError> {
+        self.lock()
+            .iter()
+            .find(|t| t.id == id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("no task `{id}`")))
+    }
+
+    pub fn list(&self, status: Option<&str>) -> Vec<Task> {
+        self.lock()
+            .iter()
+            .filter(|t| status.is_none_or(|s| t.status.as_str() == s))
+            .cloned()
+            .collect()
+    }
+
+    pub fn count_by_status(&self) -> Map<String, Value> {
+        let mut counts = Map::new();
+        for task in self.lock().iter() {
+            let n = counts
+                .get(task.status.as_str())
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            counts.insert(task.status.as_str().into(), (n + 1).into());
+        }
+        counts
+    }
+
+    /// Creates a task from `{"instruction", "worker_id"?, "ai_cli_type"?,
+    /// "project_path"?, "schedule"?}`; an unscheduled one starts at once.
+    pub fn create(&self, body: &Map<String, Value>) -> Result<Task, ApiError> {
+        if let Some(unknown) = body.keys().find(|k| !TEXT_FIELDS.contains(&k.as_str())) {
+            return Err(ApiError::bad_request(format!(
+                "unknown field `{unknown}`; known fields: {}",
+                TEXT_FIELDS.join(", ")
+            )));
+        }
+        let text = |key: &str| -> Result<Option<String>, ApiError> {
+            match body.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+                Some(_) => Err(ApiError::bad_request(format!(
+                    "`{key}` must be a non-empty string"
+                ))),
+            }
+        };
+        let instruction = text("instruction")?.ok_or_else(|| {
+            ApiError::bad_request("`instruction` is required: what the agent should do")
+        })?;
+        let worker_id = text("worker_id")?;
+        let ai_cli_type = text("ai_cli_type")?;
+        if worker_id.is_none() && ai_cli_type.is_none() {
+            return Err(ApiError::bad_request(
+                "a task needs `worker_id`, or `ai_cli_type` to pick or create a worker",
+            ));
+        }
+        if let Some(worker) = &worker_id {
+            let worker = self.hub.require(worker)?;
+            if !worker.has_turns() {
+                return Err(ApiError::bad_request(
+                    "tasks run on AI workers (a `command` worker has no turns)",
+                ));
+            }
+        }
+        if let Some(kind) = &ai_cli_type
+            && self.hub.registry.get(kind).is_none()
+        {
+            return Err(ApiError::bad_request(format!(
+                "unknown `ai_cli_type` `{kind}`"
+            )));
+        }
+        let schedule = parse_schedule(body.get("schedule").unwrap_or(&Value::Null))?;
+        let now = clock::now_rfc3339();
+        let next_run_at = schedule.as_ref().map(|s| {
+            clock::rfc3339_micros(clock::now_micros() + s.every_seconds as i64 * 1_000_000)
+        });
+        let task = Task {
+            id: uuid::Uuid::new_v4().to_string(),
+            instruction,
+            worker_id,
+            ai_cli_type,
+            project_path: text("project_path")?,
+            schedule: schedule.clone(),
+            status: TaskStatus::Pending,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            next_run_at,
+            runs: 0,
+            assigned_worker: None,
+            message_id: None,
+            result: None,
+            error: None,
+        };
+        self.lock().push(task.clone());
+        self.save();
+        self.clients
+            .push("task:update", json!({"task": task.json()}), None);
+        match &schedule {
+            None => self.dispatch_soon(task.id.clone()),
+            Some(s) => self.arm(task.id.clone(), Duration::from_secs(s.every_seconds)),
+        }
+        Ok(task)
+    }
+
+    /// Runs a task now (a scheduled one between its runs, or one that ended).
+    pub fn run_now(&self, id: &str) -> Result<Task, ApiError> {
+        {
+            let mut tasks = self.lock();
+            let task = tasks
+                .iter_mut()
+                .find(|t| t.id == id)
+                .ok_or_else(|| ApiError::not_found(format!("no task `{id}`")))?;
+            if task.status == TaskStatus::Running {
+                return Err(ApiError::conflict(
+                    "task_running",
+                    "the task is running already",
+                ));
+            }
+            task.status = TaskStatus::Pending;
+            task.error = None;
+        }
+        self.save();
+        self.dispatch_soon(id.to_string());
+        self.get(id)
+    }
+
+    /// Cancels a task: it will not run again, and a running turn is interrupted.
+    pub fn cancel(&self, id: &str) -> Result<Task, ApiError> {
+        let (worker, message) = {
+            let mut tasks = self.lock();
+            let task = tasks
+                .iter_mut()
+                .find(|t| t.id == id)
+                .ok_or_else(|| ApiError::not_found(format!("no task `{id}`")))?;
+            let was_running = task.status == TaskStatus::Running;
+            task.status = TaskStatus::Cancelled;
+            task.next_run_at = None;
+            task.finished_at = Some(clock::now_rfc3339());
+            (
+                was_running.then(|| task.assigned_worker.clone()).flatten(),
+                task.message_id.clone(),
+            )
+        };
+        if let (Some(worker), Some(message)) = (worker.and_then(|w| self.hub.get(&w)), message)
+            && worker.current_message().as_deref() == Some(message.as_str())
+        {
+            let _ = worker.interrupt();
+        }
+        self.save();
+        let task = self.get(id)?;
+        self.clients
+            .push("task:update", json!({"task": task.json()}), None);
+        Ok(task)
+    }
+
+    fn arm(&self, id: String, delay: Duration) {
+        let tasks = self.me.clone();
+        self.timer.after(delay, move || {
+            if let Some(tasks) = tasks.upgrade() {
+                tasks.due(id);
+            }
+        });
+    }
+
+    /// A scheduled task's time has come.
+    fn due(&self, id: String) {
+        let run = {
+            let tasks = self.lock();
+            tasks.iter().find(|t| t.id == id).is_some_and(|t| {
+                t.schedule.is_some()
+                    && t.status != TaskStatus::Cancelled
+                    && t.status != TaskStatus::Running
+                    && t.next_run_at
+                        .as_deref()
+                        .and_then(clock::parse_rfc3339)
+                        .is_some_and(|at| at <= clock::now_micros() + 50_000)
+            })
+        };
+        if run {
+            self.dispatch_soon(id);
+        }
+    }
+
+    /// Dispatching may create a worker (a process start), so it runs on its own thread.
+    fn dispatch_soon(&self, id: String) {
+        let tasks = self.me.clone();
+        let spawned = std::thread::Builder::new()
+            .name("task-dispatch".into())
+            .spawn(move || {
+                if let Some(tasks) = tasks.upgrade() {
+                    tasks.dispatch(&id);
+                }
+            });
+        if let Err(err) = spawned {
+            log::error!("could not start a task: {err}");
+        }
+    }
+
+    fn dispatch(&self, id: &str) {
+        let Ok(task) = self.get(id) else { return };
+        if task.status == TaskStatus::Running || task.status == TaskStatus::Cancelled {
+            return;
+        }
+        let worker = match self.pick_worker(&task) {
+            Ok(w) => w,
+            Err(err) => return self.fail(id, &err.message),
+        };
+        let message_id = uuid::Uuid::new_v4().to_string();
+        {
+            let mut tasks = self.lock();
+            let Some(task) = tasks.iter_mut().find(|t| t.id == id) else {
+                return;
+            };
+            task.status = TaskStatus::Running;
+            task.runs += 1;
+            task.started_at = Some(clock::now_rfc3339());
+            task.finished_at = None;
+            task.assigned_worker = Some(worker.id.clone());
+            task.message_id = Some(message_id.clone());
+            task.error = None;
+            task.result = None;
+        }
+        self.save();
+        if let Ok(task) = self.get(id) {
+            self.clients
+                .push("task:update", json!({"task": task.json()}), None);
+        }
+        let clients = self.clients.clone();
+        let (task_id, worker_id) = (id.to_string(), worker.id.clone());
+        let me = self.me.clone();
+        let watch = TurnWatch::start(
+            &worker,
+            &message_id,
+            move |event| {
+                clients.push(
+                    "task:update",
+                    json!({"task_id": task_id, "worker_id": worker_id, "event": event.to_value()}),
+                    Some(&worker_id),
+                );
+            },
+            {
+                let id = id.to_string();
+                move |outcome| {
+                    if let Some(tasks) = me.upgrade() {
+                        tasks.finish(&id, outcome);
+                    }
+                }
+            },
+        );
+        if let Err(err) = worker.send_message_as(&task.instruction, message_id) {
+            worker
+                .feed
+                .unsubscribe(crate::feed::Subscriber::id(&*watch));
+            self.fail(id, &err.message);
+        }
+    }
+
+    /// The worker a task runs on: the one it names, an idle one of its kind (in its
+    /// folder, if it names one), or a new one.
+    fn pick_worker(&self, task: &Task) -> Result<Arc<Worker>, ApiError> {
+        if let Some(id) = &task.worker_id {
+            return self.hub.require(id);
+        }
+        let kind = task.ai_cli_type.clone().unwrap_or_default();
+        let idle = self.hub.list().into_iter().find(|w| {
+            w.spec.ai_cli_type == kind
+                && w.status() == Status::Idle
+                && w.accepts_tasks()
+                && task.project_path.as_ref().is_none_or(|p| {
+                    std::path::Path::new(p).canonicalize().ok().as_deref()
+                        == Some(&w.spec.project_path)
+                })
+        });
+        if let Some(worker) = idle {
+            return Ok(worker);
+        }
+        let project = task.project_path.clone().ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "no idle `{kind}` worker, and no `project_path` to create one in"
+            ))
+        })?;
+        let short: String = task.id.chars().take(8).collect();
+        self.hub.create(
+            &json!({"name": format!("task-{short}"), "ai_cli_type": kind, "project_path": project}),
+            None,
+        )
+    }
+
+    fn fail(&self, id: &str, error: &str) {
+        log::warn!("task {id} failed: {error}");
+        let outcome = TurnOutcome {
+            outcome: "failed".into(),
+            result: None,
+            text: error.to_string(),
+            events: 0,
+            duration_ms: None,
+        };
+        self.end(id, outcome, Some(error.to_string()));
+    }
+
+    fn finish(&self, id: &str, outcome: TurnOutcome) {
+        let error = (!outcome.success()).then(|| format!("the turn ended: {}", outcome.outcome));
+        self.end(id, outcome, error);
+    }
+
+    fn end(&self, id: &str, outcome: TurnOutcome, error: Option<String>) {
+        let (task, rearm) = {
+            let mut tasks = self.lock();
+            let Some(task) = tasks.iter_mut().find(|t| t.id == id) else {
+                return;
+            };
+            if task.status != TaskStatus::Cancelled {
+                task.status = if error.is_none() {
+                    TaskStatus::Completed
+                } else {
+                    TaskStatus::Failed
+                };
+                task.error = error;
+            }
+            task.finished_at = Some(clock::now_rfc3339());
+            task.result = Some(outcome.json());
+            let rearm = match (&task.schedule, task.status) {
+                (Some(s), status) if status != TaskStatus::Cancelled => {
+                    task.next_run_at = Some(clock::rfc3339_micros(
+                        clock::now_micros() + s.every_seconds as i64 * 1_000_000,
+                    ));
+                    Some(Duration::from_secs(s.every_seconds))
+                }
+                _ => None,
+            };
+            (task.clone(), rearm)
+        };
+        self.save();
+        let kind = match task.status {
+            TaskStatus::Completed => "task:complete",
+            TaskStatus::Cancelled => "task:update",
+            _ => "task:failed",
+        };
+        self.clients.push(kind, json!({"task": task.json()}), None);
+        if let Some(delay) = rearm {
+            self.arm(task.id.clone(), delay);
+        }
+    }
+}
