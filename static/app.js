@@ -2259,11 +2259,10 @@ class CreateForm {
 // tasks.js
 // ======================================================================
 
-// The tasks panel: instructions given to a worker (or to a new worker of a kind),
-// once or on a schedule. GET/POST /api/tasks, POST /api/tasks/{id}/run|cancel.
+// The tasks panel: instructions given to a worker (or to any idle worker of a kind, or
+// a new one), once or on a schedule. GET/POST /api/tasks, POST /api/tasks/{id}/run|cancel.
 
-
-const EVERY_MS = 4000;
+const TASKS_EVERY_MS = 4000;
 
 function when(ts) {
   if (!ts) return '';
@@ -2280,6 +2279,14 @@ function relative(ts) {
   return ms >= 0 ? `in ${duration(ms)}` : `${duration(-ms)} ago`;
 }
 
+/** 3600 → "1 h", 90 → "90 s", 300 → "5 min". */
+function everyText(seconds) {
+  if (seconds % 86400 === 0) return `${seconds / 86400} d`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
+  if (seconds % 60 === 0) return `${seconds / 60} min`;
+  return `${seconds} s`;
+}
+
 class Tasks {
   constructor({ toast, openWorker }) {
     this.toast = toast;
@@ -2287,7 +2294,9 @@ class Tasks {
     this.visible = false;
     this.timer = null;
     this.workers = [];
+    this.optionsKey = '';
     this.kindsLoaded = false;
+    this.available = true;
     $('task-filter').addEventListener('change', () => this.load());
     $('task-form').addEventListener('submit', (e) => {
       e.preventDefault();
@@ -2296,17 +2305,19 @@ class Tasks {
     $('task-worker').addEventListener('change', () => this.showTarget());
   }
 
+  /** The workers a task can go to: AI workers that take messages. */
   setWorkers(workers) {
     this.workers = workers;
+    const usable = workers.filter((w) => w.has_turns && w.takes_messages !== false);
+    const key = usable.map((w) => `${w.id}:${w.name}`).join('|');
+    if (key === this.optionsKey) return;
+    this.optionsKey = key;
     const select = $('task-worker');
     const current = select.value;
     clear(select);
-    select.appendChild(h('option', { value: '', text: 'Any: a new worker of a kind' }));
-    for (const w of workers) {
-      if (w.takes_messages === false) continue;
-      select.appendChild(h('option', { value: w.id, text: `${w.name || w.id} (${w.ai_cli_type})` }));
-    }
-    select.value = workers.some((w) => w.id === current) ? current : '';
+    select.appendChild(h('option', { value: '', text: 'Any idle worker of a kind (or a new one)' }));
+    for (const w of usable) select.appendChild(h('option', { value: w.id, text: `${w.name || w.id} (${w.ai_cli_type})` }));
+    select.value = usable.some((w) => w.id === current) ? current : '';
     this.showTarget();
   }
 
@@ -2345,7 +2356,7 @@ class Tasks {
 
   schedule() {
     clearTimeout(this.timer);
-    if (this.visible) this.timer = setTimeout(() => this.load(), EVERY_MS);
+    if (this.visible) this.timer = setTimeout(() => this.load(), TASKS_EVERY_MS);
   }
 
   note(text) {
@@ -2362,7 +2373,7 @@ class Tasks {
       $('task-form').hidden = false;
       this.render(data.tasks || []);
     } catch (err) {
-      if (err instanceof ApiError && err.status === 404 && err.code !== 'task_not_found') {
+      if (err instanceof ApiError && err.status === 404 && err.code === 'not_found') {
         this.note('This server has no tasks API (a newer workerhub has it).');
         $('task-form').hidden = true;
         clear($('task-list'));
@@ -2376,53 +2387,79 @@ class Tasks {
 
   render(tasks) {
     const list = $('task-list');
+    // Keep what the reader opened (a long result) open across refreshes.
+    const open = new Set(Array.from(list.querySelectorAll('details[open]'), (d) => d.dataset.key));
+    const focused = document.activeElement && list.contains(document.activeElement) ? document.activeElement.dataset.key : null;
     clear(list);
     if (!tasks.length) {
       list.appendChild(h('li', { class: 'muted', text: 'No tasks.' }));
       return;
     }
     const sorted = tasks.slice().sort((a, b) => String(b.created_at || '').localeCompare(String(a.created_at || '')));
-    for (const t of sorted) list.appendChild(this.item(t));
+    for (const t of sorted) list.appendChild(this.item(t, open));
+    if (focused) {
+      const again = list.querySelector(`[data-key="${CSS.escape(focused)}"]`);
+      if (again) again.focus();
+    }
   }
 
-  item(t) {
-    const status = h('span', { class: 'badge', text: t.status || '?', dataset: { status: t.status || '' } });
+  workerLink(id) {
+    const worker = this.workers.find((w) => w.id === id);
+    const link = h('button', { type: 'button', class: 'link-button', text: worker ? worker.name || worker.id : id.slice(0, 8), dataset: { key: `w-${id}` } });
+    link.addEventListener('click', () => this.openWorker(id));
+    return link;
+  }
+
+  item(t, open) {
+    const status = h('span', { class: 'badge task-status', text: t.status || '?', dataset: { status: t.status || '' } });
     const meta = h('div', { class: 'task-meta' });
-    const worker = t.worker_id ? this.workers.find((w) => w.id === t.worker_id) : null;
-    if (t.worker_id) {
-      const link = h('button', { type: 'button', class: 'link-button', text: worker ? worker.name || worker.id : t.worker_id.slice(0, 8) });
-      link.addEventListener('click', () => this.openWorker(t.worker_id));
-      meta.appendChild(h('span', null, 'worker ', link));
-    } else if (t.ai_cli_type) {
-      meta.appendChild(h('span', { text: `kind ${t.ai_cli_type}` }));
-    }
+    if (t.worker_id) meta.appendChild(h('span', null, 'on ', this.workerLink(t.worker_id)));
+    else if (t.ai_cli_type) meta.appendChild(h('span', { text: `any ${t.ai_cli_type} worker${t.project_path ? ` in ${t.project_path}` : ''}` }));
+    if (t.assigned_worker && t.assigned_worker !== t.worker_id) meta.appendChild(h('span', null, 'ran on ', this.workerLink(t.assigned_worker)));
     const every = t.schedule && t.schedule.every_seconds;
-    if (every) meta.appendChild(h('span', { text: `every ${duration(every * 1000)}` }));
+    if (every) meta.appendChild(h('span', { class: 'task-every', text: `every ${everyText(every)}` }));
     if (t.next_run_at) meta.appendChild(h('span', { text: `next run ${when(t.next_run_at)} (${relative(t.next_run_at)})`, title: t.next_run_at }));
-    if (t.created_at) meta.appendChild(h('span', { text: `created ${when(t.created_at)}`, title: t.created_at }));
+    if (t.runs) meta.appendChild(h('span', { text: `${t.runs} run${t.runs === 1 ? '' : 's'}` }));
+    if (t.finished_at) meta.appendChild(h('span', { text: `finished ${when(t.finished_at)}`, title: t.finished_at }));
+    else if (t.created_at) meta.appendChild(h('span', { text: `created ${when(t.created_at)}`, title: t.created_at }));
     meta.appendChild(h('span', { class: 'mono', text: String(t.id || '').slice(0, 8), title: t.id }));
 
+    const short = String(t.id).slice(0, 8);
     const actions = h('div', { class: 'task-actions' });
-    const active = t.status === 'pending' || t.status === 'running';
-    if (every || t.status === 'pending') {
-      const run = h('button', { type: 'button', class: 'button small', text: 'Run now', attrs: { 'aria-label': `Run task ${String(t.id).slice(0, 8)} now` } });
+    if (t.status !== 'running') {
+      const again = t.status === 'completed' || t.status === 'failed' || t.status === 'cancelled';
+      const label = again && !every ? 'Run again' : 'Run now';
+      const run = h('button', { type: 'button', class: 'button small task-run', text: label, dataset: { key: `run-${t.id}` }, attrs: { 'aria-label': `${label}: task ${short}` } });
       run.addEventListener('click', () => this.action(t, 'run'));
       actions.appendChild(run);
     }
-    if (active || (every && t.status !== 'cancelled')) {
-      const cancel = h('button', { type: 'button', class: 'button small danger', text: 'Cancel', attrs: { 'aria-label': `Cancel task ${String(t.id).slice(0, 8)}` } });
+    if (t.status === 'pending' || t.status === 'running' || (every && t.status !== 'cancelled')) {
+      const cancel = h('button', { type: 'button', class: 'button small danger task-cancel', text: 'Cancel', dataset: { key: `cancel-${t.id}` }, attrs: { 'aria-label': `Cancel task ${short}` } });
       cancel.addEventListener('click', () => this.action(t, 'cancel'));
       actions.appendChild(cancel);
     }
     const li = h('li', { class: 'card task', dataset: { id: t.id || '' } },
-      h('div', null, status, ' ', h('span', { class: 'task-instruction', text: t.instruction || '' })),
+      h('div', { class: 'task-main' }, status, ' ', h('span', { class: 'task-instruction', text: t.instruction || '' })),
       actions,
       meta);
-    const out = t.error || t.result;
-    if (out) {
+    if (t.error) li.appendChild(h('div', { class: 'task-out error-box', text: t.error }));
+    const r = t.result;
+    if (r && typeof r === 'object') {
+      const bits = [];
+      if (r.outcome) bits.push(r.outcome);
+      if (Number.isFinite(r.duration_ms)) bits.push(duration(r.duration_ms));
+      if (r.result && Number.isFinite(r.result.cost_usd)) bits.push(cost(r.result.cost_usd));
+      const key = `result-${t.id}`;
+      const details = h('details', { class: 'task-out task-result', dataset: { key }, open: open.has(key) },
+        h('summary', { text: `Result${bits.length ? `: ${bits.join(' · ')}` : ''}` }));
+      if (typeof r.text === 'string' && r.text) details.appendChild(renderMarkdown(r.text));
+      else if (r.result && r.result.result) details.appendChild(renderMarkdown(String(r.result.result)));
+      else details.appendChild(h('div', { class: 'muted small', text: '(no text)' }));
+      li.appendChild(details);
+    } else if (r !== undefined && r !== null) {
       const box = h('div', { class: 'task-out' });
-      box.dataset.preClass = t.error ? 'tool-output error' : 'tool-output';
-      collapsible(box, typeof out === 'string' ? out : JSON.stringify(out, null, 2), { lines: 6 });
+      box.dataset.preClass = 'tool-output';
+      collapsible(box, typeof r === 'string' ? r : JSON.stringify(r, null, 2), { lines: 6 });
       li.appendChild(box);
     }
     return li;
@@ -2456,8 +2493,9 @@ class Tasks {
       const path = $('task-path').value.trim();
       if (path) body.project_path = path;
     }
-    const every = Number($('task-every').value);
-    if ($('task-every').value !== '') {
+    const everyText = $('task-every').value;
+    if (everyText !== '') {
+      const every = Number(everyText);
       if (!Number.isInteger(every) || every < 1) {
         err.textContent = 'Repeat every: a whole number of seconds, 1 or more.';
         err.hidden = false;
@@ -2465,6 +2503,8 @@ class Tasks {
       }
       body.schedule = { every_seconds: every };
     }
+    const button = $('task-form').querySelector('button[type="submit"]');
+    button.disabled = true;
     try {
       await post('/api/tasks', body);
       $('task-instruction').value = '';
@@ -2474,6 +2514,8 @@ class Tasks {
     } catch (ex) {
       err.textContent = ex.message;
       err.hidden = false;
+    } finally {
+      button.disabled = false;
     }
   }
 }
@@ -2555,6 +2597,9 @@ function renderConn() {
         s = 'connecting';
         label = st;
     }
+  } else if (state.authShown) {
+    s = 'offline';
+    label = 'Sign-in needed';
   } else {
     s = state.listOk ? 'live' : 'reconnecting';
     label = state.listOk ? 'Connected' : 'Server unreachable — retrying';
@@ -2562,6 +2607,28 @@ function renderConn() {
   el.dataset.state = s;
   if (label !== null) text.textContent = label;
   retry.hidden = !showRetry;
+  renderBanner();
+}
+
+/** Under the worker's header: what a lost connection means for what is shown. */
+function renderBanner() {
+  const banner = $('conn-banner');
+  const badgeEl = $('w-badge');
+  const inWorker = state.route.view === 'worker' && state.selected;
+  const st = state.conn.state;
+  let text = null;
+  if (inWorker && st === 'reconnecting') {
+    const seq = conversation.hi();
+    text = `Connection lost: what is shown may be out of date. The page reconnects by itself and catches up from event ${seq}; nothing is lost.`;
+  } else if (inWorker && st === 'gone') {
+    text = 'This worker no longer exists on the server.';
+  } else if (inWorker && st === 'unauthorized') {
+    text = 'The server wants its token again: sign in to go on.';
+  }
+  banner.hidden = !text;
+  banner.textContent = text || '';
+  badgeEl.classList.toggle('stale', !!inWorker && st !== 'live');
+  badgeEl.title = inWorker && st !== 'live' ? 'last known status (not connected)' : badgeEl.title;
 }
 
 // ---- the worker list ----
@@ -2973,13 +3040,17 @@ async function loadStatus() {
     const parts = [
       `workerhub ${s.version || ''}`.trim(),
       `up ${s.uptime_seconds < 60 ? `${s.uptime_seconds || 0} s` : duration(s.uptime_seconds * 1000)}`,
-      `${s.workers ? s.workers.total : 0} workers${byStatus ? ` (${byStatus})` : ''}`,
-      `${s.connections ?? 0} connections`,
+      `${s.workers ? s.workers.total : 0} worker${s.workers && s.workers.total === 1 ? '' : 's'}${byStatus ? ` (${byStatus})` : ''}`,
+      `${s.connections ?? 0} connection${s.connections === 1 ? '' : 's'}`,
     ];
+    if (s.tasks && s.tasks.total) {
+      const t = Object.entries(s.tasks.by_status || {}).map(([k, v]) => `${v} ${k}`).join(', ');
+      parts.push(`${s.tasks.total} task${s.tasks.total === 1 ? '' : 's'}${t ? ` (${t})` : ''}`);
+    }
     if (s.process && s.process.rss_bytes) parts.push(`${bytes(s.process.rss_bytes)} memory`);
     $('status-line').textContent = parts.join(' · ');
   } catch (err) {
-    $('status-line').textContent = `status unavailable: ${err.message}`;
+    $('status-line').textContent = err.status === 401 ? 'Not signed in.' : `Status unavailable: ${err.message}`;
   }
 }
 
@@ -2988,6 +3059,7 @@ async function loadStatus() {
 function showTokenForm() {
   if (state.authShown) return;
   state.authShown = true;
+  renderConn();
   const dialog = $('token-dialog');
   dialog.addEventListener('cancel', (e) => e.preventDefault());
   dialog.showModal();

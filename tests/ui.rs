@@ -107,7 +107,7 @@ fn screenshots_dir() -> PathBuf {
 fn run_script(
     browser: &Browser,
     script: &str,
-    url: &str,
+    (url, token): (&str, &str),
     env: &[(&str, String)],
     mut on_request: impl FnMut(&str) -> String,
     log: impl Fn() -> String,
@@ -117,6 +117,7 @@ fn run_script(
         .arg(root().join("tests/ui").join(script))
         .current_dir(root().join("tests/ui"))
         .env("WH_URL", url)
+        .env("WH_TOKEN", token)
         .env("WH_CHROMIUM", &browser.chromium)
         .env("WH_SCREENSHOTS", screenshots_dir())
         .env(
@@ -193,6 +194,25 @@ fn run_script(
         "{script} failed ({status})\n--- output ---\n{output}\n--- server log (tail) ---\n{}",
         tail(&log(), 60)
     );
+}
+
+/// Where a script finds the server: its address and token.
+struct Target {
+    url: String,
+    token: String,
+}
+
+impl Target {
+    fn as_tuple(&self) -> (&str, &str) {
+        (&self.url, &self.token)
+    }
+}
+
+fn target(hub: &Workerhub) -> Target {
+    Target {
+        url: hub.origin(),
+        token: hub.token.clone().unwrap_or_default(),
+    }
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -327,7 +347,7 @@ fn command_and_claude_workers_in_the_browser() {
     run_script(
         &browser,
         "conversation.mjs",
-        &hub.origin(),
+        target(&hub).as_tuple(),
         &env,
         no_requests,
         || hub.log(),
@@ -349,7 +369,7 @@ fn a_reload_during_a_fast_stream_shows_every_event_once_in_order() {
     run_script(
         &browser,
         "reload.mjs",
-        &hub.origin(),
+        target(&hub).as_tuple(),
         &[("WH_PROJECT", project.path().display().to_string())],
         no_requests,
         || hub.log(),
@@ -361,17 +381,18 @@ fn the_page_reconnects_by_itself_after_a_server_restart() {
     let Some(browser) = browser() else { return };
     let _one = one_at_a_time();
     let hub = RefCell::new(Workerhub::start(&[]));
-    let (port, data_dir, origin) = {
+    let (port, data_dir, target) = {
         let hub = hub.borrow();
-        (hub.port, hub.data_dir.clone(), hub.origin())
+        (hub.port, hub.data_dir.clone(), target(&hub))
     };
+    let token = target.token.clone();
     let project = TempDir::new("wh-ui-restart").expect("temp dir");
     let restarted: RefCell<Option<FixedPortServer>> = RefCell::new(None);
     let first_log = RefCell::new(String::new());
     run_script(
         &browser,
         "reconnect.mjs",
-        &origin,
+        target.as_tuple(),
         &[("WH_PROJECT", project.path().display().to_string())],
         |request| match request {
             "stop" => {
@@ -382,7 +403,8 @@ fn the_page_reconnects_by_itself_after_a_server_restart() {
                 }
             }
             "start" => {
-                *restarted.borrow_mut() = Some(FixedPortServer::start(&data_dir, port, &[]));
+                let args = ["--token", token.as_str()];
+                *restarted.borrow_mut() = Some(FixedPortServer::start(&data_dir, port, &args));
                 "started".into()
             }
             other => no_requests(other),
@@ -410,8 +432,24 @@ fn ten_thousand_events_render_without_freezing_the_page() {
     run_script(
         &browser,
         "bulk.mjs",
-        &hub.origin(),
+        target(&hub).as_tuple(),
         &[("WH_PROJECT", project.path().display().to_string())],
+        no_requests,
+        || hub.log(),
+    );
+}
+
+#[test]
+fn a_server_with_a_token_asks_for_it_and_keeps_it_out_of_the_page() {
+    let Some(browser) = browser() else { return };
+    let _one = one_at_a_time();
+    let hub = Workerhub::start(&[]);
+    assert!(hub.token.is_some(), "the test server runs with a token");
+    run_script(
+        &browser,
+        "auth.mjs",
+        target(&hub).as_tuple(),
+        &[],
         no_requests,
         || hub.log(),
     );

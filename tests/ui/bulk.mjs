@@ -2,7 +2,7 @@
 // must stay responsive (input keeps working, no long freeze) and hold every event once,
 // while keeping only a window of rows in the document.
 
-import { URL, launch, run, log, check, checkEqual, waitFor, shot, createWorker, sendMessage, waitConn, pageState, api, required } from './lib.mjs';
+import { URL, openPage, launch, run, log, check, checkEqual, waitFor, shot, createWorker, sendMessage, waitConn, pageState, api, required } from './lib.mjs';
 
 const PROJECT = required('WH_PROJECT');
 const N = 10000;
@@ -39,7 +39,7 @@ run(async () => {
   const { context, page, close, assertClean } = await launch();
   await context.addInitScript(MONITOR);
   try {
-    await page.goto(`${URL}/`);
+    await openPage(page);
     await waitConn(page, 'live');
     const id = await createWorker(page, { kind: 'command', name: 'firehose', path: PROJECT, command: `sh -c 'while read n; do seq -f "row %g" 1 $n; done'` });
     await waitFor(async () => (await page.textContent('#w-badge')) === 'running', 'the worker to run');

@@ -9,7 +9,7 @@
 // object of the environment Claude Code needs to talk to the mock; absent when Claude
 // Code is not installed), WH_TOOL_OUTPUT (what the tool prints).
 
-import { URL, launch, run, log, check, checkEqual, waitFor, shot, createWorker, sendMessage, waitConn, pageState, api, history, required } from './lib.mjs';
+import { URL, openPage, launch, run, log, check, checkEqual, waitFor, shot, createWorker, sendMessage, waitConn, pageState, api, history, required } from './lib.mjs';
 
 const PROJECT = required('WH_PROJECT');
 const CLAUDE_ENV = process.env.WH_CLAUDE_ENV ? JSON.parse(process.env.WH_CLAUDE_ENV) : null;
@@ -154,6 +154,49 @@ async function claudeWorker(page, context) {
   return id;
 }
 
+async function tasksPanel(page, claudeId) {
+  await page.click('#tab-tasks');
+  await page.waitForSelector('#task-form');
+  await waitFor(async () => (await page.textContent('#task-list')).includes('No tasks'), 'the empty task list');
+  // An empty instruction is refused in the form.
+  await page.click('#task-form button[type="submit"]');
+  await waitFor(() => page.isVisible('#task-error'), 'the form to say what is missing');
+  if (!claudeId) return;
+  const options = await page.$$eval('#task-worker option', (os) => os.map((o) => o.value));
+  check(options.includes(claudeId), 'the claude worker is offered for tasks');
+
+  // A one-off task on the claude worker, followed to its end.
+  await page.selectOption('#task-worker', claudeId);
+  await page.fill('#task-instruction', 'Create the proof file for the task');
+  await page.click('#task-form button[type="submit"]');
+  const done = await waitFor(async () => {
+    const items = await page.$$eval('#task-list .task', (els) => els.map((e) => ({ status: e.querySelector('.task-status').textContent, text: e.textContent })));
+    return items.find((t) => t.text.includes('for the task') && t.status === 'completed');
+  }, 'the task to complete', 90000, 250);
+  check(done.text.includes(`The command printed: ${TOOL_OUTPUT}`), `the task's result is shown (${done.text})`);
+
+  // A scheduled task: it waits for its time; "Run now" runs it; "Cancel" stops it.
+  await page.selectOption('#task-worker', claudeId);
+  await page.fill('#task-instruction', 'Hourly check');
+  await page.fill('#task-every', '3600');
+  await page.click('#task-form button[type="submit"]');
+  const hourly = async () => page.$$eval('#task-list .task', (els) => {
+    const el = els.find((e) => e.textContent.includes('Hourly check'));
+    return el && { id: el.dataset.id, status: el.querySelector('.task-status').textContent, text: el.textContent };
+  });
+  const first = await waitFor(hourly, 'the scheduled task');
+  check(first.text.includes('every 1 h'), `the schedule is shown (${first.text})`);
+  check(/next run/.test(first.text), 'the next run is shown');
+  await shot(page, '16-tasks');
+  await page.click(`#task-list .task[data-id="${first.id}"] .task-run`);
+  await waitFor(async () => { const t = await hourly(); return t && t.status === 'completed' && /\b1 run(?!s)/.test(t.text); }, 'the scheduled task to run now', 90000, 250);
+  await page.click(`#task-list .task[data-id="${first.id}"] .task-cancel`);
+  await waitFor(async () => (await hourly()).status === 'cancelled', 'the scheduled task to be cancelled');
+  const server = await api('GET', `/api/tasks/${first.id}`);
+  checkEqual(server.status, 'cancelled', 'the server has the task cancelled');
+  await shot(page, '17-tasks-done');
+}
+
 async function keyboardAndDelete(page) {
   // Keyboard: Tab reaches the worker list and Enter opens a worker.
   await page.goto(`${URL}/#/`);
@@ -214,7 +257,7 @@ async function phone(context, cmdId) {
 run(async () => {
   const { context, page, close, assertClean } = await launch();
   try {
-    await page.goto(`${URL}/`);
+    await openPage(page);
     await waitConn(page, 'live');
     await shot(page, '01-start');
 
@@ -233,11 +276,13 @@ run(async () => {
     await page.click('#cw-cancel');
 
     const cmdId = await commandWorker(page);
+    let claudeId = null;
     if (CLAUDE_ENV) {
-      await claudeWorker(page, context);
+      claudeId = await claudeWorker(page, context);
     } else {
       log('skipped the claude part: Claude Code is not installed');
     }
+    await tasksPanel(page, claudeId);
     await phone(context, cmdId);
     await keyboardAndDelete(page);
     assertClean();

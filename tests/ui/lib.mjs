@@ -14,6 +14,8 @@ import { chromium } from 'playwright-core';
 
 export const URL = required('WH_URL').replace(/\/$/, '');
 export const SHOTS = process.env.WH_SCREENSHOTS || path.resolve('target/ui-screenshots');
+/** The server's token (tests/ui.rs passes it; the server runs with authentication on). */
+export const TOKEN = process.env.WH_TOKEN || '';
 
 export function required(name) {
   const v = process.env[name];
@@ -56,6 +58,7 @@ export async function waitFor(fn, what, timeout = 30000, every = 100) {
 /** The server's REST API, from node (no browser). */
 export async function api(method, p, body) {
   const init = { method, headers: {} };
+  if (TOKEN) init.headers.Authorization = `Bearer ${TOKEN}`;
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -126,6 +129,17 @@ export async function launch({ viewport = { width: 1280, height: 800 }, allowCon
     if (problems.length) throw new Error(`the page had problems:\n  ${problems.join('\n  ')}`);
   };
   return { context, page, problems, close, assertClean };
+}
+
+/**
+ * Opens the page the way the server's start-up line says: `/?token=T`. The server
+ * answers with its cookie and a redirect, so the token does not stay in the address.
+ */
+export async function openPage(page, hash = '') {
+  await page.goto(TOKEN ? `${URL}/?token=${encodeURIComponent(TOKEN)}` : `${URL}/`);
+  const here = page.url();
+  check(!here.includes('token'), `the token left the address bar (${here})`);
+  if (hash) await page.goto(`${URL}/${hash}`);
 }
 
 export async function shot(page, name, opts = {}) {

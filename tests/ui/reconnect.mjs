@@ -2,7 +2,7 @@
 // indicator shows it, the page reconnects by itself (with back-off and ?since=), and
 // the events produced while it was away appear, each once.
 
-import { URL, launch, run, log, check, checkEqual, waitFor, shot, createWorker, sendMessage, waitConn, pageState, api, history, harness, required } from './lib.mjs';
+import { URL, openPage, launch, run, log, check, checkEqual, waitFor, shot, createWorker, sendMessage, waitConn, pageState, api, history, harness, required } from './lib.mjs';
 
 const PROJECT = required('WH_PROJECT');
 
@@ -12,7 +12,7 @@ run(async () => {
     allowConsole: [/ERR_CONNECTION_REFUSED/, /WebSocket connection to .* failed/, /Failed to load resource/, /ERR_CONNECTION_RESET/, /ERR_EMPTY_RESPONSE/],
   });
   try {
-    await page.goto(`${URL}/`);
+    await openPage(page);
     await waitConn(page, 'live');
     const id = await createWorker(page, { kind: 'command', name: 'survivor', path: PROJECT, command: `sh -c 'while IFS= read -r l; do echo "echo: $l"; done'` });
     await waitConn(page, 'live');

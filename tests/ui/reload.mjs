@@ -3,7 +3,7 @@
 // server's history). Then: the scroll position and the selected worker survive a
 // reload, and "jump to latest" brings the end back.
 
-import { URL, launch, run, log, check, checkEqual, waitFor, shot, createWorker, sendMessage, waitConn, pageState, api, history, required } from './lib.mjs';
+import { URL, openPage, launch, run, log, check, checkEqual, waitFor, shot, createWorker, sendMessage, waitConn, pageState, api, history, required } from './lib.mjs';
 
 const PROJECT = required('WH_PROJECT');
 const LINES = 1500;
@@ -17,7 +17,7 @@ function textOf(ev) {
 run(async () => {
   const { page, close, assertClean } = await launch();
   try {
-    await page.goto(`${URL}/`);
+    await openPage(page);
     await waitConn(page, 'live');
     // Bursts of 10 lines, 20 ms apart: a stream of a few seconds.
     const script = 'while read n; do i=0; while [ $i -lt $n ]; do i=$((i+1)); echo "line $i"; if [ $((i % 10)) -eq 0 ]; then sleep 0.02; fi; done; echo "done $n"; done';
