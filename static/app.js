@@ -918,7 +918,7 @@ function usageText(usage) {
 function cost(usd) {
   if (!Number.isFinite(usd)) return null;
   if (usd === 0) return '$0';
-  return usd < 0.01 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`;
+  return usd < 1 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`;
 }
 
 function resultRow(ev) {

@@ -454,3 +454,21 @@ fn a_server_with_a_token_asks_for_it_and_keeps_it_out_of_the_page() {
         || hub.log(),
     );
 }
+
+#[test]
+fn every_kind_of_content_is_rendered_for_what_it_is() {
+    let Some(browser) = browser() else { return };
+    let _one = one_at_a_time();
+    let fake = root().join("tests/ui/fake-claude.mjs");
+    let fake = fake.display().to_string();
+    let hub = Workerhub::start(&["--claude-binary", &fake]);
+    let project = TempDir::new("wh-ui-render").expect("temp dir");
+    run_script(
+        &browser,
+        "rendering.mjs",
+        target(&hub).as_tuple(),
+        &[("WH_PROJECT", project.path().display().to_string())],
+        no_requests,
+        || hub.log(),
+    );
+}
