@@ -1365,6 +1365,7 @@ const CHUNK_ROWS = 300; // rows added when scrolling up or down past the window
 const MAX_ROWS = 2000; // rows on the page at most
 const ROWS_PER_FRAME = 400; // rows rendered per animation frame while catching up
 const RESTORE_LIMIT = 20000; // farthest back a saved scroll position is restored
+const MAX_HELD = 50000; // events kept in memory; older ones are fetched again if needed
 const NEAR_PX = 300;
 const BOTTOM_PX = 40;
 
@@ -1393,6 +1394,10 @@ class Conversation {
     els.conv.addEventListener('wheel', (e) => { if (e.deltaY < 0) this.unfollow(); }, { passive: true });
     els.conv.addEventListener('keydown', (e) => {
       if (['PageUp', 'ArrowUp', 'Home'].includes(e.key)) this.unfollow();
+      if (e.key === 'End' && !e.ctrlKey) {
+        e.preventDefault();
+        this.jumpToLatest();
+      }
     });
     els.jump.addEventListener('click', () => this.jumpToLatest());
     els.loadEarlier.addEventListener('click', () => this.extendUp());
@@ -1407,7 +1412,7 @@ class Conversation {
   reset() {
     if (this.stream) this.stream.stop();
     this.stream = null;
-    cancelAnimationFrame(this.raf);
+    if (this.rafIsTimer) clearTimeout(this.raf); else cancelAnimationFrame(this.raf);
     this.raf = 0;
     this.events = [];
     this.base = 0; // the seq before the first held event when none is held
@@ -1629,7 +1634,19 @@ class Conversation {
 
   receive(ev) {
     this.incoming.push(ev);
-    if (!this.raf) this.raf = requestAnimationFrame(() => this.flush());
+    this.scheduleFlush();
+  }
+
+  /** Next frame; in a hidden tab (no frames) a timer keeps memory and state current. */
+  scheduleFlush() {
+    if (this.raf) return;
+    if (document.hidden) {
+      this.raf = setTimeout(() => this.flush(), 250);
+      this.rafIsTimer = true;
+    } else {
+      this.raf = requestAnimationFrame(() => this.flush());
+      this.rafIsTimer = false;
+    }
   }
 
   flush() {
@@ -1652,6 +1669,7 @@ class Conversation {
     if (changed) {
       this.refreshBubbles();
       if (!this.following || !this.tailMode) this.unseen += added;
+      this.forgetOldest();
     }
     this.catchUpRows();
   }
@@ -1675,9 +1693,18 @@ class Conversation {
     } finally {
       if (this.id === id) {
         this.filling = false;
-        if (!this.raf) this.raf = requestAnimationFrame(() => this.flush());
+        this.scheduleFlush();
       }
     }
+  }
+
+  /** Keeps memory bounded on a long stream: events far above the page are dropped
+   * (scrolling up fetches them again). */
+  forgetOldest() {
+    if (this.events.length <= MAX_HELD) return;
+    const keepFrom = Math.min(this.domLo || this.hi(), this.hi() - Math.floor(MAX_HELD * 0.8));
+    const cut = this.lowerBound(keepFrom);
+    if (cut > 0) this.events.splice(0, cut);
   }
 
   /** Renders, in bounded steps, what the page still lacks at the end. */
@@ -1708,7 +1735,7 @@ class Conversation {
     if (this.following) this.scrollToBottom();
     this.updateEdges();
     this.updateJump();
-    if (this.domHi < this.hi() && !this.raf) this.raf = requestAnimationFrame(() => this.flush());
+    if (this.domHi < this.hi()) this.scheduleFlush();
   }
 
   // ---- rendering ----
@@ -2771,6 +2798,7 @@ const conversation = new Conversation({
 });
 
 function renderWorkerHead(w) {
+  if (state.route.view === 'worker' && state.selected === w.id) document.title = `${w.name || w.id} (${statusLabel(w)}) · workerhub`;
   $('w-name').textContent = w.name || w.id;
   $('w-name').title = w.id;
   badge($('w-badge'), w);
