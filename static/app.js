@@ -108,7 +108,7 @@ async function copyText(text) {
 
 /** A "Copy" button that copies `getText()` and says so. */
 function copyButton(getText, label = 'Copy') {
-  const button = h('button', { type: 'button', class: 'button small copy', text: label, attrs: { 'aria-label': `${label} to the clipboard` } });
+  const button = h('button', { type: 'button', class: 'button small copy', text: label, title: 'Copy to the clipboard' });
   button.addEventListener('click', async () => {
     const ok = await copyText(getText());
     button.textContent = ok ? 'Copied' : 'Copy failed';
@@ -311,7 +311,7 @@ function span(text, style) {
   if (bg) {
     if (bg.rgb) el.style.backgroundColor = bg.rgb; else classes.push(`ansi-bg-${bg.cls}`);
   }
-  el.className = classes.join(' ');
+  if (classes.length) el.className = classes.join(' ');
   return el;
 }
 
@@ -397,6 +397,13 @@ function indentOf(line) {
 
 function startsBlock(line) {
   return FENCE_RE.test(line) || HEADING_RE.test(line) || HR_RE.test(line) || QUOTE_RE.test(line) || LIST_RE.test(line);
+}
+
+/** Whether `line` ends a paragraph: an ordered list must start at 1 to do so ("2024. was…"). */
+function interruptsParagraph(line) {
+  const m = LIST_RE.exec(line);
+  if (m && /\d/.test(m[2]) && parseInt(m[2], 10) !== 1) return FENCE_RE.test(line) || HEADING_RE.test(line) || HR_RE.test(line) || QUOTE_RE.test(line);
+  return startsBlock(line);
 }
 
 function splitRow(line) {
@@ -496,14 +503,14 @@ function renderBlocks(parent, lines) {
         i++;
       }
       table.appendChild(tbody);
-      parent.appendChild(h('div', { class: 'table-wrap' }, table));
+      parent.appendChild(h('div', { class: 'table-wrap', tabIndex: 0, attrs: { role: 'region', 'aria-label': 'table' } }, table));
       continue;
     }
 
     // A paragraph: lines up to a blank line or the start of another block.
     const para = [line];
     i++;
-    while (i < lines.length && !isBlank(lines[i]) && !startsBlock(lines[i])) {
+    while (i < lines.length && !isBlank(lines[i]) && !interruptsParagraph(lines[i])) {
       para.push(lines[i]);
       i++;
     }
@@ -595,7 +602,7 @@ function codeBlock(code, lang) {
     h('div', { class: 'codeblock-head' },
       h('span', { text: lang || 'code' }),
       copyButton(() => code)),
-    h('pre', null, codeEl));
+    h('pre', { tabIndex: 0, attrs: { 'aria-label': `${lang || 'code'} block` } }, codeEl));
 }
 
 // Inline spans: code, strong, emphasis, strike-through, links and bare URLs.
@@ -1972,6 +1979,7 @@ class Conversation {
     if (!this.tailMode || this.hi() - this.domHi > MAX_ROWS) this.renderTail();
     else this.catchUpRows();
     this.tailMode = true;
+    this.trimTop();
     this.unseen = 0;
     this.scrollToBottom();
     this.updateEdges();
@@ -2707,8 +2715,13 @@ function workerItem(w) {
   return h('li', null, button);
 }
 
+let listKey = '';
+
 function renderWorkerList() {
   const list = $('worker-list');
+  const key = JSON.stringify(state.workers.map((w) => [w.id, w.name, w.status, w.exit_code, w.signal, (w.queue || []).length, w.project_path, w.ai_cli_type, state.selected === w.id]));
+  if (key === listKey && list.childElementCount === state.workers.length) return;
+  listKey = key;
   const focusedId = document.activeElement && document.activeElement.classList.contains('worker-item') ? document.activeElement.dataset.id : null;
   clear(list);
   for (const w of state.workers) list.appendChild(workerItem(w));
@@ -2774,7 +2787,12 @@ const conversation = new Conversation({
     state.workers = state.workers.map((x) => (x.id === w.id ? merged : x));
     if (state.selected === w.id) renderWorkerHead(merged);
     const item = document.querySelector(`.worker-item[data-id="${CSS.escape(w.id)}"]`);
-    if (item) item.parentElement.replaceWith(workerItem(merged));
+    if (item) {
+      const focused = document.activeElement === item;
+      const fresh = workerItem(merged);
+      item.parentElement.replaceWith(fresh);
+      if (focused) fresh.firstChild.focus();
+    }
   },
   onConn: (st, info) => {
     state.conn = { state: st, info: { ...info, retryAt: st === 'reconnecting' && info.delay ? Date.now() + info.delay : 0 } };

@@ -323,7 +323,7 @@ fn command_and_claude_workers_in_the_browser() {
     let hub = Workerhub::start_in(&tmp.path().join("data"), &args);
     // Each model answer waits a little, so that a second message finds the worker busy.
     let mock = MockLlm::start(Behaviour::Delay(
-        Duration::from_millis(1500),
+        Duration::from_millis(500),
         Box::new(Behaviour::ToolThenText {
             command: TOOL_COMMAND.into(),
             final_text: "The command printed: {tool_output}\n\nThe **proof** is in:\n\n- first point\n- second point\n\n```sh\ncat proof.txt\n```".into(),

@@ -2,7 +2,7 @@
 // address or in storage), the server keeps it in an HttpOnly cookie, and everything
 // works afterwards, WebSocket included. `/?token=T` trades the token for the cookie.
 
-import { URL, TOKEN, launch, run, check, checkEqual, waitFor, shot, waitConn, api } from './lib.mjs';
+import { URL, TOKEN, audit, launch, run, check, checkEqual, waitFor, shot, waitConn, api } from './lib.mjs';
 
 async function noTokenAnywhere(page) {
   const seen = await page.evaluate((token) => {
@@ -28,6 +28,7 @@ run(async () => {
     await page.goto(`${URL}/`);
     await page.waitForSelector('#token-dialog[open]');
     await shot(page, '18-sign-in');
+    await audit(page, 'the sign-in form');
     await page.fill('#token-input', 'not-the-right-token-at-all');
     await page.click('#token-form button[type="submit"]');
     await waitFor(async () => (await page.textContent('#token-error')).includes('not right'), 'a wrong token to be refused');

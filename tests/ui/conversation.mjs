@@ -9,7 +9,7 @@
 // object of the environment Claude Code needs to talk to the mock; absent when Claude
 // Code is not installed), WH_TOOL_OUTPUT (what the tool prints).
 
-import { URL, openPage, launch, run, log, check, checkEqual, waitFor, shot, createWorker, sendMessage, waitConn, pageState, api, history, required } from './lib.mjs';
+import { URL, openPage, audit, launch, run, log, check, checkEqual, waitFor, shot, createWorker, sendMessage, waitConn, pageState, api, history, required } from './lib.mjs';
 
 const PROJECT = required('WH_PROJECT');
 const CLAUDE_ENV = process.env.WH_CLAUDE_ENV ? JSON.parse(process.env.WH_CLAUDE_ENV) : null;
@@ -53,6 +53,7 @@ async function commandWorker(page) {
   const server = (await history(id)).map((e) => e.seq);
   checkEqual((await pageState(page)).domSeqs, server, 'the page shows the server history');
   await shot(page, '02-command-worker');
+  await audit(page, 'a command worker');
 
   // Stop and start again with the buttons.
   await page.click('#act-stop');
@@ -135,6 +136,7 @@ async function claudeWorker(page, context) {
   check(/^\$\d/.test(result.cost || ''), `the cost (${result.cost})`);
   check(/\d+ in · \d+ out/.test(result.tokens || ''), `the token counts (${result.tokens})`);
   await shot(page, '04-claude-conversation');
+  await audit(page, 'a worker with a conversation');
 
   // The queued message runs next, and is then shown as sent.
   await waitFor(async () => (await page.$$('#rows .row.result')).length >= 2, 'the queued message to run', 90000);
@@ -188,6 +190,7 @@ async function tasksPanel(page, claudeId) {
   check(first.text.includes('every 1 h'), `the schedule is shown (${first.text})`);
   check(/next run/.test(first.text), 'the next run is shown');
   await shot(page, '16-tasks');
+  await audit(page, 'the tasks view');
   await page.click(`#task-list .task[data-id="${first.id}"] .task-run`);
   await waitFor(async () => { const t = await hourly(); return t && t.status === 'completed' && /\b1 run(?!s)/.test(t.text); }, 'the scheduled task to run now', 90000, 250);
   await page.click(`#task-list .task[data-id="${first.id}"] .task-cancel`);
@@ -243,6 +246,7 @@ async function phone(context, cmdId) {
   const actions = await page.$$eval('.worker-actions .button', (els) => els.filter((b) => !b.hidden).map((b) => { const r = b.getBoundingClientRect(); return r.right <= 390 && r.width >= 44; }));
   check(actions.every(Boolean), 'the action buttons fit and are big enough to tap');
   await shot(page, '07-phone-390-conversation');
+  await audit(page, 'the conversation at 390 px');
   await page.click('#nav-toggle');
   await waitFor(async () => (await page.getAttribute('#nav-toggle', 'aria-expanded')) === 'true', 'the worker list to open');
   await page.waitForTimeout(250);
@@ -273,6 +277,7 @@ run(async () => {
     await page.selectOption('#cw-kind', CLAUDE_ENV ? 'claude' : 'command');
     await page.click('#create-dialog .more-options summary');
     await shot(page, '10-create-worker-form');
+    await audit(page, 'the create form');
     await page.click('#cw-cancel');
 
     const cmdId = await commandWorker(page);

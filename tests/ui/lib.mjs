@@ -150,6 +150,25 @@ export async function shot(page, name, opts = {}) {
   return file;
 }
 
+let axeSource = null;
+/**
+ * Checks the page with axe-core (WCAG 2 A/AA rules) and fails on serious or critical
+ * problems. axe is evaluated through the DevTools protocol, which the page's CSP does
+ * not govern (the page itself never loads it).
+ */
+export async function audit(page, what, { exclude = [] } = {}) {
+  if (!axeSource) axeSource = fs.readFileSync(new globalThis.URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
+  if (!(await page.evaluate(() => typeof window.axe !== 'undefined'))) await page.evaluate(axeSource);
+  const violations = await page.evaluate(async (exclude) => {
+    const result = await window.axe.run({ exclude: exclude.map((s) => [s]) }, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }, resultTypes: ['violations'] });
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+  }, exclude);
+  if (violations.length) throw new Error(`accessibility problems in ${what}:\n  ${violations.join('\n  ')}`);
+  log(`accessibility: ${what} ok`);
+}
+
 /** What the page holds for the open worker (seqs in memory and on the page). */
 export async function pageState(page) {
   return page.evaluate(() => window.workerhub.debug());

@@ -2,7 +2,7 @@
 // indicator shows it, the page reconnects by itself (with back-off and ?since=), and
 // the events produced while it was away appear, each once.
 
-import { URL, openPage, launch, run, log, check, checkEqual, waitFor, shot, createWorker, sendMessage, waitConn, pageState, api, history, harness, required } from './lib.mjs';
+import { URL, openPage, audit, launch, run, log, check, checkEqual, waitFor, shot, createWorker, sendMessage, waitConn, pageState, api, history, harness, required } from './lib.mjs';
 
 const PROJECT = required('WH_PROJECT');
 
@@ -31,6 +31,9 @@ run(async () => {
       return m && Number(m[1]) >= 3;
     }, 'the back-off to grow', 30000, 50);
     await shot(page, '12-reconnecting');
+    check(await page.isVisible('#conn-banner'), 'a banner says the view may be out of date');
+    check(await page.$eval('#w-badge', (b) => b.classList.contains('stale')), 'the status badge is marked as last known');
+    await audit(page, 'the page while reconnecting');
 
     await harness('start');
     // Produce events while the page is still away: start the worker's process again
@@ -46,6 +49,7 @@ run(async () => {
     check(producedAt !== 'live', 'the events were produced while the page was disconnected');
 
     await waitConn(page, 'live', 30000);
+    check(await page.isHidden('#conn-banner'), 'the banner goes when connected again');
     for (let i = 1; i <= 3; i++) {
       await waitFor(() => page.$(`#rows .row.out >> text=echo: after the restart ${i}`), `echo ${i} after the reconnect`);
     }

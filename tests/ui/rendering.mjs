@@ -5,7 +5,7 @@
 // javascript: link that must not become one), thinking collapsed, the result line.
 // Then the buttons on a busy AI worker: Interrupt, and Stop dropping the queue.
 
-import { openPage, launch, run, check, checkEqual, waitFor, shot, createWorker, sendMessage, waitConn, pageState, history, required } from './lib.mjs';
+import { openPage, audit, launch, run, check, checkEqual, waitFor, shot, createWorker, sendMessage, waitConn, pageState, history, required } from './lib.mjs';
 
 const PROJECT = required('WH_PROJECT');
 
@@ -90,9 +90,11 @@ run(async () => {
     checkEqual((await pageState(page)).domSeqs, (await history(id)).map((e) => e.seq), 'every event has its row');
     await page.$eval('#rows .card[data-tool-id="tool_edit"]', (e) => e.scrollIntoView());
     await shot(page, '19-rendering-tools');
+    await audit(page, 'tool cards and Markdown');
     await page.emulateMedia({ colorScheme: 'dark' });
     await page.$eval('#rows .row.assistant', (e) => e.scrollIntoView());
     await shot(page, '20-rendering-markdown-dark');
+    await audit(page, 'tool cards and Markdown, dark');
     await page.emulateMedia({ colorScheme: 'light' });
 
     // Interrupt a running turn with the button.
