@@ -1497,6 +1497,7 @@ class Conversation {
 
   close() {
     this.saveScroll();
+    if (this.id && this.loaded && this.hooks.onClose) this.hooks.onClose(this.id, this.hi());
     this.openToken = null;
     this.reset();
     this.id = null;
@@ -2698,9 +2699,29 @@ function shortPath(path) {
   return `…${out}`;
 }
 
+// What was last seen of each worker (its last seq), to mark new activity in the list.
+const seenKey = (id) => `workerhub.seen.${id}`;
+
+function seenSeq(w) {
+  let seen = null;
+  try { seen = localStorage.getItem(seenKey(w.id)); } catch { /* ignore */ }
+  if (seen === null) {
+    // First sight: what happened before is not news.
+    markSeen(w.id, w.last_seq || 0);
+    return w.last_seq || 0;
+  }
+  return Number(seen) || 0;
+}
+
+function markSeen(id, seq) {
+  try { localStorage.setItem(seenKey(id), String(seq)); } catch { /* ignore */ }
+}
+
 function workerItem(w) {
   const b = h('span', { class: 'badge' });
   badge(b, w);
+  const fresh = state.selected !== w.id && (w.last_seq || 0) > seenSeq(w);
+  const dot = fresh ? h('span', { class: 'new-dot', title: 'new activity since you last looked' }, h('span', { class: 'visually-hidden', text: 'new activity' })) : null;
   const q = Array.isArray(w.queue) && w.queue.length ? h('span', { class: 'badge', text: `${w.queue.length} queued`, dataset: { status: 'pending' } }) : null;
   const button = h('button', {
     type: 'button',
@@ -2708,7 +2729,7 @@ function workerItem(w) {
     dataset: { id: w.id },
     attrs: { 'aria-current': state.selected === w.id ? 'true' : 'false' },
   },
-  h('span', { class: 'wi-name', text: w.name || w.id }),
+  h('span', { class: 'wi-name' }, dot, w.name || w.id),
   h('span', { class: 'wi-badges' }, b, q ? ' ' : null, q),
   h('span', { class: 'wi-sub' }, h('span', { class: 'kind', text: w.ai_cli_type }), h('span', { class: 'wi-path', text: shortPath(w.project_path), title: String(w.project_path || '') })));
   button.addEventListener('click', () => navigate(`#/w/${enc(w.id)}`));
@@ -2719,7 +2740,7 @@ let listKey = '';
 
 function renderWorkerList() {
   const list = $('worker-list');
-  const key = JSON.stringify(state.workers.map((w) => [w.id, w.name, w.status, w.exit_code, w.signal, (w.queue || []).length, w.project_path, w.ai_cli_type, state.selected === w.id]));
+  const key = JSON.stringify(state.workers.map((w) => [w.id, w.name, w.status, w.exit_code, w.signal, (w.queue || []).length, w.project_path, w.ai_cli_type, state.selected === w.id, w.last_seq]));
   if (key === listKey && list.childElementCount === state.workers.length) return;
   listKey = key;
   const focusedId = document.activeElement && document.activeElement.classList.contains('worker-item') ? document.activeElement.dataset.id : null;
@@ -2745,6 +2766,7 @@ async function loadWorkers() {
     const countChanged = lastCount !== state.workers.length;
     lastCount = state.workers.length;
     state.byId = new Map(state.workers.map((w) => [w.id, w]));
+    if (state.selected && conversation.id === state.selected) markSeen(state.selected, conversation.hi());
     renderWorkerList();
     if (countChanged) loadStatus();
     if (state.selected) {
@@ -2782,6 +2804,7 @@ const conversation = new Conversation({
   jumpCount: $('jump-count'),
 }, {
   onStatus: (w) => {
+    if (state.selected === w.id) markSeen(w.id, Math.max(w.last_seq || 0, conversation.hi()));
     const merged = { ...(state.byId.get(w.id) || {}), ...w };
     state.byId.set(w.id, merged);
     state.workers = state.workers.map((x) => (x.id === w.id ? merged : x));
@@ -2808,6 +2831,7 @@ const conversation = new Conversation({
       return 'unreachable';
     }
   },
+  onClose: (id, seq) => markSeen(id, seq),
   editText: (text) => {
     const input = $('composer-input');
     input.value = text;
@@ -2902,7 +2926,7 @@ async function openWorker(id) {
   if (conversation.id) conversation.close();
   state.selected = id;
   try { localStorage.setItem(SELECTED_KEY, id); } catch { /* ignore */ }
-  document.querySelectorAll('.worker-item').forEach((el) => el.setAttribute('aria-current', el.dataset.id === id ? 'true' : 'false'));
+  renderWorkerList();
   let w = state.byId.get(id);
   try {
     w = await get(`/api/workers/${enc(id)}`);
