@@ -3,8 +3,10 @@
 CARGO ?= cargo
 CLIS_DIR := tests/clis
 CLIS_STAMP := $(CLIS_DIR)/node_modules/.installed
+UI_DIR := tests/ui
+UI_STAMP := $(UI_DIR)/node_modules/.installed
 
-.PHONY: run build release test lint bench fuzz clis clean
+.PHONY: run build release test lint bench fuzz clis ui-deps clean
 
 run: release
 	./target/release/workerhub
@@ -26,7 +28,18 @@ $(CLIS_STAMP): $(CLIS_DIR)/package.json $(CLIS_DIR)/package-lock.json
 		echo "npm not found: tests that need the real AI CLIs will be skipped"; \
 	fi
 
-test: lint clis
+# playwright-core, which drives the machine's Chromium in the browser tests (without
+# npm or Chromium those tests say they are skipped).
+ui-deps: $(UI_STAMP)
+
+$(UI_STAMP): $(UI_DIR)/package.json $(UI_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix $(UI_DIR) --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+		echo "npm not found: the browser tests will be skipped"; \
+	fi
+
+test: lint clis ui-deps
 	$(CARGO) test --all-targets
 
 lint:

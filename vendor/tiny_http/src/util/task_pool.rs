@@ -69,7 +69,13 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // workerhub patch: a waiting thread that was already woken for an earlier task
+        // still counts as waiting until it runs, so "someone is waiting" is not enough:
+        // queue only while there are fewer queued tasks than waiting threads. Upstream, a
+        // burst of connections could leave one queued with no thread to run it until a
+        // long keep-alive connection ended.
+        if queue.len() >= self.sharing.waiting_tasks.load(Ordering::Acquire) {
+            drop(queue);
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
