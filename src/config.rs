@@ -26,7 +26,32 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Start the server (the default when no command is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Run a scripted conversation on a server of its own and write a report.
+    Batch(crate::batch::BatchArgs),
+    /// List the workers of a running server.
+    Workers(crate::cli::ClientArgs),
+    /// Create a worker.
+    Create(crate::cli::CreateArgs),
+    /// Delete a worker (by id or name).
+    Rm {
+        worker: String,
+        #[command(flatten)]
+        client: crate::cli::ClientArgs,
+    },
+    /// Send a message and show the answer until the turn ends.
+    Send(crate::cli::SendArgs),
+    /// Follow a worker's events.
+    Watch(crate::cli::WatchArgs),
+    /// Run a command on the server, as if here: its output and exit code come back.
+    Exec(crate::cli::ExecArgs),
+    /// Tasks: add, list, cancel, run.
+    Tasks {
+        #[command(subcommand)]
+        command: crate::cli::TasksCommand,
+    },
+    /// The server's status.
+    Status(crate::cli::ClientArgs),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -8,6 +8,9 @@
 
 pub mod adapters;
 pub mod api;
+pub mod batch;
+pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;

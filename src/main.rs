@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use workerhub::config::{self, Cli, Command};
+use workerhub::{batch, cli};
 
 fn init_logging(level: &str) {
     env_logger::Builder::new()
@@ -10,24 +11,31 @@ fn init_logging(level: &str) {
         .init();
 }
 
-fn main() -> ExitCode {
-    config::load_environment();
-    let cli = Cli::parse();
-    let result = match cli.command {
-        None => {
-            init_logging(&cli.serve.log);
-            workerhub::server::serve(cli.serve)
-        }
-        Some(Command::Serve(args)) => {
-            init_logging(&args.log);
-            workerhub::server::serve(args)
-        }
-    };
-    match result {
+fn serve(args: config::ServeArgs) -> ExitCode {
+    init_logging(&args.log);
+    match workerhub::server::serve(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("workerhub: {message}");
             ExitCode::from(1)
         }
+    }
+}
+
+fn main() -> ExitCode {
+    config::load_environment();
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(*args),
+        Some(Command::Batch(args)) => batch::run(&args),
+        Some(Command::Workers(args)) => cli::run(|| cli::workers(&args)),
+        Some(Command::Create(args)) => cli::run(|| cli::create(&args)),
+        Some(Command::Rm { worker, client }) => cli::run(|| cli::remove(&client, &worker)),
+        Some(Command::Send(args)) => cli::run(|| cli::send(&args)),
+        Some(Command::Watch(args)) => cli::run(|| cli::watch(&args)),
+        Some(Command::Exec(args)) => cli::run(|| cli::exec(&args)),
+        Some(Command::Tasks { command }) => cli::run(|| cli::tasks(&command)),
+        Some(Command::Status(args)) => cli::run(|| cli::status(&args)),
     }
 }

@@ -271,6 +271,15 @@ pub fn kill_group(pgid: u32, signal: libc::c_int) -> bool {
     unsafe { libc::kill(-(pgid as libc::pid_t), signal) == 0 }
 }
 
+/// Sends `signal` to one process.
+pub fn signal_process(pid: u32, signal: libc::c_int) -> bool {
+    if pid <= 1 {
+        return false;
+    }
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(pid as libc::pid_t, signal) == 0 }
+}
+
 /// Whether any process of group `pgid` still exists.
 pub fn group_alive(pgid: u32) -> bool {
     kill_group(pgid, 0)

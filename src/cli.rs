@@ -1,0 +1,659 @@
+//! The command-line client: `workers`, `create`, `rm`, `send`, `watch`, `exec`, `tasks`
+//! and `status` against a running server. Errors from the server are printed as one line
+//! and end with a non-zero exit.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use tungstenite::Message;
+
+use crate::client::{self, Client, ClientError, Socket};
+
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// The server.
+    #[arg(long, env = "WORKERHUB_URL", default_value = "http://127.0.0.1:7788")]
+    pub url: String,
+    /// The server's token [default: the one in DATA_DIR/token, for a local server].
+    #[arg(long, env = "WORKERHUB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Where a local server keeps its token.
+    #[arg(long, env = "WORKERHUB_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+impl ClientArgs {
+    pub fn client(&self) -> Client {
+        Client::new(
+            &self.url,
+            client::find_token(self.token.clone(), &self.data_dir),
+        )
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// The worker's name.
+    pub name: String,
+    /// Its project folder (on the server).
+    #[arg(long)]
+    pub path: String,
+    /// Its kind (`ai_cli_type`): command, claude, codex, gemini, opencode, ...
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// For `command` workers: the program and its arguments (after `--`).
+    #[arg(last = true)]
+    pub command: Vec<String>,
+    #[arg(long)]
+    pub model: Option<String>,
+    /// A tool the CLI may use without asking (repeatable).
+    #[arg(long = "allowed-tool")]
+    pub allowed_tools: Vec<String>,
+    #[arg(long)]
+    pub permission_mode: Option<String>,
+    /// Claude Code: print, stream or watch.
+    #[arg(long)]
+    pub mode: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SendArgs {
+    /// The worker (id or name).
+    pub worker: String,
+    /// The message.
+    pub message: String,
+    /// Print the raw events, one JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// For a `command` worker (no turns): its answer is over after this much quiet.
+    #[arg(long, default_value_t = 300)]
+    pub quiet_ms: u64,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// The worker (id or name).
+    pub worker: String,
+    /// Replay the events after this seq first (0: the whole history).
+    #[arg(long)]
+    pub since: Option<u64>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Seconds before the command is killed (the server's default when not given).
+    #[arg(long)]
+    pub timeout: Option<f64>,
+    /// The folder to run in (on the server).
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// Run the program through `sh -c` (the program is then one command line).
+    #[arg(long)]
+    pub shell: bool,
+    /// The program and its arguments.
+    #[arg(last = true, required = true)]
+    pub argv: Vec<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TasksCommand {
+    /// Add a task.
+    Add {
+        instruction: String,
+        /// The worker to run it on (id or name).
+        #[arg(long)]
+        worker: Option<String>,
+        /// Or a kind: an idle worker of it, or a new one in --path.
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        path: Option<String>,
+        /// Repeat every interval: 30s, 5m, 2h.
+        #[arg(long)]
+        every: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List tasks.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Cancel a task.
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Run a task now.
+    Run {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Runs a client command; prints the error as one line and fails on error.
+pub fn run(command: impl FnOnce() -> Result<ExitCode, ClientError>) -> ExitCode {
+    match command() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("workerhub: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn short(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or("");
+    let mut out: String = line.chars().take(max).collect();
+    if line.chars().count() > max || text.lines().nth(1).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+pub fn workers(args: &ClientArgs) -> Result<ExitCode, ClientError> {
+    let list = args.client().get("/api/workers")?;
+    let workers = list["workers"].as_array().cloned().unwrap_or_default();
+    if workers.is_empty() {
+        println!("no workers");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<20} {:<36} {:<10} {:<11} PROJECT",
+        "NAME", "ID", "KIND", "STATUS"
+    );
+    for w in workers {
+        println!(
+            "{:<20} {:<36} {:<10} {:<11} {}",
+            short(w["name"].as_str().unwrap_or(""), 20),
+            w["id"].as_str().unwrap_or(""),
+            w["ai_cli_type"].as_str().unwrap_or(""),
+            w["status"].as_str().unwrap_or(""),
+            w["project_path"].as_str().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn create(args: &CreateArgs) -> Result<ExitCode, ClientError> {
+    let mut body = json!({"name": args.name, "project_path": args.path});
+    let set = |body: &mut Value, key: &str, value: Value| {
+        body[key] = value;
+    };
+    if let Some(kind) = &args.kind {
+        set(&mut body, "ai_cli_type", json!(kind));
+    }
+    if !args.command.is_empty() {
+        set(&mut body, "command", json!(args.command));
+    }
+    for (key, value) in [
+        ("model", &args.model),
+        ("permission_mode", &args.permission_mode),
+        ("mode", &args.mode),
+    ] {
+        if let Some(v) = value {
+            set(&mut body, key, json!(v));
+        }
+    }
+    if !args.allowed_tools.is_empty() {
+        set(&mut body, "allowed_tools", json!(args.allowed_tools));
+    }
+    let worker = args.client.client().post("/api/workers", &body)?;
+    println!(
+        "{} {} ({}, {})",
+        worker["id"].as_str().unwrap_or(""),
+        worker["name"].as_str().unwrap_or(""),
+        worker["ai_cli_type"].as_str().unwrap_or(""),
+        worker["status"].as_str().unwrap_or("")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn remove(args: &ClientArgs, worker: &str) -> Result<ExitCode, ClientError> {
+    args.client()
+        .delete(&format!("/api/workers/{}", encode(worker)))?;
+    println!("deleted {worker}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn encode(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// What to do with an event in readable form.
+pub struct Render {
+    pub json: bool,
+}
+
+impl Render {
+    /// Prints one event: as JSON, or as readable text (the answer; a tool call as one
+    /// line; errors on stderr).
+    pub fn event(&self, event: &Value) {
+        let mut out = io::stdout().lock();
+        let mut err = io::stderr().lock();
+        if self.json {
+            let _ = writeln!(out, "{event}");
+            return;
+        }
+        let content = &event["content"];
+        match (
+            event["type"].as_str().unwrap_or(""),
+            content["kind"].as_str(),
+        ) {
+            ("user_message", _) => {
+                let _ = writeln!(out, "> {}", event["content"].as_str().unwrap_or(""));
+            }
+            ("output", None) => {
+                let text = content["text"].as_str().unwrap_or("");
+                if content["stream"] == "stderr" {
+                    let _ = writeln!(err, "{text}");
+                } else {
+                    let _ = writeln!(out, "{text}");
+                }
+            }
+            ("output", Some("text")) => {
+                let _ = writeln!(out, "{}", content["text"].as_str().unwrap_or(""));
+            }
+            ("output", Some("thinking")) => {
+                let _ = writeln!(
+                    out,
+                    "  (thinking) {}",
+                    short(content["text"].as_str().unwrap_or(""), 100)
+                );
+            }
+            ("output", Some("tool_use")) => {
+                let input = &content["input"];
+                let what = ["command", "cmd", "file_path", "path", "query", "url"]
+                    .iter()
+                    .find_map(|k| input[*k].as_str().map(str::to_string))
+                    .unwrap_or_else(|| input.to_string());
+                let _ = writeln!(
+                    out,
+                    "  ⚙ {}: {}",
+                    content["name"].as_str().unwrap_or("tool"),
+                    short(&what, 120)
+                );
+            }
+            ("output", Some("tool_result")) if content["is_error"] == true => {
+                let _ = writeln!(
+                    out,
+                    "  ✗ {}",
+                    short(content["content"].as_str().unwrap_or(""), 120)
+                );
+            }
+            ("output", Some("result")) => {
+                let mut line = String::from(if content["is_error"] == true {
+                    "— failed"
+                } else {
+                    "— done"
+                });
+                if let Some(ms) = content["duration_ms"].as_f64() {
+                    line.push_str(&format!(" in {:.1}s", ms / 1000.0));
+                }
+                if let Some(cost) = content["cost_usd"].as_f64().filter(|c| *c > 0.0) {
+                    line.push_str(&format!(", ${cost:.4}"));
+                }
+                let _ = writeln!(out, "{line}");
+            }
+            ("output", Some("log")) => {
+                let _ = writeln!(err, "{}", content["text"].as_str().unwrap_or(""));
+            }
+            ("status", _) if event["status"] == "exited" => {
+                let how = match (event["exit_code"].as_i64(), event["signal_name"].as_str()) {
+                    (Some(code), _) => format!("code {code}"),
+                    (None, Some(sig)) => sig.to_string(),
+                    _ => "?".into(),
+                };
+                let _ = writeln!(out, "[exited: {how}]");
+            }
+            ("error", _) => {
+                let _ = writeln!(err, "error: {}", event["message"].as_str().unwrap_or(""));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reads the next JSON message from a socket (pings are answered by tungstenite), or
+/// None on timeout.
+fn next_json(socket: &mut Socket, timeout: Duration) -> Result<Option<Value>, ClientError> {
+    client::set_read_timeout(socket, Some(timeout.max(Duration::from_millis(1))));
+    loop {
+        match socket.read() {
+            Ok(Message::Text(t)) => return Ok(serde_json::from_str(&t).ok()),
+            Ok(Message::Close(frame)) => {
+                let why = frame
+                    .map(|f| format!("{} ({})", f.reason, u16::from(f.code)))
+                    .unwrap_or_default();
+                return Err(ClientError(format!(
+                    "the server closed the connection {why}"
+                )));
+            }
+            Ok(_) => continue,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(ClientError(format!("connection lost: {e}"))),
+        }
+    }
+}
+
+fn request(
+    socket: &mut Socket,
+    id: &str,
+    kind: &str,
+    payload: Value,
+    target: Option<&str>,
+) -> Result<(), ClientError> {
+    let mut msg = json!({"id": id, "type": kind, "timestamp": crate::clock::now_rfc3339(), "payload": payload});
+    if let Some(t) = target {
+        msg["target"] = json!(t);
+    }
+    socket
+        .send(Message::text(msg.to_string()))
+        .map_err(|e| ClientError(format!("cannot send: {e}")))
+}
+
+/// Sends a message to a worker and shows the answer until the turn ends.
+pub fn send(args: &SendArgs) -> Result<ExitCode, ClientError> {
+    let client = args.client.client();
+    let worker = client.get(&format!("/api/workers/{}", encode(&args.worker)))?;
+    let id = worker["id"].as_str().unwrap_or("").to_string();
+    let render = Render { json: args.json };
+    let mut socket = client.ws("/ws")?;
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    if worker["has_turns"] != true {
+        // No turns: watch the worker's output until it has been quiet a while.
+        let mut stream = client.ws(&format!("/ws/{}", encode(&id)))?;
+        request(
+            &mut socket,
+            "send",
+            "command:execute",
+            json!({"content": args.message}),
+            Some(&id),
+        )?;
+        let quiet = Duration::from_millis(args.quiet_ms);
+        let mut last = Instant::now();
+        while Instant::now() < deadline && last.elapsed() < quiet {
+            if let Some(event) = next_json(&mut stream, quiet.saturating_sub(last.elapsed()))? {
+                render.event(&event);
+                last = Instant::now();
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    request(
+        &mut socket,
+        "send",
+        "command:execute",
+        json!({"content": args.message}),
+        Some(&id),
+    )?;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            eprintln!(
+                "workerhub: no end of turn within {}s; interrupting it",
+                args.timeout
+            );
+            request(
+                &mut socket,
+                "interrupt",
+                "agent:interrupt",
+                json!({"worker_id": id}),
+                None,
+            )?;
+            return Ok(ExitCode::from(1));
+        }
+        let Some(msg) = next_json(&mut socket, left)? else {
+            continue;
+        };
+        if msg["correlation_id"] != "send" {
+            continue;
+        }
+        match msg["type"].as_str() {
+            Some("command:progress") => render.event(&msg["payload"]["event"]),
+            Some("command:result") => {
+                if args.json {
+                    println!("{}", msg["payload"]);
+                }
+                return Ok(if msg["payload"]["success"] == true {
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!(
+                        "workerhub: the turn ended: {}",
+                        msg["payload"]["outcome"].as_str().unwrap_or("failed")
+                    );
+                    ExitCode::from(1)
+                });
+            }
+            Some(_) => {
+                return Err(ClientError(
+                    msg["payload"]["message"]
+                        .as_str()
+                        .unwrap_or("error")
+                        .to_string(),
+                ));
+            }
+            None => {}
+        }
+    }
+}
+
+/// Follows a worker's events (reconnecting after a 1013 where it left off).
+pub fn watch(args: &WatchArgs) -> Result<ExitCode, ClientError> {
+    let client = args.client.client();
+    let worker = client.get(&format!("/api/workers/{}", encode(&args.worker)))?;
+    let id = worker["id"].as_str().unwrap_or("").to_string();
+    let render = Render { json: args.json };
+    let mut since = args.since;
+    loop {
+        let path = match since {
+            Some(n) => format!("/ws/{}?since={n}", encode(&id)),
+            None => format!("/ws/{}", encode(&id)),
+        };
+        let mut socket = client.ws(&path)?;
+        loop {
+            match next_json(&mut socket, Duration::from_secs(3600)) {
+                Ok(Some(event)) => {
+                    if let Some(seq) = event["seq"].as_u64() {
+                        since = Some(seq);
+                    }
+                    render.event(&event);
+                }
+                Ok(None) => {}
+                Err(err) if err.0.contains("(1013)") => break,
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
+/// Runs a command on the server; its output and exit code come back as if it ran here.
+pub fn exec(args: &ExecArgs) -> Result<ExitCode, ClientError> {
+    let client = args.client.client();
+    let mut payload = if args.shell {
+        json!({"argv": [args.argv.join(" ")], "shell": true})
+    } else {
+        json!({"argv": args.argv})
+    };
+    if let Some(t) = args.timeout {
+        payload["timeout"] = json!(t);
+    }
+    if let Some(cwd) = &args.cwd {
+        payload["cwd"] = json!(cwd);
+    }
+    let mut socket = client.ws("/ws")?;
+    request(&mut socket, "exec", "command:execute", payload, None)?;
+    loop {
+        let Some(msg) = next_json(&mut socket, Duration::from_secs(3600))? else {
+            continue;
+        };
+        if msg["correlation_id"] != "exec" {
+            continue;
+        }
+        let p = &msg["payload"];
+        match msg["type"].as_str() {
+            Some("command:progress") => {
+                let text = p["text"].as_str().unwrap_or("");
+                if p["stream"] == "stderr" {
+                    eprintln!("{text}");
+                } else {
+                    println!("{text}");
+                }
+            }
+            Some("command:result") => {
+                let _ = io::stdout().flush();
+                if let Some(error) = p["error"].as_str() {
+                    eprintln!("workerhub: {error}");
+                }
+                let code = match (
+                    p["exit_code"].as_i64(),
+                    p["signal"].as_i64(),
+                    p["timed_out"] == true,
+                ) {
+                    (_, _, true) => 124,
+                    (Some(code), _, _) => code,
+                    (None, Some(sig), _) => 128 + sig,
+                    _ => 127,
+                };
+                return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+            }
+            _ => {
+                return Err(ClientError(
+                    p["message"].as_str().unwrap_or("error").to_string(),
+                ));
+            }
+        }
+    }
+}
+
+pub fn tasks(command: &TasksCommand) -> Result<ExitCode, ClientError> {
+    let print_task = |t: &Value| {
+        println!(
+            "{}  {:<9}  {}{}",
+            t["id"].as_str().unwrap_or(""),
+            t["status"].as_str().unwrap_or(""),
+            short(t["instruction"].as_str().unwrap_or(""), 60),
+            t["next_run_at"]
+                .as_str()
+                .map(|n| format!("  (next {n})"))
+                .unwrap_or_default()
+        );
+    };
+    match command {
+        TasksCommand::Add {
+            instruction,
+            worker,
+            kind,
+            path,
+            every,
+            client,
+        } => {
+            let mut body = json!({"instruction": instruction});
+            for (key, value) in [
+                ("worker_id", worker),
+                ("ai_cli_type", kind),
+                ("project_path", path),
+                ("schedule", every),
+            ] {
+                if let Some(v) = value {
+                    body[key] = json!(v);
+                }
+            }
+            print_task(&client.client().post("/api/tasks", &body)?);
+        }
+        TasksCommand::List { status, client } => {
+            let path = match status {
+                Some(s) => format!("/api/tasks?status={}", encode(s)),
+                None => "/api/tasks".into(),
+            };
+            let list = client.client().get(&path)?;
+            let tasks = list["tasks"].as_array().cloned().unwrap_or_default();
+            if tasks.is_empty() {
+                println!("no tasks");
+            }
+            tasks.iter().for_each(print_task);
+        }
+        TasksCommand::Cancel { id, client } => print_task(
+            &client
+                .client()
+                .post(&format!("/api/tasks/{}/cancel", encode(id)), &json!({}))?,
+        ),
+        TasksCommand::Run { id, client } => print_task(
+            &client
+                .client()
+                .post(&format!("/api/tasks/{}/run", encode(id)), &json!({}))?,
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn status(args: &ClientArgs) -> Result<ExitCode, ClientError> {
+    let s = args.client().get("/api/status")?;
+    let by = |v: &Value| {
+        v.as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, n)| format!("{n} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "none".into())
+    };
+    println!(
+        "workerhub {} at {}, up {}s",
+        s["version"].as_str().unwrap_or(""),
+        args.url,
+        s["uptime_seconds"]
+    );
+    println!(
+        "workers      {} ({})",
+        s["workers"]["total"],
+        by(&s["workers"]["by_status"])
+    );
+    println!(
+        "tasks        {} ({})",
+        s["tasks"]["total"],
+        by(&s["tasks"]["by_status"])
+    );
+    println!("connections  {}", s["connections"]);
+    println!(
+        "messages     {} received, {} sent",
+        s["messages"]["received"], s["messages"]["sent"]
+    );
+    if io::stdout().is_terminal() {
+        println!(
+            "memory       {:.1} MB",
+            s["process"]["rss_bytes"].as_f64().unwrap_or(0.0) / 1e6
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

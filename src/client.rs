@@ -1,0 +1,163 @@
+//! A client of a workerhub server: REST calls (ureq) and WebSockets (tungstenite), with
+//! the token. Used by the command-line client and by batch mode.
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use tungstenite::WebSocket;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::stream::MaybeTlsStream;
+
+pub type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
+
+/// An error to show the user as one line.
+#[derive(Debug)]
+pub struct ClientError(pub String);
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+pub struct Client {
+    /// `http://HOST:PORT`, without a trailing slash.
+    pub base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+/// The token to use: given, or the one a local server keeps in its data folder.
+pub fn find_token(given: Option<String>, data_dir: &Path) -> Option<String> {
+    given.filter(|t| !t.is_empty()).or_else(|| {
+        std::fs::read_to_string(data_dir.join("token"))
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+    })
+}
+
+impl Client {
+    pub fn new(url: &str, token: Option<String>) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(600)))
+            .build()
+            .new_agent();
+        Client {
+            base: url.trim_end_matches('/').to_string(),
+            token,
+            agent,
+        }
+    }
+
+    fn answer(
+        &self,
+        what: &str,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, ClientError> {
+        let mut response =
+            result.map_err(|e| ClientError(format!("cannot reach {}: {e}", self.base)))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(256 << 20)
+            .read_to_string()
+            .map_err(|e| ClientError(format!("{what}: could not read the answer: {e}")))?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status >= 400 {
+            let message = value["error"]["message"]
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_string);
+            let code = value["error"]["code"].as_str().unwrap_or("error");
+            return Err(ClientError(format!(
+                "{what}: {message} ({code}, HTTP {status})"
+            )));
+        }
+        Ok(value)
+    }
+
+    fn auth(&self) -> Option<String> {
+        self.token.as_ref().map(|t| format!("Bearer {t}"))
+    }
+
+    pub fn get(&self, path: &str) -> Result<Value, ClientError> {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        if let Some(auth) = self.auth() {
+            req = req.header("Authorization", auth);
+        }
+        self.answer(&format!("GET {path}"), req.call())
+    }
+
+    pub fn delete(&self, path: &str) -> Result<Value, ClientError> {
+        let mut req = self.agent.delete(format!("{}{path}", self.base));
+        if let Some(auth) = self.auth() {
+            req = req.header("Authorization", auth);
+        }
+        self.answer(&format!("DELETE {path}"), req.call())
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        let mut req = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json");
+        if let Some(auth) = self.auth() {
+            req = req.header("Authorization", auth);
+        }
+        self.answer(&format!("POST {path}"), req.send(body.to_string()))
+    }
+
+    /// Opens a WebSocket on `path` (`/ws` or `/ws/{id}?since=N`).
+    pub fn ws(&self, path: &str) -> Result<Socket, ClientError> {
+        let url = match self.base.strip_prefix("http://") {
+            Some(rest) => format!("ws://{rest}{path}"),
+            None => {
+                return Err(ClientError(format!(
+                    "{} is not an http:// address (this client speaks plain WebSocket; for TLS, run it on the server's side of the proxy)",
+                    self.base
+                )));
+            }
+        };
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| ClientError(format!("bad address {url}: {e}")))?;
+        if let Some(auth) = self.auth()
+            && let Ok(value) = auth.parse()
+        {
+            request.headers_mut().insert("Authorization", value);
+        }
+        let (socket, _) = tungstenite::connect(request).map_err(|e| match e {
+            tungstenite::Error::Http(resp) => {
+                let body = resp
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                let message = serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+                    .unwrap_or(body);
+                ClientError(format!(
+                    "{path}: {message} (HTTP {})",
+                    resp.status().as_u16()
+                ))
+            }
+            other => ClientError(format!("cannot open {url}: {other}")),
+        })?;
+        Ok(socket)
+    }
+}
+
+/// Sets how long a read on the socket may block.
+pub fn set_read_timeout(socket: &mut Socket, timeout: Option<Duration>) {
+    if let MaybeTlsStream::Plain(stream) = socket.get_mut() {
+        let _ = stream.set_read_timeout(timeout);
+    }
+}
