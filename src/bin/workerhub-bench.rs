@@ -1,0 +1,110 @@
+//! workerhub-bench: the load generator and benchmark suite of workerhub (issue 3).
+//!
+//! It drives any WebSocket server that runs a program per connection or per worker:
+//! workerhub (`--proto hub`), websocketd and the limit reference `ws-reference`
+//! (`--proto raw`). Each scenario prints one JSON object on stdout:
+//!
+//! * `echo`: one client, a line to `cat` and back, N times: round trip p50/p99/max;
+//! * `stream`: one client, the program prints N lines: events/s and MB/s;
+//! * `fanout`: C clients, the program prints N lines: delivered events/s, the slowest
+//!   client's completion, one-way delivery latency p50/p99 (from the emitter's stamps);
+//! * `conns`: C idle connections: how many hold, the server's memory, threads, idle CPU;
+//! * `http`: `GET /api/workers` with keep-alive from several threads: requests/s, p99;
+//! * `agent`: the agent protocol on `/ws` (when the server has it);
+//! * `emit`: the program of `stream` and `fanout` (waits for `go`, prints stamped lines);
+//! * `suite`: runs everything against workerhub, websocketd and the reference and
+//!   writes docs/BENCHMARKS.md (what `make bench` runs, through benches/run.sh).
+
+#[path = "workerhub-bench/agent.rs"]
+mod agent;
+#[path = "workerhub-bench/client.rs"]
+mod client;
+#[path = "workerhub-bench/emit.rs"]
+mod emit;
+#[path = "workerhub-bench/multi.rs"]
+mod multi;
+#[path = "workerhub-bench/procfs.rs"]
+mod procfs;
+#[path = "workerhub-bench/scenarios.rs"]
+mod scenarios;
+#[path = "workerhub-bench/stats.rs"]
+mod stats;
+#[path = "workerhub-bench/suite.rs"]
+mod suite;
+#[path = "workerhub-bench/sys.rs"]
+mod sys;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "workerhub-bench",
+    about = "Load generator and benchmark suite for workerhub, websocketd and the limit reference"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Print N stamped lines (`SEQ MICROS`), optionally after a `go` line on stdin.
+    Emit(emit::EmitArgs),
+    /// Round trips of a line through `cat`.
+    Echo(scenarios::EchoArgs),
+    /// One client receiving N lines as fast as they come.
+    Stream(scenarios::StreamArgs),
+    /// C clients receiving N lines each.
+    Fanout(multi::FanoutArgs),
+    /// C idle connections held open; the server's cost.
+    Conns(multi::ConnsArgs),
+    /// Keep-alive `GET` requests from several threads.
+    Http(scenarios::HttpArgs),
+    /// The agent protocol on `/ws`: mixed requests from many clients.
+    Agent(agent::AgentArgs),
+    /// Every scenario against every server, several runs; writes the report.
+    Suite(Box<suite::SuiteArgs>),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Cmd::Emit(a) => {
+            return match emit::run(a) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("workerhub-bench emit: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        Cmd::Suite(a) => {
+            return match suite::run(a) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("workerhub-bench suite: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        Cmd::Echo(a) => scenarios::echo(a),
+        Cmd::Stream(a) => scenarios::stream(a),
+        Cmd::Fanout(a) => multi::fanout(a),
+        Cmd::Conns(a) => multi::conns(a),
+        Cmd::Http(a) => scenarios::http(a),
+        Cmd::Agent(a) => agent::run(a),
+    };
+    match result {
+        Ok(value) => {
+            println!("{value}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("{}", serde_json::json!({ "error": e }));
+            eprintln!("workerhub-bench: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

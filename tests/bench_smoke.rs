@@ -1,0 +1,257 @@
+//! Smoke test of the benchmark load generator (`workerhub-bench`, run in full by
+//! `make bench`): every scenario with tiny sizes against the real workerhub binary, and
+//! echo through the limit reference. Checks only that each run completes and reports
+//! sane counts; it never asserts a time.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::server::Workerhub;
+
+const BENCH: &str = env!("CARGO_BIN_EXE_workerhub-bench");
+const T: Duration = Duration::from_secs(10);
+
+/// Runs `workerhub-bench ARGS` (every scenario has its own deadline) and returns its
+/// JSON answer.
+fn bench(args: &[&str]) -> Value {
+    let out = Command::new(BENCH)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run workerhub-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "workerhub-bench {args:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or("");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+/// `bench` against a test server, presenting its token when it has one.
+fn bench_on(hub: &Workerhub, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    if let Some(token) = hub.token.as_deref() {
+        all.extend(["--token", token]);
+    }
+    bench(&all)
+}
+
+fn running(hub: &Workerhub, id: &str) {
+    let w = hub.wait_status(id, |s| s == "running", T);
+    assert_eq!(w["status"], "running", "{w}");
+}
+
+fn n(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no count `{key}` in {v}"))
+}
+
+fn f(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no figure `{key}` in {v}"))
+}
+
+#[test]
+fn emit_prints_numbered_stamped_lines() {
+    let out = Command::new(BENCH)
+        .args(["emit", "--lines", "3"])
+        .output()
+        .expect("run emit");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let seqs: Vec<&str> = text
+        .lines()
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(seqs, ["1", "2", "3"], "{text}");
+    assert!(text.lines().all(|l| {
+        l.split(' ')
+            .nth(1)
+            .is_some_and(|t| t.parse::<u64>().is_ok())
+    }));
+}
+
+#[test]
+fn echo_round_trips_through_cat() {
+    let hub = Workerhub::start(&[]);
+    let id = hub.command_worker(&["cat"]);
+    running(&hub, &id);
+    let url = format!("ws://{}/ws/{id}", hub.addr());
+    let v = bench_on(
+        &hub,
+        &[
+            "echo",
+            "--url",
+            &url,
+            "--n",
+            "20",
+            "--warmup",
+            "5",
+            "--timeout",
+            "20",
+        ],
+    );
+    assert_eq!(n(&v, "n"), 20, "{v}");
+    assert!(
+        f(&v, "p50_us") > 0.0 && f(&v, "p99_us") >= f(&v, "p50_us"),
+        "{v}"
+    );
+}
+
+#[test]
+fn stream_receives_every_line_in_order() {
+    let hub = Workerhub::start(&[]);
+    let id = hub.command_worker(&[BENCH, "emit", "--lines", "3000", "--wait-go"]);
+    running(&hub, &id);
+    let url = format!("ws://{}/ws/{id}?since=0", hub.addr());
+    let v = bench_on(
+        &hub,
+        &[
+            "stream",
+            "--url",
+            &url,
+            "--lines",
+            "3000",
+            "--timeout",
+            "20",
+        ],
+    );
+    assert_eq!(n(&v, "lines"), 3000, "{v}");
+    assert_eq!(n(&v, "out_of_order"), 0, "{v}");
+    assert!(f(&v, "events_per_sec") > 0.0, "{v}");
+}
+
+#[test]
+fn fanout_delivers_every_line_to_every_client() {
+    let hub = Workerhub::start(&[]);
+    let id = hub.command_worker(&[BENCH, "emit", "--lines", "200", "--wait-go"]);
+    running(&hub, &id);
+    let url = format!("ws://{}/ws/{id}?since=0", hub.addr());
+    let v = bench_on(
+        &hub,
+        &[
+            "fanout",
+            "--url",
+            &url,
+            "--clients",
+            "8",
+            "--lines",
+            "200",
+            "--timeout",
+            "20",
+        ],
+    );
+    assert_eq!(n(&v, "connected"), 8, "{v}");
+    assert_eq!(n(&v, "complete_clients"), 8, "{v}");
+    assert_eq!(n(&v, "delivered"), 8 * 200, "{v}");
+    assert!(f(&v, "latency_p99_ms") >= f(&v, "latency_p50_ms"), "{v}");
+}
+
+#[test]
+fn conns_holds_connections_and_reads_the_server_from_proc() {
+    let hub = Workerhub::start(&[]);
+    let id = hub.command_worker(&["cat"]);
+    running(&hub, &id);
+    let url = format!("ws://{}/ws/{id}", hub.addr());
+    let pid = hub.pid().to_string();
+    let v = bench_on(
+        &hub,
+        &[
+            "conns",
+            "--url",
+            &url,
+            "--clients",
+            "30",
+            "--pid",
+            &pid,
+            "--idle-secs",
+            "0.2",
+            "--timeout",
+            "20",
+        ],
+    );
+    assert_eq!(n(&v, "established"), 30, "{v}");
+    assert_eq!(n(&v, "held"), 30, "{v}");
+    assert!(
+        n(&v, "threads") >= 30,
+        "a reader thread per connection: {v}"
+    );
+    assert!(f(&v, "rss_mb") > 0.0, "{v}");
+    assert!(f(&v, "idle_cpu_pct") >= 0.0, "{v}");
+}
+
+#[test]
+fn http_gets_the_worker_list_with_keep_alive() {
+    let hub = Workerhub::start(&[]);
+    hub.command_worker(&["cat"]);
+    let v = bench_on(
+        &hub,
+        &[
+            "http",
+            "--addr",
+            &hub.addr(),
+            "--threads",
+            "2",
+            "--secs",
+            "0.3",
+        ],
+    );
+    assert!(n(&v, "requests") > 0, "{v}");
+    assert_eq!(n(&v, "errors"), 0, "{v}");
+}
+
+/// The limit reference, killed however the test ends.
+struct Reference(Child);
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn echo_round_trips_through_the_limit_reference() {
+    let mut child = Reference(
+        Command::new(env!("CARGO_BIN_EXE_ws-reference"))
+            .args(["--port", "0", "--", "cat"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ws-reference"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("listening line");
+    let addr = line
+        .trim()
+        .strip_prefix("ws-reference listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    let url = format!("ws://{addr}/");
+    let v = bench(&[
+        "echo",
+        "--url",
+        &url,
+        "--proto",
+        "raw",
+        "--n",
+        "20",
+        "--warmup",
+        "5",
+        "--timeout",
+        "20",
+    ]);
+    assert_eq!(n(&v, "n"), 20, "{v}");
+}
