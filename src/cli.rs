@@ -389,24 +389,7 @@ pub fn send(args: &SendArgs) -> Result<ExitCode, ClientError> {
     let mut socket = client.ws("/ws")?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     if worker["has_turns"] != true {
-        // No turns: watch the worker's output until it has been quiet a while.
-        let mut stream = client.ws(&format!("/ws/{}", encode(&id)))?;
-        request(
-            &mut socket,
-            "send",
-            "command:execute",
-            json!({"content": args.message}),
-            Some(&id),
-        )?;
-        let quiet = Duration::from_millis(args.quiet_ms);
-        let mut last = Instant::now();
-        while Instant::now() < deadline && last.elapsed() < quiet {
-            if let Some(event) = next_json(&mut stream, quiet.saturating_sub(last.elapsed()))? {
-                render.event(&event);
-                last = Instant::now();
-            }
-        }
-        return Ok(ExitCode::SUCCESS);
+        return send_without_turns(args, &mut socket, &id, deadline, &render);
     }
     request(
         &mut socket,
@@ -462,6 +445,75 @@ pub fn send(args: &SendArgs) -> Result<ExitCode, ClientError> {
                 ));
             }
             None => {}
+        }
+    }
+}
+
+/// A worker without turns (`command`) answers with output and then falls quiet: follow
+/// its events over the same socket, and count the quiet only once the message was
+/// taken, so a busy server does not end the wait before the answer had a chance.
+fn send_without_turns(
+    args: &SendArgs,
+    socket: &mut Socket,
+    id: &str,
+    deadline: Instant,
+    render: &Render,
+) -> Result<ExitCode, ClientError> {
+    request(
+        socket,
+        "follow",
+        "agent:subscribe",
+        json!({"worker_id": id}),
+        None,
+    )?;
+    request(
+        socket,
+        "send",
+        "command:execute",
+        json!({"content": args.message}),
+        Some(id),
+    )?;
+    let quiet = Duration::from_millis(args.quiet_ms);
+    let mut answered = false;
+    let mut last = Instant::now();
+    loop {
+        if answered && last.elapsed() >= quiet {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            eprintln!(
+                "workerhub: the worker did not take the message within {}s",
+                args.timeout
+            );
+            return Ok(ExitCode::from(1));
+        }
+        let wait = if answered {
+            quiet.saturating_sub(last.elapsed()).min(left)
+        } else {
+            left
+        };
+        let Some(msg) = next_json(socket, wait)? else {
+            continue;
+        };
+        match (msg["type"].as_str(), msg["correlation_id"].as_str()) {
+            (Some("agent:event"), _) if msg["source"] == id => {
+                render.event(&msg["payload"]);
+                last = Instant::now();
+            }
+            (Some("command:result"), Some("send")) => {
+                answered = true;
+                last = Instant::now();
+            }
+            (Some("command:error" | "agent:error" | "system:error"), Some("send" | "follow")) => {
+                return Err(ClientError(
+                    msg["payload"]["message"]
+                        .as_str()
+                        .unwrap_or("error")
+                        .to_string(),
+                ));
+            }
+            _ => {}
         }
     }
 }

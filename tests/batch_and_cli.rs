@@ -330,7 +330,13 @@ fn the_client_manages_workers_and_tasks() {
         "{status}"
     );
     let out = client(&["send", "echoer", "ping me back", "--quiet-ms", "300"]);
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{:?}: {}{}",
+        out.status,
+        text(&out.stderr),
+        text(&out.stdout)
+    );
     assert!(
         text(&out.stdout).contains("ping me back"),
         "{}",
