@@ -73,18 +73,42 @@ fn borrowed_tcp(fd: RawFd) -> ManuallyDrop<TcpStream> {
     ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(fd) })
 }
 
-/// Finds every descriptor of this process that is a TCP connection to `peer` whose
+/// Finds the descriptors of this process that are a TCP connection to `peer` whose
 /// local end satisfies `local_ok`, skipping descriptors for which `skip` is true.
 ///
 /// tiny_http hands an upgraded connection back as an opaque stream that cannot be split,
 /// polled or given a timeout; this finds the socket under it (see docs/ARCHITECTURE.md).
 /// A TCP connection is identified by its address pair, so the match is exact.
+///
+/// The kernel gives out the lowest free descriptor number, so a new connection's
+/// descriptors are almost always below `likely_bound` (a little past the highest one
+/// the caller knows of): those numbers are tried first, with no allocation and no system
+/// call for skipped ones, stopping once `expected` are found. Only if that finds fewer
+/// does it fall back to listing /proc/self/fd.
 pub fn find_tcp_fds_matching(
     peer: SocketAddr,
     skip: &dyn Fn(RawFd) -> bool,
     local_ok: &dyn Fn(SocketAddr) -> bool,
+    likely_bound: RawFd,
+    expected: usize,
 ) -> Vec<RawFd> {
-    let mut found = Vec::new();
+    let matches = |fd: RawFd| {
+        if skip(fd) {
+            return false;
+        }
+        let sock = borrowed_tcp(fd);
+        sock.peer_addr().ok() == Some(peer) && sock.local_addr().is_ok_and(local_ok)
+    };
+    let mut found: Vec<RawFd> = Vec::with_capacity(expected);
+    for fd in 0..likely_bound {
+        if matches(fd) {
+            found.push(fd);
+            if found.len() == expected {
+                return found;
+            }
+        }
+    }
+    found.clear();
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return found;
     };
@@ -96,14 +120,11 @@ pub fn find_tcp_fds_matching(
         else {
             continue;
         };
-        if skip(fd) {
-            continue;
-        }
-        let sock = borrowed_tcp(fd);
-        if sock.peer_addr().ok() == Some(peer) && sock.local_addr().is_ok_and(local_ok) {
+        if matches(fd) {
             found.push(fd);
         }
     }
+    found.sort_unstable();
     found
 }
 
@@ -188,10 +209,25 @@ impl EventFd {
 /// Waits until `fd` is readable or `wake` was signalled (or `timeout` passes).
 /// Returns true when `fd` is readable (or hung up).
 pub fn wait_readable(fd: RawFd, wake: &EventFd, timeout: Option<Duration>) -> io::Result<bool> {
+    wait_ready(fd, libc::POLLIN, wake, timeout)
+}
+
+/// Waits until `fd` takes writes (or its reader is gone) or `wake` was signalled (or
+/// `timeout` passes). Returns true when `fd` is ready.
+pub fn wait_writable(fd: RawFd, wake: &EventFd, timeout: Option<Duration>) -> io::Result<bool> {
+    wait_ready(fd, libc::POLLOUT, wake, timeout)
+}
+
+fn wait_ready(
+    fd: RawFd,
+    events: libc::c_short,
+    wake: &EventFd,
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
     let mut fds = [
         libc::pollfd {
             fd,
-            events: libc::POLLIN,
+            events,
             revents: 0,
         },
         libc::pollfd {

@@ -68,11 +68,17 @@ pub fn accept(
     );
     let mut upgraded = request.upgrade("websocket", response);
 
+    // tiny_http holds the socket twice (its reader and its writer).
+    const TINY_HTTP_FDS: usize = 2;
     let owned = writers.owned_fds();
-    let fds = sys::find_tcp_fds_matching(peer, &|fd| owned.contains(&fd), &|local| {
-        listening.is_local_end(local)
-    });
-    if fds.len() != 2 {
+    let fds = sys::find_tcp_fds_matching(
+        peer,
+        &|fd| owned.contains(fd),
+        &|local| listening.is_local_end(local),
+        owned.bound() + 1024,
+        TINY_HTTP_FDS,
+    );
+    if fds.len() != TINY_HTTP_FDS {
         log::warn!(
             "upgrade from {peer}: found {} descriptors for its socket: {fds:?}",
             fds.len()

@@ -5,7 +5,7 @@
 //! the client's socket is full the connection waits, holding no thread, until the
 //! *writable watcher* sees the socket drain (edge-triggered epoll) and queues it again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
@@ -33,6 +33,9 @@ pub struct Writers {
     /// Every connection: a weak reference (never upgraded under the lock: dropping the
     /// last reference takes the lock again), its descriptor and its client's address.
     conns: Mutex<HashMap<u64, Registered>>,
+    /// The descriptors of `conns`, as a bitset: an upgrade skips them when it looks for
+    /// its own socket, and that look must not cost more as connections grow.
+    owned: Mutex<FdSet>,
     next_id: AtomicU64,
     /// Upgrades under way (counted against the connection limit until registered).
     opening: AtomicUsize,
@@ -48,6 +51,7 @@ impl Writers {
             epoll: Epoll::new()?,
             wake: EventFd::new()?,
             conns: Mutex::new(HashMap::new()),
+            owned: Mutex::new(FdSet::default()),
             next_id: AtomicU64::new(1),
             opening: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
@@ -110,13 +114,19 @@ impl Writers {
     pub fn register(&self, conn: &Arc<Conn>) -> io::Result<()> {
         self.lock()
             .insert(conn.id, (Arc::downgrade(conn), conn.fd(), conn.peer.ip()));
+        self.lock_owned().insert(conn.fd());
         self.epoll.add(conn.fd(), conn.id, sys::EPOLL_OUT_EDGE)
     }
 
     pub fn forget(&self, id: u64) {
         if let Some((_, fd, _)) = self.lock().remove(&id) {
+            self.lock_owned().remove(fd);
             self.epoll.delete(fd);
         }
+    }
+
+    fn lock_owned(&self) -> std::sync::MutexGuard<'_, FdSet> {
+        self.owned.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Registered>> {
@@ -158,13 +168,52 @@ impl Writers {
 
     /// Descriptors that belong to connections already (skipped when looking for the
     /// socket of a new upgrade).
-    pub fn owned_fds(&self) -> HashSet<RawFd> {
-        self.lock().values().map(|(_, fd, _)| *fd).collect()
+    pub fn owned_fds(&self) -> FdSet {
+        self.lock_owned().clone()
     }
 
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.wake.signal();
+    }
+}
+
+/// A set of descriptor numbers, one bit each.
+#[derive(Clone, Default, Debug)]
+pub struct FdSet {
+    words: Vec<u64>,
+}
+
+impl FdSet {
+    fn slot(fd: RawFd) -> Option<(usize, u64)> {
+        let fd = usize::try_from(fd).ok()?;
+        Some((fd / 64, 1u64 << (fd % 64)))
+    }
+
+    pub fn insert(&mut self, fd: RawFd) {
+        if let Some((word, bit)) = Self::slot(fd) {
+            if self.words.len() <= word {
+                self.words.resize(word + 1, 0);
+            }
+            self.words[word] |= bit;
+        }
+    }
+
+    pub fn remove(&mut self, fd: RawFd) {
+        if let Some((word, bit)) = Self::slot(fd)
+            && let Some(w) = self.words.get_mut(word)
+        {
+            *w &= !bit;
+        }
+    }
+
+    pub fn contains(&self, fd: RawFd) -> bool {
+        Self::slot(fd).is_some_and(|(word, bit)| self.words.get(word).is_some_and(|w| w & bit != 0))
+    }
+
+    /// One past the highest descriptor the set could hold without growing.
+    pub fn bound(&self) -> RawFd {
+        RawFd::try_from(self.words.len() * 64).unwrap_or(RawFd::MAX)
     }
 }
 
