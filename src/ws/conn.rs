@@ -11,6 +11,7 @@
 //! Feeds, sessions and the reader put frames in the outbox; a client that lets it grow
 //! past its bound is closed with 1013 and told where to resume.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -27,6 +28,89 @@ use super::writer::Writers;
 use crate::event::{Event, NewEvent, one_off_frame};
 use crate::metrics::{self, METRICS};
 use crate::sys;
+
+thread_local! {
+    /// The connections an open `InlineSends` scope on this thread has claimed, and how
+    /// many more it may claim; `None` outside a scope.
+    static INLINE: RefCell<Option<(Vec<Arc<Conn>>, usize)>> = const { RefCell::new(None) };
+}
+
+/// A scope in which connections that become ready to send are claimed by the current
+/// thread instead of being queued for the writer pool; `finish`, called once the caller
+/// holds no lock, sends to them from this thread.
+///
+/// At low load the hand-off to a writer thread is the largest part of a round trip (one
+/// more thread to wake on another CPU), so a publisher with few viewers sends itself.
+/// Only connections with an empty outbox and nothing to catch up are claimed, at most
+/// `max` of them, and each gets one non-blocking send: whatever is left goes to the
+/// pool as before, so a fan-out or a flood still spreads over the writers, and the
+/// publisher never waits for a client.
+pub struct InlineSends {
+    owner: bool,
+}
+
+impl InlineSends {
+    /// Opens a scope claiming at most `max` connections (none: 0). Inside an open scope
+    /// this is a no-op, and the outer scope's `finish` sends.
+    pub fn begin(max: usize) -> InlineSends {
+        let owner = max > 0
+            && INLINE.with(|slot| {
+                let mut slot = slot.borrow_mut();
+                if slot.is_some() {
+                    return false;
+                }
+                *slot = Some((Vec::new(), max));
+                true
+            });
+        InlineSends { owner }
+    }
+
+    /// Sends to the claimed connections now.
+    pub fn finish(mut self) {
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        if !std::mem::take(&mut self.owner) {
+            return;
+        }
+        let claimed = INLINE
+            .with(|slot| slot.borrow_mut().take())
+            .map(|(conns, _)| conns)
+            .unwrap_or_default();
+        for conn in claimed {
+            if let Serviced::Again = conn.service(1)
+                && let Some(writers) = conn.writers.upgrade()
+            {
+                writers.run(conn);
+            }
+        }
+    }
+
+    /// Claims `conn` for the open scope, if there is one with room.
+    fn claim(conn: &Arc<Conn>) -> bool {
+        INLINE.with(|slot| match slot.borrow_mut().as_mut() {
+            Some((conns, room)) if *room > 0 => {
+                *room -= 1;
+                conns.push(conn.clone());
+                true
+            }
+            _ => false,
+        })
+    }
+}
+
+impl Drop for InlineSends {
+    /// A scope left early (a panic on the way) still sends, so no claimed connection is
+    /// left marked running with nobody to run it.
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Most frames, and bytes, one `sendmsg` carries.
+const SEND_ITEMS: usize = 1024;
+const SEND_BYTES: usize = 32 * 1024;
 
 /// Limits and timings of every connection.
 #[derive(Clone, Copy, Debug)]
@@ -395,6 +479,11 @@ impl Conn {
 
     fn schedule(self: &Arc<Self>, ob: &mut Outbox) {
         if ob.sched == Sched::Idle {
+            if ob.refills.is_empty() && InlineSends::claim(self) {
+                // The scope's owner runs `service` once it has let go of its locks.
+                ob.sched = Sched::Running;
+                return;
+            }
             ob.sched = Sched::Queued;
             if let Some(writers) = self.writers.upgrade() {
                 writers.run(self.clone());
@@ -424,7 +513,7 @@ impl Conn {
             ob.kicked = false;
         }
         let mut sent_total = 0;
-        let mut items: Vec<Item> = Vec::with_capacity(64);
+        let mut items: Vec<Item> = Vec::with_capacity(SEND_ITEMS);
         loop {
             let refills = {
                 let ob = self.lock();
@@ -448,10 +537,10 @@ impl Conn {
                 }
                 items.clear();
                 let mut bytes = 0;
-                for item in ob.queue.iter().take(64) {
+                for item in ob.queue.iter().take(SEND_ITEMS) {
                     bytes += item.bytes().len();
                     items.push(item.clone());
-                    if bytes >= 256 * 1024 {
+                    if bytes >= SEND_BYTES {
                         break;
                     }
                 }
