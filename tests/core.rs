@@ -336,6 +336,57 @@ fn deleting_a_worker_that_ignores_sigterm_kills_it_after_the_grace_period() {
 }
 
 #[test]
+fn a_worker_that_does_not_read_its_input_gets_a_bounded_backlog_then_a_clear_refusal() {
+    let hub = Workerhub::start(&["--stop-grace", "1"]);
+    let id = hub.command_worker(&["sleep", "1000"]);
+    hub.wait_status(&id, |s| s == "running", T);
+    let mut viewer = hub.ws(&format!("/ws/{id}"));
+    let big = "x".repeat(900 * 1024);
+    let path = format!("/api/workers/{id}/messages");
+    let mut accepted = 0;
+    let refused = loop {
+        let resp = hub.post_json(&path, &json!({"content": big}));
+        if resp.status != 202 {
+            break resp;
+        }
+        accepted += 1;
+        assert!(accepted < 40, "the backlog has a bound");
+    };
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.error_code(), "input_full");
+    // The pipe (64 KiB) and 8 MiB of backlog: about ten messages of 900 KiB.
+    assert!((8..=12).contains(&accepted), "accepted {accepted}");
+    let events = viewer.recv_until(T, |e| e["type"] == "error");
+    let error = events.last().unwrap();
+    assert_eq!(error["code"], "input_full");
+    let lost = error["message_seq"].as_u64().expect("message_seq");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["seq"] == lost && e["type"] == "user_message")
+    );
+    // Everything else keeps working, and the worker stops promptly although its input
+    // is full and a backlog waits for it.
+    let other = hub.command_worker(&["cat"]);
+    hub.wait_status(&other, |s| s == "running", T);
+    assert_eq!(
+        hub.post_json(
+            &format!("/api/workers/{other}/messages"),
+            &json!({"content": "hi"})
+        )
+        .status,
+        202
+    );
+    let started = Instant::now();
+    assert_eq!(hub.delete(&format!("/api/workers/{id}")).status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "delete took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn an_exited_worker_stays_listed_with_its_exit_code() {
     let hub = Workerhub::start(&[]);
     let id = hub.command_worker(&["sh", "-c", "echo bye; exit 3"]);

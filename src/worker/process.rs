@@ -14,11 +14,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, TrySendError, bounded};
+use crossbeam_channel::{Sender, bounded, unbounded};
 
 use crate::event::Pipe;
 use crate::sys::{self, EventFd};
@@ -121,7 +121,7 @@ pub struct Process {
     pub id: u64,
     pub pid: u32,
     pub started: Instant,
-    stdin_tx: Mutex<Option<Sender<Vec<u8>>>>,
+    stdin: Mutex<Option<Stdin>>,
     exit: Arc<(Mutex<Option<Exit>>, Condvar)>,
 }
 
@@ -186,22 +186,8 @@ impl Process {
         }
         drop(done_tx);
 
-        let stdin_tx = match child.stdin.take() {
-            Some(stdin) => {
-                let (tx, rx) = bounded::<Vec<u8>>(1024);
-                std::thread::Builder::new()
-                    .name(format!("proc-{id}-stdin"))
-                    .stack_size(128 * 1024)
-                    .spawn(move || {
-                        let mut stdin = stdin;
-                        for bytes in rx {
-                            if stdin.write_all(&bytes).and_then(|_| stdin.flush()).is_err() {
-                                break;
-                            }
-                        }
-                    })?;
-                Some(tx)
-            }
+        let stdin = match child.stdin.take() {
+            Some(pipe) => Some(Stdin::start(id, File::from(OwnedFd::from(pipe)))?),
             None => None,
         };
 
@@ -209,7 +195,7 @@ impl Process {
             id,
             pid,
             started,
-            stdin_tx: Mutex::new(stdin_tx),
+            stdin: Mutex::new(stdin),
             exit: Arc::new((Mutex::new(None), Condvar::new())),
         });
         let waiter = Waiter {
@@ -229,25 +215,20 @@ impl Process {
         Ok(process)
     }
 
-    /// Queues bytes for the child's stdin without blocking.
+    /// Writes bytes to the child's stdin without blocking: straight into the pipe when
+    /// it has room and nothing is queued before them (the common case: no thread hop on
+    /// the way to the child), otherwise queued for the stdin thread, in order.
     pub fn write_stdin(&self, bytes: Vec<u8>) -> Result<(), StdinError> {
-        let guard = self.stdin_tx.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(tx) = guard.as_ref() else {
-            return Err(StdinError::Closed);
-        };
-        match tx.try_send(bytes) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(StdinError::Full),
-            Err(TrySendError::Disconnected(_)) => Err(StdinError::Closed),
+        let mut guard = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_mut() {
+            Some(stdin) => stdin.write(bytes),
+            None => Err(StdinError::Closed),
         }
     }
 
     /// Closes the child's stdin once what is queued has been written.
     pub fn close_stdin(&self) {
-        self.stdin_tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        self.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
     /// Sends `signal` to the child's whole process group, unless it has been reaped.
@@ -301,6 +282,112 @@ impl Process {
         }
         exit
     }
+}
+
+/// The child's stdin: a non-blocking pipe written directly by `Process::write_stdin`, and
+/// a thread that writes what the pipe did not take at once, waiting for room.
+struct Stdin {
+    pipe: File,
+    backlog: Sender<Vec<u8>>,
+    /// Bytes handed to the thread and not yet written: while there are any, new bytes
+    /// must queue behind them.
+    queued: Arc<AtomicUsize>,
+    /// Wakes the thread when stdin is closed, so a child that never reads cannot hold it.
+    wake: Arc<EventFd>,
+}
+
+/// How many bytes may wait for a child that does not read its stdin (one message of
+/// any size is always taken).
+const STDIN_BACKLOG_BYTES: usize = 8 << 20;
+
+impl Stdin {
+    fn start(process: u64, pipe: File) -> io::Result<Stdin> {
+        sys::set_nonblocking(pipe.as_raw_fd(), true)?;
+        let (backlog, rx) = unbounded::<Vec<u8>>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let wake = Arc::new(EventFd::new()?);
+        let mut thread_pipe = pipe.try_clone()?;
+        let (thread_queued, thread_wake) = (queued.clone(), wake.clone());
+        std::thread::Builder::new()
+            .name(format!("proc-{process}-stdin"))
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                for bytes in rx {
+                    if !write_waiting(&mut thread_pipe, &bytes, &thread_wake) {
+                        break;
+                    }
+                    thread_queued.fetch_sub(bytes.len(), Ordering::SeqCst);
+                }
+            })?;
+        Ok(Stdin {
+            pipe,
+            backlog,
+            queued,
+            wake,
+        })
+    }
+
+    fn write(&mut self, bytes: Vec<u8>) -> Result<(), StdinError> {
+        let queued = self.queued.load(Ordering::SeqCst);
+        if queued > 0 && queued + bytes.len() > STDIN_BACKLOG_BYTES {
+            return Err(StdinError::Full);
+        }
+        let mut written = 0;
+        if queued == 0 {
+            while written < bytes.len() {
+                match self.pipe.write(&bytes[written..]) {
+                    Ok(n) => written += n,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => return Err(StdinError::Closed),
+                }
+            }
+            if written == bytes.len() {
+                return Ok(());
+            }
+        }
+        let rest = if written == 0 {
+            bytes
+        } else {
+            bytes[written..].to_vec()
+        };
+        // Counted before it is sent; the thread subtracts it once written.
+        let len = rest.len();
+        self.queued.fetch_add(len, Ordering::SeqCst);
+        if self.backlog.send(rest).is_err() {
+            self.queued.fetch_sub(len, Ordering::SeqCst);
+            return Err(StdinError::Closed);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Stdin {
+    fn drop(&mut self) {
+        // The thread finishes what is queued (the backlog sender goes with `self`), unless
+        // the pipe stays full: then the wake lets it give up instead of waiting forever.
+        self.wake.signal();
+    }
+}
+
+/// Writes all of `bytes` to the non-blocking `pipe`, waiting for room; false when the
+/// child's end is gone, or stdin was closed while the pipe stayed full.
+fn write_waiting(pipe: &mut File, bytes: &[u8], wake: &EventFd) -> bool {
+    let mut written = 0;
+    while written < bytes.len() {
+        match pipe.write(&bytes[written..]) {
+            Ok(n) => written += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                match sys::wait_writable(pipe.as_raw_fd(), wake, None) {
+                    Ok(true) => {}
+                    Ok(false) | Err(_) => return false,
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 struct ReaderCtx {

@@ -16,6 +16,7 @@ use crate::adapters::{Interrupt, Lifecycle, TurnEnd};
 use crate::clock;
 use crate::error::ApiError;
 use crate::event::NewEvent;
+use crate::ws::conn::InlineSends;
 
 /// The most messages that may wait behind a running turn.
 const MAX_QUEUE: usize = 100;
@@ -164,23 +165,33 @@ impl Worker {
         };
         drop(st);
         // Published before the program sees the message, so its answer always comes
-        // after the message in the feed.
+        // after the message in the feed; but the viewers are sent it only after the
+        // program has it, which is what the sender is waiting for.
+        let inline = InlineSends::begin(crate::feed::INLINE_VIEWERS);
         let seq = self.feed.publish_one(NewEvent::new(
             "user_message",
             json!({"content": content, "state": "sent"}),
         ));
-        match process.write_stdin(self.adapter.encode_message(content)) {
-            Ok(()) => Ok(json!({"seq": seq, "state": "sent"})),
-            Err(StdinError::Full) => Err(ApiError::new(
+        let written = process.write_stdin(self.adapter.encode_message(content));
+        inline.finish();
+        let err = match written {
+            Ok(()) => return Ok(json!({"seq": seq, "state": "sent"})),
+            Err(StdinError::Full) => ApiError::new(
                 503,
                 "input_full",
                 "the worker is not reading its input and its backlog is full; the message was not delivered",
-            )),
-            Err(StdinError::Closed) => Err(ApiError::conflict(
+            ),
+            Err(StdinError::Closed) => ApiError::conflict(
                 "worker_not_running",
                 "the worker's input is closed; the message was not delivered",
-            )),
-        }
+            ),
+        };
+        // Every viewer saw the message go out, so every viewer learns it did not arrive.
+        self.feed.publish_one(NewEvent::new(
+            "error",
+            json!({"code": err.code, "message": err.message, "message_seq": seq}),
+        ));
+        Err(err)
     }
 
     /// Starts a turn for `message`: a new process (per-turn kinds) or a line on the
