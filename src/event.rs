@@ -6,7 +6,8 @@
 //! receives, so fanning an event out to a thousand sockets copies no JSON.
 
 use serde_json::{Map, Value};
-use std::sync::OnceLock;
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 
 use crate::ws::frame;
 
@@ -40,6 +41,10 @@ pub enum NewEvent {
 }
 
 impl NewEvent {
+    /// The bytes of an `output` line event besides its text:
+    /// `{"seq":N,"type":"output","timestamp":"…","content":{"stream":"stdout","text":""}}`.
+    pub const LINE_OVERHEAD: usize = 112;
+
     /// An event of type `kind` with the fields of `value` (an object; anything else is
     /// stored under `"data"`).
     pub fn new(kind: &'static str, value: Value) -> NewEvent {
@@ -62,29 +67,23 @@ impl NewEvent {
         }
     }
 
+    /// About how many bytes `write_json` writes, so the buffer is allocated once.
+    pub fn size_hint(&self) -> usize {
+        match self {
+            NewEvent::Line { text, .. } => NewEvent::LINE_OVERHEAD + text.len() + text.len() / 8,
+            NewEvent::Fields { .. } => 256,
+        }
+    }
+
     /// Serializes the event with `seq` and `timestamp` into `out`, as one JSON object
     /// (no newline). `seq` 0 means "not part of the feed" and is left out.
     pub fn write_json(&self, seq: u64, timestamp: &str, out: &mut Vec<u8>) {
-        out.push(b'{');
-        if seq > 0 {
-            out.extend_from_slice(b"\"seq\":");
-            out.extend_from_slice(seq.to_string().as_bytes());
-            out.push(b',');
-        }
-        out.extend_from_slice(b"\"type\":\"");
-        out.extend_from_slice(self.kind().as_bytes());
-        out.extend_from_slice(b"\",\"timestamp\":\"");
-        out.extend_from_slice(timestamp.as_bytes());
-        out.push(b'"');
         match self {
             NewEvent::Line { pipe, text } => {
-                out.extend_from_slice(b",\"content\":{\"stream\":\"");
-                out.extend_from_slice(pipe.as_str().as_bytes());
-                out.extend_from_slice(b"\",\"text\":");
-                write_json_str(out, text);
-                out.extend_from_slice(b"}");
+                LineTemplate::new(*pipe, timestamp).write(out, seq, text);
             }
-            NewEvent::Fields { fields, .. } => {
+            NewEvent::Fields { kind, fields } => {
+                write_head(out, seq, kind, timestamp);
                 for (key, value) in fields {
                     if matches!(key.as_str(), "seq" | "type" | "timestamp") {
                         continue;
@@ -94,16 +93,93 @@ impl NewEvent {
                     out.push(b':');
                     write_json_value(out, value);
                 }
+                out.push(b'}');
             }
         }
-        out.push(b'}');
+    }
+}
+
+/// `{"seq":N,"type":"KIND","timestamp":"T"`: the start of every event.
+fn write_head(out: &mut Vec<u8>, seq: u64, kind: &str, timestamp: &str) {
+    write_seq(out, seq);
+    write_kind_and_time(out, kind, timestamp);
+}
+
+/// `{"seq":N,` (just `{` for seq 0, an event outside any feed).
+fn write_seq(out: &mut Vec<u8>, seq: u64) {
+    out.push(b'{');
+    if seq > 0 {
+        out.extend_from_slice(b"\"seq\":");
+        write_decimal(out, seq);
+        out.push(b',');
+    }
+}
+
+fn write_kind_and_time(out: &mut Vec<u8>, kind: &str, timestamp: &str) {
+    out.extend_from_slice(b"\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"timestamp\":\"");
+    out.extend_from_slice(timestamp.as_bytes());
+    out.push(b'"');
+}
+
+/// The part of an `output` line event between its seq and its text, the same for every
+/// line of a pipe published at once: built once per batch rather than once per line.
+pub struct LineTemplate(Vec<u8>);
+
+impl LineTemplate {
+    pub fn new(pipe: Pipe, timestamp: &str) -> LineTemplate {
+        let mut middle = Vec::with_capacity(NewEvent::LINE_OVERHEAD);
+        write_kind_and_time(&mut middle, "output", timestamp);
+        middle.extend_from_slice(b",\"content\":{\"stream\":\"");
+        middle.extend_from_slice(pipe.as_str().as_bytes());
+        middle.extend_from_slice(b"\",\"text\":");
+        LineTemplate(middle)
+    }
+
+    fn write(&self, out: &mut Vec<u8>, seq: u64, text: &str) {
+        write_seq(out, seq);
+        out.extend_from_slice(&self.0);
+        write_json_str(out, text);
+        out.extend_from_slice(b"}}");
+    }
+}
+
+/// A line as text: invalid UTF-8 is replaced (U+FFFD) and a trailing `\r` dropped.
+pub fn line_str(line: &[u8]) -> Cow<'_, str> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match std::str::from_utf8(line) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(line),
     }
 }
 
 // Writing into a Vec cannot fail, and serde_json cannot fail on a `Value` or a `&str`,
 // so the results below carry nothing worth handling.
 fn write_json_str(out: &mut Vec<u8>, text: &str) {
+    // Most text needs no escaping: copy it as it is (what serde_json would write too).
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+        return;
+    }
     let _ = serde_json::to_writer(&mut *out, text);
+}
+
+/// Writes `n` in decimal without allocating (this runs once per event).
+fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 fn write_json_value(out: &mut Vec<u8>, value: &Value) {
@@ -111,45 +187,47 @@ fn write_json_value(out: &mut Vec<u8>, value: &Value) {
 }
 
 /// A published event: its seq, and its JSON already framed as a WebSocket text message.
+///
+/// The events of one batch (one publish, one chunk of history) share one buffer, their
+/// frames back to back: one allocation per batch rather than one per event, which is
+/// most of what a busy feed otherwise spends its time on.
 #[derive(Debug)]
 pub struct Event {
     pub seq: u64,
-    /// WebSocket frame header followed by the JSON; `buf[start..]` is the frame.
-    buf: Vec<u8>,
+    /// The batch's buffer; `frames[start..end]` is this event's frame and
+    /// `frames[json_start..end]` its JSON.
+    frames: Arc<Vec<u8>>,
     start: usize,
     json_start: usize,
+    end: usize,
     /// The same event wrapped in the agent protocol's envelope, built on first use.
     envelope: OnceLock<Vec<u8>>,
 }
 
 impl Event {
-    /// Frames JSON that `write_json` put in `buf` after `frame::HEADER_ROOM` bytes.
-    pub fn from_reserved(seq: u64, mut buf: Vec<u8>) -> Event {
-        let start = frame::fill_text_header(&mut buf);
-        Event {
-            seq,
-            buf,
-            start,
-            json_start: frame::HEADER_ROOM,
-            envelope: OnceLock::new(),
-        }
-    }
-
     /// An event read back from history: `json` is one line without its newline.
     pub fn from_json(seq: u64, json: &[u8]) -> Event {
         let mut buf = Vec::with_capacity(frame::HEADER_ROOM + json.len());
         buf.resize(frame::HEADER_ROOM, 0);
         buf.extend_from_slice(json);
-        Event::from_reserved(seq, buf)
+        let start = frame::fill_text_header(&mut buf);
+        Event {
+            seq,
+            start,
+            json_start: frame::HEADER_ROOM,
+            end: buf.len(),
+            frames: Arc::new(buf),
+            envelope: OnceLock::new(),
+        }
     }
 
     pub fn json(&self) -> &[u8] {
-        &self.buf[self.json_start..]
+        &self.frames[self.json_start..self.end]
     }
 
     /// The whole WebSocket text frame.
     pub fn frame(&self) -> &[u8] {
-        &self.buf[self.start..]
+        &self.frames[self.start..self.end]
     }
 
     pub fn envelope_frame(&self, build: impl FnOnce(&Event) -> Vec<u8>) -> &[u8] {
@@ -159,6 +237,68 @@ impl Event {
     /// The event as a JSON value (for API answers and tests; not on the hot path).
     pub fn to_value(&self) -> Value {
         serde_json::from_slice(self.json()).unwrap_or(Value::Null)
+    }
+}
+
+/// Builds the events of one batch into one shared buffer.
+pub struct EventBatch {
+    buf: Vec<u8>,
+    /// seq, frame start, JSON start, end of each event.
+    spans: Vec<(u64, usize, usize, usize)>,
+}
+
+impl EventBatch {
+    /// Room for `events` events of about `json_bytes` bytes of JSON in all.
+    pub fn with_capacity(events: usize, json_bytes: usize) -> EventBatch {
+        EventBatch {
+            buf: Vec::with_capacity(json_bytes + events * frame::HEADER_ROOM),
+            spans: Vec::with_capacity(events),
+        }
+    }
+
+    /// Adds event `seq` whose JSON `write` appends to the buffer it is given.
+    pub fn push_with(&mut self, seq: u64, write: impl FnOnce(&mut Vec<u8>)) {
+        let room = self.buf.len();
+        self.buf.resize(room + frame::HEADER_ROOM, 0);
+        write(&mut self.buf);
+        let json_start = room + frame::HEADER_ROOM;
+        let start = room + frame::fill_text_header(&mut self.buf[room..]);
+        self.spans.push((seq, start, json_start, self.buf.len()));
+    }
+
+    pub fn push_new(&mut self, seq: u64, timestamp: &str, event: &NewEvent) {
+        self.push_with(seq, |out| event.write_json(seq, timestamp, out));
+    }
+
+    /// Adds an `output` event for `line` as a program printed it (what
+    /// `NewEvent::Line { pipe, text: line_str(line) }` would be, without the copy).
+    pub fn push_line(&mut self, seq: u64, template: &LineTemplate, line: &[u8]) {
+        self.push_with(seq, |out| template.write(out, seq, &line_str(line)));
+    }
+
+    pub fn push_json(&mut self, seq: u64, json: &[u8]) {
+        self.push_with(seq, |out| out.extend_from_slice(json));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    pub fn finish(self) -> Vec<Arc<Event>> {
+        let frames = Arc::new(self.buf);
+        self.spans
+            .into_iter()
+            .map(|(seq, start, json_start, end)| {
+                Arc::new(Event {
+                    seq,
+                    frames: frames.clone(),
+                    start,
+                    json_start,
+                    end,
+                    envelope: OnceLock::new(),
+                })
+            })
+            .collect()
     }
 }
 
@@ -221,6 +361,28 @@ mod tests {
         assert_eq!(seq_of_line(b"{\"seq\":12"), None);
         assert_eq!(seq_of_line(b"garbage"), None);
         assert_eq!(seq_of_line(b"{\"seq\":,"), None);
+    }
+
+    #[test]
+    fn strings_and_seqs_are_written_as_serde_json_writes_them() {
+        for text in [
+            "",
+            "plain ascii",
+            "naïve ☃ 🦀",
+            "tab\there",
+            "quote \" and backslash \\",
+            "\u{0}\u{1f}\u{7f}",
+            "</script>",
+        ] {
+            let mut out = Vec::new();
+            write_json_str(&mut out, text);
+            assert_eq!(out, serde_json::to_vec(text).unwrap(), "{text:?}");
+        }
+        for n in [0, 1, 9, 10, 99, 100, 12345, u64::MAX] {
+            let mut out = Vec::new();
+            write_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
     }
 
     #[test]

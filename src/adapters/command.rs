@@ -57,4 +57,8 @@ impl LineParser for Lines {
             text: line_text(line),
         });
     }
+
+    fn passes_lines_through(&self) -> bool {
+        true
+    }
 }

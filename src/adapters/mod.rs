@@ -72,6 +72,11 @@ pub struct Launch<'a> {
 /// (text deltas to join, open tool calls).
 pub trait LineParser: Send {
     fn line(&mut self, pipe: Pipe, line: &[u8], out: &mut Parsed);
+    /// Whether every line becomes an `output` event as it is (what `line` would do), so
+    /// the worker may publish lines straight from the pipe's bytes.
+    fn passes_lines_through(&self) -> bool {
+        false
+    }
     /// The process ended: emit whatever is still held.
     fn finish(&mut self, _out: &mut Parsed) {}
 }
@@ -124,8 +129,7 @@ pub trait Adapter: Send + Sync {
 
 /// A line as text: invalid UTF-8 is replaced (U+FFFD) and a trailing `\r` dropped.
 pub fn line_text(line: &[u8]) -> String {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    String::from_utf8_lossy(line).into_owned()
+    crate::event::line_str(line).into_owned()
 }
 
 /// An `output` event of the given content kind, with the original line as `raw`.

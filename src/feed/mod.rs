@@ -18,9 +18,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::clock;
-use crate::event::{Event, NewEvent};
-use crate::ws::frame::HEADER_ROOM;
+use crate::event::{Event, EventBatch, LineTemplate, NewEvent, Pipe};
+use crate::ws::conn::InlineSends;
 use store::{Cursor, Store, StoreLimits};
+
+/// Up to this many live viewers, the publishing thread sends to them itself.
+pub const INLINE_VIEWERS: usize = 4;
 
 /// Something that takes a feed's new events as they are published.
 pub trait Subscriber: Send + Sync {
@@ -108,21 +111,45 @@ impl Feed {
 
     /// Numbers, stores and fans out `events`; returns the seq of the last one.
     pub fn publish(&self, events: Vec<NewEvent>) -> u64 {
-        if events.is_empty() {
+        let size = events.iter().map(NewEvent::size_hint).sum();
+        self.publish_built(events.len(), size, |batch, first, timestamp| {
+            for (seq, event) in (first..).zip(&events) {
+                batch.push_new(seq, timestamp, event);
+            }
+        })
+    }
+
+    /// Publishes each of the newline-separated `lines` (no trailing newline) as an
+    /// `output` event, as `publish` would with `NewEvent::Line`s, straight from the bytes.
+    pub fn publish_lines(&self, pipe: Pipe, lines: &[u8]) -> u64 {
+        let count = lines.iter().filter(|&&b| b == b'\n').count() + 1;
+        let size = lines.len() + count * NewEvent::LINE_OVERHEAD;
+        self.publish_built(count, size, |batch, first, timestamp| {
+            let template = LineTemplate::new(pipe, timestamp);
+            for (seq, line) in (first..).zip(lines.split(|&b| b == b'\n')) {
+                batch.push_line(seq, &template, line);
+            }
+        })
+    }
+
+    /// Numbers, stores and fans out the `count` events that `build` adds to a batch,
+    /// given the first seq and the timestamp; returns the seq of the last one.
+    fn publish_built(
+        &self,
+        count: usize,
+        size: usize,
+        build: impl FnOnce(&mut EventBatch, u64, &str),
+    ) -> u64 {
+        if count == 0 {
             return self.last_seq();
         }
         let timestamp = clock::now_rfc3339();
         let mut st = self.lock();
         let first = st.next_seq;
-        let mut batch = Vec::with_capacity(events.len());
-        for event in &events {
-            let seq = st.next_seq;
-            st.next_seq += 1;
-            let mut buf = Vec::with_capacity(HEADER_ROOM + 96);
-            buf.resize(HEADER_ROOM, 0);
-            event.write_json(seq, &timestamp, &mut buf);
-            batch.push(Arc::new(Event::from_reserved(seq, buf)));
-        }
+        let mut built = EventBatch::with_capacity(count, size);
+        build(&mut built, first, &timestamp);
+        let batch = built.finish();
+        st.next_seq += batch.len() as u64;
         st.write_to_disk(&batch, first);
         self.published
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -135,8 +162,18 @@ impl Feed {
         while st.recent.len() > st.memory_events {
             st.recent.pop_front();
         }
+        // With few viewers this thread sends to them itself, after the lock is released
+        // (see `InlineSends`); a larger fan-out goes to the writer pool.
+        let inline = InlineSends::begin(if st.live.len() <= INLINE_VIEWERS {
+            INLINE_VIEWERS
+        } else {
+            0
+        });
         st.live.retain(|sub| sub.deliver(&batch));
-        st.next_seq - 1
+        let last = st.next_seq - 1;
+        drop(st);
+        inline.finish();
+        last
     }
 
     pub fn publish_one(&self, event: NewEvent) -> u64 {
@@ -259,13 +296,14 @@ impl Feed {
         self.lock().store.as_ref().map_or(0, |s| s.bytes())
     }
 
-    /// Makes everything published so far durable.
+    /// Makes everything published so far durable. The disk is waited for outside the
+    /// feed's lock, so publishing goes on meanwhile.
     pub fn sync(&self) {
-        let mut st = self.lock();
-        if let Some(store) = st.store.as_mut()
-            && let Err(err) = store.sync()
-        {
-            log::warn!("syncing history failed: {err}");
+        let files = self.lock().store.as_mut().map(Store::take_unsynced);
+        for file in files.unwrap_or_default() {
+            if let Err(err) = file.sync_data() {
+                log::warn!("syncing history failed: {err}");
+            }
         }
     }
 

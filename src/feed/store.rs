@@ -10,7 +10,7 @@ use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::event::{Event, seq_of_line};
+use crate::event::{Event, EventBatch, seq_of_line};
 
 #[derive(Clone, Copy, Debug)]
 pub struct StoreLimits {
@@ -32,7 +32,10 @@ pub struct Store {
     segments: Vec<Segment>,
     active: Option<File>,
     limits: StoreLimits,
+    /// Something was appended to `active` since it was last handed out for syncing.
     dirty: bool,
+    /// Finished segments with appends not yet made durable.
+    unsynced: Vec<File>,
 }
 
 fn segment_name(first_seq: u64) -> String {
@@ -104,6 +107,7 @@ impl Store {
                 active,
                 limits,
                 dirty: false,
+                unsynced: Vec::new(),
             },
             last_seq,
         ))
@@ -128,9 +132,12 @@ impl Store {
     }
 
     fn rotate(&mut self, first_seq: u64) -> io::Result<()> {
-        if let Some(file) = self.active.take() {
-            // A finished segment is made durable once, here, rather than line by line.
-            file.sync_data()?;
+        if let Some(file) = self.active.take()
+            && self.dirty
+        {
+            // Made durable with the next `take_unsynced`, not here: the caller holds its
+            // feed's lock, and publishing must not wait for the disk.
+            self.unsynced.push(file);
         }
         let path = self.dir.join(segment_name(first_seq));
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
@@ -169,15 +176,24 @@ impl Store {
         self.segments.iter().map(|s| s.bytes).sum()
     }
 
-    /// Makes what was appended durable (fdatasync), if anything was.
-    pub fn sync(&mut self) -> io::Result<()> {
-        if self.dirty {
-            if let Some(file) = &self.active {
-                file.sync_data()?;
+    /// The files with appends not yet durable, to `sync_data` without holding the
+    /// store (a history file is only ever appended to, so syncing a handle later covers
+    /// everything appended before).
+    pub fn take_unsynced(&mut self) -> Vec<File> {
+        let mut files = std::mem::take(&mut self.unsynced);
+        if self.dirty
+            && let Some(file) = &self.active
+        {
+            match file.try_clone() {
+                Ok(handle) => {
+                    files.push(handle);
+                    self.dirty = false;
+                }
+                // Still dirty: the next call tries again.
+                Err(err) => log::warn!("syncing history failed: {err}"),
             }
-            self.dirty = false;
         }
-        Ok(())
+        files
     }
 }
 
@@ -262,7 +278,9 @@ pub fn read_after(
         return Ok(out);
     };
     let mut line = Vec::new();
-    while out.len() < max {
+    let mut batch = EventBatch::with_capacity(max.min(1024), max.min(1024) * 160);
+    let mut count = 0;
+    while count < max {
         line.clear();
         let n = cur.reader.read_until(b'\n', &mut line)?;
         if n == 0 {
@@ -295,8 +313,10 @@ pub fn read_after(
             break;
         }
         cur.after = seq;
-        out.push(Arc::new(Event::from_json(seq, body)));
+        batch.push_json(seq, body);
+        count += 1;
     }
+    out.extend(batch.finish());
     Ok(out)
 }
 

@@ -488,6 +488,10 @@ impl Worker {
         let mut parsed = Parsed::default();
         let body = data.strip_suffix(b"\n").unwrap_or(data);
         match st.parser.as_mut().filter(|(id, _)| *id == process) {
+            // The hot path of a `command` worker: no per-line copy.
+            Some((_, parser)) if parser.passes_lines_through() => {
+                self.feed.publish_lines(pipe, body);
+            }
             Some((_, parser)) => {
                 for line in body.split(|&b| b == b'\n') {
                     parser.line(pipe, line, &mut parsed);
