@@ -78,11 +78,25 @@ impl InlineSends {
             .with(|slot| slot.borrow_mut().take())
             .map(|(conns, _)| conns)
             .unwrap_or_default();
+        if std::thread::panicking() {
+            // Unwinding, perhaps with a feed lock still held that a refill would take
+            // again: leave every claimed connection to the writer pool.
+            for conn in claimed {
+                conn.hand_to_pool();
+            }
+            return;
+        }
         for conn in claimed {
-            if let Serviced::Again = conn.service(1)
-                && let Some(writers) = conn.writers.upgrade()
-            {
-                writers.run(conn);
+            // As in the writer pool: a bug in serving one connection closes that one,
+            // and neither the publishing thread nor the other claimed connections pay.
+            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn.service(1)));
+            match served {
+                Ok(Serviced::Again) => conn.hand_to_pool(),
+                Ok(Serviced::Done) => {}
+                Err(_) => {
+                    log::error!("serving connection {} panicked; closing it", conn.id);
+                    conn.shutdown_now();
+                }
             }
         }
     }
@@ -488,6 +502,14 @@ impl Conn {
             if let Some(writers) = self.writers.upgrade() {
                 writers.run(self.clone());
             }
+        }
+    }
+
+    /// Puts a connection this thread had claimed (`Running`) in the writer pool's queue.
+    fn hand_to_pool(self: &Arc<Self>) {
+        self.lock().sched = Sched::Queued;
+        if let Some(writers) = self.writers.upgrade() {
+            writers.run(self.clone());
         }
     }
 
