@@ -226,7 +226,8 @@ impl Process {
         }
     }
 
-    /// Closes the child's stdin once what is queued has been written.
+    /// Closes the child's stdin: what is queued is still written while the child takes
+    /// it without waiting; once the pipe is full, the rest is dropped.
     pub fn close_stdin(&self) {
         self.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
@@ -314,6 +315,9 @@ impl Stdin {
             .spawn(move || {
                 for bytes in rx {
                     if !write_waiting(&mut thread_pipe, &bytes, &thread_wake) {
+                        // The child's end is gone: later writes go straight to the pipe
+                        // and are refused as closed, not as a full backlog.
+                        thread_queued.store(0, Ordering::SeqCst);
                         break;
                     }
                     thread_queued.fetch_sub(bytes.len(), Ordering::SeqCst);
