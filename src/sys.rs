@@ -73,6 +73,18 @@ fn borrowed_tcp(fd: RawFd) -> ManuallyDrop<TcpStream> {
     ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(fd) })
 }
 
+/// Whether two descriptors refer to the same open file (here: the same socket).
+fn same_file(a: RawFd, b: RawFd) -> bool {
+    let stat = |fd: RawFd| {
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: `st` is written by fstat before it is read, and only read on success.
+        (unsafe { libc::fstat(fd, st.as_mut_ptr()) } == 0)
+            .then(|| unsafe { st.assume_init() })
+            .map(|st| (st.st_dev, st.st_ino))
+    };
+    matches!((stat(a), stat(b)), (Some(x), Some(y)) if x == y)
+}
+
 /// Finds the descriptors of this process that are a TCP connection to `peer` whose
 /// local end satisfies `local_ok`, skipping descriptors for which `skip` is true.
 ///
@@ -104,7 +116,12 @@ pub fn find_tcp_fds_matching(
         if matches(fd) {
             found.push(fd);
             if found.len() == expected {
-                return found;
+                // All of them one socket (tiny_http dups it), or the address pair was
+                // ambiguous (several local addresses): then list them all to tell.
+                if found.iter().all(|&fd| same_file(fd, found[0])) {
+                    return found;
+                }
+                break;
             }
         }
     }
