@@ -56,6 +56,10 @@ fn twenty_batch_runs_of_a_ten_message_script_all_pass_and_leave_nothing_behind()
         "messages": messages,
     });
     std::fs::write(tmp.path().join("script.json"), script.to_string()).unwrap();
+    // The batch's own server keeps its data under TMPDIR: pointing that here tells its
+    // processes and files apart from those of other tests running at the same time.
+    let tmpdir = tmp.path().to_str().unwrap();
+    let own_servers = format!("{tmpdir}/workerhub-batch-");
     for run in 0..20 {
         let report = format!("report-{run}.json");
         let started = Instant::now();
@@ -69,7 +73,7 @@ fn twenty_batch_runs_of_a_ten_message_script_all_pass_and_leave_nothing_behind()
                 "--quiet-ms",
                 "150",
             ],
-            &[],
+            &[("TMPDIR", tmpdir)],
         );
         let took = started.elapsed();
         assert!(
@@ -96,10 +100,17 @@ fn twenty_batch_runs_of_a_ten_message_script_all_pass_and_leave_nothing_behind()
             "port {port} is closed"
         );
         assert!(
-            processes_with("workerhub-batch-").is_empty(),
+            processes_with(&own_servers).is_empty(),
             "{:?}",
-            processes_with("workerhub-batch-")
+            processes_with(&own_servers)
         );
+        let left: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("workerhub-batch-"))
+            .collect();
+        assert!(left.is_empty(), "the server's data is gone: {left:?}");
         assert!(report["server"]["version"].is_string());
         assert!(report["started_at"].is_string() && report["finished_at"].is_string());
     }
