@@ -15,6 +15,7 @@ use std::sync::Arc;
 use conn::{Conn, ConnConfig, Session};
 use writer::Writers;
 
+use crate::metrics::{self, METRICS};
 use crate::sys;
 
 /// Whether the request asks for a WebSocket, and its key if so.
@@ -125,6 +126,7 @@ pub fn accept(
         config,
     ));
     writers.register(&conn)?;
+    metrics::inc(&METRICS.ws_connections_opened);
     // Counted as registered now, no longer as opening.
     drop(place);
     let reader_conn = conn.clone();
