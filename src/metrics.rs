@@ -83,6 +83,61 @@ pub static METRICS: Metrics = Metrics {
     command_latency: Histogram::new(LATENCY_BOUNDS),
 };
 
+/// A counter as `system:metric` / `GET /api/status` name it (`key`) and as `/metrics`
+/// does (`name`), with its help text.
+pub struct Counter {
+    pub key: &'static str,
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: &'static AtomicU64,
+}
+
+/// Every counter, in the order both expositions list them.
+pub const COUNTERS: [Counter; 7] = [
+    Counter {
+        key: "http_requests",
+        name: "workerhub_http_requests_total",
+        help: "HTTP requests served.",
+        value: &METRICS.http_requests,
+    },
+    Counter {
+        key: "http_errors",
+        name: "workerhub_http_errors_total",
+        help: "HTTP requests answered with an error status.",
+        value: &METRICS.http_errors,
+    },
+    Counter {
+        key: "ws_connections_opened",
+        name: "workerhub_ws_connections_opened_total",
+        help: "WebSocket connections opened.",
+        value: &METRICS.ws_connections_opened,
+    },
+    Counter {
+        key: "ws_messages_received",
+        name: "workerhub_ws_messages_received_total",
+        help: "WebSocket messages received from clients.",
+        value: &METRICS.ws_messages_received,
+    },
+    Counter {
+        key: "ws_messages_sent",
+        name: "workerhub_ws_messages_sent_total",
+        help: "WebSocket messages queued for clients.",
+        value: &METRICS.ws_messages_sent,
+    },
+    Counter {
+        key: "commands_run",
+        name: "workerhub_commands_total",
+        help: "One-off commands run.",
+        value: &METRICS.commands_run,
+    },
+    Counter {
+        key: "commands_failed",
+        name: "workerhub_commands_failed_total",
+        help: "One-off commands that did not succeed.",
+        value: &METRICS.commands_failed,
+    },
+];
+
 pub fn inc(counter: &AtomicU64) {
     counter.fetch_add(1, Relaxed);
 }

@@ -534,9 +534,37 @@ fn status_metrics_health_and_openapi_describe_the_server() {
         "workerhub_ws_connections",
         "workerhub_worker_events_total{worker=",
         "workerhub_http_request_seconds_bucket",
+        "workerhub_http_errors_total",
+        "workerhub_ws_connections_opened_total 1",
+        "workerhub_ws_messages_received_total",
+        "workerhub_ws_messages_sent_total",
+        "workerhub_commands_total 0",
+        "workerhub_commands_failed_total 0",
     ] {
-        assert!(text.contains(name), "metrics have {name}");
+        assert!(text.contains(name), "metrics have {name}: {text}");
     }
+    let served: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("workerhub_http_requests_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("metrics have workerhub_http_requests_total");
+    assert!(served >= 2.0, "the requests so far are counted: {served}");
+    // The same counters over the agent protocol.
+    let metric = agent.request("system:metric", json!({}), "system:metric");
+    let payload = &metric["payload"];
+    for key in [
+        "http_requests",
+        "http_errors",
+        "ws_connections_opened",
+        "ws_messages_received",
+        "ws_messages_sent",
+        "commands_run",
+        "commands_failed",
+    ] {
+        assert!(payload[key].is_u64(), "system:metric has {key}: {payload}");
+    }
+    assert_eq!(payload["ws_connections_opened"], 1, "{payload}");
+    assert!(payload["workers"].is_array() && payload["status"].is_object());
     let openapi = hub.get("/api/openapi.json").json();
     assert_eq!(openapi["openapi"], "3.0.3");
     assert!(openapi["paths"]["/api/workers"]["post"].is_object());

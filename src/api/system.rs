@@ -54,17 +54,13 @@ pub fn metrics_json(app: &App) -> Value {
         .iter()
         .map(|w| json!({"worker_id": w.id, "name": w.spec.name, "events": w.feed.published(), "bytes": w.feed.published_bytes()}))
         .collect();
-    json!({
-        "http_requests": metrics::get(&METRICS.http_requests),
-        "http_errors": metrics::get(&METRICS.http_errors),
-        "ws_connections_opened": metrics::get(&METRICS.ws_connections_opened),
-        "ws_messages_received": metrics::get(&METRICS.ws_messages_received),
-        "ws_messages_sent": metrics::get(&METRICS.ws_messages_sent),
-        "commands_run": metrics::get(&METRICS.commands_run),
-        "commands_failed": metrics::get(&METRICS.commands_failed),
-        "workers": workers,
-        "status": status_json(app),
-    })
+    let mut out = Map::new();
+    for counter in &metrics::COUNTERS {
+        out.insert(counter.key.into(), metrics::get(counter.value).into());
+    }
+    out.insert("workers".into(), workers.into());
+    out.insert("status".into(), status_json(app));
+    Value::Object(out)
 }
 
 /// `GET /metrics` in the Prometheus text format.
@@ -94,48 +90,14 @@ pub fn prometheus(app: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, ApiError
         "Open WebSocket connections.",
         app.writers.count() as f64,
     );
-    out.one(
-        "workerhub_ws_connections_opened_total",
-        "counter",
-        "WebSocket connections opened.",
-        metrics::get(&METRICS.ws_connections_opened) as f64,
-    );
-    out.one(
-        "workerhub_ws_messages_received_total",
-        "counter",
-        "WebSocket messages received from clients.",
-        metrics::get(&METRICS.ws_messages_received) as f64,
-    );
-    out.one(
-        "workerhub_ws_messages_sent_total",
-        "counter",
-        "WebSocket messages queued for clients.",
-        metrics::get(&METRICS.ws_messages_sent) as f64,
-    );
-    out.one(
-        "workerhub_http_requests_total",
-        "counter",
-        "HTTP requests served.",
-        metrics::get(&METRICS.http_requests) as f64,
-    );
-    out.one(
-        "workerhub_http_errors_total",
-        "counter",
-        "HTTP requests answered with an error status.",
-        metrics::get(&METRICS.http_errors) as f64,
-    );
-    out.one(
-        "workerhub_commands_total",
-        "counter",
-        "One-off commands run.",
-        metrics::get(&METRICS.commands_run) as f64,
-    );
-    out.one(
-        "workerhub_commands_failed_total",
-        "counter",
-        "One-off commands that did not succeed.",
-        metrics::get(&METRICS.commands_failed) as f64,
-    );
+    for counter in &metrics::COUNTERS {
+        out.one(
+            counter.name,
+            "counter",
+            counter.help,
+            metrics::get(counter.value) as f64,
+        );
+    }
     out.one(
         "workerhub_resident_memory_bytes",
         "gauge",
