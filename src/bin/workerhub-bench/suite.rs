@@ -1555,12 +1555,15 @@ fn targets(suite: &Suite) -> Vec<(String, String, Option<bool>)> {
         _ => None,
     };
     let fmt = |x: Option<f64>| x.map_or("–".to_string(), num);
+    let vs = |x: Option<f64>, y: Option<f64>, unit: &str| {
+        format!("{} {unit} vs {} {unit} ({})", fmt(x), fmt(y), ratio(x, y))
+    };
 
     for (key, label) in [("p50_us", "p50"), ("p99_us", "p99")] {
         let (x, y) = (m(Scen::Echo, wh, key), m(Scen::Echo, wsd, key));
         out.push((
             format!("echo round trip {label} lower than websocketd's"),
-            format!("{} µs vs {} µs ({})", fmt(x), fmt(y), ratio(x, y)),
+            vs(x, y, "µs"),
             both(x, y, |x, y| x < y),
         ));
     }
@@ -1570,7 +1573,7 @@ fn targets(suite: &Suite) -> Vec<(String, String, Option<bool>)> {
     );
     out.push((
         "stream at least 10× websocketd's rate".into(),
-        format!("{} vs {} events/s ({})", fmt(x), fmt(y), ratio(x, y)),
+        vs(x, y, "events/s"),
         both(x, y, |x, y| x >= 10.0 * y),
     ));
     out.push((
@@ -1593,7 +1596,7 @@ fn targets(suite: &Suite) -> Vec<(String, String, Option<bool>)> {
     ));
     out.push((
         "fanout: more delivered events/s than websocketd".into(),
-        format!("{} vs {} events/s ({})", fmt(x), fmt(y), ratio(x, y)),
+        vs(x, y, "events/s"),
         both(x, y, |x, y| x > y),
     ));
     let offered = (a.paced_rate * a.fanout_clients as u64) as f64;
@@ -1616,7 +1619,7 @@ fn targets(suite: &Suite) -> Vec<(String, String, Option<bool>)> {
     ));
     out.push((
         "fanout-paced: p99 delivery latency lower than websocketd's".into(),
-        format!("{} ms vs {} ms ({})", fmt(x), fmt(y), ratio(x, y)),
+        vs(x, y, "ms"),
         both(x, y, |x, y| x < y),
     ));
     let held = m(Scen::Conns, wh, "held");
@@ -1647,13 +1650,13 @@ fn targets(suite: &Suite) -> Vec<(String, String, Option<bool>)> {
     );
     out.push((
         "conns: less memory per connection than websocketd".into(),
-        format!("{} KB vs {} KB ({})", fmt(x), fmt(y), ratio(x, y)),
+        vs(x, y, "KB"),
         both(x, y, |x, y| x < y),
     ));
     let (x, y) = (m(Scen::Echo, wh, "p50_us"), m(Scen::Echo, rf, "p50_us"));
     out.push((
         "echo p50 within 2× the limit reference".into(),
-        format!("{} µs vs {} µs ({})", fmt(x), fmt(y), ratio(x, y)),
+        vs(x, y, "µs"),
         both(x, y, |x, y| x <= 2.0 * y),
     ));
     out
