@@ -6,9 +6,11 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method};
-use crate::util::RefinedTcpStream;
+use crate::util::limits::HeadDeadline;
+use crate::util::{ConnectionLimits, RefinedTcpStream};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
@@ -34,6 +36,11 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    /// workerhub patch: the head's size and time limits, and the deadline the reading
+    /// half of the socket enforces.
+    limits: ConnectionLimits,
+    deadline: HeadDeadline,
 }
 
 /// Error that can happen when reading a request.
@@ -43,6 +50,8 @@ enum ReadError {
     WrongHeader(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
+    /// workerhub patch: the request head is larger than the limit.
+    HeadTooLarge,
     ReadIoError(IoError),
 }
 
@@ -51,12 +60,15 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        limits: ConnectionLimits,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let deadline = HeadDeadline::default();
+        let read_socket = read_socket.with_deadline(deadline.clone());
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
-        let first_header = source.next().unwrap();
+        let first_header = source.next_reader();
 
         ClientConnection {
             source,
@@ -65,6 +77,8 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            limits,
+            deadline,
         }
     }
 
@@ -77,7 +91,9 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    /// workerhub patch: `budget` is what is left of the head's size limit; a line that
+    /// would pass it is `HeadTooLarge`.
+    fn read_next_line(&mut self, budget: &mut usize) -> Result<AsciiString, ReadError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -85,14 +101,27 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+                Some(b) => b.map_err(ReadError::ReadIoError)?,
+                None => {
+                    return Err(ReadError::ReadIoError(IoError::new(
+                        ErrorKind::ConnectionAborted,
+                        "Unexpected EOF",
+                    )))
+                }
             };
+            if *budget == 0 {
+                return Err(ReadError::HeadTooLarge);
+            }
+            *budget -= 1;
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                return AsciiString::from_ascii(buf).map_err(|_| {
+                    ReadError::ReadIoError(IoError::new(
+                        ErrorKind::InvalidInput,
+                        "Header is not in ASCII",
+                    ))
+                });
             }
 
             prev_byte_was_cr = byte == b'\r';
@@ -101,47 +130,52 @@ impl ClientConnection {
         }
     }
 
+    /// workerhub patch: the request line and headers, within `budget` bytes.
+    #[allow(clippy::type_complexity)]
+    fn read_head(
+        &mut self,
+        budget: &mut usize,
+    ) -> Result<(Method, String, HTTPVersion, Vec<crate::Header>), ReadError> {
+        let line = self.read_next_line(budget)?;
+        let (method, path, version) = parse_request_line(line.as_str().trim())?;
+        let mut headers = Vec::new();
+        loop {
+            let line = self.read_next_line(budget)?;
+            if line.is_empty() {
+                break;
+            }
+            headers.push(match FromStr::from_str(line.as_str().trim()) {
+                Ok(h) => h,
+                _ => return Err(ReadError::WrongHeader(version)),
+            });
+        }
+        Ok((method, path, version, headers))
+    }
+
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
-        let (method, path, version, headers) = {
-            // reading the request line
-            let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
-
-                parse_request_line(
-                    line.as_str().trim(), // TODO: remove this conversion
-                )?
-            };
-
-            // getting all headers
-            let headers = {
-                let mut headers = Vec::new();
-                loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
-
-                    if line.is_empty() {
-                        break;
-                    };
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
-                        Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
-                    });
-                }
-
-                headers
-            };
-
-            (method, path, version, headers)
-        };
+        // workerhub patch: the whole head, however it trickles in, within the limits.
+        self.deadline
+            .set(self.limits.head_timeout.map(|t| Instant::now() + t));
+        let mut budget = self.limits.max_head_bytes;
+        let head = self.read_head(&mut budget);
+        self.deadline.set(None);
+        let (method, path, version, headers) = head?;
 
         // building the writer for the request
-        let writer = self.sink.next().unwrap();
+        let writer = self.sink.next_writer();
 
         // follow-up for next potential request
-        let mut data_source = self.source.next().unwrap();
+        let mut data_source = self.source.next_reader();
         std::mem::swap(&mut self.next_header_source, &mut data_source);
+
+        // workerhub patch: a socket whose peer address cannot be read (reset meanwhile)
+        // ends the connection; upstream panicked on the connection's thread.
+        let remote_addr = match &self.remote_addr {
+            Ok(addr) => *addr,
+            Err(err) => return Err(ReadError::ReadIoError(IoError::new(err.kind(), err.to_string()))),
+        };
 
         // building the next reader
         let request = crate::request::new_request(
@@ -150,7 +184,7 @@ impl ClientConnection {
             path,
             version.clone(),
             headers,
-            *self.remote_addr.as_ref().unwrap(),
+            remote_addr,
             data_source,
             writer,
         )
@@ -186,7 +220,7 @@ impl Iterator for ClientConnection {
         loop {
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
+                    let writer = self.sink.next_writer();
                     let response = Response::new_empty(StatusCode(400));
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
@@ -196,7 +230,7 @@ impl Iterator for ClientConnection {
                 }
 
                 Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
+                    let writer = self.sink.next_writer();
                     let response = Response::new_empty(StatusCode(400));
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // we don't know where the next request would start,
@@ -205,7 +239,7 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
                     // request timeout
-                    let writer = self.sink.next().unwrap();
+                    let writer = self.sink.next_writer();
                     let response = Response::new_empty(StatusCode(408));
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
@@ -213,8 +247,21 @@ impl Iterator for ClientConnection {
                     return None; // closing the connection
                 }
 
+                Err(ReadError::HeadTooLarge) => {
+                    // workerhub patch: a head past the size limit is not read further.
+                    let writer = self.sink.next_writer();
+                    let response = Response::from_string(
+                        "{\"error\":{\"code\":\"head_too_large\",\"message\":\"the request line and headers are over the size limit\"}}\n",
+                    )
+                    .with_status_code(StatusCode(431));
+                    response
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None;
+                }
+
                 Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
+                    let writer = self.sink.next_writer();
                     let response = Response::new_empty(StatusCode(417));
                     response.raw_print(writer, ver, &[], true, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body

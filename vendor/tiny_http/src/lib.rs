@@ -117,6 +117,7 @@ pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
+pub use util::ConnectionLimits;
 
 mod client;
 mod common;
@@ -142,6 +143,9 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // workerhub patch: open connections, for limits and metrics.
+    connections: Arc<util::limits::ConnectionTracker>,
 }
 
 enum Message {
@@ -245,6 +249,16 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_limits(listener, ssl_config, ConnectionLimits::default())
+    }
+
+    /// workerhub patch: the same, with limits on connections and request heads (see
+    /// `ConnectionLimits`).
+    pub fn from_listener_with_limits<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: ConnectionLimits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -284,86 +298,142 @@ impl Server {
         // creating a task where server.accept() is continuously called
         // and ClientConnection objects are pushed in the messages queue
         let messages = MessagesQueue::with_capacity(8);
+        let tracker = Arc::new(util::limits::ConnectionTracker::default());
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
-        thread::spawn(move || {
+        let inside_tracker = tracker.clone();
+        thread::Builder::new().name("http-accept".into()).spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
+            let tracker = inside_tracker;
+            // workerhub patch: a descriptor kept back for refusing connections when the
+            // table is full, and a back-off while it stays full.
+            let mut reserve = util::limits::Reserve::new();
+            let mut backoff = Duration::from_millis(10);
+            let mut refused_for_fds = 0u64;
+            let mut last_fd_warning = std::time::Instant::now() - Duration::from_secs(60);
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
-                    Ok((sock, _)) => {
-                        use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
-                            }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
-
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                let (sock, addr) = match server.accept() {
+                    Ok(accepted) => {
+                        backoff = Duration::from_millis(10);
+                        accepted
                     }
-                    Err(e) => Err(e),
-                };
-
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
-                                }
-                            }
-                        }));
-                    }
-
                     // workerhub patch: an accept error used to end this loop, and with
                     // it the server. A listener with SO_RCVTIMEO (to time out idle
                     // connections, which inherit it) makes accept itself time out, and a
-                    // full descriptor table (EMFILE) is passing: keep accepting.
+                    // full descriptor table (EMFILE) is passing: keep accepting. With the
+                    // table full, the reserve descriptor is freed to take the waiting
+                    // connection and tell it 503, so clients are answered rather than
+                    // left hanging, and the loop backs off until descriptors are free.
                     Err(e) => {
                         use std::io::ErrorKind::*;
                         match e.kind() {
-                            WouldBlock | TimedOut | Interrupted | ConnectionAborted | ConnectionReset => {}
+                            WouldBlock | TimedOut | Interrupted | ConnectionAborted
+                            | ConnectionReset => {}
+                            _ if matches!(e.raw_os_error(), Some(23) | Some(24)) => {
+                                let refused = reserve.spend(|| match server.accept() {
+                                    Ok((sock, _)) => {
+                                        util::limits::refuse(sock, "the server is out of descriptors");
+                                        true
+                                    }
+                                    Err(_) => false,
+                                });
+                                refused_for_fds += 1;
+                                if last_fd_warning.elapsed() >= Duration::from_secs(10) {
+                                    log::warn!(
+                                        "out of descriptors ({e}): refused {refused_for_fds} connections with 503"
+                                    );
+                                    last_fd_warning = std::time::Instant::now();
+                                    refused_for_fds = 0;
+                                }
+                                if refused {
+                                    backoff = Duration::from_millis(10);
+                                } else {
+                                    thread::sleep(backoff);
+                                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                                }
+                            }
                             _ => {
                                 log::error!("Error accepting new client: {}", e);
                                 thread::sleep(Duration::from_millis(50));
                             }
                         }
+                        continue;
                     }
-                }
+                };
+                // workerhub patch: each connection holds a thread; count them, in all and
+                // per address, and refuse those past the limits.
+                let admission = match tracker.admit(addr.map(|a| a.ip()), &limits) {
+                    Ok(admission) => admission,
+                    Err(why) => {
+                        log::info!("refusing a connection from {addr:?}: {why}");
+                        util::limits::refuse(sock, why);
+                        continue;
+                    }
+                };
+                use util::RefinedTcpStream;
+                let split = match ssl {
+                    None => RefinedTcpStream::new(sock),
+                    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+                    Some(ref ssl) => {
+                        // trying to apply SSL over the connection
+                        // if an error occurs, we just close the socket and resume listening
+                        let sock = match ssl.accept(sock) {
+                            Ok(s) => s,
+                            Err(_) => continue,
+                        };
+
+                        RefinedTcpStream::new(sock)
+                    }
+                    #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+                    Some(ref _ssl) => unreachable!(),
+                };
+                let (read_closable, write_closable) = match split {
+                    Ok(halves) => halves,
+                    Err((e, stream)) => {
+                        log::debug!("cannot serve a connection: {e}; refusing it with 503");
+                        #[allow(irrefutable_let_patterns)]
+                        if let util::refined_tcp_stream::Stream::Http(conn) = stream {
+                            util::limits::refuse(conn, "the server is out of descriptors");
+                        }
+                        continue;
+                    }
+                };
+                let client = ClientConnection::new(write_closable, read_closable, limits.clone());
+
+                let messages = inside_messages.clone();
+                let mut client = Some((client, admission));
+                tasks_pool.spawn(Box::new(move || {
+                    if let Some((client, _admission)) = client.take() {
+                        // Synchronization is needed for HTTPS requests to avoid a deadlock
+                        if client.secure() {
+                            let (sender, receiver) = mpsc::channel();
+                            for rq in client {
+                                messages.push(rq.with_notify_sender(sender.clone()).into());
+                                if receiver.recv().is_err() {
+                                    break;
+                                }
+                            }
+                        } else {
+                            for rq in client {
+                                messages.push(rq.into());
+                            }
+                        }
+                    }
+                }));
             }
             log::debug!("Terminating accept thread");
-        });
+        })?;
 
         // result
         Ok(Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            connections: tracker,
         })
     }
 
@@ -382,9 +452,9 @@ impl Server {
     }
 
     /// Returns the number of clients currently connected to the server.
+    /// workerhub patch: counted (upstream: `unimplemented!()`).
     pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
+        self.connections.count()
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.

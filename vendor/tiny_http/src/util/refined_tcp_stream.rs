@@ -2,6 +2,9 @@ use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
 
+use std::time::{Duration, Instant};
+
+use super::limits::HeadDeadline;
 use crate::connection::Connection;
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
 use crate::ssl::SslStream;
@@ -12,12 +15,15 @@ pub(crate) enum Stream {
     Https(SslStream),
 }
 
-impl Clone for Stream {
-    fn clone(&self) -> Self {
+impl Stream {
+    // workerhub patch: was `Clone`, with an `unwrap()` on `try_clone`, which fails when
+    // the descriptor table is full and then took the accept thread (and so the whole
+    // server) down.
+    fn try_clone(&self) -> IoResult<Self> {
         match self {
-            Stream::Http(tcp_stream) => Stream::Http(tcp_stream.try_clone().unwrap()),
+            Stream::Http(tcp_stream) => tcp_stream.try_clone().map(Stream::Http),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => Stream::Https(ssl_stream.clone()),
+            Stream::Https(ssl_stream) => Ok(Stream::Https(ssl_stream.clone())),
         }
     }
 }
@@ -86,30 +92,60 @@ pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
+    /// workerhub patch: while set, every read must be done by this instant.
+    deadline: Option<HeadDeadline>,
+    /// workerhub patch: the socket's own read timeout, restored once a deadline is
+    /// cleared.
+    base_timeout: Option<Duration>,
+    timeout_changed: bool,
 }
 
 impl RefinedTcpStream {
-    pub(crate) fn new<S>(stream: S) -> (RefinedTcpStream, RefinedTcpStream)
+    /// Splits a connection into its reading and writing halves (two descriptors).
+    /// workerhub patch: fails instead of panicking when the second descriptor cannot be
+    /// had (a full descriptor table), handing the connection back to be refused.
+    pub(crate) fn new<S>(
+        stream: S,
+    ) -> Result<(RefinedTcpStream, RefinedTcpStream), (std::io::Error, Stream)>
     where
         S: Into<Stream>,
     {
         let stream: Stream = stream.into();
 
-        let (read, write) = (stream.clone(), stream);
+        let read = match stream.try_clone() {
+            Ok(read) => read,
+            Err(err) => return Err((err, stream)),
+        };
+        let base_timeout = match &read {
+            Stream::Http(Connection::Tcp(sock)) => sock.read_timeout().ok().flatten(),
+            _ => None,
+        };
 
         let read = RefinedTcpStream {
             stream: read,
             close_read: true,
             close_write: false,
+            deadline: None,
+            base_timeout,
+            timeout_changed: false,
         };
 
         let write = RefinedTcpStream {
-            stream: write,
+            stream,
             close_read: false,
             close_write: true,
+            deadline: None,
+            base_timeout: None,
+            timeout_changed: false,
         };
 
-        (read, write)
+        Ok((read, write))
+    }
+
+    /// workerhub patch: bounds this half's reads by `deadline` whenever it is set.
+    pub(crate) fn with_deadline(mut self, deadline: HeadDeadline) -> RefinedTcpStream {
+        self.deadline = Some(deadline);
+        self
     }
 
     /// Returns true if this struct wraps around a secure connection.
@@ -137,6 +173,31 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        // workerhub patch: a request head must arrive whole by its deadline, however
+        // slowly it trickles in; each read waits at most for what is left of it.
+        if let Some(deadline) = self.deadline.as_ref().map(HeadDeadline::get) {
+            if let Stream::Http(Connection::Tcp(sock)) = &self.stream {
+                match deadline {
+                    Some(at) => {
+                        let left = at.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "the request head took too long",
+                            ));
+                        }
+                        let wait = self.base_timeout.map_or(left, |base| base.min(left));
+                        let _ = sock.set_read_timeout(Some(wait));
+                        self.timeout_changed = true;
+                    }
+                    None if self.timeout_changed => {
+                        let _ = sock.set_read_timeout(self.base_timeout);
+                        self.timeout_changed = false;
+                    }
+                    None => {}
+                }
+            }
+        }
         self.stream.read(buf)
     }
 }

@@ -77,20 +77,27 @@ impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
     type Item = SequentialReader<R>;
 
     fn next(&mut self) -> Option<SequentialReader<R>> {
+        Some(self.next_reader())
+    }
+}
+
+impl<R: Read + Send> SequentialReaderBuilder<R> {
+    /// workerhub patch: the next reader (there always is one), without an `Option`.
+    pub fn next_reader(&mut self) -> SequentialReader<R> {
         let (tx, rx) = channel();
 
         let inner = mem::replace(&mut self.inner, SequentialReaderBuilderInner::NotFirst(rx));
 
         match inner {
-            SequentialReaderBuilderInner::First(reader) => Some(SequentialReader {
+            SequentialReaderBuilderInner::First(reader) => SequentialReader {
                 inner: SequentialReaderInner::MyTurn(reader),
                 next: tx,
-            }),
+            },
 
-            SequentialReaderBuilderInner::NotFirst(previous) => Some(SequentialReader {
+            SequentialReaderBuilderInner::NotFirst(previous) => SequentialReader {
                 inner: SequentialReaderInner::Waiting(previous),
                 next: tx,
-            }),
+            },
         }
     }
 }
@@ -98,15 +105,22 @@ impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
 impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
     type Item = SequentialWriter<W>;
     fn next(&mut self) -> Option<SequentialWriter<W>> {
+        Some(self.next_writer())
+    }
+}
+
+impl<W: Write + Send> SequentialWriterBuilder<W> {
+    /// workerhub patch: the next writer (there always is one), without an `Option`.
+    pub fn next_writer(&mut self) -> SequentialWriter<W> {
         let (tx, rx) = channel();
         let mut next_next_trigger = Some(rx);
         ::std::mem::swap(&mut next_next_trigger, &mut self.next_trigger);
 
-        Some(SequentialWriter {
+        SequentialWriter {
             trigger: next_next_trigger,
             writer: self.writer.clone(),
             on_finish: tx,
-        })
+        }
     }
 }
 
@@ -114,8 +128,21 @@ impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         let mut reader = match self.inner {
             SequentialReaderInner::MyTurn(ref mut reader) => return reader.read(buf),
-            SequentialReaderInner::Waiting(ref mut recv) => recv.recv().unwrap(),
-            SequentialReaderInner::Empty => unreachable!(),
+            // workerhub patch: no panics on a broken chain (an earlier reader gone
+            // without handing the stream on): the read fails instead.
+            SequentialReaderInner::Waiting(ref mut recv) => match recv.recv() {
+                Ok(reader) => reader,
+                Err(_) => return Err(std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "the previous request's reader is gone",
+                )),
+            },
+            SequentialReaderInner::Empty => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "the reader was handed on",
+                ))
+            }
         };
 
         let result = reader.read(buf);
@@ -127,20 +154,21 @@ impl<R: Read + Send> Read for SequentialReader<R> {
 impl<W: Write + Send> Write for SequentialWriter<W> {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
         if let Some(v) = self.trigger.as_mut() {
-            v.recv().unwrap()
+            // Err: the previous writer is gone, which is the same as done.
+            let _ = v.recv();
         }
         self.trigger = None;
 
-        self.writer.lock().unwrap().write(buf)
+        self.writer.lock().unwrap_or_else(|p| p.into_inner()).write(buf)
     }
 
     fn flush(&mut self) -> IoResult<()> {
         if let Some(v) = self.trigger.as_mut() {
-            v.recv().unwrap()
+            let _ = v.recv();
         }
         self.trigger = None;
 
-        self.writer.lock().unwrap().flush()
+        self.writer.lock().unwrap_or_else(|p| p.into_inner()).flush()
     }
 }
 
@@ -156,8 +184,9 @@ where
                 self.next.send(reader).ok();
             }
             SequentialReaderInner::Waiting(recv) => {
-                let reader = recv.recv().unwrap();
-                self.next.send(reader).ok();
+                if let Ok(reader) = recv.recv() {
+                    self.next.send(reader).ok();
+                }
             }
             SequentialReaderInner::Empty => (),
         }

@@ -58,7 +58,7 @@ impl TaskPool {
         };
 
         for _ in 0..MIN_THREADS {
-            pool.add_thread(None)
+            let _ = pool.add_thread(None);
         }
 
         pool
@@ -67,7 +67,7 @@ impl TaskPool {
     /// Executes a function in a thread.
     /// If no thread is available, spawns a new one.
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
-        let mut queue = self.sharing.todo.lock().unwrap();
+        let mut queue = self.sharing.todo.lock().unwrap_or_else(|p| p.into_inner());
 
         // workerhub patch: a waiting thread that was already woken for an earlier task
         // still counts as waiting until it runs, so "someone is waiting" is not enough:
@@ -76,17 +76,40 @@ impl TaskPool {
         // long keep-alive connection ended.
         if queue.len() >= self.sharing.waiting_tasks.load(Ordering::Acquire) {
             drop(queue);
-            self.add_thread(Some(code));
+            if let Err(code) = self.add_thread(Some(code)) {
+                // workerhub patch: no thread could be started (a resource limit); the
+                // task waits for the next free one instead of panicking here.
+                if let Some(code) = code {
+                    self.sharing
+                        .todo
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push_back(code);
+                    self.sharing.condvar.notify_one();
+                }
+            }
         } else {
             queue.push_back(code);
             self.sharing.condvar.notify_one();
         }
     }
 
-    fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
+    #[allow(clippy::type_complexity)]
+    fn add_thread(
+        &self,
+        initial_fn: Option<Box<dyn FnMut() + Send>>,
+    ) -> Result<(), Option<Box<dyn FnMut() + Send>>> {
         let sharing = self.sharing.clone();
+        // workerhub patch: a named thread (so `top -H` and panics say what it is), and
+        // a failure to start one is returned with its task instead of a panic.
+        let initial = std::sync::Arc::new(std::sync::Mutex::new(initial_fn));
+        let thread_initial = initial.clone();
 
-        thread::spawn(move || {
+        let spawned = thread::Builder::new().name("http-conn".into()).spawn(move || {
+            let initial_fn = thread_initial
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -96,7 +119,7 @@ impl TaskPool {
 
             loop {
                 let mut task: Box<dyn FnMut() + Send> = {
-                    let mut todo = sharing.todo.lock().unwrap();
+                    let mut todo = sharing.todo.lock().unwrap_or_else(|p| p.into_inner());
 
                     let task;
                     loop {
@@ -108,13 +131,13 @@ impl TaskPool {
 
                         let received =
                             if sharing.active_tasks.load(Ordering::Acquire) <= MIN_THREADS {
-                                todo = sharing.condvar.wait(todo).unwrap();
+                                todo = sharing.condvar.wait(todo).unwrap_or_else(|p| p.into_inner());
                                 true
                             } else {
                                 let (new_lock, waitres) = sharing
                                     .condvar
                                     .wait_timeout(todo, Duration::from_millis(5000))
-                                    .unwrap();
+                                    .unwrap_or_else(|p| p.into_inner());
                                 todo = new_lock;
                                 !waitres.timed_out()
                             };
@@ -130,6 +153,10 @@ impl TaskPool {
                 task();
             }
         });
+        match spawned {
+            Ok(_) => Ok(()),
+            Err(_) => Err(initial.lock().unwrap_or_else(|p| p.into_inner()).take()),
+        }
     }
 }
 
