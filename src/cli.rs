@@ -709,3 +709,58 @@ pub fn status(args: &ClientArgs) -> Result<ExitCode, ClientError> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(clap::Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Generates a token for NAME with ROLE, adds its hash to the tokens file (creating
+    /// it) and prints the token once: only its hash is kept.
+    New {
+        name: String,
+        /// admin (everything), operator (its own workers) or viewer (watch only).
+        #[arg(long, default_value = "operator")]
+        role: String,
+        /// The tokens file the server reads with `--tokens`.
+        #[arg(long, default_value = "./tokens.json")]
+        tokens: PathBuf,
+    },
+}
+
+pub fn token(command: &TokenCommand) -> Result<ExitCode, ClientError> {
+    let TokenCommand::New { name, role, tokens } = command;
+    let fail = |m: String| ClientError(m);
+    if !["admin", "operator", "viewer"].contains(&role.as_str()) {
+        return Err(fail(format!(
+            "--role must be admin, operator or viewer, not `{role}`"
+        )));
+    }
+    let mut file: serde_json::Value = match std::fs::read_to_string(tokens) {
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| fail(format!("{} is not valid JSON: {e}", tokens.display())))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({"tokens": []}),
+        Err(e) => return Err(fail(format!("cannot read {}: {e}", tokens.display()))),
+    };
+    let list = file["tokens"]
+        .as_array_mut()
+        .ok_or_else(|| fail(format!("{} has no `tokens` list", tokens.display())))?;
+    if list.iter().any(|t| t["name"] == name.as_str()) {
+        return Err(fail(format!(
+            "{} already has a token named `{name}`",
+            tokens.display()
+        )));
+    }
+    let token =
+        crate::http::auth::generate().map_err(|e| fail(format!("cannot generate a token: {e}")))?;
+    let hash = crate::http::auth::hex(&crate::http::auth::sha256(&token));
+    list.push(serde_json::json!({"name": name, "sha256": hash, "role": role}));
+    let text = serde_json::to_string_pretty(&file).unwrap_or_default();
+    crate::private_files::write(tokens, format!("{text}\n").as_bytes())
+        .map_err(|e| fail(format!("cannot write {}: {e}", tokens.display())))?;
+    println!("{token}");
+    eprintln!(
+        "added `{name}` ({role}) to {}; the token above is shown once (only its hash is kept). \
+         Start the server with --tokens {} (a running server reads the file at start).",
+        tokens.display(),
+        tokens.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

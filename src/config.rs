@@ -52,6 +52,11 @@ pub enum Command {
     },
     /// The server's status.
     Status(crate::cli::ClientArgs),
+    /// Named tokens with roles, for `--tokens FILE`.
+    Token {
+        #[command(subcommand)]
+        command: crate::cli::TokenCommand,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -98,6 +103,11 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub token: Vec<String>,
+    /// Named tokens with roles: a JSON file `{"tokens": [{"name", "sha256", "role"}]}`
+    /// (role admin, operator or viewer; `sha256` of the token, hex). `workerhub token
+    /// new NAME --role ROLE --tokens FILE` adds one.
+    #[arg(long, env = "WORKERHUB_TOKENS")]
+    pub tokens: Option<PathBuf>,
     /// Turn authentication off (only allowed when bound to a loopback address).
     #[arg(long, env = "WORKERHUB_NO_AUTH")]
     pub no_auth: bool,
@@ -112,6 +122,24 @@ pub struct ServeArgs {
         default_value_t = 2_000
     )]
     pub max_connections_per_ip: usize,
+    /// Most HTTP connections open at once (each holds a thread while it waits for its
+    /// request); past it a connection is answered 503 and closed.
+    #[arg(long, env = "WORKERHUB_MAX_HTTP_CONNECTIONS", default_value_t = 4096)]
+    pub max_http_connections: usize,
+    /// Most HTTP connections open at once from one client address.
+    #[arg(
+        long,
+        env = "WORKERHUB_MAX_HTTP_CONNECTIONS_PER_IP",
+        default_value_t = 256
+    )]
+    pub max_http_connections_per_ip: usize,
+    /// Most workers kept, running or not (each keeps its history on disk).
+    #[arg(long, env = "WORKERHUB_MAX_STORED_WORKERS", default_value_t = 1000)]
+    pub max_stored_workers: usize,
+    /// An environment variable of the server to pass to every child all the same
+    /// (repeatable), e.g. a provider key every kind may use.
+    #[arg(long, env = "WORKERHUB_PASS_ENV", value_delimiter = ',')]
+    pub pass_env: Vec<String>,
     /// Most live workers one token may have created [default: --max-workers].
     #[arg(long, env = "WORKERHUB_MAX_WORKERS_PER_TOKEN")]
     pub max_workers_per_token: Option<usize>,

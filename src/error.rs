@@ -35,6 +35,11 @@ impl ApiError {
         ApiError::new(500, "internal", message)
     }
 
+    /// The same error with another code.
+    pub fn with_code(self, code: &'static str) -> ApiError {
+        ApiError { code, ..self }
+    }
+
     pub fn body(&self) -> serde_json::Value {
         json!({"error": {"code": self.code, "message": self.message}})
     }

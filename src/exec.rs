@@ -5,17 +5,25 @@
 //! The result always comes. A timeout kills the whole group. A program that exits while
 //! a grandchild holds its output open completes when the program exits: what is left is
 //! read for a short grace, then the group is killed (see `worker::process`).
+//!
+//! `Commands` owns every running command: the slots against `--max-commands` (in all
+//! and per token), a thread per command (so a command that runs for an hour never holds
+//! an HTTP thread), recent results for `GET /api/exec/{id}`, and stopping them all at
+//! shutdown within the stop grace.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, Sender, unbounded};
 use serde_json::{Map, Value, json};
 
+use crate::clock;
 use crate::error::ApiError;
 use crate::event::Pipe;
+use crate::http::auth::{Access, Caller};
 use crate::worker::Engine;
 use crate::worker::process::{ProcEvent, Process, ProcessSink, ProcessSpec, signal_name};
 
@@ -109,13 +117,18 @@ impl ExecRequest {
         let timeout = match payload.get("timeout") {
             None | Some(Value::Null) => limits.default_timeout,
             Some(v) => {
+                let max = limits.max_timeout.as_secs_f64();
                 let secs = v
                     .as_f64()
-                    .filter(|s| *s > 0.0 && s.is_finite())
+                    .filter(|s| *s > 0.0 && *s <= max)
                     .ok_or_else(|| {
-                        ApiError::bad_request("`timeout` must be a positive number of seconds")
+                        ApiError::bad_request(format!(
+                            "`timeout` must be a number of seconds above 0 and at most {max} (--exec-timeout-max), not {v}"
+                        ))
                     })?;
-                Duration::from_secs_f64(secs).min(limits.max_timeout)
+                Duration::try_from_secs_f64(secs).map_err(|_| {
+                    ApiError::bad_request(format!("`timeout` {secs} is not a usable duration"))
+                })?
             }
         };
         Ok(ExecRequest {
@@ -175,30 +188,41 @@ impl ProcessSink for ExecSink {
     }
 }
 
-/// Runs a command to its end; `on_line` sees each line as it comes (line number from 1).
-pub fn run(
+/// Runs a command to its end; `on_started` gets its process (to stop it from elsewhere),
+/// `on_line` sees each line as it comes (line number from 1).
+fn run(
     engine: &Engine,
     request: &ExecRequest,
+    on_started: &dyn Fn(&Arc<Process>),
     on_line: &dyn Fn(usize, Pipe, &str),
 ) -> ExecResult {
     let started = Instant::now();
     let mut result = ExecResult::default();
     let (tx, rx) = unbounded();
-    let mut env: Vec<(String, String)> = request.env.clone().into_iter().collect();
-    env.retain(|(k, _)| k != "WORKERHUB_TOKEN");
+    let added: Vec<(String, String)> = request.env.clone().into_iter().collect();
+    // A one-off command is no AI kind: it gets none of their credentials.
+    let env = engine.child_env.build(&[], &added);
     let spec = ProcessSpec {
         argv: request.argv.clone(),
         cwd: request.cwd.clone(),
-        env,
+        env: Vec::new(),
         stdin: false,
     };
+    if let Err(err) = engine.check_root(&request.cwd) {
+        result.error = Some(err.message);
+        return result;
+    }
     let process = match Process::spawn(
         &spec,
+        env,
         Arc::new(ExecSink(tx)),
         &engine.output,
         engine.process,
     ) {
-        Ok(p) => p,
+        Ok(p) => {
+            on_started(&p);
+            p
+        }
         Err(err) => {
             result.error = Some(format!("could not start `{}`: {err}", request.argv[0]));
             result.duration = started.elapsed();
@@ -249,4 +273,299 @@ pub fn run(
     }
     result.duration = started.elapsed();
     result
+}
+
+/// Limits of one-off commands.
+#[derive(Clone, Copy, Debug)]
+pub struct CommandLimits {
+    pub exec: ExecLimits,
+    /// Most commands running at once.
+    pub max_running: usize,
+    /// Most commands one token may run at once.
+    pub max_per_token: usize,
+    /// Between SIGTERM and SIGKILL when commands are stopped at shutdown.
+    pub stop_grace: Duration,
+}
+
+/// Sees each line of a command's output as it comes: its number (from 1), pipe, text.
+pub type OnLine = Box<dyn Fn(usize, Pipe, &str) + Send>;
+
+/// Results kept for `GET /api/exec/{id}` after a command ends.
+const KEPT_RESULTS: usize = 256;
+
+/// Every one-off command of the server.
+pub struct Commands {
+    engine: Arc<Engine>,
+    /// Where commands run when they do not say.
+    cwd: PathBuf,
+    limits: CommandLimits,
+    state: Mutex<CommandsState>,
+    stopping: AtomicBool,
+}
+
+#[derive(Default)]
+struct CommandsState {
+    running: HashMap<String, RunningCommand>,
+    by_token: HashMap<Arc<str>, usize>,
+    finished: VecDeque<FinishedCommand>,
+}
+
+struct RunningCommand {
+    owner: Arc<str>,
+    argv: Vec<String>,
+    started_at: String,
+    process: Option<Arc<Process>>,
+}
+
+struct FinishedCommand {
+    id: String,
+    owner: Arc<str>,
+    argv: Vec<String>,
+    started_at: String,
+    result: Value,
+}
+
+/// A command's place against the limits, from the moment it is allowed until it ends.
+pub struct Permit {
+    commands: Arc<Commands>,
+    id: String,
+    owner: Arc<str>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut st = self.commands.lock();
+        st.running.remove(&self.id);
+        if let Some(n) = st.by_token.get_mut(&self.owner) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                st.by_token.remove(&self.owner);
+            }
+        }
+    }
+}
+
+impl Permit {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Commands {
+    pub fn new(engine: Arc<Engine>, cwd: PathBuf, limits: CommandLimits) -> Arc<Commands> {
+        Arc::new(Commands {
+            engine,
+            cwd,
+            limits,
+            state: Mutex::new(CommandsState::default()),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CommandsState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads a command request (`{"argv", "shell"?, "cwd"?, "env"?, "timeout"?}`) and
+    /// checks its folder against the project roots.
+    pub fn request(&self, payload: &Map<String, Value>) -> Result<ExecRequest, ApiError> {
+        let request = ExecRequest::from_json(payload, &self.cwd, self.limits.exec)?;
+        self.engine.check_root(&request.cwd).map_err(|err| {
+            let status = if err.code == "forbidden_path" {
+                403
+            } else {
+                400
+            };
+            ApiError::new(status, err.code, err.message)
+        })?;
+        Ok(request)
+    }
+
+    /// Takes a slot for a command of `caller` (against `--max-commands` and the
+    /// caller's share of it).
+    pub fn permit(self: &Arc<Self>, caller: &Caller, argv: &[String]) -> Result<Permit, ApiError> {
+        if !caller.may_create() {
+            return Err(ApiError::new(
+                403,
+                "forbidden",
+                format!(
+                    "the token `{}` is a viewer: it may not run commands",
+                    caller.name
+                ),
+            ));
+        }
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(ApiError::new(
+                503,
+                "shutting_down",
+                "the server is shutting down",
+            ));
+        }
+        let mut st = self.lock();
+        let running = st.running.len();
+        if running >= self.limits.max_running {
+            return Err(ApiError::new(
+                429,
+                "too_many_commands",
+                format!(
+                    "{running} commands are running, the limit (--max-commands) is {}",
+                    self.limits.max_running
+                ),
+            ));
+        }
+        let mine = st.by_token.get(&caller.name).copied().unwrap_or(0);
+        if mine >= self.limits.max_per_token {
+            return Err(ApiError::new(
+                429,
+                "too_many_commands",
+                format!(
+                    "the token `{}` runs {mine} commands, its limit (--max-commands-per-token) is {}",
+                    caller.name, self.limits.max_per_token
+                ),
+            ));
+        }
+        *st.by_token.entry(caller.name.clone()).or_insert(0) += 1;
+        let id = uuid::Uuid::new_v4().to_string();
+        st.running.insert(
+            id.clone(),
+            RunningCommand {
+                owner: caller.name.clone(),
+                argv: argv.to_vec(),
+                started_at: clock::now_rfc3339(),
+                process: None,
+            },
+        );
+        Ok(Permit {
+            commands: self.clone(),
+            id,
+            owner: caller.name.clone(),
+        })
+    }
+
+    /// Runs a permitted command on this thread, to its end.
+    pub fn run(
+        &self,
+        permit: &Permit,
+        request: &ExecRequest,
+        on_line: &dyn Fn(usize, Pipe, &str),
+    ) -> ExecResult {
+        let result = run(
+            &self.engine,
+            request,
+            &|process| {
+                let mut st = self.lock();
+                if let Some(running) = st.running.get_mut(&permit.id) {
+                    running.process = Some(process.clone());
+                }
+                drop(st);
+                // Started while the server began to stop: stop it too.
+                if self.stopping.load(Ordering::SeqCst) {
+                    process.signal(libc::SIGTERM);
+                }
+            },
+            on_line,
+        );
+        crate::metrics::inc(&crate::metrics::METRICS.commands_run);
+        if !result.success() {
+            crate::metrics::inc(&crate::metrics::METRICS.commands_failed);
+        }
+        crate::metrics::METRICS
+            .command_latency
+            .observe(result.duration);
+        let mut st = self.lock();
+        let (argv, started_at) = st
+            .running
+            .get(&permit.id)
+            .map(|r| (r.argv.clone(), r.started_at.clone()))
+            .unwrap_or_default();
+        st.finished.push_back(FinishedCommand {
+            id: permit.id.clone(),
+            owner: permit.owner.clone(),
+            argv,
+            started_at,
+            result: result.json(),
+        });
+        while st.finished.len() > KEPT_RESULTS {
+            st.finished.pop_front();
+        }
+        result
+    }
+
+    /// Runs a permitted command on a thread of its own; `on_done` gets its result (or
+    /// the reason it could not be started).
+    pub fn spawn(
+        self: &Arc<Self>,
+        permit: Permit,
+        request: ExecRequest,
+        on_line: OnLine,
+        on_done: Box<dyn FnOnce(ExecResult) + Send>,
+    ) {
+        let commands = self.clone();
+        let name = format!("cmd-{}", &permit.id[..8.min(permit.id.len())]);
+        let on_done = Arc::new(Mutex::new(Some(on_done)));
+        let thread_done = on_done.clone();
+        let spawned = std::thread::Builder::new().name(name).spawn(move || {
+            let result = commands.run(&permit, &request, &*on_line);
+            drop(permit);
+            if let Some(done) = thread_done.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                done(result);
+            }
+        });
+        if let Err(err) = spawned
+            && let Some(done) = on_done.lock().unwrap_or_else(|p| p.into_inner()).take()
+        {
+            done(ExecResult {
+                error: Some(format!("could not start a thread for the command: {err}")),
+                ..ExecResult::default()
+            });
+        }
+    }
+
+    /// A command by id, as `caller` may see it: running, or its result.
+    pub fn get(&self, caller: &Caller, id: &str) -> Result<Value, ApiError> {
+        let st = self.lock();
+        let not_found = || {
+            ApiError::not_found(format!(
+                "no command `{id}` (results are kept for the last {KEPT_RESULTS})"
+            ))
+        };
+        if let Some(running) = st.running.get(id) {
+            if !caller.may(Access::Read, Some(&running.owner)) {
+                return Err(not_found());
+            }
+            return Ok(json!({"id": id, "state": "running", "argv": running.argv,
+                             "started_at": running.started_at, "owner": &*running.owner}));
+        }
+        let done = st
+            .finished
+            .iter()
+            .rev()
+            .find(|f| f.id == id && caller.may(Access::Read, Some(&f.owner)))
+            .ok_or_else(not_found)?;
+        Ok(json!({"id": id, "state": "finished", "argv": done.argv,
+                  "started_at": done.started_at, "owner": &*done.owner, "result": done.result}))
+    }
+
+    /// Commands running now.
+    pub fn running(&self) -> usize {
+        self.lock().running.len()
+    }
+
+    /// Refuses new commands and stops the running ones (SIGTERM, SIGKILL after the
+    /// stop grace), all at once; returns when they are gone.
+    pub fn stop_all(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let processes: Vec<Arc<Process>> = self
+            .lock()
+            .running
+            .values()
+            .filter_map(|r| r.process.clone())
+            .collect();
+        let grace = self.limits.stop_grace;
+        std::thread::scope(|scope| {
+            for process in &processes {
+                scope.spawn(move || process.terminate(grace));
+            }
+        });
+    }
 }

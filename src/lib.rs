@@ -19,6 +19,7 @@ pub mod exec;
 pub mod feed;
 pub mod http;
 pub mod metrics;
+pub mod private_files;
 pub mod protocol;
 pub mod server;
 pub mod sys;

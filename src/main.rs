@@ -37,5 +37,6 @@ fn main() -> ExitCode {
         Some(Command::Exec(args)) => cli::run(|| cli::exec(&args)),
         Some(Command::Tasks { command }) => cli::run(|| cli::tasks(&command)),
         Some(Command::Status(args)) => cli::run(|| cli::status(&args)),
+        Some(Command::Token { command }) => cli::run(|| cli::token(&command)),
     }
 }

@@ -12,22 +12,23 @@ use crossbeam_channel::{RecvTimeoutError, bounded};
 
 use crate::adapters::Registry;
 use crate::config::ServeArgs;
-use crate::exec::ExecLimits;
+use crate::exec::{CommandLimits, Commands, ExecLimits};
 use crate::feed::FeedConfig;
 use crate::feed::store::StoreLimits;
-use crate::http::auth::{self, Auth};
+use crate::http::auth::{self, Auth, TokenSource};
 use crate::http::guard::Origins;
 use crate::http::static_files::StaticFiles;
-use crate::protocol::clients::Clients;
+use crate::protocol::clients::{Audience, Clients};
 use crate::tasks::Tasks;
 use crate::timer::Timer;
 use crate::worker::Engine;
+use crate::worker::env::ChildEnv;
 use crate::worker::hub::{Hub, HubConfig};
 use crate::worker::process::{Output, ProcessConfig};
 use crate::ws::Listening;
 use crate::ws::conn::ConnConfig;
 use crate::ws::writer::Writers;
-use crate::{http, sys};
+use crate::{http, private_files, sys};
 
 /// Everything a request handler may use.
 pub struct App {
@@ -35,13 +36,8 @@ pub struct App {
     /// Every `/ws` (agent protocol) connection, for pushes.
     pub clients: Arc<Clients>,
     pub tasks: Arc<Tasks>,
-    /// Where one-off commands run when they do not say.
-    pub exec_cwd: PathBuf,
-    pub exec_limits: ExecLimits,
-    pub max_commands: usize,
-    pub running_commands: AtomicUsize,
-    pub max_commands_per_token: usize,
-    pub commands_by_token: Mutex<std::collections::HashMap<usize, usize>>,
+    /// One-off commands.
+    pub commands: Arc<Commands>,
     pub auth: Auth,
     pub max_connections_per_ip: usize,
     pub writers: Arc<Writers>,
@@ -62,8 +58,11 @@ impl App {
 }
 
 fn seconds(s: f64) -> Duration {
-    Duration::from_secs_f64(s.clamp(0.0, 1e9))
+    Duration::try_from_secs_f64(s.clamp(0.0, 1e9)).unwrap_or(Duration::ZERO)
 }
+
+/// The largest request head (request line and headers) a client may send (431 past it).
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Starts the broadcast thread: it receives every child's output and exits, in order,
 /// and hands each to its worker, which parses it and publishes the events.
@@ -100,10 +99,35 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
             args.host
         ));
     }
-    let (auth, generated) = if args.no_auth {
-        (Auth::off(), false)
+    if args.no_auth && args.allow_origin.iter().any(|o| o.trim() == "*") {
+        return Err(
+            "refusing --no-auth with --allow-origin '*': any web page open in a browser on this machine \
+             could then run programs here; name the origins you trust, or keep authentication on"
+                .to_string(),
+        );
+    }
+    // The data folder holds what agents did and said: private to this user.
+    private_files::create_dir(&args.data_dir).map_err(|err| {
+        format!(
+            "cannot create the data folder {}: {err}",
+            args.data_dir.display()
+        )
+    })?;
+    match private_files::secure_tree(&args.data_dir) {
+        Ok(0) => {}
+        Ok(n) => log::warn!(
+            "made {n} files and folders under {} private to this user (they were readable by others)",
+            args.data_dir.display()
+        ),
+        Err(err) => log::warn!(
+            "could not check the permissions under {}: {err}",
+            args.data_dir.display()
+        ),
+    }
+    let (auth, token_source) = if args.no_auth {
+        (Auth::off(), TokenSource::Off)
     } else {
-        Auth::load(&args.token, &args.data_dir)?
+        Auth::load(&args.token, args.tokens.as_deref(), &args.data_dir)?
     };
     let listener = std::net::TcpListener::bind((args.host.as_str(), args.port))
         .map_err(|err| format!("cannot listen on {}:{}: {err}", args.host, args.port))?;
@@ -114,14 +138,20 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         seconds(args.http_timeout).max(Duration::from_millis(100)),
     )
     .map_err(|err| format!("cannot set the listener's timeouts: {err}"))?;
-    let server = tiny_http::Server::from_listener(listener, None)
+    let limits = tiny_http::ConnectionLimits {
+        max_head_bytes: MAX_HEAD_BYTES,
+        head_timeout: Some(seconds(args.http_timeout).max(Duration::from_millis(100))),
+        max_connections: args.max_http_connections.max(1),
+        max_connections_per_ip: args.max_http_connections_per_ip.max(1),
+    };
+    let server = tiny_http::Server::from_listener_with_limits(listener, None, limits)
         .map_err(|err| format!("cannot listen on {}:{}: {err}", args.host, args.port))?;
     let addr: SocketAddr = server
         .server_addr()
         .to_ip()
         .ok_or("the listener has no IP address")?;
     let workers_dir = args.data_dir.join("workers");
-    std::fs::create_dir_all(&workers_dir).map_err(|err| {
+    private_files::create_dir(&workers_dir).map_err(|err| {
         format!(
             "cannot create the data folder {}: {err}",
             workers_dir.display()
@@ -133,6 +163,11 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         registry.load_config(path)?;
     }
     let registry = Arc::new(registry);
+    let child_env = ChildEnv::new(
+        std::env::vars_os(),
+        &registry.credential_names(),
+        &args.pass_env,
+    );
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let threads = args.threads.unwrap_or((4 * cores).max(8)).max(1);
     let writer_threads = args.writer_threads.unwrap_or(cores).max(1);
@@ -160,6 +195,8 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         workers_dir,
         registry,
         on_status: Mutex::new(Vec::new()),
+        child_env,
+        project_roots: canonical_roots(&args.project_root)?,
     });
     let base_dir = match &args.workers_base_dir {
         Some(dir) => dir.clone(),
@@ -169,8 +206,8 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         engine.clone(),
         HubConfig {
             max_workers: args.max_workers,
+            max_stored_workers: args.max_stored_workers.max(1),
             max_workers_per_token: args.max_workers_per_token.unwrap_or(args.max_workers),
-            project_roots: canonical_roots(&args.project_root)?,
             base_dir: base_dir.clone(),
             default_kind: args.default_ai_cli.clone(),
         },
@@ -188,16 +225,19 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
                 payload.insert("worker_id".into(), worker.id.clone().into());
                 payload.insert("name".into(), worker.spec.name.clone().into());
                 let stopped = fields.get("status").and_then(|s| s.as_str()) == Some("exited");
+                let audience = Audience::ReadersOf(worker.owner.as_deref());
                 clients.push(
                     "agent:status",
                     serde_json::Value::Object(payload.clone()),
                     Some(&worker.id),
+                    audience,
                 );
                 if stopped {
                     clients.push(
                         "agent:stopped",
                         serde_json::Value::Object(payload),
                         Some(&worker.id),
+                        audience,
                     );
                 }
             }));
@@ -210,19 +250,24 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         engine.timer.clone(),
     );
     let static_files = StaticFiles::new(args.static_dir.clone());
+    let commands = Commands::new(
+        engine.clone(),
+        base_dir,
+        CommandLimits {
+            exec: ExecLimits {
+                default_timeout: seconds(args.exec_timeout),
+                max_timeout: seconds(args.exec_timeout_max),
+            },
+            max_running: args.max_commands,
+            max_per_token: args.max_commands_per_token.unwrap_or(args.max_commands),
+            stop_grace: seconds(args.stop_grace),
+        },
+    );
     let app = Arc::new(App {
         hub,
         clients,
         tasks,
-        exec_cwd: base_dir,
-        exec_limits: ExecLimits {
-            default_timeout: seconds(args.exec_timeout),
-            max_timeout: seconds(args.exec_timeout_max),
-        },
-        max_commands: args.max_commands,
-        running_commands: AtomicUsize::new(0),
-        max_commands_per_token: args.max_commands_per_token.unwrap_or(args.max_commands),
-        commands_by_token: Mutex::new(std::collections::HashMap::new()),
+        commands,
         auth,
         max_connections_per_ip: args.max_connections_per_ip,
         writers,
@@ -258,19 +303,30 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         args.host.clone()
     };
     let page = format!("http://{shown_host}:{}/", addr.port());
-    match app.auth.primary() {
-        Some(token) => {
+    let tokens: Vec<String> = app
+        .auth
+        .describe()
+        .iter()
+        .map(|(name, role)| format!("{name} ({role})"))
+        .collect();
+    match &token_source {
+        TokenSource::Off => println!("  auth          off (--no-auth, loopback only)"),
+        TokenSource::Generated(path) => println!(
+            "  auth          token required (generated, kept in {})",
+            path.display()
+        ),
+        TokenSource::Kept(path) => {
             println!(
-                "  auth          token required{}",
-                if generated {
-                    " (generated, kept in DATA_DIR/token)"
-                } else {
-                    ""
-                }
-            );
-            println!("  open          {page}?token={token}");
+                "  auth          token required (kept in {})",
+                path.display()
+            )
         }
-        None => println!("  auth          off (--no-auth, loopback only)"),
+        TokenSource::Given | TokenSource::File => {
+            println!("  auth          tokens: {}", tokens.join(", "))
+        }
+    }
+    if let Some(token) = app.auth.shown() {
+        println!("  open          {page}?token={token}");
     }
     println!("workerhub listening on http://{shown_host}:{}", addr.port());
     let _ = std::io::stdout().flush();
@@ -312,6 +368,9 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
                     Err(RecvTimeoutError::Timeout) => {
                         for worker in ticker_app.hub.list() {
                             worker.feed.sync();
+                            if !worker.status().is_live() {
+                                worker.feed.release_memory();
+                            }
                         }
                         since_status += 1.0;
                         ticks += 1;
@@ -321,7 +380,12 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
                         if status_every > 0.0 && since_status >= status_every {
                             since_status = 0.0;
                             let status = crate::api::system::status_json(&ticker_app);
-                            ticker_app.clients.push("system:status", status, None);
+                            ticker_app.clients.push(
+                                "system:status",
+                                status,
+                                None,
+                                Audience::Everyone,
+                            );
                         }
                     }
                     _ => return,
@@ -363,7 +427,11 @@ fn shutdown(
     for conn in app.writers.connections() {
         conn.close(1001, "server shutting down");
     }
-    app.hub.stop_all();
+    // Workers and one-off commands stop at the same time, each within the stop grace.
+    std::thread::scope(|scope| {
+        scope.spawn(|| app.commands.stop_all());
+        app.hub.stop_all();
+    });
     // Give close frames a moment to go out, then cut whatever is left.
     let deadline = Instant::now() + Duration::from_secs(1);
     while app

@@ -14,7 +14,8 @@ use serde_json::{Map, Value, json};
 
 use crate::clock;
 use crate::error::ApiError;
-use crate::protocol::clients::Clients;
+use crate::http::auth::{Access, Caller, Role};
+use crate::protocol::clients::{Audience, Clients};
 use crate::protocol::watch::{TurnOutcome, TurnWatch};
 use crate::timer::Timer;
 use crate::worker::hub::Hub;
@@ -28,6 +29,15 @@ pub enum TaskStatus {
     Completed,
     Failed,
     Cancelled,
+}
+
+/// A task status as a client names it (`?status=`, `task:list`).
+pub fn parse_status(text: &str) -> Result<TaskStatus, ApiError> {
+    serde_json::from_value(Value::String(text.to_string())).map_err(|_| {
+        ApiError::bad_request(format!(
+            "`status` must be one of pending, running, completed, failed, cancelled, not `{text}`"
+        ))
+    })
 }
 
 impl TaskStatus {
@@ -78,16 +88,36 @@ pub struct Task {
     pub result: Option<Value>,
     #[serde(default)]
     pub error: Option<String>,
+    /// The name of the token that created it, and its role: the task runs as it.
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub owner_role: Option<Role>,
 }
 
 impl Task {
     pub fn json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
+
+    /// Who the task acts as: the token that created it (an admin for tasks from before
+    /// tokens had names).
+    fn acting_as(&self) -> Caller {
+        match (&self.owner, self.owner_role) {
+            (Some(name), Some(role)) => Caller {
+                name: name.as_str().into(),
+                role,
+            },
+            _ => Caller::local(),
+        }
+    }
 }
 
-/// Parses a schedule: a number of seconds, `"30s"`, `"5m"`, `"2h"`, or
-/// `{"every_seconds": N}` / `{"every": "5m"}`.
+/// The longest interval a schedule may have: a year.
+pub const MAX_EVERY_SECONDS: u64 = 366 * 24 * 3600;
+
+/// Parses a schedule: a number of seconds, `"30s"`, `"5m"`, `"2h"`, `"1d"`, `"1w"`, or
+/// `{"every_seconds": N}` / `{"every": "5m"}`; from 1 s to a year.
 pub fn parse_schedule(value: &Value) -> Result<Option<Schedule>, ApiError> {
     let seconds = |text: &str| -> Option<u64> {
         let text = text.trim();
@@ -100,6 +130,8 @@ pub fn parse_schedule(value: &Value) -> Result<Option<Schedule>, ApiError> {
             "" | "s" | "sec" | "seconds" => Some(n),
             "m" | "min" | "minutes" => n.checked_mul(60),
             "h" | "hours" => n.checked_mul(3600),
+            "d" | "days" => n.checked_mul(86_400),
+            "w" | "weeks" => n.checked_mul(7 * 86_400),
             _ => None,
         }
     };
@@ -116,9 +148,9 @@ pub fn parse_schedule(value: &Value) -> Result<Option<Schedule>, ApiError> {
         _ => None,
     };
     match every {
-        Some(n) if n >= 1 => Ok(Some(Schedule { every_seconds: n })),
+        Some(n) if (1..=MAX_EVERY_SECONDS).contains(&n) => Ok(Some(Schedule { every_seconds: n })),
         _ => Err(ApiError::bad_request(
-            "`schedule` must be an interval of at least 1 s: seconds, \"30s\", \"5m\", \"2h\" or {\"every_seconds\": N}",
+            "`schedule` must be an interval from 1 s to a year: seconds, \"30s\", \"5m\", \"2h\", \"1d\", \"1w\" or {\"every_seconds\": N}",
         )),
     }
 }
@@ -207,15 +239,12 @@ impl Tasks {
             Ok(b) => b,
             Err(err) => return log::warn!("could not serialize tasks: {err}"),
         };
-        let tmp = self.path.with_extension("json.tmp");
-        if let Err(err) =
-            std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &self.path))
-        {
+        if let Err(err) = crate::private_files::write(&self.path, &bytes) {
             log::warn!("could not save tasks to {}: {err}", self.path.display());
         }
     }
 
-    pub fn get(&self, id: &str) -> Result<Task, ApiError> {
+    fn get(&self, id: &str) -> Result<Task, ApiError> {
         self.lock()
             .iter()
             .find(|t| t.id == id)
@@ -223,12 +252,43 @@ impl Tasks {
             .ok_or_else(|| ApiError::not_found(format!("no task `{id}`")))
     }
 
-    pub fn list(&self, status: Option<&str>) -> Vec<Task> {
+    /// A task `caller` may `access` (one it may not see is not found).
+    pub fn get_for(&self, caller: &Caller, id: &str, access: Access) -> Result<Task, ApiError> {
+        let task = self
+            .get(id)
+            .ok()
+            .filter(|t| caller.may(Access::Read, t.owner.as_deref()))
+            .ok_or_else(|| ApiError::not_found(format!("no task `{id}`")))?;
+        if !caller.may(access, task.owner.as_deref()) {
+            return Err(ApiError::new(
+                403,
+                "forbidden",
+                format!(
+                    "the token `{}` may see this task but not change it",
+                    caller.name
+                ),
+            ));
+        }
+        Ok(task)
+    }
+
+    /// The tasks `caller` may see, with `status` if given.
+    pub fn list(&self, caller: &Caller, status: Option<TaskStatus>) -> Vec<Task> {
         self.lock()
             .iter()
-            .filter(|t| status.is_none_or(|s| t.status.as_str() == s))
+            .filter(|t| status.is_none_or(|s| t.status == s))
+            .filter(|t| caller.may(Access::Read, t.owner.as_deref()))
             .cloned()
             .collect()
+    }
+
+    /// Every task (for counts).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
     }
 
     pub fn count_by_status(&self) -> Map<String, Value> {
@@ -245,7 +305,17 @@ impl Tasks {
 
     /// Creates a task from `{"instruction", "worker_id"?, "ai_cli_type"?,
     /// "project_path"?, "schedule"?}`; an unscheduled one starts at once.
-    pub fn create(&self, body: &Map<String, Value>) -> Result<Task, ApiError> {
+    pub fn create(&self, body: &Map<String, Value>, caller: &Caller) -> Result<Task, ApiError> {
+        if !caller.may_create() {
+            return Err(ApiError::new(
+                403,
+                "forbidden",
+                format!(
+                    "the token `{}` is a viewer: it may not create tasks",
+                    caller.name
+                ),
+            ));
+        }
         if let Some(unknown) = body.keys().find(|k| !TEXT_FIELDS.contains(&k.as_str())) {
             return Err(ApiError::bad_request(format!(
                 "unknown field `{unknown}`; known fields: {}",
@@ -272,7 +342,7 @@ impl Tasks {
             ));
         }
         if let Some(worker) = &worker_id {
-            let worker = self.hub.require(worker)?;
+            let worker = self.hub.require_for(caller, worker, Access::Change)?;
             if !worker.has_turns() {
                 return Err(ApiError::bad_request(
                     "tasks run on AI workers (a `command` worker has no turns)",
@@ -308,11 +378,17 @@ impl Tasks {
             message_id: None,
             result: None,
             error: None,
+            owner: Some(caller.name.to_string()),
+            owner_role: Some(caller.role),
         };
         self.lock().push(task.clone());
         self.save();
-        self.clients
-            .push("task:update", json!({"task": task.json()}), None);
+        self.clients.push(
+            "task:update",
+            json!({"task": task.json()}),
+            None,
+            Audience::ReadersOf(task.owner.as_deref()),
+        );
         match &schedule {
             None => self.dispatch_soon(task.id.clone()),
             Some(s) => self.arm(task.id.clone(), Duration::from_secs(s.every_seconds)),
@@ -321,7 +397,8 @@ impl Tasks {
     }
 
     /// Runs a task now (a scheduled one between its runs, or one that ended).
-    pub fn run_now(&self, id: &str) -> Result<Task, ApiError> {
+    pub fn run_now(&self, caller: &Caller, id: &str) -> Result<Task, ApiError> {
+        self.get_for(caller, id, Access::Change)?;
         {
             let mut tasks = self.lock();
             let task = tasks
@@ -343,7 +420,8 @@ impl Tasks {
     }
 
     /// Cancels a task: it will not run again, and a running turn is interrupted.
-    pub fn cancel(&self, id: &str) -> Result<Task, ApiError> {
+    pub fn cancel(&self, caller: &Caller, id: &str) -> Result<Task, ApiError> {
+        self.get_for(caller, id, Access::Change)?;
         let (worker, message) = {
             let mut tasks = self.lock();
             let task = tasks
@@ -366,8 +444,12 @@ impl Tasks {
         }
         self.save();
         let task = self.get(id)?;
-        self.clients
-            .push("task:update", json!({"task": task.json()}), None);
+        self.clients.push(
+            "task:update",
+            json!({"task": task.json()}),
+            None,
+            Audience::ReadersOf(task.owner.as_deref()),
+        );
         Ok(task)
     }
 
@@ -440,11 +522,16 @@ impl Tasks {
         }
         self.save();
         if let Ok(task) = self.get(id) {
-            self.clients
-                .push("task:update", json!({"task": task.json()}), None);
+            self.clients.push(
+                "task:update",
+                json!({"task": task.json()}),
+                None,
+                Audience::ReadersOf(task.owner.as_deref()),
+            );
         }
         let clients = self.clients.clone();
         let (task_id, worker_id) = (id.to_string(), worker.id.clone());
+        let task_owner = task.owner.clone();
         let me = self.me.clone();
         let watch = TurnWatch::start(
             &worker,
@@ -454,6 +541,7 @@ impl Tasks {
                     "task:update",
                     json!({"task_id": task_id, "worker_id": worker_id, "event": event.to_value()}),
                     Some(&worker_id),
+                    Audience::ReadersOf(task_owner.as_deref()),
                 );
             },
             {
@@ -465,7 +553,11 @@ impl Tasks {
                 }
             },
         );
-        if let Err(err) = worker.send_message_as(&task.instruction, message_id) {
+        if let Err(err) = worker.send_message_as(
+            &task.instruction,
+            message_id,
+            &task.owner.clone().unwrap_or_else(|| "task".into()),
+        ) {
             worker
                 .feed
                 .unsubscribe(crate::feed::Subscriber::id(&*watch));
@@ -476,12 +568,14 @@ impl Tasks {
     /// The worker a task runs on: the one it names, an idle one of its kind (in its
     /// folder, if it names one), or a new one.
     fn pick_worker(&self, task: &Task) -> Result<Arc<Worker>, ApiError> {
+        let owner = task.acting_as();
         if let Some(id) = &task.worker_id {
-            return self.hub.require(id);
+            return self.hub.require_for(&owner, id, Access::Change);
         }
         let kind = task.ai_cli_type.clone().unwrap_or_default();
-        let idle = self.hub.list().into_iter().find(|w| {
-            w.spec.ai_cli_type == kind
+        let idle = self.hub.list_for(&owner).into_iter().find(|w| {
+            owner.may(Access::Change, w.owner.as_deref())
+                && w.spec.ai_cli_type == kind
                 && w.status() == Status::Idle
                 && w.accepts_tasks()
                 && task.project_path.as_ref().is_none_or(|p| {
@@ -500,7 +594,7 @@ impl Tasks {
         let short: String = task.id.chars().take(8).collect();
         self.hub.create(
             &json!({"name": format!("task-{short}"), "ai_cli_type": kind, "project_path": project}),
-            None,
+            &owner,
         )
     }
 
@@ -554,7 +648,12 @@ impl Tasks {
             TaskStatus::Cancelled => "task:update",
             _ => "task:failed",
         };
-        self.clients.push(kind, json!({"task": task.json()}), None);
+        self.clients.push(
+            kind,
+            json!({"task": task.json()}),
+            None,
+            Audience::ReadersOf(task.owner.as_deref()),
+        );
         if let Some(delay) = rearm {
             self.arm(task.id.clone(), delay);
         }

@@ -54,7 +54,13 @@ impl Timer {
                     let now = Instant::now();
                     while heap.peek().is_some_and(|e: &Entry| e.at <= now) {
                         if let Some(entry) = heap.pop() {
-                            (entry.job)();
+                            // One failing job must not stop every later one (timeouts,
+                            // kill escalations, schedules) for good.
+                            let ran =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(entry.job));
+                            if ran.is_err() {
+                                log::error!("a timer job panicked; the timer goes on");
+                            }
                         }
                     }
                     let next = match heap.peek() {
@@ -77,9 +83,15 @@ impl Timer {
         Timer { tx }
     }
 
-    /// Runs `job` on the timer thread after `delay`.
+    /// Runs `job` on the timer thread after `delay` (a delay past what an `Instant` can
+    /// hold means about never: a century).
     pub fn after(&self, delay: Duration, job: impl FnOnce() + Send + 'static) {
-        let _ = self.tx.send((Instant::now() + delay, Box::new(job)));
+        let now = Instant::now();
+        let at = now
+            .checked_add(delay)
+            .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+            .unwrap_or(now);
+        let _ = self.tx.send((at, Box::new(job)));
     }
 }
 
@@ -101,5 +113,17 @@ mod tests {
             .map(|_| rx.recv_timeout(Duration::from_secs(2)).unwrap())
             .collect();
         assert_eq!(got, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_huge_delay_or_a_panicking_job_does_not_stop_the_timer() {
+        let timer = Timer::start();
+        timer.after(Duration::MAX, || {});
+        timer.after(Duration::from_millis(5), || panic!("job fails"));
+        let (tx, rx) = unbounded();
+        timer.after(Duration::from_millis(20), move || {
+            let _ = tx.send(());
+        });
+        assert!(rx.recv_timeout(Duration::from_secs(2)).is_ok());
     }
 }

@@ -1516,7 +1516,8 @@ class Conversation {
       }
       for (const ev of page.events) this.ingest(ev);
       at = page.events[page.events.length - 1].seq;
-      if (at >= until || page.events.length < 5000) return;
+      // A page is bounded in events and in bytes: `has_more` says whether one follows.
+      if (at >= until || !page.has_more) return;
     }
   }
 
@@ -1687,9 +1688,14 @@ class Conversation {
     this.filling = true;
     const id = this.id;
     try {
-      const page = await get(`/api/workers/${enc(id)}/events?since=${after}&limit=${Math.min(10000, before - after - 1)}`);
-      if (this.id !== id) return;
-      for (const ev of page.events) if (ev.seq < before) this.ingest(ev);
+      let at = after;
+      while (at < before - 1) {
+        const page = await get(`/api/workers/${enc(id)}/events?since=${at}&limit=${Math.min(10000, before - at - 1)}`);
+        if (this.id !== id) return;
+        for (const ev of page.events) if (ev.seq < before) this.ingest(ev);
+        if (!page.events.length || !page.has_more) break;
+        at = page.events[page.events.length - 1].seq;
+      }
       if (this.hi() < before - 1) {
         // The server no longer has them (its history was trimmed): say so, once.
         const note = { seq: before - 1, type: 'gap', timestamp: new Date().toISOString(), missing: before - 1 - this.hi() };
@@ -3147,7 +3153,11 @@ function wireToken() {
       input.value = '';
       window.location.reload();
     } catch (ex) {
-      err.textContent = ex.status === 401 || ex.status === 403 ? 'That token is not right.' : `Sign-in failed: ${ex.message}`;
+      err.textContent = ex.status === 401 || ex.status === 403
+        ? 'That token is not right.'
+        : ex.status === 429
+          ? 'Too many wrong tokens from this address: wait a minute, then try again.'
+          : `Sign-in failed: ${ex.message}`;
       err.hidden = false;
       state.authShown = true;
     }

@@ -233,6 +233,24 @@ fn a_stalled_client_is_closed_with_1013_and_nobody_else_notices() {
         &format!("/api/workers/{id}/messages"),
         &json!({"content": "go"}),
     );
+    // The stalled client reads nothing for well past the stall timeout, then finds what
+    // was sent before it fell behind, and a 1013 that tells it where to resume. (It
+    // reads on its own thread, not after the readers finish: the server keeps a closed
+    // client's socket only so long for it to read up to the close frame.)
+    let stalled_reader = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(6));
+        let mut last_seen = 0;
+        loop {
+            match stalled.next(T) {
+                Got::Json(e) => last_seen = seq(&e).unwrap_or(last_seen),
+                Got::Closed(Some(frame)) => {
+                    assert_eq!(u16::from(frame.code), 1013);
+                    return (last_seen, frame.reason.to_string());
+                }
+                other => panic!("expected a 1013 close, got {other:?}"),
+            }
+        }
+    });
     let mut rss_peak = rss_before;
     let done = Instant::now();
     while readers.iter().any(|r| !r.is_finished()) {
@@ -252,19 +270,7 @@ fn a_stalled_client_is_closed_with_1013_and_nobody_else_notices() {
     }
     println!("server RSS: {rss_before} KiB before, {rss_peak} KiB at most while streaming 100 MB");
 
-    // The stalled client finds what was sent before it fell behind, then a 1013 that
-    // tells it where to resume.
-    let mut last_seen = 0;
-    let reason = loop {
-        match stalled.next(T) {
-            Got::Json(e) => last_seen = seq(&e).unwrap_or(last_seen),
-            Got::Closed(Some(frame)) => {
-                assert_eq!(u16::from(frame.code), 1013);
-                break frame.reason.to_string();
-            }
-            other => panic!("expected a 1013 close, got {other:?}"),
-        }
-    };
+    let (last_seen, reason) = stalled_reader.join().unwrap();
     let resume: u64 = reason
         .rsplit("since=")
         .next()

@@ -175,7 +175,14 @@ fn no_auth_is_refused_off_loopback() {
 
 #[test]
 fn idle_and_half_sent_connections_cannot_starve_the_server_and_are_closed() {
-    let hub = Workerhub::start(&["--http-timeout", "2"]);
+    // Past the per-address cap (tests/attacks.rs), here a thousand from the client's own
+    // address: each must be closed within the timeout, and none may starve the others.
+    let hub = Workerhub::start(&[
+        "--http-timeout",
+        "2",
+        "--max-http-connections-per-ip",
+        "2000",
+    ]);
     let mut idle = Vec::new();
     for i in 0..1000 {
         let mut s = TcpStream::connect(hub.addr()).unwrap();

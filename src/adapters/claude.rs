@@ -96,6 +96,14 @@ impl Adapter for Claude {
         "claude"
     }
 
+    fn credentials(&self) -> Vec<String> {
+        super::names(&[
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_AUTH_TOKEN",
+            "CLAUDE_CODE_OAUTH_TOKEN",
+        ])
+    }
+
     fn binary_name(&self) -> Option<&str> {
         Some("claude")
     }

@@ -21,6 +21,10 @@ impl Adapter for Codex {
         "codex"
     }
 
+    fn credentials(&self) -> Vec<String> {
+        super::names(&["OPENAI_API_KEY", "CODEX_API_KEY"])
+    }
+
     fn binary_name(&self) -> Option<&str> {
         Some("codex")
     }

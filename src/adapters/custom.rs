@@ -16,7 +16,8 @@
 //! when a model is set. `output` is `text` (each line is assistant text) or one of the
 //! built-in JSON line formats `claude`, `codex`, `gemini`, `opencode`. `mode` is
 //! `per_turn` (a process per message) or `long_running` (one process reading messages on
-//! stdin).
+//! stdin). `credentials` lists environment variables that only this kind's workers
+//! receive from the server's environment.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -66,6 +67,10 @@ pub struct CustomKind {
     /// without them the program only has to exist.
     #[serde(default)]
     pub version_args: Option<Vec<String>>,
+    /// Environment variables that are this kind's credentials (passed on from the
+    /// server's environment to workers of this kind only).
+    #[serde(default)]
+    pub credentials: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +139,10 @@ impl Adapter for CustomKind {
 
     fn version_args(&self) -> Option<Vec<String>> {
         self.version_args.clone()
+    }
+
+    fn credentials(&self) -> Vec<String> {
+        self.credentials.clone()
     }
 
     fn lifecycle(&self, _: &WorkerSpec) -> Lifecycle {

@@ -20,6 +20,14 @@ impl Adapter for Gemini {
         "gemini"
     }
 
+    fn credentials(&self) -> Vec<String> {
+        super::names(&[
+            "GEMINI_API_KEY",
+            "GOOGLE_API_KEY",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+        ])
+    }
+
     fn binary_name(&self) -> Option<&str> {
         Some("gemini")
     }

@@ -125,6 +125,11 @@ pub trait Adapter: Send + Sync {
     fn validate(&self, _spec: &WorkerSpec) -> Result<(), String> {
         Ok(())
     }
+    /// The environment variables that are this kind's credentials: passed on from the
+    /// server's environment to workers of this kind, and to no other child.
+    fn credentials(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A line as text: invalid UTF-8 is replaced (U+FFFD) and a trailing `\r` dropped.
@@ -189,6 +194,11 @@ pub fn content_text(value: &Value) -> String {
     }
 }
 
+/// A list of variable names.
+pub fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
 /// Appends `--flag value` when there is a value.
 pub fn push_opt(argv: &mut Vec<String>, flag: &str, value: Option<&str>) {
     if let Some(value) = value.filter(|v| !v.is_empty()) {
@@ -197,15 +207,13 @@ pub fn push_opt(argv: &mut Vec<String>, flag: &str, value: Option<&str>) {
     }
 }
 
-/// The worker's own environment variables, plus `extra` where the worker did not set
-/// them.
+/// What a kind adds to its child's environment (`extra`), then the worker's own `env`,
+/// which wins.
 pub fn worker_env(spec: &WorkerSpec, extra: Vec<(String, String)>) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = spec.options.env.clone().into_iter().collect();
-    for (k, v) in extra {
-        if !spec.options.env.contains_key(&k) {
-            env.push((k, v));
-        }
-    }
-    env.push(("WORKERHUB_WORKER_NAME".into(), spec.name.clone()));
+    let mut env: Vec<(String, String)> = extra
+        .into_iter()
+        .filter(|(k, _)| !spec.options.env.contains_key(k))
+        .collect();
+    env.extend(spec.options.env.clone());
     env
 }

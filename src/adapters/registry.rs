@@ -110,6 +110,14 @@ impl Registry {
         Ok(n)
     }
 
+    /// Every kind's credential variables (withheld from children of other kinds).
+    pub fn credential_names(&self) -> std::collections::BTreeSet<String> {
+        self.adapters
+            .values()
+            .flat_map(|a| a.credentials())
+            .collect()
+    }
+
     pub fn get(&self, kind: &str) -> Option<Arc<dyn Adapter>> {
         self.adapters.get(kind).cloned()
     }

@@ -1,40 +1,67 @@
 //! `/api/exec`: one-off commands over REST (the same runner as `command:execute`).
+//!
+//! A command runs on a thread of its own, never on the HTTP pool: the request is handed
+//! to that thread, which answers when the command ends (`Reply::Deferred`). With
+//! `"detach": true` the answer is at once (`202`, the command's id), and the result is
+//! read later from `GET /api/exec/{id}`.
 
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::exec;
 use crate::http::{Reply, Request};
-use crate::metrics::{self, METRICS};
+use crate::protocol::clients::Audience;
 use crate::server::App;
 
-fn record(result: &exec::ExecResult) {
-    metrics::inc(&METRICS.commands_run);
-    if !result.success() {
-        metrics::inc(&METRICS.commands_failed);
+/// Runs `{"argv", "shell"?, "cwd"?, "env"?, "timeout"?, "detach"?}` and answers with its
+/// result (or, detached, with its id at once).
+pub fn run(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    let caller = req.caller()?.clone();
+    let body = req.json()?;
+    let mut payload = body
+        .as_object()
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("the body must be an object"))?;
+    let detach = match payload.remove("detach") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => return Err(ApiError::bad_request("`detach` must be true or false")),
+    };
+    let request = app.commands.request(&payload)?;
+    let permit = app.commands.permit(&caller, &request.argv)?;
+    if detach {
+        let id = permit.id().to_string();
+        app.commands
+            .spawn(permit, request, Box::new(|_, _, _| {}), Box::new(|_| {}));
+        return Ok(Reply::Json(
+            202,
+            json!({"id": id, "state": "running", "poll": format!("/api/exec/{id}")}),
+        ));
     }
-    METRICS.command_latency.observe(result.duration);
+    let commands = app.commands.clone();
+    Ok(Reply::Deferred(Box::new(move |responder| {
+        commands.spawn(
+            permit,
+            request,
+            Box::new(|_, _, _| {}),
+            Box::new(move |result| responder.send(Ok(Reply::ok(result.json())))),
+        );
+    })))
 }
 
-/// Runs `{"argv", "shell"?, "cwd"?, "env"?, "timeout"?}` and answers with its result.
-pub fn run(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
-    let body = req.json()?;
-    let payload = body
-        .as_object()
-        .ok_or_else(|| ApiError::bad_request("the body must be an object"))?;
-    let request = app.exec_request(payload)?;
-    let _permit = app.command_permit(req.caller)?;
-    let result = exec::run(&app.hub.engine, &request, &|_, _, _| {});
-    record(&result);
-    Ok(Reply::ok(result.json()))
+/// `GET /api/exec/{id}`: a command that runs (`state: running`) or its result
+/// (`state: finished`, `result`).
+pub fn get(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    let caller = req.caller()?;
+    Ok(Reply::ok(app.commands.get(caller, req.param(0))?))
 }
 
 /// Runs `{"commands": [{"name", "argv"|"command", "shell"?, "cwd"?, "env"?, "timeout"?}],
 /// "concurrency"?}` and answers with every result, in order. Progress (each command's
 /// start and end) is pushed to `/ws` clients as `command:progress`.
 pub fn batch(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    let caller = req.caller()?.clone();
     let body = req.json()?;
     let commands = body
         .get("commands")
@@ -53,6 +80,16 @@ pub fn batch(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
             .ok_or_else(|| ApiError::bad_request("`concurrency` must be 1 to 64"))?
             as usize,
     };
+    if !caller.may_create() {
+        return Err(ApiError::new(
+            403,
+            "forbidden",
+            format!(
+                "the token `{}` is a viewer: it may not run commands",
+                caller.name
+            ),
+        ));
+    }
     let mut jobs = Vec::new();
     for (index, command) in commands.iter().enumerate() {
         let map = command
@@ -65,7 +102,7 @@ pub fn batch(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
             .to_string();
         let mut payload = map.clone();
         payload.remove("name");
-        let request = app.exec_request(&payload).map_err(|e| {
+        let request = app.commands.request(&payload).map_err(|e| {
             ApiError::new(
                 e.status,
                 e.code,
@@ -74,7 +111,27 @@ pub fn batch(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
         })?;
         jobs.push((index, name, request));
     }
-    let caller = req.caller;
+    let app = app.clone();
+    Ok(Reply::Deferred(Box::new(move |responder| {
+        let spawned = std::thread::Builder::new()
+            .name("cmd-batch".into())
+            .spawn(move || {
+                let answer = run_batch(&app, &caller, jobs, concurrency);
+                responder.send(Ok(Reply::ok(answer)));
+            });
+        if let Err(err) = spawned {
+            log::error!("could not start a batch of commands: {err}");
+        }
+    })))
+}
+
+/// Runs the jobs of a batch, `concurrency` at a time, on this thread and helpers.
+fn run_batch(
+    app: &Arc<App>,
+    caller: &crate::http::auth::Caller,
+    jobs: Vec<(usize, String, crate::exec::ExecRequest)>,
+    concurrency: usize,
+) -> Value {
     let batch_id = uuid::Uuid::new_v4().to_string();
     let total = jobs.len();
     let queue = std::sync::Mutex::new(jobs.into_iter());
@@ -90,15 +147,12 @@ pub fn batch(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
                         "command:progress",
                         json!({"batch_id": batch_id, "index": index, "total": total, "name": name, "state": state, "result": result}),
                         None,
+                        Audience::ReadersOf(Some(&caller.name)),
                     );
                 };
                 progress("started", None);
-                let result = match app.command_permit(caller) {
-                    Ok(_permit) => {
-                        let result = exec::run(&app.hub.engine, &request, &|_, _, _| {});
-                        record(&result);
-                        result.json()
-                    }
+                let result = match app.commands.permit(caller, &request.argv) {
+                    Ok(permit) => app.commands.run(&permit, &request, &|_, _, _| {}).json(),
                     Err(err) => json!({"success": false, "error": err.message}),
                 };
                 let mut entry = json!({"name": name, "index": index});
@@ -112,7 +166,5 @@ pub fn batch(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
     });
     let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     let success = results.iter().all(|r| r["success"] == true);
-    Ok(Reply::ok(
-        json!({"batch_id": batch_id, "success": success, "results": results}),
-    ))
+    json!({"batch_id": batch_id, "success": success, "results": results})
 }

@@ -30,14 +30,14 @@ pub fn status_json(app: &App) -> Value {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": app.started.elapsed().as_secs(),
         "workers": {"total": app.hub.list().len(), "by_status": workers_by_status(app)},
-        "tasks": {"total": app.tasks.list(None).len(), "by_status": app.tasks.count_by_status()},
+        "tasks": {"total": app.tasks.len(), "by_status": app.tasks.count_by_status()},
         "connections": app.writers.count(),
         "agent_connections": app.clients.count(),
         "messages": {
             "received": metrics::get(&METRICS.ws_messages_received),
             "sent": metrics::get(&METRICS.ws_messages_sent),
         },
-        "commands_running": app.running_commands.load(std::sync::atomic::Ordering::Relaxed),
+        "commands_running": app.commands.running(),
         "process": {"rss_bytes": sys::rss_bytes(), "threads": sys::thread_count(), "open_fds": sys::open_fd_count()},
     })
 }
@@ -63,8 +63,16 @@ pub fn metrics_json(app: &App) -> Value {
     Value::Object(out)
 }
 
-/// `GET /metrics` in the Prometheus text format.
-pub fn prometheus(app: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, ApiError> {
+/// `GET /metrics` in the Prometheus text format. It names every worker, so only an
+/// admin token may read it.
+pub fn prometheus(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    if !req.caller()?.is_admin() {
+        return Err(ApiError::new(
+            403,
+            "forbidden",
+            "metrics name every worker: only an admin token may read them",
+        ));
+    }
     let mut out = Exposition::new();
     out.one(
         "workerhub_uptime_seconds",

@@ -5,41 +5,46 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
+use crate::http::auth::Access;
 use crate::http::{Reply, Request};
 use crate::server::App;
-
-const STATUSES: &[&str] = &["pending", "running", "completed", "failed", "cancelled"];
+use crate::tasks::parse_status;
 
 pub fn list(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
-    let status = req.query("status");
-    if let Some(s) = status
-        && !STATUSES.contains(&s)
-    {
-        return Err(ApiError::bad_request(format!(
-            "`status` must be one of {}",
-            STATUSES.join(", ")
-        )));
-    }
-    let tasks: Vec<Value> = app.tasks.list(status).iter().map(|t| t.json()).collect();
+    let status = req.query("status").map(parse_status).transpose()?;
+    let tasks: Vec<Value> = app
+        .tasks
+        .list(req.caller()?, status)
+        .iter()
+        .map(|t| t.json())
+        .collect();
     Ok(Reply::ok(json!({"tasks": tasks})))
 }
 
 pub fn create(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    let caller = req.caller()?.clone();
     let body = req.json()?;
     let map = body
         .as_object()
         .ok_or_else(|| ApiError::bad_request("the body must be an object"))?;
-    Ok(Reply::Json(201, app.tasks.create(map)?.json()))
+    Ok(Reply::Json(201, app.tasks.create(map, &caller)?.json()))
 }
 
 pub fn get(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
-    Ok(Reply::ok(app.tasks.get(req.param(0))?.json()))
+    let task = app
+        .tasks
+        .get_for(req.caller()?, req.param(0), Access::Read)?;
+    Ok(Reply::ok(task.json()))
 }
 
 pub fn cancel(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
-    Ok(Reply::ok(app.tasks.cancel(req.param(0))?.json()))
+    Ok(Reply::ok(
+        app.tasks.cancel(req.caller()?, req.param(0))?.json(),
+    ))
 }
 
 pub fn run(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
-    Ok(Reply::ok(app.tasks.run_now(req.param(0))?.json()))
+    Ok(Reply::ok(
+        app.tasks.run_now(req.caller()?, req.param(0))?.json(),
+    ))
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
+use crate::http::auth::Access;
 use crate::http::{Reply, Request};
 use crate::server::App;
 use crate::ws::worker_stream::WorkerStream;
@@ -15,44 +16,73 @@ pub fn kinds(app: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::ok(json!({"ai_clis": app.hub.registry.describe()})))
 }
 
-pub fn list(app: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, ApiError> {
-    let workers: Vec<Value> = app.hub.list().iter().map(|w| w.view()).collect();
+pub fn list(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    let workers: Vec<Value> = app
+        .hub
+        .list_for(req.caller()?)
+        .iter()
+        .map(|w| w.view())
+        .collect();
     Ok(Reply::ok(json!({"workers": workers})))
 }
 
 pub fn create(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    let caller = req.caller()?.clone();
     let body = req.json()?;
-    let worker = app.hub.create(&body, req.caller)?;
+    let worker = app.hub.create(&body, &caller)?;
     Ok(Reply::Json(201, worker.view()))
 }
 
+/// The worker of the request's path, if the caller may `access` it.
+fn worker(
+    app: &Arc<App>,
+    req: &Request<'_>,
+    access: Access,
+) -> Result<Arc<crate::worker::Worker>, ApiError> {
+    app.hub.require_for(req.caller()?, req.param(0), access)
+}
+
 pub fn get(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
-    Ok(Reply::ok(app.hub.require(req.param(0))?.view()))
+    Ok(Reply::ok(worker(app, req, Access::Read)?.view()))
 }
 
 pub fn delete(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
-    let id = req.param(0).to_string();
-    app.hub.delete(&id)?;
-    Ok(Reply::ok(json!({"deleted": id})))
+    let worker = worker(app, req, Access::Change)?;
+    app.hub.delete(&worker.id)?;
+    Ok(Reply::ok(json!({"deleted": req.param(0)})))
 }
 
 pub fn send(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
-    let worker = app.hub.require(req.param(0))?;
+    let worker = worker(app, req, Access::Change)?;
+    let by = req.caller()?.name.clone();
     let body = req.json()?;
     let content = body
         .get("content")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad_request("`content` is required: the message, a string"))?;
-    let ack = worker.send_message(content)?;
+    let ack = worker.send_message(content, &by)?;
     Ok(Reply::Json(202, ack))
 }
 
-/// `?since=N&limit=M`: events after seq N, at most M (default 1000, at most 10000).
+/// Events of one page at most, by default and at most.
+const PAGE_EVENTS: u64 = 1000;
+const MAX_PAGE_EVENTS: u64 = 10_000;
+/// Bytes of events of one page at most: a page stops before the event that would pass
+/// it (but always holds at least one event, whatever its size).
+const MAX_PAGE_BYTES: usize = 4 << 20;
+
+/// `?since=N&limit=M`: events after seq N, at most M (default 1000, at most 10,000) and
+/// at most 4 MiB of them; `next` is the address of the page after this one.
 pub fn events(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
-    let worker = app.hub.require(req.param(0))?;
+    let worker = worker(app, req, Access::Read)?;
     let since = req.query_u64("since")?.unwrap_or(0);
-    let limit = req.query_u64("limit")?.unwrap_or(1000).clamp(1, 10_000) as usize;
-    let page = worker.feed.page(since, limit);
+    let limit = req.query_u64("limit")?.unwrap_or(PAGE_EVENTS);
+    if limit > MAX_PAGE_EVENTS {
+        return Err(ApiError::bad_request(format!(
+            "`limit` must be at most {MAX_PAGE_EVENTS}; follow `next` for more"
+        )));
+    }
+    let page = worker.feed.page(since, limit as usize, MAX_PAGE_BYTES);
     // The events are already JSON: splice them into the answer without parsing them.
     let mut body = Vec::with_capacity(
         page.events
@@ -80,7 +110,18 @@ pub fn events(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> 
         .events
         .last()
         .map_or(since.max(page.first_seq.saturating_sub(1)), |e| e.seq);
-    body.extend_from_slice(format!("],\"next_since\":{next}}}\n").as_bytes());
+    let more = next < page.last_seq;
+    let next_url = if more {
+        Value::from(format!(
+            "/api/workers/{}/events?since={next}&limit={limit}",
+            worker.id
+        ))
+    } else {
+        Value::Null
+    };
+    body.extend_from_slice(
+        format!("],\"next_since\":{next},\"has_more\":{more},\"next\":{next_url}}}\n").as_bytes(),
+    );
     Ok(Reply::Bytes {
         status: 200,
         content_type: "application/json".into(),
@@ -89,12 +130,12 @@ pub fn events(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> 
 }
 
 pub fn interrupt(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
-    Ok(Reply::ok(app.hub.require(req.param(0))?.interrupt()?))
+    Ok(Reply::ok(worker(app, req, Access::Change)?.interrupt()?))
 }
 
 /// Ends the running turn (or the process) and drops queued messages.
 pub fn stop(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
-    let worker = app.hub.require(req.param(0))?;
+    let worker = worker(app, req, Access::Change)?;
     let mut answer = worker.stop();
     if let Some(map) = answer.as_object_mut() {
         map.insert("worker".into(), worker.view());
@@ -104,30 +145,55 @@ pub fn stop(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
 
 /// Starts a long-running worker's process again.
 pub fn start(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
-    Ok(Reply::ok(app.hub.require(req.param(0))?.restart()?))
+    let worker = worker(app, req, Access::Change)?;
+    Ok(Reply::ok(app.hub.start(&worker)?))
 }
 
 pub fn stream(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
-    let worker = app.hub.require(req.param(0))?;
+    let caller = req.caller()?.clone();
+    let worker = worker(app, req, Access::Read)?;
     let since = req.query_u64("since")?;
-    Ok(Reply::Upgrade(Box::new(WorkerStream::new(worker, since))))
+    check_since(&worker, since)?;
+    Ok(Reply::Upgrade(Box::new(WorkerStream::new(
+        worker, since, caller,
+    ))))
+}
+
+/// Refuses a `since` past the last event: replaying from there would wait for events
+/// that were never published (a wrapped number would replay everything).
+pub fn check_since(worker: &crate::worker::Worker, since: Option<u64>) -> Result<(), ApiError> {
+    let last = worker.feed.last_seq();
+    match since {
+        Some(since) if since > last => Err(ApiError::bad_request(format!(
+            "`since` {since} is after the worker's last event ({last}); use a seq you received, or 0 for everything"
+        ))
+        .with_code("since_out_of_range")),
+        _ => Ok(()),
+    }
 }
 
 /// `/ws`: the agent protocol.
 pub fn agents(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+    let caller = req.caller()?.clone();
     Ok(Reply::Upgrade(Box::new(
-        crate::protocol::session::AgentSession::new(app.clone(), req.caller),
+        crate::protocol::session::AgentSession::new(app.clone(), caller),
     )))
 }
 
-/// `{"token"}`: sets the cookie the page authenticates with.
+/// `{"token"}`: sets the cookie the page authenticates with. Wrong tokens are counted
+/// per address and throttled.
 pub fn login(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
     let body = req.json()?;
     let token = body.get("token").and_then(Value::as_str).unwrap_or("");
     if !app.auth.enabled() {
         return Ok(Reply::ok(json!({"ok": true, "auth": false})));
     }
+    let ip = req.inner.remote_addr().map(|a| a.ip());
+    if let Some(left) = app.auth.blocked(ip) {
+        return Err(crate::http::too_many_attempts(left));
+    }
     if app.auth.check(token).is_none() {
+        app.auth.failed(ip, "login");
         return Err(ApiError::new(
             401,
             "unauthorized",

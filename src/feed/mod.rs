@@ -246,18 +246,28 @@ impl Feed {
         self.lock().live.retain(|s| s.id() != id);
     }
 
-    /// Up to `limit` events after seq `after`, for paging through history.
-    pub fn page(&self, after: u64, limit: usize) -> Page {
-        let mut events = Vec::new();
+    /// Up to `limit` events after seq `after`, and about `max_bytes` of JSON at most
+    /// (a page always holds at least one event when there is one), for paging through
+    /// history.
+    pub fn page(&self, after: u64, limit: usize, max_bytes: usize) -> Page {
+        let mut events: Vec<Arc<Event>> = Vec::new();
+        let mut bytes = 0;
         let mut cursor = None;
         let mut after = after;
         let (first_seq, last_seq) = self.bounds();
         after = after.max(first_seq.saturating_sub(1));
-        while events.len() < limit && after < last_seq {
-            match self.read(after, &mut cursor, limit - events.len(), None) {
+        'pages: while events.len() < limit && after < last_seq {
+            match self.read(after, &mut cursor, (limit - events.len()).min(512), None) {
                 CatchUp::Events(chunk) if !chunk.is_empty() => {
-                    after = chunk.last().map_or(after, |e| e.seq);
-                    events.extend(chunk);
+                    for event in chunk {
+                        let size = event.json().len() + 1;
+                        if !events.is_empty() && bytes + size > max_bytes {
+                            break 'pages;
+                        }
+                        bytes += size;
+                        after = event.seq;
+                        events.push(event);
+                    }
                 }
                 CatchUp::Gap { first } if first > after + 1 => after = first - 1,
                 _ => break,
@@ -304,6 +314,16 @@ impl Feed {
             if let Err(err) = file.sync_data() {
                 log::warn!("syncing history failed: {err}");
             }
+        }
+    }
+
+    /// Drops the in-memory window of recent events (they are all in the history files),
+    /// for a worker that has stopped: a thousand stopped workers must not each keep
+    /// thousands of events in memory. Replays then read from disk.
+    pub fn release_memory(&self) {
+        let mut st = self.lock();
+        if !st.disk_failed && !st.recent.is_empty() {
+            st.recent = VecDeque::new();
         }
     }
 
@@ -453,7 +473,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(reopened.publish_one(line(6)), 6);
-        let page = reopened.page(0, 100);
+        let page = reopened.page(0, 100, 1 << 20);
         assert_eq!(
             page.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
             vec![1, 2, 3, 4, 5, 6]

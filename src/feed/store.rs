@@ -52,7 +52,7 @@ impl Store {
     /// holds (0 when empty). A torn last line, left by a crash in the middle of a write,
     /// is cut off with a warning; everything before it stays.
     pub fn open(dir: &Path, limits: StoreLimits) -> io::Result<(Store, u64)> {
-        fs::create_dir_all(dir)?;
+        crate::private_files::create_dir(dir)?;
         let mut segments = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
@@ -96,15 +96,11 @@ impl Store {
             // A segment's name is the first seq it was opened for; seqs only grow.
             last_seq = last_seq.max(first.first_seq.saturating_sub(1));
         }
-        let active = match segments.last() {
-            Some(seg) => Some(OpenOptions::new().append(true).open(&seg.path)?),
-            None => None,
-        };
         Ok((
             Store {
                 dir: dir.to_path_buf(),
                 segments,
-                active,
+                active: None,
                 limits,
                 dirty: false,
                 unsynced: Vec::new(),
@@ -119,8 +115,13 @@ impl Store {
             .segments
             .last()
             .is_none_or(|s| s.bytes >= self.limits.segment_bytes);
-        if full || self.active.is_none() {
+        if full {
             self.rotate(first_seq)?;
+        } else if self.active.is_none()
+            && let Some(seg) = self.segments.last()
+        {
+            // Closed while the feed was quiet (see `take_unsynced`): open it again.
+            self.active = Some(crate::private_files::open_append(&seg.path)?);
         }
         let (Some(file), Some(seg)) = (self.active.as_mut(), self.segments.last_mut()) else {
             return Err(io::Error::other("history has no open segment"));
@@ -140,7 +141,7 @@ impl Store {
             self.unsynced.push(file);
         }
         let path = self.dir.join(segment_name(first_seq));
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = crate::private_files::open_append(&path)?;
         self.segments.push(Segment {
             first_seq,
             path,
@@ -179,8 +180,15 @@ impl Store {
     /// The files with appends not yet durable, to `sync_data` without holding the
     /// store (a history file is only ever appended to, so syncing a handle later covers
     /// everything appended before).
+    ///
+    /// A store with nothing appended since the last call closes its file: a quiet or
+    /// exited worker holds no descriptor (a thousand stopped workers must not fill the
+    /// descriptor table), and the next append opens it again.
     pub fn take_unsynced(&mut self) -> Vec<File> {
         let mut files = std::mem::take(&mut self.unsynced);
+        if !self.dirty {
+            self.active = None;
+        }
         if self.dirty
             && let Some(file) = &self.active
         {

@@ -3,6 +3,8 @@
 //! without them).
 
 use std::net::IpAddr;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 pub struct Origins {
     /// Host names (lowercase, IPv6 in brackets) this server answers to.
@@ -10,9 +12,19 @@ pub struct Origins {
     port: u16,
     /// Extra origins allowed to change state (`--allow-origin`); `*` allows any.
     allowed: Vec<String>,
-    /// Bound to 0.0.0.0 or [::]: any IP literal is one of our addresses.
-    any_address: bool,
+    /// Bound to 0.0.0.0 or [::]: the addresses of this machine's interfaces are ours
+    /// too, read again (at most every few seconds) when an unknown one is named, since
+    /// interfaces come and go.
+    any_address: Option<RwLock<Interfaces>>,
 }
+
+struct Interfaces {
+    read_at: Instant,
+    addresses: Vec<IpAddr>,
+}
+
+/// How often the interfaces' addresses may be read again.
+const INTERFACES_TTL: Duration = Duration::from_secs(5);
 
 /// Splits `host[:port]` (with `[v6]` brackets) and returns the host, lowercased.
 fn host_part(value: &str) -> String {
@@ -23,13 +35,6 @@ fn host_part(value: &str) -> String {
         value.rsplit_once(':').map_or(value, |(h, _)| h)
     };
     host.to_ascii_lowercase()
-}
-
-fn is_ip_literal(host: &str) -> bool {
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-        .is_ok()
 }
 
 impl Origins {
@@ -52,7 +57,13 @@ impl Origins {
         names.extend(allow_hosts.iter().map(|h| host_part(h)));
         let any_address = bind_host
             .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_unspecified());
+            .is_ok_and(|ip| ip.is_unspecified())
+            .then(|| {
+                RwLock::new(Interfaces {
+                    read_at: Instant::now(),
+                    addresses: crate::sys::local_addresses(),
+                })
+            });
         Origins {
             names,
             port,
@@ -65,7 +76,38 @@ impl Origins {
     }
 
     fn is_own_name(&self, host: &str) -> bool {
-        self.names.iter().any(|n| n == host) || (self.any_address && is_ip_literal(host))
+        self.names.iter().any(|n| n == host) || self.is_interface_address(host)
+    }
+
+    /// Whether `host` is an IP literal of one of this machine's interfaces (when bound
+    /// to every address).
+    fn is_interface_address(&self, host: &str) -> bool {
+        let Some(interfaces) = &self.any_address else {
+            return false;
+        };
+        let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        else {
+            return false;
+        };
+        let known = |list: &Interfaces| list.addresses.contains(&ip);
+        {
+            let list = interfaces.read().unwrap_or_else(|p| p.into_inner());
+            if known(&list) {
+                return true;
+            }
+            if list.read_at.elapsed() < INTERFACES_TTL {
+                return false;
+            }
+        }
+        let mut list = interfaces.write().unwrap_or_else(|p| p.into_inner());
+        if list.read_at.elapsed() >= INTERFACES_TTL {
+            list.addresses = crate::sys::local_addresses();
+            list.read_at = Instant::now();
+        }
+        known(&list)
     }
 
     /// Whether a request's Host header names this server. A missing Host (HTTP/1.0) is
@@ -149,10 +191,23 @@ mod tests {
     }
 
     #[test]
-    fn a_wildcard_bind_accepts_ip_literals_but_not_names() {
+    fn a_wildcard_bind_accepts_its_interfaces_addresses_but_not_other_ips_or_names() {
         let o = Origins::new("0.0.0.0", 80, &[], &[]);
-        assert!(o.host_ok(Some("192.168.1.9")));
-        assert!(o.origin_ok("http://192.168.1.9"));
+        let ours = crate::sys::local_addresses();
+        let v4 = ours
+            .iter()
+            .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+            .copied();
+        if let Some(ip) = v4 {
+            assert!(o.host_ok(Some(&ip.to_string())));
+            assert!(o.origin_ok(&format!("http://{ip}")));
+        }
+        assert!(o.host_ok(Some("127.0.0.1")));
+        assert!(
+            !o.host_ok(Some("203.0.113.77")),
+            "not an address of this machine"
+        );
+        assert!(!o.origin_ok("http://203.0.113.77"));
         assert!(!o.host_ok(Some("rebind.evil.example")));
     }
 

@@ -21,20 +21,28 @@ use crate::error::ApiError;
 use crate::metrics::{self, METRICS};
 use crate::server::App;
 use crate::ws::conn::Session;
+use auth::Caller;
 
 /// What a handler sees of a request.
 pub struct Request<'a> {
     pub inner: &'a mut tiny_http::Request,
+    /// The normalized path (`routes::normalize`).
     pub path: String,
     /// The `{...}` segments of the route, in order.
     pub params: Vec<String>,
     query: Vec<(String, String)>,
     max_body: usize,
-    /// Who made the request (the token it presented), when authentication is on.
-    pub caller: auth::Caller,
+    /// Who made the request (the token it presented); None only on public routes
+    /// reached without a token.
+    pub caller: Option<Caller>,
 }
 
 impl Request<'_> {
+    /// Who made the request; every route behind a token has one.
+    pub fn caller(&self) -> Result<&Caller, ApiError> {
+        self.caller.as_ref().ok_or_else(unauthorized)
+    }
+
     pub fn param(&self, index: usize) -> &str {
         self.params.get(index).map_or("", String::as_str)
     }
@@ -121,6 +129,22 @@ pub enum Reply {
     Upgrade(Box<dyn Session>),
     /// A reply with more headers (a cookie, a redirect's location).
     WithHeaders(Box<Reply>, Vec<(String, String)>),
+    /// The answer comes later, from another thread: the HTTP thread hands the request
+    /// over and goes back to serving others (a one-off command that runs for an hour
+    /// must not hold a thread of the pool for an hour).
+    Deferred(Box<dyn FnOnce(Responder) + Send>),
+}
+
+/// A request whose answer was deferred: whoever holds it answers it, once.
+pub struct Responder(tiny_http::Request);
+
+impl Responder {
+    pub fn send(self, answer: Result<Reply, ApiError>) {
+        match answer {
+            Ok(reply) => respond(self.0, reply),
+            Err(err) => respond(self.0, Reply::Json(err.status, err.body())),
+        }
+    }
 }
 
 impl Reply {
@@ -147,7 +171,31 @@ pub fn loggable_url(url: &str) -> String {
 
 /// Paths that are the API (as opposed to the page's files).
 fn is_api_path(path: &str) -> bool {
-    path.starts_with("/api/") || path == "/api" || path.starts_with("/ws") || path == "/metrics"
+    path == "/api"
+        || path.starts_with("/api/")
+        || path == "/ws"
+        || path.starts_with("/ws/")
+        || path == "/metrics"
+}
+
+/// The answer to an address that presented too many wrong tokens.
+pub fn too_many_attempts(left: std::time::Duration) -> ApiError {
+    ApiError::new(
+        429,
+        "too_many_attempts",
+        format!(
+            "too many wrong tokens from this address; try again in {} s",
+            left.as_secs().max(1)
+        ),
+    )
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::new(
+        401,
+        "unauthorized",
+        "a token is required: send `Authorization: Bearer TOKEN` (WebSockets may also use `?token=`); the server prints the page address with the token when it starts",
+    )
 }
 
 /// Serves one request. Runs on a thread of the HTTP pool.
@@ -162,9 +210,29 @@ pub fn handle(app: &Arc<App>, mut request: tiny_http::Request) {
     );
     let started = std::time::Instant::now();
     metrics::inc(&METRICS.http_requests);
-    let outcome = route(app, &mut request, &method, &url);
+    // One bad request costs one 500, never a thread of the pool.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        route(app, &mut request, &method, &url)
+    }))
+    .unwrap_or_else(|_| {
+        log::error!(
+            "handling {method} {} panicked; answered 500",
+            loggable_url(&url)
+        );
+        Err(ApiError::internal(
+            "the server failed while handling this request (it was logged)",
+        ))
+    });
     match outcome {
         Ok(Reply::Upgrade(session)) => upgrade(app, request, session),
+        Ok(Reply::Deferred(answer_later)) => {
+            let handed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                answer_later(Responder(request))
+            }));
+            if handed.is_err() {
+                log::error!("handing over {method} {} panicked", loggable_url(&url));
+            }
+        }
         Ok(reply) => respond(request, reply),
         Err(err) => {
             metrics::inc(&METRICS.http_errors);
@@ -188,17 +256,26 @@ fn route(
         ));
     }
     let (raw_path, raw_query) = url.split_once('?').unwrap_or((url, ""));
-    let path = percent_encoding::percent_decode_str(raw_path)
-        .decode_utf8()
-        .map_err(|_| ApiError::bad_request("the path is not valid UTF-8"))?
-        .into_owned();
+    let path = routes::normalize(raw_path).map_err(ApiError::bad_request)?;
     let query: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
         .into_owned()
         .collect();
+    let found = routes::find(method, &path);
+    let reads = matches!(method, Method::Get | Method::Head);
+    let gate = match &found {
+        routes::Found::Route(route, _) => route.gate,
+        // The page's own files are public; anything else under the API needs a token
+        // even to learn that it does not exist.
+        routes::Found::Nothing if reads && !is_api_path(&path) => routes::Gate::Public,
+        _ => routes::Gate::Token,
+    };
+    let upgrade_headers = crate::ws::upgrade_key(request).is_some();
+    // `?token=` is accepted on a real WebSocket upgrade only (and on the page's first
+    // load, below), never on a REST route that merely carries upgrade headers.
+    let real_upgrade = gate == routes::Gate::Upgrade && upgrade_headers && reads;
 
-    let wants_upgrade = crate::ws::upgrade_key(request).is_some();
     let changes_state = !matches!(method, Method::Get | Method::Head | Method::Options);
-    if (wants_upgrade || changes_state)
+    if (upgrade_headers || changes_state)
         && let Some(origin) = header(request, "Origin")
         && !app.origins.origin_ok(origin)
     {
@@ -209,15 +286,50 @@ fn route(
         ));
     }
 
+    let ip = request.remote_addr().map(|a| a.ip());
+    let query_token = query
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.as_str());
+    let query_ok = real_upgrade || (path == "/" && reads);
+    let presented = auth::Auth::presented(
+        header(request, "Authorization"),
+        header(request, "Cookie"),
+        query_token,
+        query_ok,
+    );
+    // A token typed or sent deliberately (a bearer header, `?token=`) counts as an
+    // attempt; the cookie the server set itself does not, so a page left open with an
+    // old cookie is not locked out.
+    let deliberate =
+        header(request, "Authorization").is_some() || (query_ok && query_token.is_some());
+    if app.auth.enabled()
+        && deliberate
+        && let Some(left) = app.auth.blocked(ip)
+    {
+        return Err(too_many_attempts(left));
+    }
+    let caller = match presented {
+        None if !app.auth.enabled() => Some(auth::Caller::local()),
+        None => None,
+        Some(token) => match app.auth.check(token) {
+            Some(who) => Some(who),
+            None => {
+                if deliberate {
+                    app.auth.failed(ip, &path);
+                }
+                None
+            }
+        },
+    };
+
     // The page's first load with `?token=`: trade it for a cookie and drop it from the
     // address bar.
     if path == "/"
-        && matches!(method, Method::Get)
-        && let Some(token) = query
-            .iter()
-            .find(|(k, _)| k == "token")
-            .map(|(_, v)| v.as_str())
-        && app.auth.check(token).is_some()
+        && reads
+        && app.auth.enabled()
+        && caller.is_some()
+        && let Some(token) = query_token
     {
         let secure =
             header(request, "X-Forwarded-Proto").is_some_and(|p| p.eq_ignore_ascii_case("https"));
@@ -229,36 +341,12 @@ fn route(
             ],
         ));
     }
-    let public = path == "/healthz"
-        || (path == "/api/auth/login" && matches!(method, Method::Post))
-        || (matches!(method, Method::Get | Method::Head) && !is_api_path(&path));
-    let caller = if app.auth.enabled() {
-        let presented = auth::Auth::presented(
-            header(request, "Authorization"),
-            header(request, "Cookie"),
-            query
-                .iter()
-                .find(|(k, _)| k == "token")
-                .map(|(_, v)| v.as_str()),
-            wants_upgrade,
-        );
-        match presented.and_then(|t| app.auth.check(t)) {
-            Some(who) => Some(who),
-            None if public => None,
-            None => {
-                return Err(ApiError::new(
-                    401,
-                    "unauthorized",
-                    "a token is required: send `Authorization: Bearer TOKEN` (WebSockets may also use `?token=`); the server prints the page address with the token when it starts",
-                ));
-            }
-        }
-    } else {
-        None
-    };
+    if caller.is_none() && gate != routes::Gate::Public {
+        return Err(unauthorized());
+    }
 
-    let (handler, params) = match routes::find(method, &path) {
-        routes::Found::Route(handler, params) => (handler, params),
+    let (route, params) = match found {
+        routes::Found::Route(route, params) => (route, params),
         routes::Found::WrongMethod(allowed) => {
             return Err(ApiError::new(
                 405,
@@ -270,9 +358,7 @@ fn route(
             ));
         }
         routes::Found::Nothing => {
-            if matches!(method, Method::Get | Method::Head)
-                && let Some(reply) = app.static_files.get(&path)
-            {
+            if reads && let Some(reply) = app.static_files.get(&path) {
                 return Ok(reply);
             }
             return Err(ApiError::not_found(format!("nothing at {path}")));
@@ -286,8 +372,8 @@ fn route(
         max_body: app.max_body,
         caller,
     };
-    let reply = handler(app, &mut req)?;
-    if matches!(reply, Reply::Upgrade(_)) && !wants_upgrade {
+    let reply = (route.handler)(app, &mut req)?;
+    if matches!(reply, Reply::Upgrade(_)) && !real_upgrade {
         return Err(ApiError::new(
             426,
             "upgrade_required",
@@ -377,7 +463,7 @@ fn respond(request: tiny_http::Request, reply: Reply) {
             content_type,
             body,
         } => (status, content_type, body),
-        Reply::Upgrade(_) | Reply::WithHeaders(..) => {
+        Reply::Upgrade(_) | Reply::WithHeaders(..) | Reply::Deferred(_) => {
             (500, "application/json".into(), b"{}".to_vec())
         }
     };

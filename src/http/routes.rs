@@ -1,5 +1,6 @@
-//! Every route of the server, in one table: method, path, handler. `{}` in a path is a
-//! parameter (`Request::param`).
+//! Every route of the server, in one table: method, path, handler, and whether it needs
+//! a token. `{}` in a path is a parameter (`Request::param`). Paths are matched after
+//! `normalize` (once, before anything else looks at them).
 
 use std::sync::Arc;
 
@@ -12,10 +13,23 @@ use crate::server::App;
 
 pub type Handler = fn(&Arc<App>, &mut Request<'_>) -> Result<Reply, ApiError>;
 
+/// Who may reach a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// Anyone: health, the login exchange.
+    Public,
+    /// A valid token (or `--no-auth`).
+    Token,
+    /// A valid token, and the request is a WebSocket upgrade (which may carry the token
+    /// as `?token=`, since browsers cannot set headers on WebSockets).
+    Upgrade,
+}
+
 pub struct Route {
     pub method: Method,
     pub path: &'static str,
     pub handler: Handler,
+    pub gate: Gate,
 }
 
 const fn route(method: Method, path: &'static str, handler: Handler) -> Route {
@@ -23,17 +37,36 @@ const fn route(method: Method, path: &'static str, handler: Handler) -> Route {
         method,
         path,
         handler,
+        gate: Gate::Token,
+    }
+}
+
+const fn public(method: Method, path: &'static str, handler: Handler) -> Route {
+    Route {
+        method,
+        path,
+        handler,
+        gate: Gate::Public,
+    }
+}
+
+const fn websocket(path: &'static str, handler: Handler) -> Route {
+    Route {
+        method: Method::Get,
+        path,
+        handler,
+        gate: Gate::Upgrade,
     }
 }
 
 use Method::{Delete, Get, Post};
 
 pub static ROUTES: &[Route] = &[
-    route(Get, "/healthz", api::system::healthz),
+    public(Get, "/healthz", api::system::healthz),
     route(Get, "/metrics", api::system::prometheus),
     route(Get, "/api/status", api::system::status),
     route(Get, "/api/openapi.json", api::system::openapi),
-    route(Post, "/api/auth/login", api::workers::login),
+    public(Post, "/api/auth/login", api::workers::login),
     route(Get, "/api/ai-clis", api::workers::kinds),
     route(Get, "/api/workers", api::workers::list),
     route(Post, "/api/workers", api::workers::create),
@@ -45,18 +78,19 @@ pub static ROUTES: &[Route] = &[
     route(Post, "/api/workers/{}/stop", api::workers::stop),
     route(Post, "/api/workers/{}/start", api::workers::start),
     route(Post, "/api/exec", api::exec::run),
+    route(Get, "/api/exec/{}", api::exec::get),
     route(Post, "/api/exec/batch", api::exec::batch),
     route(Get, "/api/tasks", api::tasks::list),
     route(Post, "/api/tasks", api::tasks::create),
     route(Get, "/api/tasks/{}", api::tasks::get),
     route(Post, "/api/tasks/{}/cancel", api::tasks::cancel),
     route(Post, "/api/tasks/{}/run", api::tasks::run),
-    route(Get, "/ws/{}", api::workers::stream),
-    route(Get, "/ws", api::workers::agents),
+    websocket("/ws/{}", api::workers::stream),
+    websocket("/ws", api::workers::agents),
 ];
 
 pub enum Found {
-    Route(Handler, Vec<String>),
+    Route(&'static Route, Vec<String>),
     /// The path exists with other methods.
     WrongMethod(Vec<String>),
     Nothing,
@@ -77,17 +111,37 @@ fn matches(pattern: &str, path: &str) -> Option<Vec<String>> {
     }
 }
 
+/// The path as every later step sees it: percent-decoded once, `.` and empty segments
+/// dropped, `..` applied (never above the root), no trailing slash. So `/metrics/`,
+/// `/metrics//`, `/metrics%2F` and `/api/../metrics` are all `/metrics`, and the decision
+/// whether a path is public is made on the same string that is routed.
+pub fn normalize(raw: &str) -> Result<String, &'static str> {
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| "the path is not valid UTF-8")?;
+    if decoded.contains('\0') {
+        return Err("the path contains a NUL byte");
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    Ok(format!("/{}", segments.join("/")))
+}
+
+/// Finds the route for a normalized path.
 pub fn find(method: &Method, path: &str) -> Found {
-    let path = if path.len() > 1 {
-        path.trim_end_matches('/')
-    } else {
-        path
-    };
     let mut allowed = Vec::new();
     for route in ROUTES {
         if let Some(params) = matches(route.path, path) {
             if &route.method == method || (method == &Method::Head && route.method == Get) {
-                return Found::Route(route.handler, params);
+                return Found::Route(route, params);
             }
             allowed.push(route.method.to_string());
         }
@@ -115,6 +169,28 @@ mod tests {
             matches("/api/workers/{}/events", "/api/workers/x/events"),
             Some(vec!["x".into()])
         );
+    }
+
+    #[test]
+    fn paths_are_normalized_once_before_routing() {
+        for raw in [
+            "/metrics/",
+            "/metrics//",
+            "/metrics%2F",
+            "//metrics",
+            "/api/../metrics",
+            "/./metrics",
+        ] {
+            assert_eq!(normalize(raw).unwrap(), "/metrics", "{raw}");
+        }
+        assert_eq!(normalize("/../..").unwrap(), "/");
+        assert_eq!(normalize("/").unwrap(), "/");
+        assert!(normalize("/a%00b").is_err());
+        assert!(normalize("/%ff").is_err());
+        let Found::Route(route, _) = find(&Method::Get, &normalize("/metrics%2F").unwrap()) else {
+            panic!("no route");
+        };
+        assert_eq!(route.gate, Gate::Token);
     }
 
     #[test]

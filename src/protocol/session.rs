@@ -3,7 +3,6 @@
 //! a turn) done off the connection's reader thread so the connection stays responsive.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
@@ -12,9 +11,8 @@ use serde_json::{Value, json};
 use super::watch::TurnWatch;
 use super::{PROTOCOL_VERSION, Request, envelope, parse_request};
 use crate::error::ApiError;
-use crate::exec::{self, ExecRequest};
-use crate::http::auth::Caller;
-use crate::metrics::{self, METRICS};
+use crate::http::auth::{Access, Caller};
+use crate::metrics::METRICS;
 use crate::server::App;
 use crate::ws::conn::{Conn, Session};
 use crate::ws::subscription::Subscription;
@@ -77,7 +75,7 @@ fn in_background(name: &str, work: impl FnOnce() + Send + 'static) {
 
 impl Session for AgentSession {
     fn on_open(&mut self, conn: &Arc<Conn>) {
-        self.app.clients.add(conn);
+        self.app.clients.add(conn, &self.caller);
         conn.send_json(&envelope(
             "connection:ack",
             json!({
@@ -137,25 +135,35 @@ impl AgentSession {
             "agent:create" => {
                 let worker = app
                     .hub
-                    .create(&Value::Object(req.payload.clone()), self.caller)?;
+                    .create(&Value::Object(req.payload.clone()), &self.caller)?;
                 reply(conn, "agent:created", worker.view(), id);
             }
             "agent:status" if req.payload.contains_key("worker_id") || req.target.is_some() => {
-                let worker = app.hub.require(&worker_id(req)?)?;
+                let worker = app
+                    .hub
+                    .require_for(&self.caller, &worker_id(req)?, Access::Read)?;
                 reply(conn, "agent:status", worker.view(), id);
             }
             "agent:status" | "agent:list" => {
-                let agents: Vec<Value> = app.hub.list().iter().map(|w| w.view()).collect();
+                let agents: Vec<Value> = app
+                    .hub
+                    .list_for(&self.caller)
+                    .iter()
+                    .map(|w| w.view())
+                    .collect();
                 reply(conn, "agent:status", json!({"agents": agents}), id);
             }
             "agent:subscribe" => {
-                let worker = app.hub.require(&worker_id(req)?)?;
+                let worker = app
+                    .hub
+                    .require_for(&self.caller, &worker_id(req)?, Access::Read)?;
                 let since = match req.payload.get("since") {
                     None | Some(Value::Null) => None,
                     Some(v) => Some(v.as_u64().ok_or_else(|| {
                         ApiError::bad_request("`since` must be a non-negative integer")
                     })?),
                 };
+                crate::api::workers::check_since(&worker, since)?;
                 if let Some(old) = self.subscriptions.remove(&worker.id) {
                     old.stop();
                 }
@@ -171,7 +179,10 @@ impl AgentSession {
             }
             "agent:unsubscribe" => {
                 let worker = worker_id(req)?;
-                let worker = app.hub.get(&worker).map_or(worker, |w| w.id.clone());
+                let worker = app
+                    .hub
+                    .require_for(&self.caller, &worker, Access::Read)
+                    .map_or(worker, |w| w.id.clone());
                 let was = self
                     .subscriptions
                     .remove(&worker)
@@ -185,7 +196,9 @@ impl AgentSession {
                 );
             }
             "agent:interrupt" => {
-                let worker = app.hub.require(&worker_id(req)?)?;
+                let worker = app
+                    .hub
+                    .require_for(&self.caller, &worker_id(req)?, Access::Change)?;
                 let answer = worker.interrupt()?;
                 reply(
                     conn,
@@ -195,7 +208,9 @@ impl AgentSession {
                 );
             }
             "agent:stop" | "agent:delete" => {
-                let worker = app.hub.require(&worker_id(req)?)?;
+                let worker = app
+                    .hub
+                    .require_for(&self.caller, &worker_id(req)?, Access::Change)?;
                 let delete = req.kind == "agent:delete";
                 let (app, conn, id) = (app.clone(), conn.clone(), id.to_string());
                 in_background("agent-stop", move || {
@@ -216,20 +231,28 @@ impl AgentSession {
             }
             "command:execute" => self.execute(conn, req)?,
             "task:assign" => {
-                let task = app.tasks.create(&req.payload)?;
+                let task = app.tasks.create(&req.payload, &self.caller)?;
                 reply(conn, "task:update", json!({"task": task.json()}), id);
             }
             "task:list" => {
-                let status = req.payload.get("status").and_then(Value::as_str);
-                let tasks: Vec<Value> = app.tasks.list(status).iter().map(|t| t.json()).collect();
+                let status = match req.payload.get("status") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(crate::tasks::parse_status(v.as_str().unwrap_or(""))?),
+                };
+                let tasks: Vec<Value> = app
+                    .tasks
+                    .list(&self.caller, status)
+                    .iter()
+                    .map(|t| t.json())
+                    .collect();
                 reply(conn, "task:list", json!({"tasks": tasks}), id);
             }
             "task:cancel" => {
-                let task = app.tasks.cancel(&task_id(req)?)?;
+                let task = app.tasks.cancel(&self.caller, &task_id(req)?)?;
                 reply(conn, "task:update", json!({"task": task.json()}), id);
             }
             "task:run" => {
-                let task = app.tasks.run_now(&task_id(req)?)?;
+                let task = app.tasks.run_now(&self.caller, &task_id(req)?)?;
                 reply(conn, "task:update", json!({"task": task.json()}), id);
             }
             "system:status" => reply(
@@ -238,12 +261,21 @@ impl AgentSession {
                 crate::api::system::status_json(app),
                 id,
             ),
-            "system:metric" => reply(
-                conn,
-                "system:metric",
-                crate::api::system::metrics_json(app),
-                id,
-            ),
+            "system:metric" => {
+                if !self.caller.is_admin() {
+                    return Err(ApiError::new(
+                        403,
+                        "forbidden",
+                        "metrics name every worker: only an admin token may read them",
+                    ));
+                }
+                reply(
+                    conn,
+                    "system:metric",
+                    crate::api::system::metrics_json(app),
+                    id,
+                )
+            }
             other => {
                 return Err(ApiError::new(
                     400,
@@ -268,7 +300,7 @@ impl AgentSession {
                 .map(str::to_string)
         });
         if let Some(target) = target {
-            let worker = app.hub.require(&target)?;
+            let worker = app.hub.require_for(&self.caller, &target, Access::Change)?;
             let content = req
                 .payload
                 .get("content")
@@ -281,7 +313,7 @@ impl AgentSession {
             if !worker.has_turns() {
                 // A program without turns: the message goes to its stdin; nothing marks
                 // the end of an answer.
-                let sent = worker.send_message(content)?;
+                let sent = worker.send_message(content, &self.caller.name)?;
                 reply(
                     conn,
                     "command:result",
@@ -316,7 +348,7 @@ impl AgentSession {
                     }
                 },
             );
-            if let Err(err) = worker.send_message_as(content, message_id) {
+            if let Err(err) = worker.send_message_as(content, message_id, &self.caller.name) {
                 worker
                     .feed
                     .unsubscribe(crate::feed::Subscriber::id(&*watch));
@@ -325,103 +357,23 @@ impl AgentSession {
             return Ok(());
         }
 
-        let request = app.exec_request(&req.payload)?;
-        let permit = app.command_permit(self.caller)?;
-        let conn = conn.clone();
-        in_background("command", move || {
-            let _permit = permit;
-            let weak = Arc::downgrade(&conn);
-            let result = exec::run(&app.hub.engine, &request, &|n, pipe, text| {
+        let request = app.commands.request(&req.payload)?;
+        let permit = app.commands.permit(&self.caller, &request.argv)?;
+        let weak = Arc::downgrade(conn);
+        let done_conn = conn.clone();
+        let done_id = id.clone();
+        app.commands.spawn(
+            permit,
+            request,
+            Box::new(move |n, pipe, text| {
                 if let Some(conn) = weak.upgrade() {
                     let payload = json!({"line": n, "stream": pipe.as_str(), "text": text});
                     let frame = envelope("command:progress", payload, None, Some(&id));
                     conn.push_shared(crate::ws::frame::text(frame.to_string().as_bytes()).into());
                 }
-            });
-            metrics::inc(&METRICS.commands_run);
-            if !result.success() {
-                metrics::inc(&METRICS.commands_failed);
-            }
-            METRICS.command_latency.observe(result.duration);
-            reply(&conn, "command:result", result.json(), &id);
-        });
+            }),
+            Box::new(move |result| reply(&done_conn, "command:result", result.json(), &done_id)),
+        );
         Ok(())
-    }
-}
-
-/// A running one-off command's place against `--max-commands` and its token's limit.
-pub struct CommandPermit {
-    app: Arc<App>,
-    caller: Caller,
-}
-
-impl Drop for CommandPermit {
-    fn drop(&mut self) {
-        self.app.running_commands.fetch_sub(1, Ordering::SeqCst);
-        if let Some(caller) = self.caller
-            && let Some(n) = self
-                .app
-                .commands_by_token
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_mut(&caller)
-        {
-            *n = n.saturating_sub(1);
-        }
-    }
-}
-
-impl App {
-    /// Takes one of the `--max-commands` slots (and one of the caller's token).
-    pub fn command_permit(self: &Arc<Self>, caller: Caller) -> Result<CommandPermit, ApiError> {
-        if let Some(caller) = caller {
-            let mut by_token = self
-                .commands_by_token
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let mine = by_token.entry(caller).or_insert(0);
-            if *mine >= self.max_commands_per_token {
-                return Err(ApiError::new(
-                    429,
-                    "too_many_commands",
-                    format!(
-                        "this token runs {mine} commands, its limit (--max-commands-per-token) is {}",
-                        self.max_commands_per_token
-                    ),
-                ));
-            }
-            *mine += 1;
-        }
-        let permit = CommandPermit {
-            app: self.clone(),
-            caller,
-        };
-        let running = self.running_commands.fetch_add(1, Ordering::SeqCst);
-        if running >= self.max_commands {
-            drop(permit);
-            return Err(ApiError::new(
-                429,
-                "too_many_commands",
-                format!(
-                    "{running} commands are running, the limit (--max-commands) is {}",
-                    self.max_commands
-                ),
-            ));
-        }
-        Ok(permit)
-    }
-
-    /// Reads a one-off command request and checks its folder against the project roots.
-    pub fn exec_request(
-        &self,
-        payload: &serde_json::Map<String, Value>,
-    ) -> Result<ExecRequest, ApiError> {
-        let request = ExecRequest::from_json(payload, &self.exec_cwd, self.exec_limits)?;
-        let canonical = request
-            .cwd
-            .canonicalize()
-            .map_err(|e| ApiError::bad_request(format!("`cwd` cannot be used: {e}")))?;
-        self.hub.check_root(&canonical)?;
-        Ok(request)
     }
 }

@@ -9,13 +9,14 @@ use serde_json::Value;
 use super::{Engine, Status, Worker, WorkerSpec};
 use crate::adapters::Registry;
 use crate::error::ApiError;
+use crate::http::auth::{Access, Caller};
 
 pub struct HubConfig {
     pub max_workers: usize,
+    /// Most workers kept at all (running or not): each holds its history and settings.
+    pub max_stored_workers: usize,
     /// Most live workers created with one token.
     pub max_workers_per_token: usize,
-    /// Folders workers may run in (canonical); anywhere when empty.
-    pub project_roots: Vec<PathBuf>,
     /// Relative `project_path`s are taken from here.
     pub base_dir: PathBuf,
     pub default_kind: String,
@@ -75,6 +76,41 @@ impl Hub {
         self.read().clone()
     }
 
+    /// The workers `caller` may see.
+    pub fn list_for(&self, caller: &Caller) -> Vec<Arc<Worker>> {
+        self.read()
+            .iter()
+            .filter(|w| caller.may(Access::Read, w.owner.as_deref()))
+            .cloned()
+            .collect()
+    }
+
+    /// A worker by id or name, for `caller` to `access`: one it may not see is not
+    /// found (its existence is not revealed); one it may see but not change is 403.
+    pub fn require_for(
+        &self,
+        caller: &Caller,
+        id_or_name: &str,
+        access: Access,
+    ) -> Result<Arc<Worker>, ApiError> {
+        let worker = self
+            .get(id_or_name)
+            .filter(|w| caller.may(Access::Read, w.owner.as_deref()))
+            .ok_or_else(|| ApiError::not_found(format!("no worker `{id_or_name}`")))?;
+        if !caller.may(access, worker.owner.as_deref()) {
+            return Err(ApiError::new(
+                403,
+                "forbidden",
+                format!(
+                    "the token `{}` ({}) may watch this worker but not change it",
+                    caller.name,
+                    caller.role.as_str()
+                ),
+            ));
+        }
+        Ok(worker)
+    }
+
     /// A worker by id, or else by name.
     pub fn get(&self, id_or_name: &str) -> Option<Arc<Worker>> {
         let workers = self.read();
@@ -99,23 +135,30 @@ impl Hub {
     }
 
     /// Refuses a folder outside the configured project roots (after resolving symlinks).
-    pub fn check_root(&self, canonical: &std::path::Path) -> Result<(), ApiError> {
-        let roots = &self.config.project_roots;
-        if roots.is_empty() || roots.iter().any(|root| canonical.starts_with(root)) {
-            return Ok(());
-        }
-        Err(ApiError::new(
-            403,
-            "forbidden_path",
-            format!(
-                "{} is outside the allowed project roots (--project-root)",
-                canonical.display()
-            ),
-        ))
+    pub fn check_root(&self, folder: &std::path::Path) -> Result<std::path::PathBuf, ApiError> {
+        self.engine.check_root(folder).map_err(|err| {
+            let status = if err.code == "forbidden_path" {
+                403
+            } else {
+                400
+            };
+            ApiError::new(status, err.code, err.message)
+        })
     }
 
-    /// Creates and starts a worker from a create request made with token `owner`.
-    pub fn create(&self, body: &Value, owner: Option<usize>) -> Result<Arc<Worker>, ApiError> {
+    /// Creates and starts a worker from a create request made by `caller`, who owns it.
+    pub fn create(&self, body: &Value, caller: &Caller) -> Result<Arc<Worker>, ApiError> {
+        if !caller.may_create() {
+            return Err(ApiError::new(
+                403,
+                "forbidden",
+                format!(
+                    "the token `{}` is a viewer: it may not create workers",
+                    caller.name
+                ),
+            ));
+        }
+        let owner = Some(caller.name.to_string());
         let mut spec =
             WorkerSpec::from_json(body, &self.config.default_kind, &self.config.base_dir)?;
         let adapter = self.registry.get(&spec.ai_cli_type).ok_or_else(|| {
@@ -144,6 +187,17 @@ impl Hub {
             return Err(ApiError::conflict(
                 "name_taken",
                 format!("a worker named `{}` exists already", spec.name),
+            ));
+        }
+        let stored = self.read().len();
+        if stored >= self.config.max_stored_workers {
+            return Err(ApiError::new(
+                429,
+                "too_many_workers",
+                format!(
+                    "{stored} workers are kept, the limit (--max-stored-workers) is {}; delete some first",
+                    self.config.max_stored_workers
+                ),
             ));
         }
         let live = self.live_count();
@@ -183,6 +237,26 @@ impl Hub {
         drop(_creating);
         worker.start();
         Ok(worker)
+    }
+
+    /// Starts a stopped long-running worker's process again. A start counts against
+    /// `--max-workers` exactly as a creation does.
+    pub fn start(&self, worker: &Arc<Worker>) -> Result<Value, ApiError> {
+        let _creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+        if !worker.status().is_live() {
+            let live = self.live_count();
+            if live >= self.config.max_workers {
+                return Err(ApiError::new(
+                    429,
+                    "too_many_workers",
+                    format!(
+                        "{live} workers are running, the limit (--max-workers) is {}; stop one first",
+                        self.config.max_workers
+                    ),
+                ));
+            }
+        }
+        worker.restart()
     }
 
     /// Stops a worker, tells its viewers, and removes it and its files.

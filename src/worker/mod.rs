@@ -2,6 +2,7 @@
 //! feed of everything that happened. The hub (`hub.rs`) keeps the set of workers; the
 //! message queue and turns are in `turns.rs`.
 
+pub mod env;
 pub mod hub;
 pub mod process;
 pub mod spec;
@@ -20,6 +21,7 @@ use crate::clock;
 use crate::event::NewEvent;
 use crate::feed::{Feed, FeedConfig};
 use crate::timer::Timer;
+use env::ChildEnv;
 use process::{Exit, OutputTx, ProcEvent, Process, ProcessConfig, ProcessSink};
 pub use spec::{WorkerOptions, WorkerSpec};
 use turns::{Pending, Turn};
@@ -83,6 +85,51 @@ pub struct Engine {
     pub registry: Arc<Registry>,
     /// Told of every status change (the agent protocol pushes them).
     pub on_status: Mutex<Vec<StatusListener>>,
+    /// The environment children start from (`env::ChildEnv`).
+    pub child_env: ChildEnv,
+    /// Folders processes may run in (canonical); anywhere when empty.
+    pub project_roots: Vec<PathBuf>,
+}
+
+impl Engine {
+    /// Refuses a folder outside the project roots, after resolving symlinks (so a
+    /// folder swapped for a link to elsewhere is refused too).
+    pub fn check_root(&self, folder: &Path) -> Result<PathBuf, StartError> {
+        let canonical = folder.canonicalize().map_err(|err| {
+            StartError::failed(format!(
+                "the folder {} cannot be used: {err}",
+                folder.display()
+            ))
+        })?;
+        let roots = &self.project_roots;
+        if roots.is_empty() || roots.iter().any(|root| canonical.starts_with(root)) {
+            return Ok(canonical);
+        }
+        Err(StartError {
+            code: "forbidden_path",
+            message: format!(
+                "{} is outside the allowed project roots (--project-root)",
+                canonical.display()
+            ),
+        })
+    }
+}
+
+/// Why a process could not be started: an error code for the `error` event and a
+/// message.
+#[derive(Clone, Debug)]
+pub struct StartError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl StartError {
+    pub fn failed(message: impl Into<String>) -> StartError {
+        StartError {
+            code: "start_failed",
+            message: message.into(),
+        }
+    }
 }
 
 /// Called with a worker and the fields of its new status. Runs under the worker's lock:
@@ -104,6 +151,9 @@ struct Saved {
     signal: Option<i32>,
     #[serde(default)]
     turns: u64,
+    /// The name of the token that created it.
+    #[serde(default)]
+    owner: Option<String>,
 }
 
 struct WorkerState {
@@ -125,8 +175,9 @@ struct WorkerState {
 
 pub struct Worker {
     pub id: String,
-    /// The token that created it (for per-token limits; not kept across restarts).
-    pub owner: Option<usize>,
+    /// The name of the token that created it: it may see, drive and delete it (as may
+    /// admins; viewers may watch it).
+    pub owner: Option<String>,
     pub spec: WorkerSpec,
     pub created_at: String,
     pub feed: Feed,
@@ -144,7 +195,7 @@ impl Worker {
         spec: WorkerSpec,
         adapter: Arc<dyn Adapter>,
         engine: Arc<Engine>,
-        owner: Option<usize>,
+        owner: Option<String>,
     ) -> std::io::Result<Arc<Worker>> {
         let dir = engine.workers_dir.join(&id);
         let feed = Feed::open(&dir.join("events"), engine.feed)?;
@@ -158,8 +209,9 @@ impl Worker {
             exit_code: None,
             signal: None,
             turns: 0,
+            owner,
         };
-        let worker = Worker::assemble(saved, adapter, engine, feed, dir, owner);
+        let worker = Worker::assemble(saved, adapter, engine, feed, dir);
         worker.save();
         Ok(worker)
     }
@@ -184,7 +236,7 @@ impl Worker {
         if was_running {
             saved.status = Status::Interrupted;
         }
-        let worker = Worker::assemble(saved, adapter, engine, feed, dir.to_path_buf(), None);
+        let worker = Worker::assemble(saved, adapter, engine, feed, dir.to_path_buf());
         if was_running {
             let st = worker.lock();
             let mut fields = worker.status_fields(&st);
@@ -205,7 +257,6 @@ impl Worker {
         engine: Arc<Engine>,
         feed: Feed,
         dir: PathBuf,
-        owner: Option<usize>,
     ) -> Arc<Worker> {
         let exit = (saved.exit_code.is_some() || saved.signal.is_some()).then_some(Exit {
             code: saved.exit_code,
@@ -214,7 +265,7 @@ impl Worker {
         });
         Arc::new_cyclic(|me| Worker {
             id: saved.id,
-            owner,
+            owner: saved.owner,
             spec: saved.spec,
             created_at: saved.created_at,
             feed,
@@ -268,8 +319,8 @@ impl Worker {
         } else {
             let mut st = self.lock();
             self.set_status(&mut st, Status::Starting, Map::new());
-            if let Err(message) = self.spawn(&mut st, None) {
-                self.fail(&mut st, &message);
+            if let Err(err) = self.spawn(&mut st, None) {
+                self.fail(&mut st, &err);
             } else {
                 let pid = st.process.as_ref().map(|p| p.pid);
                 let mut fields = Map::new();
@@ -281,14 +332,22 @@ impl Worker {
     }
 
     /// Starts the program for a turn (`message`) or for the worker's life (None).
-    fn spawn(&self, st: &mut WorkerState, message: Option<&str>) -> Result<(), String> {
+    fn spawn(&self, st: &mut WorkerState, message: Option<&str>) -> Result<(), StartError> {
+        // The folder is checked against the project roots every time a process starts
+        // in it, symlinks resolved: it may have been swapped for a link since creation.
+        self.engine.check_root(&self.spec.project_path)?;
         let binary = match self.adapter.binary_name() {
             None => String::new(),
             Some(_) => self
                 .engine
                 .registry
                 .resolve_binary(self.adapter.as_ref())
-                .ok_or_else(|| format!("the program for `{}` was not found", self.adapter.kind()))?
+                .ok_or_else(|| {
+                    StartError::failed(format!(
+                        "the program for `{}` was not found",
+                        self.adapter.kind()
+                    ))
+                })?
                 .display()
                 .to_string(),
         };
@@ -299,16 +358,21 @@ impl Worker {
             binary: &binary,
             settings: &self.engine.registry.settings,
         };
-        let mut spec = self.adapter.command(&launch)?;
-        // The server's token is not the program's business.
-        spec.env.retain(|(k, _)| k != "WORKERHUB_TOKEN");
-        let sink = self.me.upgrade().ok_or("the worker is gone")?;
-        let process = Process::spawn(&spec, sink, &self.engine.output, self.engine.process)
+        let spec = self.adapter.command(&launch).map_err(StartError::failed)?;
+        let env = self
+            .engine
+            .child_env
+            .build(&self.adapter.credentials(), &spec.env);
+        let sink = self
+            .me
+            .upgrade()
+            .ok_or_else(|| StartError::failed("the worker is gone"))?;
+        let process = Process::spawn(&spec, env, sink, &self.engine.output, self.engine.process)
             .map_err(|err| {
-                format!(
+                StartError::failed(format!(
                     "could not start `{}`: {err}",
                     spec.argv.first().map_or("", |s| s.as_str())
-                )
+                ))
             })?;
         st.parser = Some((process.id, self.adapter.parser(&self.spec)));
         st.process = Some(process);
@@ -316,13 +380,13 @@ impl Worker {
         Ok(())
     }
 
-    fn fail(&self, st: &mut WorkerState, message: &str) {
-        log::warn!("worker {}: {message}", self.id);
+    fn fail(&self, st: &mut WorkerState, err: &StartError) {
+        log::warn!("worker {}: {}", self.id, err.message);
         self.feed.publish_one(NewEvent::new(
             "error",
-            json!({"code": "start_failed", "message": message}),
+            json!({"code": err.code, "message": err.message}),
         ));
-        st.error = Some(message.to_string());
+        st.error = Some(err.message.clone());
         self.set_status(st, Status::Error, Map::new());
     }
 
@@ -390,6 +454,9 @@ impl Worker {
                 ));
             }
         }
+        if let Err(err) = self.engine.check_root(&self.spec.project_path) {
+            return Err(crate::error::ApiError::new(403, err.code, err.message));
+        }
         self.start();
         Ok(self.view())
     }
@@ -428,6 +495,7 @@ impl Worker {
             map.insert("first_seq".into(), first_seq.into());
             map.insert("last_seq".into(), last_seq.into());
             map.insert("viewers".into(), self.feed.subscriber_count().into());
+            map.insert("owner".into(), self.owner.clone().into());
         }
         view
     }
@@ -446,14 +514,13 @@ impl Worker {
             exit_code: st.exit.and_then(|e| e.code),
             signal: st.exit.and_then(|e| e.signal),
             turns: st.turns,
+            owner: self.owner.clone(),
         };
         drop(st);
         let path = self.dir.join("worker.json");
-        let tmp = self.dir.join("worker.json.tmp");
         let result = serde_json::to_vec_pretty(&saved)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|_| std::fs::rename(&tmp, &path));
+            .and_then(|bytes| crate::private_files::write(&path, &bytes));
         if let Err(err) = result {
             log::warn!(
                 "worker {}: could not save {}: {err}",

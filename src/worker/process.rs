@@ -28,7 +28,7 @@ use crate::sys::{self, EventFd};
 pub struct ProcessSpec {
     pub argv: Vec<String>,
     pub cwd: PathBuf,
-    /// Variables added to (or replacing those of) workerhub's environment.
+    /// Variables added to the child's environment (see `env::ChildEnv` for the rest).
     pub env: Vec<(String, String)>,
     /// Whether the child gets a stdin pipe (otherwise /dev/null).
     pub stdin: bool,
@@ -128,9 +128,11 @@ pub struct Process {
 static NEXT_PROCESS: AtomicU64 = AtomicU64::new(1);
 
 impl Process {
-    /// Starts `spec`; its lines and exit go to `sink` through `output`.
+    /// Starts `spec` with `env` as its whole environment; its lines and exit go to
+    /// `sink` through `output`.
     pub fn spawn(
         spec: &ProcessSpec,
+        env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
         sink: Arc<dyn ProcessSink>,
         output: &OutputTx,
         config: ProcessConfig,
@@ -142,9 +144,10 @@ impl Process {
         command
             .args(args)
             .current_dir(&spec.cwd)
+            .env_clear()
+            .envs(env)
             // As a shell would: some programs (OpenCode) take their folder from PWD.
             .env("PWD", &spec.cwd)
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(if spec.stdin {
                 Stdio::piped()
             } else {

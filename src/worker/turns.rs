@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 
 use super::process::{Exit, StdinError, signal_name};
-use super::{Status, Worker, WorkerState};
+use super::{StartError, Status, Worker, WorkerState};
 use crate::adapters::{Interrupt, Lifecycle, TurnEnd};
 use crate::clock;
 use crate::error::ApiError;
@@ -86,14 +86,20 @@ pub fn queue_json(queue: &VecDeque<Pending>) -> Value {
 }
 
 impl Worker {
-    /// Sends a message from a client: every viewer sees it as `user_message`, then the
-    /// program gets it (or it waits in the queue behind the running turn).
-    pub fn send_message(&self, content: &str) -> Result<Value, ApiError> {
-        self.send_message_as(content, uuid::Uuid::new_v4().to_string())
+    /// Sends a message from a client (`by`: the name of its token): every viewer sees it
+    /// as `user_message`, then the program gets it (or it waits in the queue behind the
+    /// running turn).
+    pub fn send_message(&self, content: &str, by: &str) -> Result<Value, ApiError> {
+        self.send_message_as(content, uuid::Uuid::new_v4().to_string(), by)
     }
 
     /// Sends a message with the id the caller chose (to follow its turn).
-    pub fn send_message_as(&self, content: &str, message_id: String) -> Result<Value, ApiError> {
+    pub fn send_message_as(
+        &self,
+        content: &str,
+        message_id: String,
+        by: &str,
+    ) -> Result<Value, ApiError> {
         if !self.adapter.takes_messages(&self.spec) {
             return Err(ApiError::conflict(
                 "read_only",
@@ -108,7 +114,7 @@ impl Worker {
             )));
         }
         if !self.has_turns() {
-            return self.send_to_stdin(st, content);
+            return self.send_to_stdin(st, content, by);
         }
         if st.queue.len() >= MAX_QUEUE {
             return Err(ApiError::new(
@@ -127,7 +133,7 @@ impl Worker {
             let position = st.queue.len();
             self.feed.publish_one(NewEvent::new(
                 "user_message",
-                json!({"content": content, "message_id": message.id, "state": "queued", "position": position}),
+                json!({"content": content, "message_id": message.id, "state": "queued", "position": position, "by": by}),
             ));
             let fields = self.status_fields(&st);
             self.publish_status(fields);
@@ -135,7 +141,7 @@ impl Worker {
         }
         let seq = self.feed.publish_one(NewEvent::new(
             "user_message",
-            json!({"content": content, "message_id": message.id, "state": "sent"}),
+            json!({"content": content, "message_id": message.id, "state": "sent", "by": by}),
         ));
         let id = message.id.clone();
         self.begin_turn(&mut st, message);
@@ -149,6 +155,7 @@ impl Worker {
         &self,
         st: std::sync::MutexGuard<'_, WorkerState>,
         content: &str,
+        by: &str,
     ) -> Result<Value, ApiError> {
         let process = match (&st.process, st.status) {
             (Some(p), Status::Running) if p.is_running() => p.clone(),
@@ -170,7 +177,7 @@ impl Worker {
         let inline = InlineSends::begin(crate::feed::INLINE_VIEWERS);
         let seq = self.feed.publish_one(NewEvent::new(
             "user_message",
-            json!({"content": content, "state": "sent"}),
+            json!({"content": content, "state": "sent", "by": by}),
         ));
         let written = process.write_stdin(self.adapter.encode_message(content));
         inline.finish();
@@ -223,10 +230,10 @@ impl Worker {
                 self.arm_timeout(st.turns);
             }
             Err(err) => {
-                log::warn!("worker {}: {err}", self.id);
+                log::warn!("worker {}: {}", self.id, err.message);
                 self.feed.publish_one(NewEvent::new(
                     "error",
-                    json!({"code": "start_failed", "message": err, "message_id": message.id}),
+                    json!({"code": err.code, "message": err.message, "message_id": message.id}),
                 ));
                 self.end_turn(st, "failed");
             }
@@ -234,14 +241,19 @@ impl Worker {
     }
 
     /// Writes a message to the long-running session, starting it if it is not running.
-    fn feed_session(&self, st: &mut WorkerState, content: &str) -> Result<(), String> {
+    fn feed_session(&self, st: &mut WorkerState, content: &str) -> Result<(), StartError> {
         if !st.process.as_ref().is_some_and(|p| p.is_running()) {
             self.spawn(st, None)?;
         }
-        let process = st.process.clone().ok_or("the session did not start")?;
+        let process = st
+            .process
+            .clone()
+            .ok_or_else(|| StartError::failed("the session did not start"))?;
         process
             .write_stdin(self.adapter.encode_message(content))
-            .map_err(|err| format!("the session did not take the message: {err:?}"))
+            .map_err(|err| {
+                StartError::failed(format!("the session did not take the message: {err:?}"))
+            })
     }
 
     /// The turn's longest allowed time: past it, its process group is killed.

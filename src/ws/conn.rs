@@ -771,7 +771,18 @@ pub(super) fn read_loop(conn: Arc<Conn>, mut session: Box<dyn Session>, early: V
                         ),
                     );
                 } else {
-                    session.on_text(&conn, &text);
+                    // A bug in handling one message costs that message, not the
+                    // connection (and never the server).
+                    let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        session.on_text(&conn, &text)
+                    }));
+                    if handled.is_err() {
+                        log::error!("connection {}: handling a message panicked", conn.id);
+                        conn.send_error(
+                            "internal",
+                            "the server failed while handling this message (it was logged)",
+                        );
+                    }
                 }
             }
             Ok(Message::Binary(_)) => conn.send_error(

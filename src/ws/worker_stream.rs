@@ -10,20 +10,24 @@ use serde_json::Value;
 
 use super::conn::{Conn, Session};
 use super::subscription::Subscription;
+use crate::http::auth::{Access, Caller};
 use crate::worker::Worker;
 
 pub struct WorkerStream {
     worker: Arc<Worker>,
     since: Option<u64>,
     subscription: Option<Arc<Subscription>>,
+    /// Who opened the connection: a viewer may watch, not send.
+    caller: Caller,
 }
 
 impl WorkerStream {
-    pub fn new(worker: Arc<Worker>, since: Option<u64>) -> WorkerStream {
+    pub fn new(worker: Arc<Worker>, since: Option<u64>, caller: Caller) -> WorkerStream {
         WorkerStream {
             worker,
             since,
             subscription: None,
+            caller,
         }
     }
 }
@@ -50,7 +54,20 @@ impl Session for WorkerStream {
                 let Some(content) = message.get("content").and_then(Value::as_str) else {
                     return conn.send_error("bad_message", "`message` needs `content`, a string");
                 };
-                if let Err(err) = self.worker.send_message(content) {
+                if !self
+                    .caller
+                    .may(Access::Change, self.worker.owner.as_deref())
+                {
+                    return conn.send_error(
+                        "forbidden",
+                        &format!(
+                            "the token `{}` ({}) may watch this worker but not send to it",
+                            self.caller.name,
+                            self.caller.role.as_str()
+                        ),
+                    );
+                }
+                if let Err(err) = self.worker.send_message(content, &self.caller.name) {
                     conn.send_error(err.code, &err.message);
                 }
             }

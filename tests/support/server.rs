@@ -49,16 +49,32 @@ impl Workerhub {
     }
 
     pub fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Workerhub {
-        Workerhub::launch(data_dir, args, env, true)
+        Workerhub::launch(data_dir, args, env, true, &[])
     }
 
     /// Starts a server with exactly `args` (no token added: it generates its own unless
     /// told otherwise).
     pub fn start_untouched(data_dir: &Path, args: &[&str]) -> Workerhub {
-        Workerhub::launch(data_dir, args, &[], false)
+        Workerhub::launch(data_dir, args, &[], false, &[])
     }
 
-    fn launch(data_dir: &Path, args: &[&str], env: &[(&str, &str)], add_token: bool) -> Workerhub {
+    /// Starts a server (fresh data folder, a token) run by `wrapper` (for example
+    /// `prlimit --nofile=257:257 --`).
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Workerhub {
+        let tmp = TempDir::new("wh-server").expect("temp dir");
+        let data = tmp.path().join("data");
+        let mut hub = Workerhub::launch(&data, args, &[], true, wrapper);
+        hub._tmp = Some(tmp);
+        hub
+    }
+
+    fn launch(
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        add_token: bool,
+        wrapper: &[&str],
+    ) -> Workerhub {
         std::fs::create_dir_all(data_dir).expect("data dir");
         // Authentication is on, as it is by default: tests present a token of their own
         // unless they choose otherwise.
@@ -85,7 +101,14 @@ impl Workerhub {
             .append(true)
             .open(&log_path)
             .expect("log file");
-        let mut command = Command::new(bin());
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
         command
             .args(["--port", "0", "--data-dir"])
             .arg(data_dir)
