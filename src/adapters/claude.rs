@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Adapter, CliSettings, Interrupt, Launch, Lifecycle, LineParser, Parsed, TurnEnd, content,
-    content_text, json_object, push_opt, str_of, worker_env,
+    Adapter, CliSettings, Interrupt, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed,
+    TurnEnd, content, content_text, json_object, push_opt, str_of, worker_env,
 };
 use crate::event::{NewEvent, Pipe};
 use crate::worker::WorkerSpec;
@@ -94,6 +94,23 @@ fn transcript(spec: &WorkerSpec, session: Option<&str>) -> Result<PathBuf, Strin
 impl Adapter for Claude {
     fn kind(&self) -> &str {
         "claude"
+    }
+
+    fn label(&self) -> &str {
+        "Claude Code"
+    }
+
+    fn options(&self) -> Vec<OptionSpec> {
+        let mut options = super::ai_options();
+        options.extend([
+            OptionSpec::new("mode", "Mode", OptionKind::Choice, "print: a process per message; stream: one session; watch: follow a terminal session read-only")
+                .values(&["print", "stream", "watch"]),
+            OptionSpec::new("permission_mode", "Permission mode", OptionKind::Choice, "which tools run without asking")
+                .values(&["default", "acceptEdits", "bypassPermissions", "plan"]),
+            OptionSpec::new("allowed_tools", "Allowed tools", OptionKind::List, "tools allowed without asking, e.g. Bash Read"),
+            OptionSpec::new("session_id", "Session", OptionKind::Text, "an existing session to continue (or to follow in watch mode)"),
+        ]);
+        options
     }
 
     fn credentials(&self) -> Vec<String> {

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Adapter, Launch, Lifecycle, LineParser, Parsed, TurnEnd, content, json_object, push_opt,
-    str_of, worker_env,
+    Adapter, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed, TurnEnd, content,
+    json_object, push_opt, str_of, worker_env,
 };
 use crate::event::Pipe;
 use crate::worker::WorkerSpec;
@@ -19,6 +19,24 @@ pub struct Codex;
 impl Adapter for Codex {
     fn kind(&self) -> &str {
         "codex"
+    }
+
+    fn label(&self) -> &str {
+        "Codex"
+    }
+
+    fn options(&self) -> Vec<OptionSpec> {
+        let mut options = super::ai_options();
+        options.push(
+            OptionSpec::new(
+                "permission_mode",
+                "Sandbox",
+                OptionKind::Choice,
+                "what the agent's commands may touch",
+            )
+            .values(&["read-only", "workspace-write", "danger-full-access"]),
+        );
+        options
     }
 
     fn credentials(&self) -> Vec<String> {

@@ -2,7 +2,9 @@
 //! line it prints is an `output` event with `{"stream","text"}`. Like websocketd, except
 //! that one process is shared by every viewer.
 
-use super::{Adapter, Launch, Lifecycle, LineParser, Parsed, line_text, worker_env};
+use super::{
+    Adapter, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed, line_text, worker_env,
+};
 use crate::event::{NewEvent, Pipe};
 use crate::worker::WorkerSpec;
 use crate::worker::process::ProcessSpec;
@@ -12,6 +14,28 @@ pub struct Command;
 impl Adapter for Command {
     fn kind(&self) -> &str {
         "command"
+    }
+
+    fn label(&self) -> &str {
+        "Command"
+    }
+
+    fn options(&self) -> Vec<OptionSpec> {
+        vec![
+            OptionSpec::new(
+                "command",
+                "Command",
+                OptionKind::Argv,
+                "the program and its arguments, split as a shell would (no shell runs it)",
+            )
+            .required(),
+            OptionSpec::new(
+                "env",
+                "Environment",
+                OptionKind::Env,
+                "NAME=value, one a line",
+            ),
+        ]
     }
 
     fn lifecycle(&self, _: &WorkerSpec) -> Lifecycle {

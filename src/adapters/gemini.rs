@@ -6,8 +6,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    Adapter, Launch, Lifecycle, LineParser, Parsed, TurnEnd, content, json_object, push_opt,
-    str_of, worker_env,
+    Adapter, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed, TurnEnd, content,
+    json_object, push_opt, str_of, worker_env,
 };
 use crate::event::Pipe;
 use crate::worker::WorkerSpec;
@@ -18,6 +18,24 @@ pub struct Gemini;
 impl Adapter for Gemini {
     fn kind(&self) -> &str {
         "gemini"
+    }
+
+    fn label(&self) -> &str {
+        "Gemini CLI"
+    }
+
+    fn options(&self) -> Vec<OptionSpec> {
+        let mut options = super::ai_options();
+        options.push(
+            OptionSpec::new(
+                "permission_mode",
+                "Approval mode",
+                OptionKind::Choice,
+                "yolo (the default here) lets every tool run",
+            )
+            .values(&["yolo", "auto_edit", "default"]),
+        );
+        options
     }
 
     fn credentials(&self) -> Vec<String> {

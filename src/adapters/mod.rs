@@ -23,6 +23,90 @@ use crate::worker::WorkerSpec;
 use crate::worker::process::ProcessSpec;
 pub use registry::{CliSettings, Registry};
 
+/// One option a kind takes in `POST /api/workers`, as the UI shows it (`GET
+/// /api/ai-clis` lists each kind's options, so the UI needs no list of its own).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct OptionSpec {
+    /// The field of the create request.
+    pub name: &'static str,
+    pub label: &'static str,
+    #[serde(rename = "type")]
+    pub kind: OptionKind,
+    /// The values a `choice` takes (a text field may suggest them too).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub values: Vec<&'static str>,
+    pub required: bool,
+    pub help: &'static str,
+}
+
+/// How an option is entered.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptionKind {
+    /// One line of text.
+    Text,
+    /// One of `values` (or empty for the kind's default).
+    Choice,
+    /// Several words (comma or space separated).
+    List,
+    /// A command line, split into arguments as a shell would (without running one).
+    Argv,
+    /// `NAME=value` lines.
+    Env,
+}
+
+impl OptionSpec {
+    pub const fn new(
+        name: &'static str,
+        label: &'static str,
+        kind: OptionKind,
+        help: &'static str,
+    ) -> OptionSpec {
+        OptionSpec {
+            name,
+            label,
+            kind,
+            values: Vec::new(),
+            required: false,
+            help,
+        }
+    }
+
+    pub fn values(mut self, values: &[&'static str]) -> OptionSpec {
+        self.values = values.to_vec();
+        self
+    }
+
+    pub fn required(mut self) -> OptionSpec {
+        self.required = true;
+        self
+    }
+}
+
+/// The options every AI kind takes: a model, more arguments, and environment.
+pub fn ai_options() -> Vec<OptionSpec> {
+    vec![
+        OptionSpec::new(
+            "model",
+            "Model",
+            OptionKind::Text,
+            "the CLI's default when empty",
+        ),
+        OptionSpec::new(
+            "extra_args",
+            "Extra arguments",
+            OptionKind::Argv,
+            "more arguments for the CLI, split as a shell would",
+        ),
+        OptionSpec::new(
+            "env",
+            "Environment",
+            OptionKind::Env,
+            "NAME=value, one a line",
+        ),
+    ]
+}
+
 /// How a kind's process lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lifecycle {
@@ -83,6 +167,14 @@ pub trait LineParser: Send {
 
 pub trait Adapter: Send + Sync {
     fn kind(&self) -> &str;
+    /// The kind's name for people ("Claude Code").
+    fn label(&self) -> &str {
+        self.kind()
+    }
+    /// The options the kind takes, for the UI.
+    fn options(&self) -> Vec<OptionSpec> {
+        ai_options()
+    }
     /// The program's default name (looked up on PATH), or None for kinds that run the
     /// worker's own `command`.
     fn binary_name(&self) -> Option<&str> {

@@ -20,6 +20,10 @@ impl Adapter for OpenCode {
         "opencode"
     }
 
+    fn label(&self) -> &str {
+        "OpenCode"
+    }
+
     fn credentials(&self) -> Vec<String> {
         super::names(&["OPENCODE_API_KEY", "OPENROUTER_API_KEY"])
     }

@@ -239,6 +239,8 @@ impl Registry {
                 };
                 json!({
                     "name": adapter.kind(),
+                    "label": adapter.label(),
+                    "options": adapter.options(),
                     "binary": probe.binary.as_ref().map(|p| p.display().to_string()),
                     "available": probe.available,
                     "version": probe.version,
