@@ -538,6 +538,22 @@ impl Worker {
         st.queue.clear();
     }
 
+    /// Tells the status listeners the worker is gone (every dashboard drops it).
+    pub fn announce_deleted(&self) {
+        let mut fields = Map::new();
+        fields.insert("status".into(), Status::Exited.as_str().into());
+        fields.insert("deleted".into(), true.into());
+        for listener in self
+            .engine
+            .on_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            listener(self, &fields);
+        }
+    }
+
     /// Removes the worker's files (after it was stopped and its feed closed).
     pub fn remove_files(&self) {
         if let Err(err) = std::fs::remove_dir_all(&self.dir) {
