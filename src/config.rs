@@ -6,6 +6,7 @@
 //! read too; the `WORKERHUB_` name wins when both are set.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -28,34 +29,34 @@ pub enum Command {
     /// Start the server (the default when no command is given).
     Serve(Box<ServeArgs>),
     /// Run a scripted conversation on a server of its own and write a report.
-    Batch(crate::batch::BatchArgs),
+    Batch(crate::client::batch::BatchArgs),
     /// List the workers of a running server.
-    Workers(crate::cli::ClientArgs),
+    Workers(crate::client::cli::ClientArgs),
     /// Create a worker.
-    Create(crate::cli::CreateArgs),
+    Create(crate::client::cli::CreateArgs),
     /// Delete a worker (by id or name).
     Rm {
         worker: String,
         #[command(flatten)]
-        client: crate::cli::ClientArgs,
+        client: crate::client::cli::ClientArgs,
     },
     /// Send a message and show the answer until the turn ends.
-    Send(crate::cli::SendArgs),
+    Send(crate::client::cli::SendArgs),
     /// Follow a worker's events.
-    Watch(crate::cli::WatchArgs),
+    Watch(crate::client::cli::WatchArgs),
     /// Run a command on the server, as if here: its output and exit code come back.
-    Exec(crate::cli::ExecArgs),
+    Exec(crate::client::cli::ExecArgs),
     /// Tasks: add, list, cancel, run.
     Tasks {
         #[command(subcommand)]
-        command: crate::cli::TasksCommand,
+        command: crate::client::cli::TasksCommand,
     },
     /// The server's status.
-    Status(crate::cli::ClientArgs),
+    Status(crate::client::cli::ClientArgs),
     /// Named tokens with roles, for `--tokens FILE`.
     Token {
         #[command(subcommand)]
-        command: crate::cli::TokenCommand,
+        command: crate::client::cli::TokenCommand,
     },
 }
 
@@ -255,35 +256,219 @@ const LEGACY_NAMES: &[(&str, &str)] = &[
     ("OPENCODE_API_BASE", "WORKERHUB_OPENCODE_API_BASE"),
 ];
 
+/// What the server runs with, converted from the arguments in one pure step before
+/// any thread starts (`ServeArgs::config`), and checked.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub static_dir: Option<PathBuf>,
+    /// HTTP handler threads and WebSocket writer threads.
+    pub threads: usize,
+    pub writer_threads: usize,
+    pub auth: AuthConfig,
+    pub http: HttpConfig,
+    pub sockets: SocketConfig,
+    pub workers: WorkerConfig,
+    pub commands: CommandConfig,
+    /// Kinds from a `--config` file.
+    pub kinds_file: Option<PathBuf>,
+    pub cli: crate::adapters::CliSettings,
+    /// Server variables passed to every child all the same.
+    pub pass_env: Vec<String>,
+    /// Between `system:status` pushes (None: never).
+    pub status_every: Option<Duration>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    pub off: bool,
+    pub tokens: Vec<String>,
+    pub tokens_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Silence allowed on a connection, and the whole of a request head.
+    pub timeout: Duration,
+    pub max_head_bytes: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_body: usize,
+    pub allow_hosts: Vec<String>,
+    pub allow_origins: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SocketConfig {
+    pub conn: crate::ws::conn::ConnConfig,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    pub max_workers: usize,
+    pub max_stored_workers: usize,
+    pub max_workers_per_token: usize,
+    pub turn_timeout: Duration,
+    pub stop_grace: Duration,
+    pub result_grace: Duration,
+    /// Relative project paths are taken from here.
+    pub base_dir: PathBuf,
+    pub default_kind: String,
+    /// As given; resolved (symlinks and all) at start.
+    pub project_roots: Vec<PathBuf>,
+    pub feed: crate::feed::FeedConfig,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct CommandConfig {
+    pub default_timeout: Duration,
+    pub max_timeout: Duration,
+    pub max_running: usize,
+    pub max_per_token: usize,
+}
+
+/// The largest request head (request line and headers) a client may send (431 past it).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Seconds as a duration, clamped to what makes sense (negative is zero).
+fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s.clamp(0.0, 1e9)).unwrap_or(Duration::ZERO)
+}
+
 impl ServeArgs {
     /// The AI kinds' settings from these arguments.
     pub fn cli_settings(&self) -> crate::adapters::CliSettings {
-        let mut binaries = std::collections::HashMap::new();
-        for (kind, bin) in [
-            ("claude", &self.claude_binary),
-            ("codex", &self.codex_binary),
-            ("gemini", &self.gemini_binary),
-            ("opencode", &self.opencode_binary),
+        let mut given = std::collections::HashMap::new();
+        for (kind, binary, model, api_key, api_base) in [
+            (
+                "claude",
+                &self.claude_binary,
+                &self.claude_model,
+                &self.claude_api_key,
+                &None,
+            ),
+            ("codex", &self.codex_binary, &None, &None, &None),
+            ("gemini", &self.gemini_binary, &None, &None, &None),
+            (
+                "opencode",
+                &self.opencode_binary,
+                &self.opencode_model,
+                &self.opencode_api_key,
+                &self.opencode_api_base,
+            ),
         ] {
-            if let Some(bin) = bin.as_ref().filter(|b| !b.is_empty()) {
-                binaries.insert(kind.to_string(), bin.clone());
-            }
+            given.insert(
+                kind.to_string(),
+                crate::adapters::KindSettings {
+                    binary: binary.clone(),
+                    model: model.clone(),
+                    api_key: api_key.clone(),
+                    api_base: api_base.clone(),
+                },
+            );
         }
-        let some = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
-        crate::adapters::CliSettings {
-            binaries,
-            claude_model: some(&self.claude_model),
-            claude_api_key: some(&self.claude_api_key),
-            opencode_model: some(&self.opencode_model),
-            opencode_api_key: some(&self.opencode_api_key),
-            opencode_api_base: some(&self.opencode_api_base),
-            enabled: self.enabled_ai_clis.clone().map(|v| {
-                v.into_iter()
-                    .map(|k| k.trim().to_string())
-                    .filter(|k| !k.is_empty())
-                    .collect()
-            }),
+        let enabled = self.enabled_ai_clis.clone().map(|v| {
+            v.into_iter()
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect()
+        });
+        crate::adapters::CliSettings::new(given, enabled)
+    }
+
+    /// The server's configuration, checked: combinations that would expose the server
+    /// are refused here, with the reason.
+    pub fn config(&self) -> Result<ServerConfig, String> {
+        if self.no_auth && !crate::auth::is_loopback(&self.host) {
+            return Err(format!(
+                "refusing --no-auth on {}: without a token anyone who can reach the server can run programs; \
+                 --no-auth is only allowed on a loopback address",
+                self.host
+            ));
         }
+        if self.no_auth && self.allow_origin.iter().any(|o| o.trim() == "*") {
+            return Err(
+                "refusing --no-auth with --allow-origin '*': any web page open in a browser on this machine \
+                 could then run programs here; name the origins you trust, or keep authentication on"
+                    .to_string(),
+            );
+        }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let http_timeout = seconds(self.http_timeout).max(Duration::from_millis(100));
+        let base_dir = match &self.workers_base_dir {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().unwrap_or_else(|_| "/".into()),
+        };
+        Ok(ServerConfig {
+            host: self.host.clone(),
+            port: self.port,
+            data_dir: self.data_dir.clone(),
+            static_dir: self.static_dir.clone(),
+            threads: self.threads.unwrap_or((4 * cores).max(8)).max(1),
+            writer_threads: self.writer_threads.unwrap_or(cores).max(1),
+            auth: AuthConfig {
+                off: self.no_auth,
+                tokens: self.token.clone(),
+                tokens_file: self.tokens.clone(),
+            },
+            http: HttpConfig {
+                timeout: http_timeout,
+                max_head_bytes: MAX_HEAD_BYTES,
+                max_connections: self.max_http_connections.max(1),
+                max_connections_per_ip: self.max_http_connections_per_ip.max(1),
+                max_body: self.max_body_bytes,
+                allow_hosts: self.allow_host.clone(),
+                allow_origins: self.allow_origin.clone(),
+            },
+            sockets: SocketConfig {
+                conn: crate::ws::conn::ConnConfig {
+                    outbox_bytes: self.outbox_bytes,
+                    stall_timeout: seconds(self.stall_timeout).max(Duration::from_millis(100)),
+                    max_message_bytes: self.max_message_bytes,
+                    ping_interval: seconds(self.ping_interval).max(Duration::from_millis(100)),
+                    pong_timeout: seconds(self.pong_timeout).max(Duration::from_millis(100)),
+                    close_grace: Duration::from_secs(2),
+                    // A client closed for being too slow may be stalled: give it time to
+                    // read up to the close frame (its kernel buffers), so it learns where
+                    // to resume.
+                    stall_close_grace: Duration::from_secs(30),
+                },
+                max_connections: self.max_connections,
+                max_connections_per_ip: self.max_connections_per_ip,
+            },
+            workers: WorkerConfig {
+                max_workers: self.max_workers,
+                max_stored_workers: self.max_stored_workers.max(1),
+                max_workers_per_token: self.max_workers_per_token.unwrap_or(self.max_workers),
+                turn_timeout: Duration::from_secs(self.worker_timeout),
+                stop_grace: seconds(self.stop_grace),
+                result_grace: Duration::from_secs(2),
+                base_dir,
+                default_kind: self.default_ai_cli.clone(),
+                project_roots: self.project_root.clone(),
+                feed: crate::feed::FeedConfig {
+                    memory_events: self.memory_events,
+                    limits: crate::feed::store::StoreLimits {
+                        segment_bytes: self.history_segment_bytes.max(4096),
+                        max_bytes: self.history_max_bytes,
+                    },
+                },
+            },
+            commands: CommandConfig {
+                default_timeout: seconds(self.exec_timeout),
+                max_timeout: seconds(self.exec_timeout_max),
+                max_running: self.max_commands,
+                max_per_token: self.max_commands_per_token.unwrap_or(self.max_commands),
+            },
+            kinds_file: self.config.clone(),
+            cli: self.cli_settings(),
+            pass_env: self.pass_env.clone(),
+            status_every: (self.status_interval > 0.0).then(|| seconds(self.status_interval)),
+        })
     }
 }
 
@@ -299,4 +484,44 @@ pub fn load_environment() -> Option<PathBuf> {
         }
     }
     loaded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["workerhub"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).unwrap().serve
+    }
+
+    #[test]
+    fn the_arguments_become_a_checked_configuration() {
+        let config = args(&["--port", "0", "--stop-grace=-3", "--status-interval", "0"])
+            .config()
+            .unwrap();
+        assert_eq!(config.port, 0);
+        assert_eq!(config.workers.stop_grace, Duration::ZERO);
+        assert!(config.status_every.is_none());
+        assert!(config.threads >= 1 && config.writer_threads >= 1);
+        assert_eq!(config.http.max_head_bytes, MAX_HEAD_BYTES);
+    }
+
+    #[test]
+    fn combinations_that_expose_the_server_are_refused() {
+        assert!(
+            args(&["--no-auth", "--host", "0.0.0.0"])
+                .config()
+                .unwrap_err()
+                .contains("loopback")
+        );
+        assert!(
+            args(&["--no-auth", "--allow-origin", "*"])
+                .config()
+                .unwrap_err()
+                .contains("--allow-origin")
+        );
+        assert!(args(&["--no-auth"]).config().is_ok());
+    }
 }

@@ -20,12 +20,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, Sender, unbounded};
 use serde_json::{Map, Value, json};
 
+use crate::auth::{Access, Caller};
 use crate::clock;
-use crate::error::ApiError;
+use crate::error::{Error, ErrorCode};
 use crate::event::Pipe;
-use crate::http::auth::{Access, Caller};
+use crate::process::ledger::Owner;
+use crate::process::{ProcEvent, Process, ProcessSink, ProcessSpec, signal_name};
 use crate::worker::Engine;
-use crate::worker::process::{ProcEvent, Process, ProcessSink, ProcessSpec, signal_name};
 
 /// Most lines and bytes of output kept in a result.
 const MAX_LINES: usize = 10_000;
@@ -54,11 +55,11 @@ impl ExecRequest {
         payload: &Map<String, Value>,
         default_cwd: &Path,
         limits: ExecLimits,
-    ) -> Result<ExecRequest, ApiError> {
+    ) -> Result<ExecRequest, Error> {
         let shell = match payload.get("shell") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(ApiError::bad_request("`shell` must be true or false")),
+            Some(_) => return Err(Error::invalid("`shell` must be true or false")),
         };
         let strings = |v: &Value| -> Option<Vec<String>> {
             v.as_array()?
@@ -66,24 +67,25 @@ impl ExecRequest {
                 .map(|s| s.as_str().map(str::to_string))
                 .collect()
         };
-        let argv = match (payload.get("argv"), payload.get("command")) {
-            (Some(v), _) => strings(v)
-                .ok_or_else(|| ApiError::bad_request("`argv` must be an array of strings"))?,
-            (None, Some(Value::String(cmd))) if shell => vec![cmd.clone()],
-            (None, Some(v)) if v.is_array() => strings(v)
-                .ok_or_else(|| ApiError::bad_request("`command` must be an array of strings"))?,
-            _ => {
-                return Err(ApiError::bad_request(
-                    "`argv` is required: the program and its arguments",
-                ));
-            }
-        };
+        let argv =
+            match (payload.get("argv"), payload.get("command")) {
+                (Some(v), _) => strings(v)
+                    .ok_or_else(|| Error::invalid("`argv` must be an array of strings"))?,
+                (None, Some(Value::String(cmd))) if shell => vec![cmd.clone()],
+                (None, Some(v)) if v.is_array() => strings(v)
+                    .ok_or_else(|| Error::invalid("`command` must be an array of strings"))?,
+                _ => {
+                    return Err(Error::invalid(
+                        "`argv` is required: the program and its arguments",
+                    ));
+                }
+            };
         if argv.is_empty() || argv[0].is_empty() {
-            return Err(ApiError::bad_request("`argv` must name a program"));
+            return Err(Error::invalid("`argv` must name a program"));
         }
         let argv = if shell {
             if argv.len() != 1 {
-                return Err(ApiError::bad_request(
+                return Err(Error::invalid(
                     "with `shell: true`, `argv` is one string: the command line",
                 ));
             }
@@ -94,10 +96,10 @@ impl ExecRequest {
         let cwd = match payload.get("cwd") {
             None | Some(Value::Null) => default_cwd.to_path_buf(),
             Some(Value::String(dir)) => default_cwd.join(dir),
-            Some(_) => return Err(ApiError::bad_request("`cwd` must be a string")),
+            Some(_) => return Err(Error::invalid("`cwd` must be a string")),
         };
         if !cwd.is_dir() {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "`cwd` {} is not a directory",
                 cwd.display()
             )));
@@ -108,11 +110,11 @@ impl ExecRequest {
                 .iter()
                 .map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
                 .collect::<Option<BTreeMap<_, _>>>()
-                .ok_or_else(|| ApiError::bad_request("`env` must be an object of strings"))?,
-            Some(_) => return Err(ApiError::bad_request("`env` must be an object of strings")),
+                .ok_or_else(|| Error::invalid("`env` must be an object of strings"))?,
+            Some(_) => return Err(Error::invalid("`env` must be an object of strings")),
         };
         if env.keys().any(|k| k.is_empty() || k.contains(['=', '\0'])) {
-            return Err(ApiError::bad_request("`env` has an invalid variable name"));
+            return Err(Error::invalid("`env` has an invalid variable name"));
         }
         let timeout = match payload.get("timeout") {
             None | Some(Value::Null) => limits.default_timeout,
@@ -122,12 +124,12 @@ impl ExecRequest {
                     .as_f64()
                     .filter(|s| *s > 0.0 && *s <= max)
                     .ok_or_else(|| {
-                        ApiError::bad_request(format!(
+                        Error::invalid(format!(
                             "`timeout` must be a number of seconds above 0 and at most {max} (--exec-timeout-max), not {v}"
                         ))
                     })?;
                 Duration::try_from_secs_f64(secs).map_err(|_| {
-                    ApiError::bad_request(format!("`timeout` {secs} is not a usable duration"))
+                    Error::invalid(format!("`timeout` {secs} is not a usable duration"))
                 })?
             }
         };
@@ -192,6 +194,7 @@ impl ProcessSink for ExecSink {
 /// `on_line` sees each line as it comes (line number from 1).
 fn run(
     engine: &Engine,
+    id: &str,
     request: &ExecRequest,
     on_started: &dyn Fn(&Arc<Process>),
     on_line: &dyn Fn(usize, Pipe, &str),
@@ -212,12 +215,11 @@ fn run(
         result.error = Some(err.message);
         return result;
     }
-    let process = match Process::spawn(
+    let process = match engine.processes.spawn(
         &spec,
         env,
         Arc::new(ExecSink(tx)),
-        &engine.output,
-        engine.process,
+        Owner::Command(id.to_string()),
     ) {
         Ok(p) => {
             on_started(&p);
@@ -368,26 +370,18 @@ impl Commands {
 
     /// Reads a command request (`{"argv", "shell"?, "cwd"?, "env"?, "timeout"?}`) and
     /// checks its folder against the project roots.
-    pub fn request(&self, payload: &Map<String, Value>) -> Result<ExecRequest, ApiError> {
+    pub fn request(&self, payload: &Map<String, Value>) -> Result<ExecRequest, Error> {
         let request = ExecRequest::from_json(payload, &self.cwd, self.limits.exec)?;
-        self.engine.check_root(&request.cwd).map_err(|err| {
-            let status = if err.code == "forbidden_path" {
-                403
-            } else {
-                400
-            };
-            ApiError::new(status, err.code, err.message)
-        })?;
+        self.engine.check_root(&request.cwd)?;
         Ok(request)
     }
 
     /// Takes a slot for a command of `caller` (against `--max-commands` and the
     /// caller's share of it).
-    pub fn permit(self: &Arc<Self>, caller: &Caller, argv: &[String]) -> Result<Permit, ApiError> {
+    pub fn permit(self: &Arc<Self>, caller: &Caller, argv: &[String]) -> Result<Permit, Error> {
         if !caller.may_create() {
-            return Err(ApiError::new(
-                403,
-                "forbidden",
+            return Err(Error::forbidden(
+                ErrorCode::Forbidden,
                 format!(
                     "the token `{}` is a viewer: it may not run commands",
                     caller.name
@@ -395,18 +389,16 @@ impl Commands {
             ));
         }
         if self.stopping.load(Ordering::SeqCst) {
-            return Err(ApiError::new(
-                503,
-                "shutting_down",
+            return Err(Error::unavailable(
+                ErrorCode::ShuttingDown,
                 "the server is shutting down",
             ));
         }
         let mut st = self.lock();
         let running = st.running.len();
         if running >= self.limits.max_running {
-            return Err(ApiError::new(
-                429,
-                "too_many_commands",
+            return Err(Error::limit(
+                ErrorCode::TooManyCommands,
                 format!(
                     "{running} commands are running, the limit (--max-commands) is {}",
                     self.limits.max_running
@@ -415,9 +407,8 @@ impl Commands {
         }
         let mine = st.by_token.get(&caller.name).copied().unwrap_or(0);
         if mine >= self.limits.max_per_token {
-            return Err(ApiError::new(
-                429,
-                "too_many_commands",
+            return Err(Error::limit(
+                ErrorCode::TooManyCommands,
                 format!(
                     "the token `{}` runs {mine} commands, its limit (--max-commands-per-token) is {}",
                     caller.name, self.limits.max_per_token
@@ -451,6 +442,7 @@ impl Commands {
     ) -> ExecResult {
         let result = run(
             &self.engine,
+            &permit.id,
             request,
             &|process| {
                 let mut st = self.lock();
@@ -522,10 +514,10 @@ impl Commands {
     }
 
     /// A command by id, as `caller` may see it: running, or its result.
-    pub fn get(&self, caller: &Caller, id: &str) -> Result<Value, ApiError> {
+    pub fn get(&self, caller: &Caller, id: &str) -> Result<Value, Error> {
         let st = self.lock();
         let not_found = || {
-            ApiError::not_found(format!(
+            Error::not_found(format!(
                 "no command `{id}` (results are kept for the last {KEPT_RESULTS})"
             ))
         };

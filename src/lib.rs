@@ -1,15 +1,16 @@
 //! workerhub: run AI coding CLIs and other programs as managed workers, and stream what
 //! they print to browsers and WebSocket clients.
 //!
-//! The path of one line of output, module by module: a child process (`worker::process`)
-//! → its reader thread → the broadcast channel → the worker's adapter (`adapters`) → the
-//! worker's feed (`feed`: seq, history on disk, subscribers) → each connection's outbox
-//! (`ws::conn`) → the writer pool (`ws::writer`) → the socket. See docs/ARCHITECTURE.md.
+//! The path of one line of output, module by module: a child process (`process`) → its
+//! reader thread → the broadcast channel (`process::broadcast`) → the worker's adapter
+//! (`adapters`) → the worker's feed (`feed`: seq, history on disk, subscribers) → each
+//! connection's outbox (`ws::conn`) → the writer pool (`ws::writer`) → the socket. See
+//! docs/ARCHITECTURE.md.
 
 pub mod adapters;
 pub mod api;
-pub mod batch;
-pub mod cli;
+pub mod app;
+pub mod auth;
 pub mod client;
 pub mod clock;
 pub mod config;
@@ -20,10 +21,13 @@ pub mod feed;
 pub mod http;
 pub mod metrics;
 pub mod private_files;
+pub mod process;
 pub mod protocol;
 pub mod server;
+pub mod spec;
 pub mod sys;
 pub mod tasks;
 pub mod timer;
+pub mod wire;
 pub mod worker;
 pub mod ws;

@@ -1,8 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use workerhub::client::{batch, cli};
 use workerhub::config::{self, Cli, Command};
-use workerhub::{batch, cli};
 
 fn init_logging(level: &str) {
     env_logger::Builder::new()
@@ -13,7 +13,7 @@ fn init_logging(level: &str) {
 
 fn serve(args: config::ServeArgs) -> ExitCode {
     init_logging(&args.log);
-    match workerhub::server::serve(args) {
+    match args.config().and_then(workerhub::server::serve) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("workerhub: {message}");

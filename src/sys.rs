@@ -315,6 +315,63 @@ impl Epoll {
     }
 }
 
+/// Makes `command`'s child get SIGKILL when the thread that spawns it (one long-lived
+/// thread: `process::launcher`) goes away with the server, and exit at once if the
+/// server is already gone by the time it starts.
+pub fn die_with_parent(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getpid is async-signal-safe and runs before the fork.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure runs in the child between fork and exec and calls only
+    // async-signal-safe functions (prctl, getppid, _exit); it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent died between the fork and the prctl: the signal will never
+            // come, so go now.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// When process `pid` started, in clock ticks since boot (`/proc/PID/stat`, field 22):
+/// with the pid, it names one process for good (a pid is reused, a pair is not).
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    proc_stat(pid).map(|(_, start)| start)
+}
+
+/// A process's group and start time from `/proc/PID/stat`.
+fn proc_stat(pid: u32) -> Option<(u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: fields are
+    // counted from after its closing parenthesis (field 3 is the first one there).
+    let after = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let pgrp = fields.get(2)?.parse().ok()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((pgrp, start))
+}
+
+/// Whether process group `pgid`, whose leader started at `leader_start` (ticks since
+/// boot), still has members: the very group, never another one that reuses the number.
+///
+/// A pid is not given out again while a process group still uses it as its id, so: if
+/// the leader is alive with that start time, the group is ours; if no process has that
+/// pid but some are in group `pgid`, the leader died and they are its group's; if a
+/// process with that pid started at another time, the number was reused and the group
+/// is someone else's.
+pub fn group_is_alive(pgid: u32, leader_start: u64) -> bool {
+    match proc_stat(pgid) {
+        Some((_, start)) => start == leader_start && group_alive(pgid),
+        None => group_alive(pgid),
+    }
+}
+
 /// Sends `signal` to every process of the group `pgid`.
 pub fn kill_group(pgid: u32, signal: libc::c_int) -> bool {
     if pgid <= 1 {

@@ -12,14 +12,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::auth::{Access, Caller, Role};
 use crate::clock;
-use crate::error::ApiError;
-use crate::http::auth::{Access, Caller, Role};
-use crate::protocol::clients::{Audience, Clients};
-use crate::protocol::watch::{TurnOutcome, TurnWatch};
+use crate::error::{Error, ErrorCode};
+use crate::event::{Outcome, Published, Status};
 use crate::timer::Timer;
+use crate::worker::Worker;
+use crate::worker::follow::{TurnOutcome, TurnWatch};
 use crate::worker::hub::Hub;
-use crate::worker::{Status, Worker};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -32,9 +32,9 @@ pub enum TaskStatus {
 }
 
 /// A task status as a client names it (`?status=`, `task:list`).
-pub fn parse_status(text: &str) -> Result<TaskStatus, ApiError> {
+pub fn parse_status(text: &str) -> Result<TaskStatus, Error> {
     serde_json::from_value(Value::String(text.to_string())).map_err(|_| {
-        ApiError::bad_request(format!(
+        Error::invalid(format!(
             "`status` must be one of pending, running, completed, failed, cancelled, not `{text}`"
         ))
     })
@@ -118,7 +118,7 @@ pub const MAX_EVERY_SECONDS: u64 = 366 * 24 * 3600;
 
 /// Parses a schedule: a number of seconds, `"30s"`, `"5m"`, `"2h"`, `"1d"`, `"1w"`, or
 /// `{"every_seconds": N}` / `{"every": "5m"}`; from 1 s to a year.
-pub fn parse_schedule(value: &Value) -> Result<Option<Schedule>, ApiError> {
+pub fn parse_schedule(value: &Value) -> Result<Option<Schedule>, Error> {
     let seconds = |text: &str| -> Option<u64> {
         let text = text.trim();
         let (num, unit) = text.split_at(
@@ -149,17 +149,35 @@ pub fn parse_schedule(value: &Value) -> Result<Option<Schedule>, ApiError> {
     };
     match every {
         Some(n) if (1..=MAX_EVERY_SECONDS).contains(&n) => Ok(Some(Schedule { every_seconds: n })),
-        _ => Err(ApiError::bad_request(
+        _ => Err(Error::invalid(
             "`schedule` must be an interval from 1 s to a year: seconds, \"30s\", \"5m\", \"2h\", \"1d\", \"1w\" or {\"every_seconds\": N}",
         )),
     }
+}
+
+/// What happened to a task, for those who watch tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskNotice {
+    /// Created, started, cancelled.
+    Updated,
+    /// A run ended well.
+    Completed,
+    /// A run failed.
+    Failed,
+}
+
+/// Someone who watches tasks (the agent protocol's dashboards).
+pub trait TaskObserver: Send + Sync {
+    fn task_changed(&self, task: &Task, notice: TaskNotice);
+    /// An event of a task's running turn, on worker `worker_id`.
+    fn task_event(&self, task: &Task, worker_id: &str, event: &Published);
 }
 
 pub struct Tasks {
     tasks: Mutex<Vec<Task>>,
     path: PathBuf,
     hub: Arc<Hub>,
-    clients: Arc<Clients>,
+    observer: Arc<dyn TaskObserver>,
     timer: Timer,
     me: Weak<Tasks>,
 }
@@ -175,7 +193,12 @@ const TEXT_FIELDS: &[&str] = &[
 impl Tasks {
     /// Loads the tasks kept in `path`. A task that was running when the server stopped
     /// has failed; pending ones run now and schedules carry on.
-    pub fn open(path: PathBuf, hub: Arc<Hub>, clients: Arc<Clients>, timer: Timer) -> Arc<Tasks> {
+    pub fn open(
+        path: PathBuf,
+        hub: Arc<Hub>,
+        observer: Arc<dyn TaskObserver>,
+        timer: Timer,
+    ) -> Arc<Tasks> {
         let mut tasks: Vec<Task> = std::fs::read(&path)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -191,7 +214,7 @@ impl Tasks {
             tasks: Mutex::new(tasks),
             path,
             hub,
-            clients,
+            observer,
             timer,
             me: me.clone(),
         });
@@ -244,25 +267,24 @@ impl Tasks {
         }
     }
 
-    fn get(&self, id: &str) -> Result<Task, ApiError> {
+    fn get(&self, id: &str) -> Result<Task, Error> {
         self.lock()
             .iter()
             .find(|t| t.id == id)
             .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("no task `{id}`")))
+            .ok_or_else(|| Error::not_found(format!("no task `{id}`")))
     }
 
     /// A task `caller` may `access` (one it may not see is not found).
-    pub fn get_for(&self, caller: &Caller, id: &str, access: Access) -> Result<Task, ApiError> {
+    pub fn get_for(&self, caller: &Caller, id: &str, access: Access) -> Result<Task, Error> {
         let task = self
             .get(id)
             .ok()
             .filter(|t| caller.may(Access::Read, t.owner.as_deref()))
-            .ok_or_else(|| ApiError::not_found(format!("no task `{id}`")))?;
+            .ok_or_else(|| Error::not_found(format!("no task `{id}`")))?;
         if !caller.may(access, task.owner.as_deref()) {
-            return Err(ApiError::new(
-                403,
-                "forbidden",
+            return Err(Error::forbidden(
+                ErrorCode::Forbidden,
                 format!(
                     "the token `{}` may see this task but not change it",
                     caller.name
@@ -305,11 +327,10 @@ impl Tasks {
 
     /// Creates a task from `{"instruction", "worker_id"?, "ai_cli_type"?,
     /// "project_path"?, "schedule"?}`; an unscheduled one starts at once.
-    pub fn create(&self, body: &Map<String, Value>, caller: &Caller) -> Result<Task, ApiError> {
+    pub fn create(&self, body: &Map<String, Value>, caller: &Caller) -> Result<Task, Error> {
         if !caller.may_create() {
-            return Err(ApiError::new(
-                403,
-                "forbidden",
+            return Err(Error::forbidden(
+                ErrorCode::Forbidden,
                 format!(
                     "the token `{}` is a viewer: it may not create tasks",
                     caller.name
@@ -317,34 +338,33 @@ impl Tasks {
             ));
         }
         if let Some(unknown) = body.keys().find(|k| !TEXT_FIELDS.contains(&k.as_str())) {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "unknown field `{unknown}`; known fields: {}",
                 TEXT_FIELDS.join(", ")
             )));
         }
-        let text = |key: &str| -> Result<Option<String>, ApiError> {
+        let text = |key: &str| -> Result<Option<String>, Error> {
             match body.get(key) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-                Some(_) => Err(ApiError::bad_request(format!(
+                Some(_) => Err(Error::invalid(format!(
                     "`{key}` must be a non-empty string"
                 ))),
             }
         };
-        let instruction = text("instruction")?.ok_or_else(|| {
-            ApiError::bad_request("`instruction` is required: what the agent should do")
-        })?;
+        let instruction = text("instruction")?
+            .ok_or_else(|| Error::invalid("`instruction` is required: what the agent should do"))?;
         let worker_id = text("worker_id")?;
         let ai_cli_type = text("ai_cli_type")?;
         if worker_id.is_none() && ai_cli_type.is_none() {
-            return Err(ApiError::bad_request(
+            return Err(Error::invalid(
                 "a task needs `worker_id`, or `ai_cli_type` to pick or create a worker",
             ));
         }
         if let Some(worker) = &worker_id {
             let worker = self.hub.require_for(caller, worker, Access::Change)?;
             if !worker.has_turns() {
-                return Err(ApiError::bad_request(
+                return Err(Error::invalid(
                     "tasks run on AI workers (a `command` worker has no turns)",
                 ));
             }
@@ -352,9 +372,7 @@ impl Tasks {
         if let Some(kind) = &ai_cli_type
             && self.hub.registry.get(kind).is_none()
         {
-            return Err(ApiError::bad_request(format!(
-                "unknown `ai_cli_type` `{kind}`"
-            )));
+            return Err(Error::invalid(format!("unknown `ai_cli_type` `{kind}`")));
         }
         let schedule = parse_schedule(body.get("schedule").unwrap_or(&Value::Null))?;
         let now = clock::now_rfc3339();
@@ -383,12 +401,7 @@ impl Tasks {
         };
         self.lock().push(task.clone());
         self.save();
-        self.clients.push(
-            "task:update",
-            json!({"task": task.json()}),
-            None,
-            Audience::ReadersOf(task.owner.as_deref()),
-        );
+        self.observer.task_changed(&task, TaskNotice::Updated);
         match &schedule {
             None => self.dispatch_soon(task.id.clone()),
             Some(s) => self.arm(task.id.clone(), Duration::from_secs(s.every_seconds)),
@@ -397,17 +410,17 @@ impl Tasks {
     }
 
     /// Runs a task now (a scheduled one between its runs, or one that ended).
-    pub fn run_now(&self, caller: &Caller, id: &str) -> Result<Task, ApiError> {
+    pub fn run_now(&self, caller: &Caller, id: &str) -> Result<Task, Error> {
         self.get_for(caller, id, Access::Change)?;
         {
             let mut tasks = self.lock();
             let task = tasks
                 .iter_mut()
                 .find(|t| t.id == id)
-                .ok_or_else(|| ApiError::not_found(format!("no task `{id}`")))?;
+                .ok_or_else(|| Error::not_found(format!("no task `{id}`")))?;
             if task.status == TaskStatus::Running {
-                return Err(ApiError::conflict(
-                    "task_running",
+                return Err(Error::conflict(
+                    ErrorCode::TaskRunning,
                     "the task is running already",
                 ));
             }
@@ -420,14 +433,14 @@ impl Tasks {
     }
 
     /// Cancels a task: it will not run again, and a running turn is interrupted.
-    pub fn cancel(&self, caller: &Caller, id: &str) -> Result<Task, ApiError> {
+    pub fn cancel(&self, caller: &Caller, id: &str) -> Result<Task, Error> {
         self.get_for(caller, id, Access::Change)?;
         let (worker, message) = {
             let mut tasks = self.lock();
             let task = tasks
                 .iter_mut()
                 .find(|t| t.id == id)
-                .ok_or_else(|| ApiError::not_found(format!("no task `{id}`")))?;
+                .ok_or_else(|| Error::not_found(format!("no task `{id}`")))?;
             let was_running = task.status == TaskStatus::Running;
             task.status = TaskStatus::Cancelled;
             task.next_run_at = None;
@@ -444,12 +457,7 @@ impl Tasks {
         }
         self.save();
         let task = self.get(id)?;
-        self.clients.push(
-            "task:update",
-            json!({"task": task.json()}),
-            None,
-            Audience::ReadersOf(task.owner.as_deref()),
-        );
+        self.observer.task_changed(&task, TaskNotice::Updated);
         Ok(task)
     }
 
@@ -521,53 +529,31 @@ impl Tasks {
             task.result = None;
         }
         self.save();
-        if let Ok(task) = self.get(id) {
-            self.clients.push(
-                "task:update",
-                json!({"task": task.json()}),
-                None,
-                Audience::ReadersOf(task.owner.as_deref()),
-            );
-        }
-        let clients = self.clients.clone();
-        let (task_id, worker_id) = (id.to_string(), worker.id.clone());
-        let task_owner = task.owner.clone();
+        let Ok(task) = self.get(id) else { return };
+        self.observer.task_changed(&task, TaskNotice::Updated);
+        let observer = self.observer.clone();
+        let (seen, worker_id) = (task.clone(), worker.id.clone());
         let me = self.me.clone();
-        let watch = TurnWatch::start(
-            &worker,
-            &message_id,
-            move |event| {
-                clients.push(
-                    "task:update",
-                    json!({"task_id": task_id, "worker_id": worker_id, "event": event.to_value()}),
-                    Some(&worker_id),
-                    Audience::ReadersOf(task_owner.as_deref()),
-                );
-            },
-            {
-                let id = id.to_string();
-                move |outcome| {
-                    if let Some(tasks) = me.upgrade() {
-                        tasks.finish(&id, outcome);
-                    }
+        let done_id = id.to_string();
+        let watch = TurnWatch::new(
+            move |event| observer.task_event(&seen, &worker_id, event),
+            move |outcome| {
+                if let Some(tasks) = me.upgrade() {
+                    tasks.finish(&done_id, outcome);
                 }
             },
         );
-        if let Err(err) = worker.send_message_as(
-            &task.instruction,
-            message_id,
-            &task.owner.clone().unwrap_or_else(|| "task".into()),
-        ) {
-            worker
-                .feed
-                .unsubscribe(crate::feed::Subscriber::id(&*watch));
+        worker.follow(&message_id, watch);
+        let by = task.owner.clone().unwrap_or_else(|| "task".into());
+        if let Err(err) = worker.send_message_as(&task.instruction, message_id.clone(), &by) {
+            worker.unfollow(&message_id);
             self.fail(id, &err.message);
         }
     }
 
     /// The worker a task runs on: the one it names, an idle one of its kind (in its
     /// folder, if it names one), or a new one.
-    fn pick_worker(&self, task: &Task) -> Result<Arc<Worker>, ApiError> {
+    fn pick_worker(&self, task: &Task) -> Result<Arc<Worker>, Error> {
         let owner = task.acting_as();
         if let Some(id) = &task.worker_id {
             return self.hub.require_for(&owner, id, Access::Change);
@@ -587,7 +573,7 @@ impl Tasks {
             return Ok(worker);
         }
         let project = task.project_path.clone().ok_or_else(|| {
-            ApiError::bad_request(format!(
+            Error::invalid(format!(
                 "no idle `{kind}` worker, and no `project_path` to create one in"
             ))
         })?;
@@ -601,7 +587,8 @@ impl Tasks {
     fn fail(&self, id: &str, error: &str) {
         log::warn!("task {id} failed: {error}");
         let outcome = TurnOutcome {
-            outcome: "failed".into(),
+            outcome: Outcome::Failed,
+            success: false,
             result: None,
             text: error.to_string(),
             events: 0,
@@ -611,7 +598,8 @@ impl Tasks {
     }
 
     fn finish(&self, id: &str, outcome: TurnOutcome) {
-        let error = (!outcome.success()).then(|| format!("the turn ended: {}", outcome.outcome));
+        let error =
+            (!outcome.success).then(|| format!("the turn ended: {}", outcome.outcome.as_str()));
         self.end(id, outcome, error);
     }
 
@@ -630,7 +618,7 @@ impl Tasks {
                 task.error = error;
             }
             task.finished_at = Some(clock::now_rfc3339());
-            task.result = Some(outcome.json());
+            task.result = serde_json::to_value(&outcome).ok();
             let rearm = match (&task.schedule, task.status) {
                 (Some(s), status) if status != TaskStatus::Cancelled => {
                     task.next_run_at = Some(clock::rfc3339_micros(
@@ -643,17 +631,12 @@ impl Tasks {
             (task.clone(), rearm)
         };
         self.save();
-        let kind = match task.status {
-            TaskStatus::Completed => "task:complete",
-            TaskStatus::Cancelled => "task:update",
-            _ => "task:failed",
+        let notice = match task.status {
+            TaskStatus::Completed => TaskNotice::Completed,
+            TaskStatus::Cancelled => TaskNotice::Updated,
+            _ => TaskNotice::Failed,
         };
-        self.clients.push(
-            kind,
-            json!({"task": task.json()}),
-            None,
-            Audience::ReadersOf(task.owner.as_deref()),
-        );
+        self.observer.task_changed(&task, notice);
         if let Some(delay) = rearm {
             self.arm(task.id.clone(), delay);
         }

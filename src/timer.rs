@@ -6,9 +6,18 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
 use crossbeam_channel::{RecvTimeoutError, Sender, unbounded};
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// A message for the timer thread.
+enum Message {
+    At(Instant, Job),
+    Stop,
+}
 
 struct Entry {
     at: Instant,
@@ -39,12 +48,14 @@ impl Ord for Entry {
 
 #[derive(Clone)]
 pub struct Timer {
-    tx: Sender<(Instant, Job)>,
+    tx: Sender<Message>,
+    /// The thread, joined by `stop` (whichever clone calls it first).
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl Timer {
     pub fn start() -> Timer {
-        let (tx, rx) = unbounded::<(Instant, Job)>();
+        let (tx, rx) = unbounded::<Message>();
         let spawned = std::thread::Builder::new()
             .name("timer".into())
             .spawn(move || {
@@ -68,19 +79,35 @@ impl Timer {
                         None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
                     };
                     match next {
-                        Ok((at, job)) => {
+                        Ok(Message::At(at, job)) => {
                             order += 1;
                             heap.push(Entry { at, order, job });
                         }
                         Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => return,
+                        Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                     }
                 }
             });
-        if let Err(err) = spawned {
-            log::error!("could not start the timer thread: {err}");
+        let thread = match spawned {
+            Ok(thread) => Some(thread),
+            Err(err) => {
+                log::error!("could not start the timer thread: {err}");
+                None
+            }
+        };
+        Timer {
+            tx,
+            thread: Arc::new(Mutex::new(thread)),
         }
-        Timer { tx }
+    }
+
+    /// Stops the thread (jobs not yet due never run) and waits for it.
+    pub fn stop(&self) {
+        let _ = self.tx.send(Message::Stop);
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
     }
 
     /// Runs `job` on the timer thread after `delay` (a delay past what an `Instant` can
@@ -91,7 +118,7 @@ impl Timer {
             .checked_add(delay)
             .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
             .unwrap_or(now);
-        let _ = self.tx.send((at, Box::new(job)));
+        let _ = self.tx.send(Message::At(at, Box::new(job)));
     }
 }
 

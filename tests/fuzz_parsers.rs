@@ -232,7 +232,7 @@ fn envelope_parsing_never_panics_and_names_every_failure() {
         json_line().prop_map(|b| String::from_utf8(b).unwrap()),
         (
             ".{0,30}",
-            prop::sample::select(workerhub::protocol::REQUEST_TYPES.to_vec()),
+            prop::sample::select(workerhub::protocol::Kind::names().collect::<Vec<_>>()),
             ".{0,40}"
         )
             .prop_map(|(id, kind, junk)| format!(
@@ -285,12 +285,8 @@ fn paths_hosts_origins_and_tokens_are_checked_without_panicking() {
                 }
                 let _ = origins.host_ok(Some(&host));
                 let _ = origins.origin_ok(&origin);
-                let _ = workerhub::http::auth::Auth::presented(
-                    Some(&host),
-                    Some(&origin),
-                    Some(&path),
-                    true,
-                );
+                let _ =
+                    workerhub::auth::Auth::presented(Some(&host), Some(&origin), Some(&path), true);
                 let _ = seq_of_line(path.as_bytes());
                 Ok(())
             },

@@ -16,11 +16,11 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Adapter, CliSettings, Interrupt, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed,
-    TurnEnd, content, content_text, json_object, push_opt, str_of, worker_env,
+    TurnEnd, content_text, json_object, push_opt, str_of, string_in, string_of, worker_env,
 };
-use crate::event::{NewEvent, Pipe};
-use crate::worker::WorkerSpec;
-use crate::worker::process::ProcessSpec;
+use crate::event::{AgentContent, Event, Pipe, ToolResult, ToolUse, TurnResult, UserMessage};
+use crate::process::ProcessSpec;
+use crate::spec::WorkerSpec;
 
 pub struct Claude;
 
@@ -171,7 +171,7 @@ impl Adapter for Claude {
             .options
             .model
             .clone()
-            .or_else(|| launch.settings.claude_model.clone());
+            .or_else(|| launch.settings.of(self.kind()).model);
         push_opt(&mut argv, "--model", model.as_deref());
         push_opt(
             &mut argv,
@@ -190,7 +190,7 @@ impl Adapter for Claude {
             argv.push(message.to_string());
         }
         let mut extra = Vec::new();
-        if let Some(key) = &launch.settings.claude_api_key {
+        if let Some(key) = &launch.settings.of(self.kind()).api_key {
             extra.push(("ANTHROPIC_API_KEY".to_string(), key.clone()));
         }
         Ok(ProcessSpec {
@@ -232,7 +232,7 @@ impl Adapter for Claude {
     }
 
     fn default_model(&self, settings: &CliSettings) -> Option<String> {
-        settings.claude_model.clone()
+        settings.of(self.kind()).model
     }
 
     fn validate(&self, spec: &WorkerSpec) -> Result<(), String> {
@@ -260,17 +260,38 @@ fn blocks(map: &Map<String, Value>) -> &[Value] {
         .map_or(&[], Vec::as_slice)
 }
 
-/// The fields of `map` other than `type`, for `system` events.
-fn rest(map: &Map<String, Value>) -> Value {
-    let mut fields: Map<String, Value> = map
+/// The fields of `map` other than `type`, for `system` events (`subtype` is the line's
+/// own, or its `type`).
+fn system(map: &Map<String, Value>, raw: &str) -> Event {
+    let subtype = str_of(map, "subtype")
+        .or_else(|| str_of(map, "type"))
+        .unwrap_or("")
+        .to_string();
+    let fields: Map<String, Value> = map
         .iter()
-        .filter(|(k, _)| *k != "type")
+        .filter(|(k, _)| *k != "type" && *k != "subtype")
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    fields
-        .entry("subtype")
-        .or_insert_with(|| map.get("type").cloned().unwrap_or(Value::Null));
-    Value::Object(fields)
+    Event::agent(AgentContent::system(subtype, Value::Object(fields), raw))
+}
+
+fn text_of(value: Option<&Value>) -> String {
+    value.and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+impl ClaudeParser {
+    /// A user message in a transcript (watch mode): what someone typed in the terminal.
+    fn transcript_message(&self, text: String, raw: &str) -> Event {
+        Event::UserMessage(UserMessage {
+            content: text,
+            message_id: None,
+            state: None,
+            position: None,
+            by: None,
+            source: Some("transcript".into()),
+            raw: Some(raw.to_string()),
+        })
+    }
 }
 
 impl LineParser for ClaudeParser {
@@ -282,97 +303,87 @@ impl LineParser for ClaudeParser {
             out.session_id = Some(session.to_string());
         }
         match str_of(&map, "type").unwrap_or("") {
-            "system" => {
-                if str_of(&map, "subtype") == Some("init") {
-                    out.events.push(content(
-                        "system",
-                        json!({
-                            "subtype": "init",
-                            "session_id": map.get("session_id"),
-                            "model": map.get("model"),
-                            "tools": map.get("tools"),
-                            "cwd": map.get("cwd"),
-                            "permission_mode": map.get("permissionMode"),
-                        }),
-                        &raw,
-                    ));
-                } else {
-                    out.events.push(content("system", rest(&map), &raw));
-                }
+            "system" if str_of(&map, "subtype") == Some("init") => {
+                out.events.push(Event::agent(AgentContent::system(
+                    "init",
+                    json!({
+                        "session_id": map.get("session_id"),
+                        "model": map.get("model"),
+                        "tools": map.get("tools"),
+                        "cwd": map.get("cwd"),
+                        "permission_mode": map.get("permissionMode"),
+                    }),
+                    &raw,
+                )));
             }
             "assistant" => {
                 let blocks = blocks(&map);
                 for block in blocks {
-                    let event = match block.get("type").and_then(Value::as_str) {
-                        Some("text") => content("text", json!({"text": block.get("text")}), &raw),
+                    let content = match block.get("type").and_then(Value::as_str) {
+                        Some("text") => AgentContent::text(text_of(block.get("text")), &raw),
                         Some("thinking") => {
-                            content("thinking", json!({"text": block.get("thinking")}), &raw)
+                            AgentContent::thinking(text_of(block.get("thinking")), &raw)
                         }
-                        Some("tool_use") => content(
-                            "tool_use",
-                            json!({"id": block.get("id"), "name": block.get("name"), "input": block.get("input")}),
-                            &raw,
-                        ),
-                        other => content(
-                            "system",
-                            json!({"subtype": format!("assistant_{}", other.unwrap_or("block")), "block": block}),
+                        Some("tool_use") => AgentContent::ToolUse(ToolUse {
+                            id: string_in(block, "id"),
+                            name: string_in(block, "name"),
+                            input: block.get("input").cloned().unwrap_or(Value::Null),
+                            raw: raw.clone(),
+                        }),
+                        other => AgentContent::system(
+                            format!("assistant_{}", other.unwrap_or("block")),
+                            json!({"block": block}),
                             &raw,
                         ),
                     };
-                    out.events.push(event);
+                    out.events.push(Event::agent(content));
                 }
                 if blocks.is_empty() {
-                    out.events.push(content("system", rest(&map), &raw));
+                    out.events.push(system(&map, &raw));
                 }
             }
             "user" => {
                 let message_content = map.get("message").and_then(|m| m.get("content"));
                 if let Some(Value::String(text)) = message_content {
-                    if self.transcript {
-                        out.events.push(NewEvent::new(
-                            "user_message",
-                            json!({"content": text, "source": "transcript", "raw": raw}),
-                        ));
+                    let event = if self.transcript {
+                        self.transcript_message(text.clone(), &raw)
                     } else {
-                        out.events.push(content(
-                            "system",
-                            json!({"subtype": "user", "text": text}),
-                            &raw,
-                        ));
-                    }
+                        Event::agent(AgentContent::system("user", json!({"text": text}), &raw))
+                    };
+                    out.events.push(event);
                     return;
                 }
                 let blocks = blocks(&map);
                 for block in blocks {
                     let event = match block.get("type").and_then(Value::as_str) {
-                        Some("tool_result") => content(
-                            "tool_result",
-                            json!({
-                                "tool_use_id": block.get("tool_use_id"),
-                                "content": content_text(block.get("content").unwrap_or(&Value::Null)),
-                                "is_error": block.get("is_error").and_then(Value::as_bool).unwrap_or(false),
-                            }),
+                        Some("tool_result") => Event::agent(AgentContent::ToolResult(ToolResult {
+                            tool_use_id: string_in(block, "tool_use_id"),
+                            content: content_text(block.get("content").unwrap_or(&Value::Null)),
+                            is_error: block
+                                .get("is_error")
+                                .and_then(Value::as_bool)
+                                .unwrap_or(false),
+                            exit_code: None,
+                            raw: raw.clone(),
+                        })),
+                        Some("text") if self.transcript => {
+                            self.transcript_message(text_of(block.get("text")), &raw)
+                        }
+                        Some("text") => Event::agent(AgentContent::system(
+                            "user",
+                            json!({"text": block.get("text")}),
                             &raw,
-                        ),
-                        Some("text") if self.transcript => NewEvent::new(
-                            "user_message",
-                            json!({"content": block.get("text"), "source": "transcript", "raw": raw}),
-                        ),
-                        Some("text") => content(
-                            "system",
-                            json!({"subtype": "user", "text": block.get("text")}),
+                        )),
+                        _ => Event::agent(AgentContent::system(
+                            "user_block",
+                            json!({"block": block}),
                             &raw,
-                        ),
-                        _ => content(
-                            "system",
-                            json!({"subtype": "user_block", "block": block}),
-                            &raw,
-                        ),
+                        )),
                     };
                     out.events.push(event);
                 }
                 if blocks.is_empty() {
-                    out.events.push(content("system", rest(&map), &raw));
+                    out.events.push(system(&map, &raw));
                 }
             }
             "result" => {
@@ -382,23 +393,25 @@ impl LineParser for ClaudeParser {
                     .and_then(Value::as_bool)
                     .unwrap_or(false)
                     || subtype.starts_with("error");
-                out.events.push(content(
-                    "result",
-                    json!({
-                        "subtype": subtype,
-                        "is_error": is_error,
-                        "duration_ms": map.get("duration_ms"),
-                        "cost_usd": map.get("total_cost_usd").or_else(|| map.get("cost_usd")),
-                        "num_turns": map.get("num_turns"),
-                        "usage": map.get("usage"),
-                        "session_id": map.get("session_id"),
-                        "result": map.get("result"),
-                    }),
-                    &raw,
-                ));
+                out.events
+                    .push(Event::agent(AgentContent::Result(Box::new(TurnResult {
+                        subtype: Some(subtype.to_string()),
+                        is_error,
+                        duration_ms: map.get("duration_ms").cloned(),
+                        cost_usd: map
+                            .get("total_cost_usd")
+                            .or_else(|| map.get("cost_usd"))
+                            .cloned(),
+                        num_turns: map.get("num_turns").cloned(),
+                        usage: map.get("usage").cloned(),
+                        session_id: string_of(&map, "session_id"),
+                        result: map.get("result").cloned(),
+                        raw,
+                        ..TurnResult::default()
+                    }))));
                 out.turn_end = Some(TurnEnd { is_error });
             }
-            _ => out.events.push(content("system", rest(&map), &raw)),
+            _ => out.events.push(system(&map, &raw)),
         }
     }
 }

@@ -7,12 +7,12 @@ use std::collections::HashSet;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Adapter, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed, TurnEnd, content,
-    json_object, push_opt, str_of, worker_env,
+    Adapter, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed, TurnEnd, json_object,
+    push_opt, str_of, worker_env,
 };
-use crate::event::Pipe;
-use crate::worker::WorkerSpec;
-use crate::worker::process::ProcessSpec;
+use crate::event::{AgentContent, Event, Pipe, ToolResult, ToolUse, TurnResult};
+use crate::process::ProcessSpec;
+use crate::spec::WorkerSpec;
 
 pub struct Codex;
 
@@ -95,6 +95,26 @@ pub struct CodexParser {
     started: HashSet<String>,
 }
 
+fn system(subtype: impl Into<String>, fields: Value, raw: &str) -> Event {
+    Event::agent(AgentContent::system(subtype, fields, raw))
+}
+
+fn tool_result(
+    id: &str,
+    content: String,
+    is_error: bool,
+    exit_code: Option<i64>,
+    raw: &str,
+) -> Event {
+    Event::agent(AgentContent::ToolResult(ToolResult {
+        tool_use_id: Some(id.to_string()),
+        content,
+        is_error,
+        exit_code,
+        raw: raw.to_string(),
+    }))
+}
+
 impl CodexParser {
     fn tool_use(
         &mut self,
@@ -106,11 +126,12 @@ impl CodexParser {
     ) {
         let id = str_of(item, "id").unwrap_or("").to_string();
         if self.started.insert(id.clone()) {
-            out.events.push(content(
-                "tool_use",
-                json!({"id": id, "name": name, "input": input}),
-                raw,
-            ));
+            out.events.push(Event::agent(AgentContent::ToolUse(ToolUse {
+                id: Some(id),
+                name: Some(name),
+                input,
+                raw: raw.to_string(),
+            })));
         }
     }
 
@@ -118,15 +139,14 @@ impl CodexParser {
         let done = stage == "item.completed";
         let id = str_of(item, "id").unwrap_or("").to_string();
         let failed = str_of(item, "status") == Some("failed");
+        let text = || str_of(item, "text").unwrap_or("").to_string();
         match str_of(item, "type").unwrap_or("") {
-            "agent_message" if done => {
-                out.events
-                    .push(content("text", json!({"text": item.get("text")}), raw))
-            }
-            "reasoning" if done => {
-                out.events
-                    .push(content("thinking", json!({"text": item.get("text")}), raw))
-            }
+            "agent_message" if done => out
+                .events
+                .push(Event::agent(AgentContent::text(text(), raw))),
+            "reasoning" if done => out
+                .events
+                .push(Event::agent(AgentContent::thinking(text(), raw))),
             "command_execution" => {
                 self.tool_use(
                     item,
@@ -137,14 +157,12 @@ impl CodexParser {
                 );
                 if done {
                     let exit = item.get("exit_code").and_then(Value::as_i64);
-                    out.events.push(content(
-                        "tool_result",
-                        json!({
-                            "tool_use_id": id,
-                            "content": item.get("aggregated_output").and_then(Value::as_str).unwrap_or(""),
-                            "is_error": failed || exit.is_some_and(|c| c != 0),
-                            "exit_code": exit,
-                        }),
+                    let output = str_of(item, "aggregated_output").unwrap_or("").to_string();
+                    out.events.push(tool_result(
+                        &id,
+                        output,
+                        failed || exit.is_some_and(|c| c != 0),
+                        exit,
                         raw,
                     ));
                 }
@@ -157,11 +175,8 @@ impl CodexParser {
                     raw,
                     out,
                 );
-                out.events.push(content(
-                    "tool_result",
-                    json!({"tool_use_id": id, "content": item.get("status"), "is_error": failed}),
-                    raw,
-                ));
+                let status = str_of(item, "status").unwrap_or("").to_string();
+                out.events.push(tool_result(&id, status, failed, None, raw));
             }
             "mcp_tool_call" => {
                 let name = format!(
@@ -181,15 +196,8 @@ impl CodexParser {
                         .get("error")
                         .filter(|e| !e.is_null())
                         .or_else(|| item.get("result"));
-                    out.events.push(content(
-                        "tool_result",
-                        json!({
-                            "tool_use_id": id,
-                            "content": result.map(super::content_text).unwrap_or_default(),
-                            "is_error": failed,
-                        }),
-                        raw,
-                    ));
+                    let text = result.map(super::content_text).unwrap_or_default();
+                    out.events.push(tool_result(&id, text, failed, None, raw));
                 }
             }
             "web_search" => {
@@ -201,26 +209,23 @@ impl CodexParser {
                     out,
                 );
                 if done {
-                    out.events.push(content(
-                        "tool_result",
-                        json!({"tool_use_id": id, "content": "", "is_error": failed}),
-                        raw,
-                    ));
+                    out.events
+                        .push(tool_result(&id, String::new(), failed, None, raw));
                 }
             }
-            "todo_list" => out.events.push(content(
-                "system",
-                json!({"subtype": "todo_list", "items": item.get("items")}),
+            "todo_list" => out.events.push(system(
+                "todo_list",
+                json!({"items": item.get("items")}),
                 raw,
             )),
-            "error" => out.events.push(content(
-                "system",
-                json!({"subtype": "warning", "message": item.get("message")}),
+            "error" => out.events.push(system(
+                "warning",
+                json!({"message": item.get("message")}),
                 raw,
             )),
-            other => out.events.push(content(
-                "system",
-                json!({"subtype": format!("{stage}:{other}"), "item": item}),
+            other => out.events.push(system(
+                format!("{stage}:{other}"),
+                json!({"item": item}),
                 raw,
             )),
         }
@@ -238,11 +243,8 @@ impl LineParser for CodexParser {
                 let thread = str_of(&map, "thread_id").map(str::to_string);
                 out.session_id = thread.clone();
                 self.thread_id = thread.clone();
-                out.events.push(content(
-                    "system",
-                    json!({"subtype": "init", "session_id": thread}),
-                    &raw,
-                ));
+                out.events
+                    .push(system("init", json!({"session_id": thread}), &raw));
             }
             "item.started" | "item.updated" | "item.completed" => {
                 let before = out.events.len();
@@ -252,38 +254,39 @@ impl LineParser for CodexParser {
                 // Nothing the CLI says is dropped: an item line that adds nothing new
                 // (a repeated start, an update) is kept as a system event.
                 if out.events.len() == before {
-                    out.events.push(content(
-                        "system",
-                        json!({"subtype": kind, "item": map.get("item")}),
-                        &raw,
-                    ));
+                    out.events
+                        .push(system(kind.clone(), json!({"item": map.get("item")}), &raw));
                 }
             }
             "turn.completed" => {
-                out.events.push(content(
-                    "result",
-                    json!({"is_error": false, "usage": map.get("usage"), "session_id": self.thread_id}),
-                    &raw,
-                ));
+                out.events
+                    .push(Event::agent(AgentContent::Result(Box::new(TurnResult {
+                        is_error: false,
+                        usage: map.get("usage").cloned(),
+                        session_id: self.thread_id.clone(),
+                        raw,
+                        ..TurnResult::default()
+                    }))));
                 out.turn_end = Some(TurnEnd { is_error: false });
             }
             "turn.failed" => {
                 let message = map.get("error").and_then(|e| e.get("message")).cloned();
-                out.events.push(content(
-                    "result",
-                    json!({"is_error": true, "error": message, "session_id": self.thread_id}),
-                    &raw,
-                ));
+                out.events
+                    .push(Event::agent(AgentContent::Result(Box::new(TurnResult {
+                        is_error: true,
+                        error: message,
+                        session_id: self.thread_id.clone(),
+                        raw,
+                        ..TurnResult::default()
+                    }))));
                 out.turn_end = Some(TurnEnd { is_error: true });
             }
-            "error" => out.events.push(content(
-                "system",
-                json!({"subtype": "error", "message": map.get("message")}),
+            "error" => out.events.push(system(
+                "error",
+                json!({"message": map.get("message")}),
                 &raw,
             )),
-            other => out
-                .events
-                .push(content("system", json!({"subtype": other}), &raw)),
+            other => out.events.push(system(other, json!({}), &raw)),
         }
     }
 }

@@ -5,9 +5,9 @@
 use super::{
     Adapter, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed, line_text, worker_env,
 };
-use crate::event::{NewEvent, Pipe};
-use crate::worker::WorkerSpec;
-use crate::worker::process::ProcessSpec;
+use crate::event::{Event, Pipe};
+use crate::process::ProcessSpec;
+use crate::spec::WorkerSpec;
 
 pub struct Command;
 
@@ -76,10 +76,7 @@ pub struct Lines;
 
 impl LineParser for Lines {
     fn line(&mut self, pipe: Pipe, line: &[u8], out: &mut Parsed) {
-        out.events.push(NewEvent::Line {
-            pipe,
-            text: line_text(line),
-        });
+        out.events.push(Event::line(pipe, line_text(line)));
     }
 
     fn passes_lines_through(&self) -> bool {

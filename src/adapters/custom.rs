@@ -20,18 +20,15 @@
 //! receive from the server's environment.
 
 use serde::Deserialize;
-use serde_json::json;
 
 use super::claude::ClaudeParser;
 use super::codex::CodexParser;
 use super::gemini::GeminiParser;
 use super::opencode::OpenCodeParser;
-use super::{
-    Adapter, Launch, Lifecycle, LineParser, Parsed, content, line_text, log_line, worker_env,
-};
-use crate::event::Pipe;
-use crate::worker::WorkerSpec;
-use crate::worker::process::ProcessSpec;
+use super::{Adapter, Launch, Lifecycle, LineParser, Parsed, line_text, log_line, worker_env};
+use crate::event::{AgentContent, Event, Pipe};
+use crate::process::ProcessSpec;
+use crate::spec::WorkerSpec;
 
 #[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -195,7 +192,7 @@ impl LineParser for TextParser {
             Pipe::Stdout => {
                 let text = line_text(line);
                 out.events
-                    .push(content("text", json!({"text": text}), &text));
+                    .push(Event::agent(AgentContent::text(text.clone(), text)));
             }
             Pipe::Stderr => out.events.push(log_line(pipe, line_text(line))),
         }

@@ -6,12 +6,12 @@
 use serde_json::{Value, json};
 
 use super::{
-    Adapter, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed, TurnEnd, content,
-    json_object, push_opt, str_of, worker_env,
+    Adapter, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed, TurnEnd, field,
+    json_object, push_opt, str_of, string_of, worker_env,
 };
-use crate::event::Pipe;
-use crate::worker::WorkerSpec;
-use crate::worker::process::ProcessSpec;
+use crate::event::{AgentContent, Event, Pipe, ToolResult, ToolUse, TurnResult};
+use crate::process::ProcessSpec;
+use crate::spec::WorkerSpec;
 
 pub struct Gemini;
 
@@ -109,13 +109,16 @@ pub struct GeminiParser {
     raw: Vec<String>,
 }
 
+fn system(subtype: &str, fields: Value, raw: &str) -> Event {
+    Event::agent(AgentContent::system(subtype, fields, raw))
+}
+
 impl GeminiParser {
     fn flush_text(&mut self, out: &mut Parsed) {
         if !self.raw.is_empty() {
             let text = std::mem::take(&mut self.text);
             let raw = std::mem::take(&mut self.raw).join("\n");
-            out.events
-                .push(content("text", json!({"text": text}), &raw));
+            out.events.push(Event::agent(AgentContent::text(text, raw)));
         }
     }
 }
@@ -134,9 +137,9 @@ impl LineParser for GeminiParser {
             "init" => {
                 self.session_id = str_of(&map, "session_id").map(str::to_string);
                 out.session_id = self.session_id.clone();
-                out.events.push(content(
-                    "system",
-                    json!({"subtype": "init", "session_id": map.get("session_id"), "model": map.get("model")}),
+                out.events.push(system(
+                    "init",
+                    json!({"session_id": map.get("session_id"), "model": map.get("model")}),
                     &raw,
                 ));
             }
@@ -147,16 +150,17 @@ impl LineParser for GeminiParser {
                     self.flush_text(out);
                 }
             }
-            "message" => out.events.push(content(
-                "system",
-                json!({"subtype": "message", "role": map.get("role"), "text": map.get("content")}),
+            "message" => out.events.push(system(
+                "message",
+                json!({"role": map.get("role"), "text": map.get("content")}),
                 &raw,
             )),
-            "tool_use" => out.events.push(content(
-                "tool_use",
-                json!({"id": map.get("tool_id"), "name": map.get("tool_name"), "input": map.get("parameters")}),
-                &raw,
-            )),
+            "tool_use" => out.events.push(Event::agent(AgentContent::ToolUse(ToolUse {
+                id: string_of(&map, "tool_id"),
+                name: string_of(&map, "tool_name"),
+                input: map.get("parameters").cloned().unwrap_or(Value::Null),
+                raw,
+            }))),
             "tool_result" => {
                 let ok = str_of(&map, "status") == Some("success");
                 let text = map
@@ -165,34 +169,36 @@ impl LineParser for GeminiParser {
                     .or_else(|| map.get("error").and_then(|e| e.get("message")))
                     .map(super::content_text)
                     .unwrap_or_default();
-                out.events.push(content(
-                    "tool_result",
-                    json!({"tool_use_id": map.get("tool_id"), "content": text, "is_error": !ok}),
-                    &raw,
-                ));
+                out.events
+                    .push(Event::agent(AgentContent::ToolResult(ToolResult {
+                        tool_use_id: string_of(&map, "tool_id"),
+                        content: text,
+                        is_error: !ok,
+                        exit_code: None,
+                        raw,
+                    })));
             }
             "result" => {
                 let is_error = str_of(&map, "status") != Some("success");
                 let stats = map.get("stats").cloned().unwrap_or(Value::Null);
-                out.events.push(content(
-                    "result",
-                    json!({
-                        "is_error": is_error,
-                        "duration_ms": stats.get("duration_ms"),
-                        "usage": map.get("stats"),
-                        "session_id": self.session_id,
-                        "error": map.get("error").and_then(|e| e.get("message")),
-                    }),
-                    &raw,
-                ));
+                out.events
+                    .push(Event::agent(AgentContent::Result(Box::new(TurnResult {
+                        is_error,
+                        duration_ms: field(&stats, "duration_ms"),
+                        usage: map.get("stats").cloned(),
+                        session_id: self.session_id.clone(),
+                        error: map.get("error").and_then(|e| e.get("message")).cloned(),
+                        raw,
+                        ..TurnResult::default()
+                    }))));
                 out.turn_end = Some(TurnEnd { is_error });
             }
-            "error" => out.events.push(content(
-                "system",
-                json!({"subtype": "error", "message": map.get("message"), "severity": map.get("severity")}),
+            "error" => out.events.push(system(
+                "error",
+                json!({"message": map.get("message"), "severity": map.get("severity")}),
                 &raw,
             )),
-            other => out.events.push(content("system", json!({"subtype": other}), &raw)),
+            other => out.events.push(system(other, json!({}), &raw)),
         }
     }
 

@@ -3,10 +3,10 @@
 //! how to turn each line it prints into events of the one event model. Adding a kind is
 //! one file here plus one line in [`Registry::new`].
 //!
-//! Output events of AI kinds carry `"content": {"kind": ..., ..., "raw": LINE}` with kinds
-//! `text`, `thinking`, `tool_use`, `tool_result`, `result`, `system` and `log` (a line
-//! that is not in the CLI's JSON format). The plain `command` kind keeps
-//! `{"stream","text"}`.
+//! Output events of AI kinds carry an [`AgentContent`]: `text`, `thinking`, `tool_use`,
+//! `tool_result`, `result`, `system` and `log` (a line that is not in the CLI's JSON
+//! format), each with the CLI's line as `raw`. The plain `command` kind keeps
+//! `{"stream","text"}` (a `Line`).
 
 pub mod claude;
 pub mod codex;
@@ -15,13 +15,15 @@ pub mod custom;
 pub mod gemini;
 pub mod opencode;
 pub mod registry;
+pub mod settings;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use crate::event::{NewEvent, Pipe};
-use crate::worker::WorkerSpec;
-use crate::worker::process::ProcessSpec;
-pub use registry::{CliSettings, Registry};
+use crate::event::{AgentContent, Event, Pipe};
+use crate::process::ProcessSpec;
+use crate::spec::WorkerSpec;
+pub use registry::Registry;
+pub use settings::{CliSettings, KindSettings};
 
 /// One option a kind takes in `POST /api/workers`, as the UI shows it (`GET
 /// /api/ai-clis` lists each kind's options, so the UI needs no list of its own).
@@ -134,7 +136,7 @@ pub struct TurnEnd {
 /// What one output line means.
 #[derive(Default)]
 pub struct Parsed {
-    pub events: Vec<NewEvent>,
+    pub events: Vec<Event>,
     /// The session this program is in (to resume it next turn).
     pub session_id: Option<String>,
     pub turn_end: Option<TurnEnd>,
@@ -229,23 +231,24 @@ pub fn line_text(line: &[u8]) -> String {
     crate::event::line_str(line).into_owned()
 }
 
-/// An `output` event of the given content kind, with the original line as `raw`.
-pub fn content(kind: &str, fields: Value, raw: &str) -> NewEvent {
-    let mut map = match fields {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
-    map.insert("kind".into(), kind.into());
-    map.insert("raw".into(), raw.into());
-    NewEvent::new("output", json!({ "content": map }))
+/// A line that is not in the CLI's format.
+pub fn log_line(pipe: Pipe, text: String) -> Event {
+    Event::agent(AgentContent::Log { stream: pipe, text })
 }
 
-/// A line that is not in the CLI's format.
-pub fn log_line(pipe: Pipe, text: String) -> NewEvent {
-    NewEvent::new(
-        "output",
-        json!({"content": {"kind": "log", "stream": pipe.as_str(), "text": text}}),
-    )
+/// `map[key]` as an owned string, if it is one.
+pub fn string_of(map: &Map<String, Value>, key: &str) -> Option<String> {
+    str_of(map, key).map(str::to_string)
+}
+
+/// `value[key]` as an owned string, if it is one.
+pub fn string_in(value: &Value, key: &str) -> Option<String> {
+    value.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+/// `value[key]`, present and not null.
+pub fn field(value: &Value, key: &str) -> Option<Value> {
+    value.get(key).filter(|v| !v.is_null()).cloned()
 }
 
 /// Parses a line as a JSON object; anything else becomes a `log` event in `out`.

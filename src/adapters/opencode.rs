@@ -6,12 +6,12 @@
 use serde_json::{Value, json};
 
 use super::{
-    Adapter, CliSettings, Launch, Lifecycle, LineParser, Parsed, TurnEnd, content, json_object,
-    push_opt, str_of, worker_env,
+    Adapter, CliSettings, Launch, Lifecycle, LineParser, Parsed, TurnEnd, json_object, push_opt,
+    str_of, string_in, worker_env,
 };
-use crate::event::Pipe;
-use crate::worker::WorkerSpec;
-use crate::worker::process::ProcessSpec;
+use crate::event::{AgentContent, Event, Pipe, ToolResult, ToolUse, TurnResult};
+use crate::process::ProcessSpec;
+use crate::spec::WorkerSpec;
 
 pub struct OpenCode;
 
@@ -38,7 +38,7 @@ impl Adapter for OpenCode {
 
     fn command(&self, launch: &Launch<'_>) -> Result<ProcessSpec, String> {
         let spec = launch.spec;
-        let settings = launch.settings;
+        let settings = launch.settings.of(self.kind());
         let message = launch.message.ok_or("an OpenCode turn needs a message")?;
         let mut argv = vec![
             launch.binary.to_string(),
@@ -50,12 +50,12 @@ impl Adapter for OpenCode {
             .options
             .model
             .clone()
-            .or_else(|| settings.opencode_model.clone());
+            .or_else(|| settings.model.clone());
         push_opt(&mut argv, "--session", launch.session_id);
         let mut extra = vec![("OPENCODE_DISABLE_AUTOUPDATE".to_string(), "1".to_string())];
         // OPENCODE_API_BASE (from the py-worker settings) points OpenCode at an
         // OpenAI-compatible endpoint through a generated provider.
-        match (&settings.opencode_api_base, model.as_deref()) {
+        match (&settings.api_base, model.as_deref()) {
             (Some(base), Some(model))
                 if !spec.options.env.contains_key("OPENCODE_CONFIG_CONTENT") =>
             {
@@ -65,7 +65,7 @@ impl Adapter for OpenCode {
                     "provider": {"workerhub": {
                         "npm": "@ai-sdk/openai-compatible",
                         "name": "workerhub",
-                        "options": {"baseURL": base, "apiKey": settings.opencode_api_key.clone().unwrap_or_default()},
+                        "options": {"baseURL": base, "apiKey": settings.api_key.clone().unwrap_or_default()},
                         "models": {name: {"name": name}},
                     }},
                 });
@@ -73,7 +73,7 @@ impl Adapter for OpenCode {
             }
             _ => push_opt(&mut argv, "--model", model.as_deref()),
         }
-        if let Some(key) = &settings.opencode_api_key {
+        if let Some(key) = &settings.api_key {
             extra.push(("OPENCODE_API_KEY".into(), key.clone()));
         }
         argv.extend(spec.options.extra_args.iter().cloned());
@@ -92,7 +92,7 @@ impl Adapter for OpenCode {
     }
 
     fn default_model(&self, settings: &CliSettings) -> Option<String> {
-        settings.opencode_model.clone()
+        settings.of(self.kind()).model
     }
 }
 
@@ -101,6 +101,10 @@ pub struct OpenCodeParser {
     session_id: Option<String>,
     cost: f64,
     tokens: Option<Value>,
+}
+
+fn system(subtype: &str, fields: Value, raw: &str) -> Event {
+    Event::agent(AgentContent::system(subtype, fields, raw))
 }
 
 impl LineParser for OpenCodeParser {
@@ -113,26 +117,24 @@ impl LineParser for OpenCodeParser {
             out.session_id = Some(session.to_string());
         }
         let part = map.get("part").cloned().unwrap_or(Value::Null);
+        let text = || string_in(&part, "text").unwrap_or_default();
         match str_of(&map, "type").unwrap_or("") {
-            "step_start" => {
-                out.events
-                    .push(content("system", json!({"subtype": "step_start"}), &raw))
-            }
+            "step_start" => out.events.push(system("step_start", json!({}), &raw)),
             "text" => out
                 .events
-                .push(content("text", json!({"text": part.get("text")}), &raw)),
-            "reasoning" => {
-                out.events
-                    .push(content("thinking", json!({"text": part.get("text")}), &raw))
-            }
+                .push(Event::agent(AgentContent::text(text(), &raw))),
+            "reasoning" => out
+                .events
+                .push(Event::agent(AgentContent::thinking(text(), &raw))),
             "tool_use" => {
                 let state = part.get("state").cloned().unwrap_or(Value::Null);
-                let id = part.get("callID").cloned();
-                out.events.push(content(
-                    "tool_use",
-                    json!({"id": id, "name": part.get("tool"), "input": state.get("input")}),
-                    &raw,
-                ));
+                let id = string_in(&part, "callID");
+                out.events.push(Event::agent(AgentContent::ToolUse(ToolUse {
+                    id: id.clone(),
+                    name: string_in(&part, "tool"),
+                    input: state.get("input").cloned().unwrap_or(Value::Null),
+                    raw: raw.clone(),
+                })));
                 let status = state.get("status").and_then(Value::as_str).unwrap_or("");
                 if matches!(status, "completed" | "error") {
                     let text = state
@@ -141,34 +143,36 @@ impl LineParser for OpenCodeParser {
                         .or_else(|| state.get("error"))
                         .map(super::content_text)
                         .unwrap_or_default();
-                    out.events.push(content(
-                        "tool_result",
-                        json!({"tool_use_id": id, "content": text, "is_error": status == "error"}),
-                        &raw,
-                    ));
+                    out.events
+                        .push(Event::agent(AgentContent::ToolResult(ToolResult {
+                            tool_use_id: id,
+                            content: text,
+                            is_error: status == "error",
+                            exit_code: None,
+                            raw: raw.clone(),
+                        })));
                 }
             }
             "step_finish" => {
                 let reason = part.get("reason").and_then(Value::as_str).unwrap_or("");
                 self.cost += part.get("cost").and_then(Value::as_f64).unwrap_or(0.0);
                 self.tokens = part.get("tokens").cloned().or(self.tokens.take());
-                out.events.push(content(
-                    "system",
-                    json!({"subtype": "step_finish", "reason": reason, "tokens": part.get("tokens"), "cost": part.get("cost")}),
+                out.events.push(system(
+                    "step_finish",
+                    json!({"reason": reason, "tokens": part.get("tokens"), "cost": part.get("cost")}),
                     &raw,
                 ));
                 if reason != "tool-calls" {
-                    out.events.push(content(
-                        "result",
-                        json!({
-                            "is_error": false,
-                            "cost_usd": self.cost,
-                            "usage": self.tokens,
-                            "session_id": self.session_id,
-                            "reason": reason,
-                        }),
-                        &raw,
-                    ));
+                    out.events
+                        .push(Event::agent(AgentContent::Result(Box::new(TurnResult {
+                            is_error: false,
+                            cost_usd: Some(json!(self.cost)),
+                            usage: self.tokens.clone(),
+                            session_id: self.session_id.clone(),
+                            reason: Some(reason.to_string()),
+                            raw,
+                            ..TurnResult::default()
+                        }))));
                     out.turn_end = Some(TurnEnd { is_error: false });
                 }
             }
@@ -180,16 +184,17 @@ impl LineParser for OpenCodeParser {
                     .or_else(|| error.get("message"))
                     .cloned()
                     .unwrap_or_else(|| error.clone());
-                out.events.push(content(
-                    "result",
-                    json!({"is_error": true, "error": message, "session_id": self.session_id}),
-                    &raw,
-                ));
+                out.events
+                    .push(Event::agent(AgentContent::Result(Box::new(TurnResult {
+                        is_error: true,
+                        error: Some(message),
+                        session_id: self.session_id.clone(),
+                        raw,
+                        ..TurnResult::default()
+                    }))));
                 out.turn_end = Some(TurnEnd { is_error: true });
             }
-            other => out
-                .events
-                .push(content("system", json!({"subtype": other}), &raw)),
+            other => out.events.push(system(other, json!({}), &raw)),
         }
     }
 }

@@ -9,54 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::settings::CliSettings;
 use super::{Adapter, claude, codex, command, custom, gemini, opencode};
-use crate::error::ApiError;
-use crate::worker::spec::mask;
-
-/// Settings that the AI kinds read (flags, `WORKERHUB_*`, and the py-worker `.env`
-/// names).
-#[derive(Clone, Debug, Default)]
-pub struct CliSettings {
-    /// Program overrides by kind (`CLAUDE_BINARY`, ...).
-    pub binaries: HashMap<String, String>,
-    pub claude_model: Option<String>,
-    pub claude_api_key: Option<String>,
-    pub opencode_model: Option<String>,
-    pub opencode_api_key: Option<String>,
-    pub opencode_api_base: Option<String>,
-    /// Only these kinds may be used (all when None).
-    pub enabled: Option<Vec<String>>,
-}
-
-impl CliSettings {
-    /// Lines for the banner, secrets masked.
-    pub fn describe(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        let mut binaries: Vec<_> = self.binaries.iter().collect();
-        binaries.sort();
-        for (kind, bin) in binaries {
-            lines.push(format!("{kind} binary {bin}"));
-        }
-        for (name, value, secret) in [
-            ("claude model", &self.claude_model, false),
-            ("claude api key", &self.claude_api_key, true),
-            ("opencode model", &self.opencode_model, false),
-            ("opencode api key", &self.opencode_api_key, true),
-            ("opencode api base", &self.opencode_api_base, false),
-        ] {
-            if let Some(v) = value {
-                lines.push(format!(
-                    "{name} {}",
-                    if secret { mask(v) } else { v.clone() }
-                ));
-            }
-        }
-        if let Some(enabled) = &self.enabled {
-            lines.push(format!("enabled kinds {}", enabled.join(",")));
-        }
-        lines
-    }
-}
+use crate::error::Error;
 
 /// What probing a kind's program found.
 #[derive(Clone, Debug)]
@@ -138,9 +93,8 @@ impl Registry {
     /// The program a kind runs, as configured or its default name.
     pub fn binary_setting(&self, adapter: &dyn Adapter) -> Option<String> {
         self.settings
-            .binaries
-            .get(adapter.kind())
-            .cloned()
+            .of(adapter.kind())
+            .binary
             .or_else(|| adapter.binary_name().map(str::to_string))
     }
 
@@ -153,7 +107,7 @@ impl Registry {
     /// Whether the kind's program is there and answers `--version` (cached a while).
     pub fn probe(&self, adapter: &dyn Adapter) -> Probe {
         let kind = adapter.kind().to_string();
-        if adapter.binary_name().is_none() && !self.settings.binaries.contains_key(&kind) {
+        if adapter.binary_name().is_none() && self.settings.of(&kind).binary.is_none() {
             return Probe {
                 binary: None,
                 available: true,
@@ -254,16 +208,16 @@ impl Registry {
     }
 
     /// Refuses kinds that are disabled or whose program does not answer.
-    pub fn check_usable(&self, adapter: &dyn Adapter) -> Result<(), ApiError> {
+    pub fn check_usable(&self, adapter: &dyn Adapter) -> Result<(), Error> {
         if !self.is_enabled(adapter.kind()) {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "the kind `{}` is disabled on this server (ENABLED_AI_CLIS)",
                 adapter.kind()
             )));
         }
         let probe = self.probe(adapter);
         if !probe.available {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "the kind `{}` is not available: {}",
                 adapter.kind(),
                 probe.reason.unwrap_or_default()

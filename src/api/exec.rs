@@ -9,24 +9,24 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
+use crate::app::App;
+use crate::error::{Error, ErrorCode};
 use crate::http::{Reply, Request};
 use crate::protocol::clients::Audience;
-use crate::server::App;
 
 /// Runs `{"argv", "shell"?, "cwd"?, "env"?, "timeout"?, "detach"?}` and answers with its
 /// result (or, detached, with its id at once).
-pub fn run(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn run(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     let caller = req.caller()?.clone();
     let body = req.json()?;
     let mut payload = body
         .as_object()
         .cloned()
-        .ok_or_else(|| ApiError::bad_request("the body must be an object"))?;
+        .ok_or_else(|| Error::invalid("the body must be an object"))?;
     let detach = match payload.remove("detach") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => b,
-        Some(_) => return Err(ApiError::bad_request("`detach` must be true or false")),
+        Some(_) => return Err(Error::invalid("`detach` must be true or false")),
     };
     let request = app.commands.request(&payload)?;
     let permit = app.commands.permit(&caller, &request.argv)?;
@@ -52,7 +52,7 @@ pub fn run(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
 
 /// `GET /api/exec/{id}`: a command that runs (`state: running`) or its result
 /// (`state: finished`, `result`).
-pub fn get(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn get(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     let caller = req.caller()?;
     Ok(Reply::ok(app.commands.get(caller, req.param(0))?))
 }
@@ -60,30 +60,27 @@ pub fn get(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
 /// Runs `{"commands": [{"name", "argv"|"command", "shell"?, "cwd"?, "env"?, "timeout"?}],
 /// "concurrency"?}` and answers with every result, in order. Progress (each command's
 /// start and end) is pushed to `/ws` clients as `command:progress`.
-pub fn batch(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn batch(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     let caller = req.caller()?.clone();
     let body = req.json()?;
     let commands = body
         .get("commands")
         .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::bad_request("`commands` is required: an array of commands"))?;
+        .ok_or_else(|| Error::invalid("`commands` is required: an array of commands"))?;
     if commands.is_empty() || commands.len() > 1000 {
-        return Err(ApiError::bad_request(
-            "`commands` must hold 1 to 1000 commands",
-        ));
+        return Err(Error::invalid("`commands` must hold 1 to 1000 commands"));
     }
     let concurrency = match body.get("concurrency") {
         None | Some(Value::Null) => 1,
         Some(v) => v
             .as_u64()
             .filter(|n| (1..=64).contains(n))
-            .ok_or_else(|| ApiError::bad_request("`concurrency` must be 1 to 64"))?
+            .ok_or_else(|| Error::invalid("`concurrency` must be 1 to 64"))?
             as usize,
     };
     if !caller.may_create() {
-        return Err(ApiError::new(
-            403,
-            "forbidden",
+        return Err(Error::forbidden(
+            ErrorCode::Forbidden,
             format!(
                 "the token `{}` is a viewer: it may not run commands",
                 caller.name
@@ -94,7 +91,7 @@ pub fn batch(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
     for (index, command) in commands.iter().enumerate() {
         let map = command
             .as_object()
-            .ok_or_else(|| ApiError::bad_request(format!("command {index} must be an object")))?;
+            .ok_or_else(|| Error::invalid(format!("command {index} must be an object")))?;
         let name = map
             .get("name")
             .and_then(Value::as_str)
@@ -102,12 +99,9 @@ pub fn batch(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
             .to_string();
         let mut payload = map.clone();
         payload.remove("name");
-        let request = app.commands.request(&payload).map_err(|e| {
-            ApiError::new(
-                e.status,
-                e.code,
-                format!("command {index} ({name}): {}", e.message),
-            )
+        let request = app.commands.request(&payload).map_err(|e| Error {
+            message: format!("command {index} ({name}): {}", e.message),
+            ..e
         })?;
         jobs.push((index, name, request));
     }
@@ -128,7 +122,7 @@ pub fn batch(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
 /// Runs the jobs of a batch, `concurrency` at a time, on this thread and helpers.
 fn run_batch(
     app: &Arc<App>,
-    caller: &crate::http::auth::Caller,
+    caller: &crate::auth::Caller,
     jobs: Vec<(usize, String, crate::exec::ExecRequest)>,
     concurrency: usize,
 ) -> Value {
@@ -143,7 +137,7 @@ fn run_batch(
                     return;
                 };
                 let progress = |state: &str, result: Option<&Value>| {
-                    app.clients.push(
+                    app.dashboards.push(
                         "command:progress",
                         json!({"batch_id": batch_id, "index": index, "total": total, "name": name, "state": state, "result": result}),
                         None,

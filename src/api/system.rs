@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::error::ApiError;
+use crate::app::App;
+use crate::error::{Error, ErrorCode};
 use crate::http::{Reply, Request};
 use crate::metrics::{self, Exposition, METRICS, label};
-use crate::server::App;
 use crate::sys;
 
-pub fn healthz(_: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn healthz(_: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, Error> {
     Ok(Reply::ok(json!({"status": "ok"})))
 }
 
@@ -31,8 +31,8 @@ pub fn status_json(app: &App) -> Value {
         "uptime_seconds": app.started.elapsed().as_secs(),
         "workers": {"total": app.hub.list().len(), "by_status": workers_by_status(app)},
         "tasks": {"total": app.tasks.len(), "by_status": app.tasks.count_by_status()},
-        "connections": app.writers.count(),
-        "agent_connections": app.clients.count(),
+        "connections": app.sockets.registry.count(),
+        "agent_connections": app.dashboards.count(),
         "messages": {
             "received": metrics::get(&METRICS.ws_messages_received),
             "sent": metrics::get(&METRICS.ws_messages_sent),
@@ -42,7 +42,7 @@ pub fn status_json(app: &App) -> Value {
     })
 }
 
-pub fn status(app: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn status(app: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, Error> {
     Ok(Reply::ok(status_json(app)))
 }
 
@@ -65,11 +65,10 @@ pub fn metrics_json(app: &App) -> Value {
 
 /// `GET /metrics` in the Prometheus text format. It names every worker, so only an
 /// admin token may read it.
-pub fn prometheus(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn prometheus(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     if !req.caller()?.is_admin() {
-        return Err(ApiError::new(
-            403,
-            "forbidden",
+        return Err(Error::forbidden(
+            ErrorCode::Forbidden,
             "metrics name every worker: only an admin token may read them",
         ));
     }
@@ -96,7 +95,7 @@ pub fn prometheus(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiErr
         "workerhub_ws_connections",
         "gauge",
         "Open WebSocket connections.",
-        app.writers.count() as f64,
+        app.sockets.registry.count() as f64,
     );
     for counter in &metrics::COUNTERS {
         out.one(
@@ -164,7 +163,7 @@ pub fn prometheus(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiErr
 }
 
 /// The OpenAPI 3 description of the REST API.
-pub fn openapi(_: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn openapi(_: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, Error> {
     Ok(Reply::Bytes {
         status: 200,
         content_type: "application/json".into(),

@@ -4,33 +4,33 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
-use crate::http::auth::Access;
+use crate::app::App;
+use crate::auth::Access;
+use crate::error::{Error, ErrorCode, ErrorKind};
 use crate::http::{Reply, Request};
-use crate::server::App;
 use crate::ws::worker_stream::WorkerStream;
 
 /// Each kind: its program, whether it is available (found, and `--version` answers),
 /// its version, default model, and whether it is enabled.
-pub fn kinds(app: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn kinds(app: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, Error> {
     Ok(Reply::ok(json!({"ai_clis": app.hub.registry.describe()})))
 }
 
-pub fn list(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
-    let workers: Vec<Value> = app
+pub fn list(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
+    let workers: Vec<_> = app
         .hub
         .list_for(req.caller()?)
         .iter()
         .map(|w| w.view())
         .collect();
-    Ok(Reply::ok(json!({"workers": workers})))
+    Ok(Reply::typed(200, &json!({"workers": workers})))
 }
 
-pub fn create(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn create(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     let caller = req.caller()?.clone();
     let body = req.json()?;
     let worker = app.hub.create(&body, &caller)?;
-    Ok(Reply::Json(201, worker.view()))
+    Ok(Reply::typed(201, &worker.view()))
 }
 
 /// The worker of the request's path, if the caller may `access` it.
@@ -38,30 +38,30 @@ fn worker(
     app: &Arc<App>,
     req: &Request<'_>,
     access: Access,
-) -> Result<Arc<crate::worker::Worker>, ApiError> {
+) -> Result<Arc<crate::worker::Worker>, Error> {
     app.hub.require_for(req.caller()?, req.param(0), access)
 }
 
-pub fn get(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
-    Ok(Reply::ok(worker(app, req, Access::Read)?.view()))
+pub fn get(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
+    Ok(Reply::typed(200, &worker(app, req, Access::Read)?.view()))
 }
 
-pub fn delete(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn delete(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     let worker = worker(app, req, Access::Change)?;
     app.hub.delete(&worker.id)?;
     Ok(Reply::ok(json!({"deleted": req.param(0)})))
 }
 
-pub fn send(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn send(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     let worker = worker(app, req, Access::Change)?;
     let by = req.caller()?.name.clone();
     let body = req.json()?;
     let content = body
         .get("content")
         .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("`content` is required: the message, a string"))?;
-    let ack = worker.send_message(content, &by)?;
-    Ok(Reply::Json(202, ack))
+        .ok_or_else(|| Error::invalid("`content` is required: the message, a string"))?;
+    let receipt = worker.send_message(content, &by)?;
+    Ok(Reply::typed(202, &receipt))
 }
 
 /// Events of one page at most, by default and at most.
@@ -73,12 +73,12 @@ const MAX_PAGE_BYTES: usize = 4 << 20;
 
 /// `?since=N&limit=M`: events after seq N, at most M (default 1000, at most 10,000) and
 /// at most 4 MiB of them; `next` is the address of the page after this one.
-pub fn events(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn events(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     let worker = worker(app, req, Access::Read)?;
     let since = req.query_u64("since")?.unwrap_or(0);
     let limit = req.query_u64("limit")?.unwrap_or(PAGE_EVENTS);
     if limit > MAX_PAGE_EVENTS {
-        return Err(ApiError::bad_request(format!(
+        return Err(Error::invalid(format!(
             "`limit` must be at most {MAX_PAGE_EVENTS}; follow `next` for more"
         )));
     }
@@ -129,27 +129,33 @@ pub fn events(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> 
     })
 }
 
-pub fn interrupt(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
-    Ok(Reply::ok(worker(app, req, Access::Change)?.interrupt()?))
+pub fn interrupt(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
+    Ok(Reply::typed(
+        200,
+        &worker(app, req, Access::Change)?.interrupt()?,
+    ))
 }
 
-/// Ends the running turn (or the process) and drops queued messages.
-pub fn stop(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+/// Ends the running turn (or the process) and drops queued messages; answers with what
+/// it did and the worker as it is afterwards.
+pub fn stop(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     let worker = worker(app, req, Access::Change)?;
-    let mut answer = worker.stop();
-    if let Some(map) = answer.as_object_mut() {
-        map.insert("worker".into(), worker.view());
-    }
-    Ok(Reply::ok(answer))
+    let stopped = worker.stop();
+    let view = worker.view();
+    Ok(Reply::typed(
+        200,
+        &json!({"stopped": stopped.stopped, "dropped_messages": stopped.dropped_messages, "worker": view}),
+    ))
 }
 
 /// Starts a long-running worker's process again.
-pub fn start(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn start(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     let worker = worker(app, req, Access::Change)?;
-    Ok(Reply::ok(app.hub.start(&worker)?))
+    app.hub.start(&worker)?;
+    Ok(Reply::typed(200, &worker.view()))
 }
 
-pub fn stream(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn stream(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     let caller = req.caller()?.clone();
     let worker = worker(app, req, Access::Read)?;
     let since = req.query_u64("since")?;
@@ -161,19 +167,19 @@ pub fn stream(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> 
 
 /// Refuses a `since` past the last event: replaying from there would wait for events
 /// that were never published (a wrapped number would replay everything).
-pub fn check_since(worker: &crate::worker::Worker, since: Option<u64>) -> Result<(), ApiError> {
+pub fn check_since(worker: &crate::worker::Worker, since: Option<u64>) -> Result<(), Error> {
     let last = worker.feed.last_seq();
     match since {
-        Some(since) if since > last => Err(ApiError::bad_request(format!(
+        Some(since) if since > last => Err(Error::invalid(format!(
             "`since` {since} is after the worker's last event ({last}); use a seq you received, or 0 for everything"
         ))
-        .with_code("since_out_of_range")),
+        .with_code(ErrorCode::SinceOutOfRange)),
         _ => Ok(()),
     }
 }
 
 /// `/ws`: the agent protocol.
-pub fn agents(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn agents(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     let caller = req.caller()?.clone();
     Ok(Reply::Upgrade(Box::new(
         crate::protocol::session::AgentSession::new(app.clone(), caller),
@@ -182,21 +188,21 @@ pub fn agents(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> 
 
 /// `{"token"}`: sets the cookie the page authenticates with. Wrong tokens are counted
 /// per address and throttled.
-pub fn login(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
+pub fn login(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     let body = req.json()?;
     let token = body.get("token").and_then(Value::as_str).unwrap_or("");
-    if !app.auth.enabled() {
+    if !app.web.auth.enabled() {
         return Ok(Reply::ok(json!({"ok": true, "auth": false})));
     }
     let ip = req.inner.remote_addr().map(|a| a.ip());
-    if let Some(left) = app.auth.blocked(ip) {
-        return Err(crate::http::too_many_attempts(left));
+    if let Some(left) = app.web.auth.blocked(ip) {
+        return Err(crate::auth::too_many_attempts(left));
     }
-    if app.auth.check(token).is_none() {
-        app.auth.failed(ip, "login");
-        return Err(ApiError::new(
-            401,
-            "unauthorized",
+    if app.web.auth.check(token).is_none() {
+        app.web.auth.failed(ip, "login");
+        return Err(Error::new(
+            ErrorKind::Unauthorized,
+            ErrorCode::Unauthorized,
             "that token is not valid",
         ));
     }
@@ -205,9 +211,6 @@ pub fn login(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, ApiError> {
         .is_some_and(|p| p.eq_ignore_ascii_case("https"));
     Ok(Reply::WithHeaders(
         Box::new(Reply::ok(json!({"ok": true, "auth": true}))),
-        vec![(
-            "Set-Cookie".into(),
-            crate::http::auth::set_cookie(token, secure),
-        )],
+        vec![("Set-Cookie".into(), crate::auth::set_cookie(token, secure))],
     ))
 }

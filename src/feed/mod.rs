@@ -18,8 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::clock;
-use crate::event::{Event, EventBatch, LineTemplate, NewEvent, Pipe};
-use crate::ws::conn::InlineSends;
+use crate::event::{Event, EventBatch, LineTemplate, Pipe, Published};
 use store::{Cursor, Store, StoreLimits};
 
 /// Up to this many live viewers, the publishing thread sends to them itself.
@@ -29,8 +28,10 @@ pub const INLINE_VIEWERS: usize = 4;
 pub trait Subscriber: Send + Sync {
     fn id(&self) -> u64;
     /// Takes a batch of new events. Returns false when it takes no more (its client is
-    /// gone or too slow); the feed then forgets it.
-    fn deliver(&self, events: &[Arc<Event>]) -> bool;
+    /// gone or too slow); the feed then forgets it. Runs under the feed's lock: work
+    /// that need not (sending to a socket) is left in `wakes`, which the publisher runs
+    /// once the lock is released.
+    fn deliver(&self, events: &[Arc<Published>], wakes: &mut Wakes) -> bool;
     /// The feed was closed (its worker deleted); nothing more will come.
     fn feed_closed(&self, _reason: &str) {}
     /// The subscriber has caught up and is about to receive new events (called under
@@ -38,6 +39,72 @@ pub trait Subscriber: Send + Sync {
     /// stopped meanwhile) keeps it out of the live set.
     fn went_live(&self) -> bool {
         true
+    }
+}
+
+/// Work a subscriber leaves for after the feed's lock: sending what it just queued.
+pub trait Wake: Send + Sync {
+    /// Do it now, on the publishing thread.
+    fn wake(self: Arc<Self>);
+    /// Leave it to others (the publishing thread is unwinding).
+    fn hand_off(self: Arc<Self>);
+}
+
+/// The wakes of one publish, run once the feed's lock is released.
+///
+/// At low load the hand-off to another thread is the largest part of a round trip (one
+/// more thread to wake on another CPU), so a publisher with few viewers sends to them
+/// itself: a subscriber may leave at most `room` wakes (`claim`), the rest go to their
+/// own threads as usual. A `Wakes` dropped without `run` (a panic on the way) still runs,
+/// or hands off when unwinding, so no claimed work is lost.
+pub struct Wakes {
+    claimed: Vec<Arc<dyn Wake>>,
+    room: usize,
+}
+
+impl Wakes {
+    pub fn new(room: usize) -> Wakes {
+        Wakes {
+            claimed: Vec::new(),
+            room,
+        }
+    }
+
+    /// No room: every subscriber sends through its own threads.
+    pub fn none() -> Wakes {
+        Wakes::new(0)
+    }
+
+    /// Takes `wake` to run after the lock, if there is room.
+    pub fn claim(&mut self, wake: Arc<dyn Wake>) -> bool {
+        if self.room == 0 {
+            return false;
+        }
+        self.room -= 1;
+        self.claimed.push(wake);
+        true
+    }
+
+    /// Runs what was claimed (call with no lock held).
+    pub fn run(mut self) {
+        self.run_claimed();
+    }
+
+    fn run_claimed(&mut self) {
+        let unwinding = std::thread::panicking();
+        for wake in std::mem::take(&mut self.claimed) {
+            if unwinding {
+                wake.hand_off();
+            } else {
+                wake.wake();
+            }
+        }
+    }
+}
+
+impl Drop for Wakes {
+    fn drop(&mut self) {
+        self.run_claimed();
     }
 }
 
@@ -51,7 +118,7 @@ pub struct FeedConfig {
 /// The answer to a subscriber catching up.
 pub enum CatchUp {
     /// The next events after the one asked for.
-    Events(Vec<Arc<Event>>),
+    Events(Vec<Arc<Published>>),
     /// Nothing is left to catch up: the subscriber now receives new events as they come.
     Live,
     /// Events before `first` are no longer kept; carry on from there.
@@ -60,7 +127,7 @@ pub enum CatchUp {
 
 /// A page of history for the REST API.
 pub struct Page {
-    pub events: Vec<Arc<Event>>,
+    pub events: Vec<Arc<Published>>,
     pub first_seq: u64,
     pub last_seq: u64,
 }
@@ -74,7 +141,7 @@ pub struct Feed {
 
 struct FeedState {
     next_seq: u64,
-    recent: VecDeque<Arc<Event>>,
+    recent: VecDeque<Arc<Published>>,
     memory_events: usize,
     store: Option<Store>,
     live: Vec<Arc<dyn Subscriber>>,
@@ -110,11 +177,33 @@ impl Feed {
     }
 
     /// Numbers, stores and fans out `events`; returns the seq of the last one.
-    pub fn publish(&self, events: Vec<NewEvent>) -> u64 {
-        let size = events.iter().map(NewEvent::size_hint).sum();
+    pub fn publish(&self, events: &[Event]) -> u64 {
+        let (last, wakes) = self.publish_deferred(events);
+        wakes.run();
+        last
+    }
+
+    /// As `publish`, returning the events as published (for those who follow them).
+    pub fn publish_events(&self, events: &[Event]) -> Vec<Arc<Published>> {
+        let (batch, wakes) = self.publish_batch(events);
+        wakes.run();
+        batch
+    }
+
+    /// Numbers, stores and queues `events` for every live viewer, but leaves sending to
+    /// the viewers this thread would serve itself to the `Wakes` returned: the caller
+    /// runs it when it is ready (after handing a message to its program, say).
+    pub fn publish_deferred(&self, events: &[Event]) -> (u64, Wakes) {
+        let (batch, wakes) = self.publish_batch(events);
+        let last = batch.last().map_or_else(|| self.last_seq(), |e| e.seq);
+        (last, wakes)
+    }
+
+    fn publish_batch(&self, events: &[Event]) -> (Vec<Arc<Published>>, Wakes) {
+        let size = events.iter().map(Event::size_hint).sum();
         self.publish_built(events.len(), size, |batch, first, timestamp| {
-            for (seq, event) in (first..).zip(&events) {
-                batch.push_new(seq, timestamp, event);
+            for (seq, event) in (first..).zip(events) {
+                batch.push_event(seq, timestamp, event);
             }
         })
     }
@@ -123,25 +212,28 @@ impl Feed {
     /// `output` event, as `publish` would with `NewEvent::Line`s, straight from the bytes.
     pub fn publish_lines(&self, pipe: Pipe, lines: &[u8]) -> u64 {
         let count = lines.iter().filter(|&&b| b == b'\n').count() + 1;
-        let size = lines.len() + count * NewEvent::LINE_OVERHEAD;
-        self.publish_built(count, size, |batch, first, timestamp| {
+        let size = lines.len() + count * Event::LINE_OVERHEAD;
+        let (batch, wakes) = self.publish_built(count, size, |batch, first, timestamp| {
             let template = LineTemplate::new(pipe, timestamp);
             for (seq, line) in (first..).zip(lines.split(|&b| b == b'\n')) {
                 batch.push_line(seq, &template, line);
             }
-        })
+        });
+        wakes.run();
+        batch.last().map_or_else(|| self.last_seq(), |e| e.seq)
     }
 
     /// Numbers, stores and fans out the `count` events that `build` adds to a batch,
-    /// given the first seq and the timestamp; returns the seq of the last one.
+    /// given the first seq and the timestamp; returns them as published, and the sends
+    /// left for after the lock.
     fn publish_built(
         &self,
         count: usize,
         size: usize,
         build: impl FnOnce(&mut EventBatch, u64, &str),
-    ) -> u64 {
+    ) -> (Vec<Arc<Published>>, Wakes) {
         if count == 0 {
-            return self.last_seq();
+            return (Vec::new(), Wakes::none());
         }
         let timestamp = clock::now_rfc3339();
         let mut st = self.lock();
@@ -163,21 +255,19 @@ impl Feed {
             st.recent.pop_front();
         }
         // With few viewers this thread sends to them itself, after the lock is released
-        // (see `InlineSends`); a larger fan-out goes to the writer pool.
-        let inline = InlineSends::begin(if st.live.len() <= INLINE_VIEWERS {
+        // (see `Wakes`); a larger fan-out goes to the viewers' own threads.
+        let mut wakes = Wakes::new(if st.live.len() <= INLINE_VIEWERS {
             INLINE_VIEWERS
         } else {
             0
         });
-        st.live.retain(|sub| sub.deliver(&batch));
-        let last = st.next_seq - 1;
+        st.live.retain(|sub| sub.deliver(&batch, &mut wakes));
         drop(st);
-        inline.finish();
-        last
+        (batch, wakes)
     }
 
-    pub fn publish_one(&self, event: NewEvent) -> u64 {
-        self.publish(vec![event])
+    pub fn publish_one(&self, event: Event) -> u64 {
+        self.publish(&[event])
     }
 
     /// The next chunk (at most `max` events) after seq `after` for `sub`; when there is
@@ -250,7 +340,7 @@ impl Feed {
     /// (a page always holds at least one event when there is one), for paging through
     /// history.
     pub fn page(&self, after: u64, limit: usize, max_bytes: usize) -> Page {
-        let mut events: Vec<Arc<Event>> = Vec::new();
+        let mut events: Vec<Arc<Published>> = Vec::new();
         let mut bytes = 0;
         let mut cursor = None;
         let mut after = after;
@@ -309,11 +399,22 @@ impl Feed {
     /// Makes everything published so far durable. The disk is waited for outside the
     /// feed's lock, so publishing goes on meanwhile.
     pub fn sync(&self) {
-        let files = self.lock().store.as_mut().map(Store::take_unsynced);
-        for file in files.unwrap_or_default() {
-            if let Err(err) = file.sync_data() {
-                log::warn!("syncing history failed: {err}");
+        let paths = self.lock().store.as_mut().map(Store::take_unsynced);
+        for path in paths.unwrap_or_default() {
+            let synced = std::fs::File::open(&path).and_then(|file| file.sync_data());
+            // A segment dropped meanwhile (past the size limit) needs no sync.
+            if let Err(err) = synced
+                && err.kind() != std::io::ErrorKind::NotFound
+            {
+                log::warn!("syncing history {} failed: {err}", path.display());
             }
+        }
+    }
+
+    /// Closes the history file until the next event (the worker's process ended).
+    pub fn release_file(&self) {
+        if let Some(store) = self.lock().store.as_mut() {
+            store.release();
         }
     }
 
@@ -346,7 +447,7 @@ impl FeedState {
             .map_or(memory_first, |f| f.min(memory_first))
     }
 
-    fn write_to_disk(&mut self, batch: &[Arc<Event>], first: u64) {
+    fn write_to_disk(&mut self, batch: &[Arc<Published>], first: u64) {
         let Some(store) = self.store.as_mut() else {
             return;
         };
@@ -384,7 +485,7 @@ mod tests {
         fn id(&self) -> u64 {
             self.id
         }
-        fn deliver(&self, events: &[Arc<Event>]) -> bool {
+        fn deliver(&self, events: &[Arc<Published>], _: &mut Wakes) -> bool {
             self.seqs
                 .lock()
                 .unwrap()
@@ -411,11 +512,8 @@ mod tests {
         (Feed::open(&dir, config).unwrap(), dir)
     }
 
-    fn line(n: u64) -> NewEvent {
-        NewEvent::Line {
-            pipe: crate::event::Pipe::Stdout,
-            text: n.to_string(),
-        }
+    fn line(n: u64) -> Event {
+        Event::line(Pipe::Stdout, n.to_string())
     }
 
     #[test]

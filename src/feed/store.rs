@@ -10,7 +10,7 @@ use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::event::{Event, EventBatch, seq_of_line};
+use crate::event::{EventBatch, Published, seq_of_line};
 
 #[derive(Clone, Copy, Debug)]
 pub struct StoreLimits {
@@ -34,8 +34,10 @@ pub struct Store {
     limits: StoreLimits,
     /// Something was appended to `active` since it was last handed out for syncing.
     dirty: bool,
-    /// Finished segments with appends not yet made durable.
-    unsynced: Vec<File>,
+    /// Segments with appends not yet made durable, by path: a sync covers a file
+    /// whichever descriptor wrote it, so they are synced by opening them again, and
+    /// waiting for a sync holds no descriptor.
+    unsynced: Vec<PathBuf>,
 }
 
 fn segment_name(first_seq: u64) -> String {
@@ -133,13 +135,9 @@ impl Store {
     }
 
     fn rotate(&mut self, first_seq: u64) -> io::Result<()> {
-        if let Some(file) = self.active.take()
-            && self.dirty
-        {
-            // Made durable with the next `take_unsynced`, not here: the caller holds its
-            // feed's lock, and publishing must not wait for the disk.
-            self.unsynced.push(file);
-        }
+        // Made durable with the next `take_unsynced`, not here: the caller holds its
+        // feed's lock, and publishing must not wait for the disk.
+        self.release();
         let path = self.dir.join(segment_name(first_seq));
         let file = crate::private_files::open_append(&path)?;
         self.segments.push(Segment {
@@ -177,31 +175,32 @@ impl Store {
         self.segments.iter().map(|s| s.bytes).sum()
     }
 
-    /// The files with appends not yet durable, to `sync_data` without holding the
-    /// store (a history file is only ever appended to, so syncing a handle later covers
-    /// everything appended before).
+    /// The files with appends not yet durable, to sync without holding the store.
     ///
-    /// A store with nothing appended since the last call closes its file: a quiet or
-    /// exited worker holds no descriptor (a thousand stopped workers must not fill the
-    /// descriptor table), and the next append opens it again.
-    pub fn take_unsynced(&mut self) -> Vec<File> {
-        let mut files = std::mem::take(&mut self.unsynced);
+    /// A store with nothing appended since the last call also closes its file: a quiet
+    /// worker holds no descriptor, and the next append opens it again.
+    pub fn take_unsynced(&mut self) -> Vec<PathBuf> {
         if !self.dirty {
             self.active = None;
         }
+        self.release_dirty();
+        std::mem::take(&mut self.unsynced)
+    }
+
+    /// Closes the file now (its worker's process ended), leaving what was appended to
+    /// be synced: a stopped worker holds no descriptor.
+    pub fn release(&mut self) {
+        self.release_dirty();
+        self.active = None;
+    }
+
+    fn release_dirty(&mut self) {
         if self.dirty
-            && let Some(file) = &self.active
+            && let Some(seg) = self.segments.last()
         {
-            match file.try_clone() {
-                Ok(handle) => {
-                    files.push(handle);
-                    self.dirty = false;
-                }
-                // Still dirty: the next call tries again.
-                Err(err) => log::warn!("syncing history failed: {err}"),
-            }
+            self.unsynced.push(seg.path.clone());
+            self.dirty = false;
         }
-        files
     }
 }
 
@@ -262,7 +261,7 @@ pub fn read_after(
     until: u64,
     cursor: &mut Option<Cursor>,
     max: usize,
-) -> io::Result<Vec<Arc<Event>>> {
+) -> io::Result<Vec<Arc<Published>>> {
     let mut out = Vec::new();
     if cursor.as_ref().is_none_or(|c| c.after != after) {
         *cursor = None;
@@ -331,7 +330,7 @@ pub fn read_after(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::NewEvent;
+    use crate::event::{Event, StatusEvent};
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir =
@@ -343,7 +342,9 @@ mod tests {
     fn lines(from: u64, to: u64) -> Vec<u8> {
         let mut out = Vec::new();
         for seq in from..=to {
-            NewEvent::new("status", serde_json::json!({"n": seq})).write_json(seq, "T", &mut out);
+            let mut status = StatusEvent::new(crate::event::Status::Running);
+            status.pid = Some(seq as u32);
+            Event::Status(status).write_json(seq, "T", &mut out);
             out.push(b'\n');
         }
         out

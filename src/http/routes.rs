@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use tiny_http::Method;
 
-use super::{Reply, Request};
+use super::reply::Reply;
+use super::request::Request;
 use crate::api;
-use crate::error::ApiError;
-use crate::server::App;
+use crate::app::App;
+use crate::error::Error;
 
-pub type Handler = fn(&Arc<App>, &mut Request<'_>) -> Result<Reply, ApiError>;
+pub type Handler = fn(&Arc<App>, &mut Request<'_>) -> Result<Reply, Error>;
 
 /// Who may reach a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

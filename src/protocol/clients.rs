@@ -7,9 +7,12 @@ use std::sync::{Arc, Mutex, Weak};
 use serde_json::Value;
 
 use super::envelope;
-use crate::http::auth::{Access, Caller};
+use crate::auth::{Access, Caller};
+use crate::event::Published;
+use crate::tasks::{Task, TaskNotice, TaskObserver};
+use crate::wire::frame;
+use crate::worker::{Notice, Observer, Worker};
 use crate::ws::conn::Conn;
-use crate::ws::frame;
 
 /// Who a push is for.
 #[derive(Clone, Copy, Debug)]
@@ -68,5 +71,79 @@ impl Clients {
         for conn in conns {
             conn.push_shared(bytes.clone());
         }
+    }
+}
+
+/// Dashboards hear of every worker's changes: `agent:status` for each status, and
+/// `agent:stopped` when its process ended or it was deleted.
+impl Observer for Clients {
+    fn notice(&self, worker: &Worker, notice: &Notice<'_>) {
+        let audience = Audience::ReadersOf(worker.owner.as_deref());
+        let with_worker = |fields: Value| {
+            let mut payload = match fields {
+                Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            };
+            payload.insert("worker_id".into(), worker.id.clone().into());
+            payload.insert("name".into(), worker.spec.name.clone().into());
+            Value::Object(payload)
+        };
+        match notice {
+            Notice::Status(status) => {
+                let fields = serde_json::to_value(status).unwrap_or(Value::Null);
+                self.push(
+                    "agent:status",
+                    with_worker(fields),
+                    Some(&worker.id),
+                    audience,
+                );
+            }
+            Notice::Exited(exit) => {
+                let mut fields = serde_json::to_value(exit).unwrap_or(Value::Null);
+                fields["status"] = "exited".into();
+                self.push(
+                    "agent:stopped",
+                    with_worker(fields),
+                    Some(&worker.id),
+                    audience,
+                );
+            }
+            Notice::Deleted => {
+                let fields = serde_json::json!({"status": "exited", "deleted": true});
+                self.push(
+                    "agent:stopped",
+                    with_worker(fields),
+                    Some(&worker.id),
+                    audience,
+                );
+            }
+        }
+    }
+}
+
+/// Dashboards hear of tasks: `task:update` when one is created, starts, is cancelled,
+/// and for each event of a running one; `task:complete` / `task:failed` when a run ends.
+impl TaskObserver for Clients {
+    fn task_changed(&self, task: &Task, notice: TaskNotice) {
+        let kind = match notice {
+            TaskNotice::Updated => "task:update",
+            TaskNotice::Completed => "task:complete",
+            TaskNotice::Failed => "task:failed",
+        };
+        self.push(
+            kind,
+            serde_json::json!({"task": task.json()}),
+            None,
+            Audience::ReadersOf(task.owner.as_deref()),
+        );
+    }
+
+    fn task_event(&self, task: &Task, worker_id: &str, event: &Published) {
+        self.push(
+            "task:update",
+            serde_json::json!({"task_id": task.id, "worker_id": worker_id, "event": event.to_value()}),
+            Some(worker_id),
+            Audience::ReadersOf(task.owner.as_deref()),
+        );
     }
 }

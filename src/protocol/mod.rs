@@ -2,50 +2,96 @@
 //! dashboard creates agents (workers), runs commands, assigns tasks and follows
 //! everything, each answer matched to its request by `correlation_id`.
 //!
-//! * `mod.rs`: the envelope, building and checking it;
+//! * `mod.rs`: checking a request's envelope (building one: `wire::envelope`);
 //! * `session.rs`: one `/ws` connection, dispatching requests;
-//! * `clients.rs`: every `/ws` connection, for pushes (status changes, tasks, system);
-//! * `watch.rs`: following one turn of a worker (for `command:execute` and tasks).
+//! * `clients.rs`: every `/ws` connection, for pushes (status changes, tasks, system).
 
 pub mod clients;
 pub mod session;
-pub mod watch;
 
 use serde_json::{Map, Value};
 
-use crate::clock;
-use crate::event::Event;
-use crate::ws::frame;
+use crate::error::ErrorCode;
+pub use crate::wire::envelope::{envelope, envelope_event_frame};
 
 /// The protocol's version, sent in `connection:ack`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// A new envelope: `{"id","type","timestamp","payload","source"?,"correlation_id"?}`.
-pub fn envelope(
-    kind: &str,
-    payload: Value,
-    source: Option<&str>,
-    correlation_id: Option<&str>,
-) -> Value {
-    let mut map = Map::new();
-    map.insert("id".into(), uuid::Uuid::new_v4().to_string().into());
-    map.insert("type".into(), kind.into());
-    map.insert("timestamp".into(), clock::now_rfc3339().into());
-    map.insert("payload".into(), payload);
-    if let Some(source) = source {
-        map.insert("source".into(), source.into());
+/// The message types a client may send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    ConnectionPing,
+    AgentCreate,
+    AgentStatus,
+    AgentList,
+    AgentSubscribe,
+    AgentUnsubscribe,
+    AgentInterrupt,
+    AgentStop,
+    AgentDelete,
+    CommandExecute,
+    TaskAssign,
+    TaskList,
+    TaskCancel,
+    TaskRun,
+    SystemStatus,
+    SystemMetric,
+}
+
+impl Kind {
+    const ALL: [(Kind, &'static str); 16] = [
+        (Kind::ConnectionPing, "connection:ping"),
+        (Kind::AgentCreate, "agent:create"),
+        (Kind::AgentStatus, "agent:status"),
+        (Kind::AgentList, "agent:list"),
+        (Kind::AgentSubscribe, "agent:subscribe"),
+        (Kind::AgentUnsubscribe, "agent:unsubscribe"),
+        (Kind::AgentInterrupt, "agent:interrupt"),
+        (Kind::AgentStop, "agent:stop"),
+        (Kind::AgentDelete, "agent:delete"),
+        (Kind::CommandExecute, "command:execute"),
+        (Kind::TaskAssign, "task:assign"),
+        (Kind::TaskList, "task:list"),
+        (Kind::TaskCancel, "task:cancel"),
+        (Kind::TaskRun, "task:run"),
+        (Kind::SystemStatus, "system:status"),
+        (Kind::SystemMetric, "system:metric"),
+    ];
+
+    /// The names of every type a client may send.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        Kind::ALL.iter().map(|(_, name)| *name)
     }
-    if let Some(id) = correlation_id {
-        map.insert("correlation_id".into(), id.into());
+
+    fn parse(text: &str) -> Option<Kind> {
+        Kind::ALL
+            .iter()
+            .find(|(_, name)| *name == text)
+            .map(|(kind, _)| *kind)
     }
-    Value::Object(map)
+
+    /// The type of the error answer to a failed request of this kind.
+    pub fn error_type(self) -> &'static str {
+        match self {
+            Kind::AgentCreate
+            | Kind::AgentStatus
+            | Kind::AgentList
+            | Kind::AgentSubscribe
+            | Kind::AgentUnsubscribe
+            | Kind::AgentInterrupt
+            | Kind::AgentStop
+            | Kind::AgentDelete => "agent:error",
+            Kind::CommandExecute => "command:error",
+            _ => "system:error",
+        }
+    }
 }
 
 /// A request as received, after checking.
 #[derive(Debug)]
 pub struct Request {
     pub id: String,
-    pub kind: String,
+    pub kind: Kind,
     pub payload: Map<String, Value>,
     pub target: Option<String>,
 }
@@ -54,45 +100,25 @@ pub struct Request {
 /// when it had a usable one.
 #[derive(Debug)]
 pub struct Invalid {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub id: Option<String>,
 }
 
 const MAX_ID: usize = 200;
 
-/// Message types a client may send.
-pub const REQUEST_TYPES: &[&str] = &[
-    "connection:ping",
-    "agent:create",
-    "agent:status",
-    "agent:list",
-    "agent:subscribe",
-    "agent:unsubscribe",
-    "agent:interrupt",
-    "agent:stop",
-    "agent:delete",
-    "command:execute",
-    "task:assign",
-    "task:list",
-    "task:cancel",
-    "task:run",
-    "system:status",
-    "system:metric",
-];
-
 /// Checks an incoming message: a JSON object with a string `id` (at most 200
 /// characters) and a known `type`; `payload`, when present, an object; `timestamp`,
 /// `source`, `target` and `correlation_id`, when present, strings.
 pub fn parse_request(text: &str) -> Result<Request, Invalid> {
     let value: Value = serde_json::from_str(text).map_err(|err| Invalid {
-        code: "invalid_json",
+        code: ErrorCode::InvalidJson,
         message: format!("message is not JSON: {err}"),
         id: None,
     })?;
     let Value::Object(mut map) = value else {
         return Err(Invalid {
-            code: "invalid_envelope",
+            code: ErrorCode::InvalidEnvelope,
             message: "a message must be a JSON object (an envelope)".into(),
             id: None,
         });
@@ -101,53 +127,58 @@ pub fn parse_request(text: &str) -> Result<Request, Invalid> {
         Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_ID => id.clone(),
         Some(Value::String(_)) => {
             return Err(Invalid {
-                code: "invalid_envelope",
+                code: ErrorCode::InvalidEnvelope,
                 message: format!("`id` must be a non-empty string of at most {MAX_ID} characters"),
                 id: None,
             });
         }
         Some(_) => {
             return Err(Invalid {
-                code: "invalid_envelope",
+                code: ErrorCode::InvalidEnvelope,
                 message: "`id` must be a string".into(),
                 id: None,
             });
         }
         None => {
             return Err(Invalid {
-                code: "invalid_envelope",
+                code: ErrorCode::InvalidEnvelope,
                 message: "the envelope needs an `id`".into(),
                 id: None,
             });
         }
     };
-    let fail = |code: &'static str, message: String| Invalid {
+    let fail = |code: ErrorCode, message: String| Invalid {
         code,
         message,
         id: Some(id.clone()),
     };
     let kind = match map.get("type") {
-        Some(Value::String(kind)) => kind.clone(),
-        Some(_) => return Err(fail("invalid_envelope", "`type` must be a string".into())),
+        Some(Value::String(kind)) => kind.as_str(),
+        Some(_) => {
+            return Err(fail(
+                ErrorCode::InvalidEnvelope,
+                "`type` must be a string".into(),
+            ));
+        }
         None => {
             return Err(fail(
-                "invalid_envelope",
+                ErrorCode::InvalidEnvelope,
                 "the envelope needs a `type`".into(),
             ));
         }
     };
-    if !REQUEST_TYPES.contains(&kind.as_str()) {
+    let Some(kind) = Kind::parse(kind) else {
         return Err(fail(
-            "unknown_type",
+            ErrorCode::UnknownType,
             format!(
                 "unknown message type `{kind}`; see docs/PROTOCOL.md for the types a client may send"
             ),
         ));
-    }
+    };
     for key in ["timestamp", "source", "target", "correlation_id"] {
         if map.get(key).is_some_and(|v| !v.is_string() && !v.is_null()) {
             return Err(fail(
-                "invalid_envelope",
+                ErrorCode::InvalidEnvelope,
                 format!("`{key}` must be a string"),
             ));
         }
@@ -157,7 +188,7 @@ pub fn parse_request(text: &str) -> Result<Request, Invalid> {
         Some(Value::Object(payload)) => payload,
         Some(_) => {
             return Err(fail(
-                "invalid_envelope",
+                ErrorCode::InvalidEnvelope,
                 "`payload` must be an object".into(),
             ));
         }
@@ -174,37 +205,6 @@ pub fn parse_request(text: &str) -> Result<Request, Invalid> {
     })
 }
 
-/// The timestamp a feed event carries (feed JSON always has it right after `type`).
-fn event_timestamp(json: &[u8]) -> &[u8] {
-    const KEY: &[u8] = b"\"timestamp\":\"";
-    json.windows(KEY.len())
-        .position(|w| w == KEY)
-        .and_then(|at| {
-            let rest = &json[at + KEY.len()..];
-            rest.iter().position(|&b| b == b'"').map(|end| &rest[..end])
-        })
-        .unwrap_or(b"")
-}
-
-/// A feed event wrapped as an `agent:event` envelope from worker `source`, framed. Its
-/// id, `SOURCE:SEQ`, is the same for every subscriber, so it is built once per event.
-pub fn envelope_event_frame(event: &Event, source: &str) -> Vec<u8> {
-    let json = event.json();
-    let mut out = Vec::with_capacity(json.len() + 160);
-    out.extend_from_slice(b"{\"id\":\"");
-    out.extend_from_slice(source.as_bytes());
-    out.push(b':');
-    out.extend_from_slice(event.seq.to_string().as_bytes());
-    out.extend_from_slice(b"\",\"type\":\"agent:event\",\"timestamp\":\"");
-    out.extend_from_slice(event_timestamp(json));
-    out.extend_from_slice(b"\",\"source\":\"");
-    out.extend_from_slice(source.as_bytes());
-    out.extend_from_slice(b"\",\"payload\":");
-    out.extend_from_slice(json);
-    out.push(b'}');
-    frame::text(&out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,36 +216,44 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.id, "1");
-        assert_eq!(r.kind, "connection:ping");
+        assert_eq!(r.kind, Kind::ConnectionPing);
         assert_eq!(r.payload["a"], 1);
     }
 
     #[test]
     fn bad_envelopes_are_named_and_keep_their_id_when_usable() {
         let cases = [
-            ("nope", "invalid_json", None),
-            ("[1]", "invalid_envelope", None),
-            (r#"{"type":"connection:ping"}"#, "invalid_envelope", None),
+            ("nope", ErrorCode::InvalidJson, None),
+            ("[1]", ErrorCode::InvalidEnvelope, None),
             (
-                r#"{"id":5,"type":"connection:ping"}"#,
-                "invalid_envelope",
+                r#"{"type":"connection:ping"}"#,
+                ErrorCode::InvalidEnvelope,
                 None,
             ),
-            (r#"{"id":"a"}"#, "invalid_envelope", Some("a")),
-            (r#"{"id":"a","type":7}"#, "invalid_envelope", Some("a")),
+            (
+                r#"{"id":5,"type":"connection:ping"}"#,
+                ErrorCode::InvalidEnvelope,
+                None,
+            ),
+            (r#"{"id":"a"}"#, ErrorCode::InvalidEnvelope, Some("a")),
+            (
+                r#"{"id":"a","type":7}"#,
+                ErrorCode::InvalidEnvelope,
+                Some("a"),
+            ),
             (
                 r#"{"id":"a","type":"agent:fly"}"#,
-                "unknown_type",
+                ErrorCode::UnknownType,
                 Some("a"),
             ),
             (
                 r#"{"id":"a","type":"connection:ping","payload":[]}"#,
-                "invalid_envelope",
+                ErrorCode::InvalidEnvelope,
                 Some("a"),
             ),
             (
                 r#"{"id":"a","type":"connection:ping","target":1}"#,
-                "invalid_envelope",
+                ErrorCode::InvalidEnvelope,
                 Some("a"),
             ),
         ];
@@ -254,21 +262,5 @@ mod tests {
             assert_eq!(err.code, code, "{text}");
             assert_eq!(err.id.as_deref(), id, "{text}");
         }
-    }
-
-    #[test]
-    fn an_event_envelope_carries_the_event_whole() {
-        let event = Event::from_json(
-            7,
-            br#"{"seq":7,"type":"output","timestamp":"2026-01-01T00:00:00.000000Z","x":1}"#,
-        );
-        let frame = envelope_event_frame(&event, "w1");
-        let header = if frame[1] == 126 { 4 } else { 2 };
-        let v: Value = serde_json::from_slice(&frame[header..]).unwrap();
-        assert_eq!(v["id"], "w1:7");
-        assert_eq!(v["type"], "agent:event");
-        assert_eq!(v["source"], "w1");
-        assert_eq!(v["timestamp"], "2026-01-01T00:00:00.000000Z");
-        assert_eq!(v["payload"]["x"], 1);
     }
 }

@@ -1,6 +1,7 @@
 //! One `/ws` connection of the agent protocol: every request checked, answered once with
 //! its `correlation_id`, and long work (stopping, deleting, running commands, following
 //! a turn) done off the connection's reader thread so the connection stays responsive.
+//! Errors become error envelopes here, in one place (`reply_error`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -8,13 +9,14 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::watch::TurnWatch;
-use super::{PROTOCOL_VERSION, Request, envelope, parse_request};
-use crate::error::ApiError;
-use crate::http::auth::{Access, Caller};
+use super::{Kind, PROTOCOL_VERSION, Request, envelope, parse_request};
+use crate::app::App;
+use crate::auth::{Access, Caller};
+use crate::error::{Error, ErrorCode};
 use crate::metrics::METRICS;
-use crate::server::App;
-use crate::ws::conn::{Conn, Session};
+use crate::worker::follow::TurnWatch;
+use crate::ws::conn::Conn;
+use crate::ws::reader::Session;
 use crate::ws::subscription::Subscription;
 
 pub struct AgentSession {
@@ -39,31 +41,43 @@ fn reply(conn: &Arc<Conn>, kind: &str, payload: Value, id: &str) {
     conn.send_json(&envelope(kind, payload, None, Some(id)));
 }
 
-fn reply_error(conn: &Arc<Conn>, kind: &str, err: &ApiError, id: Option<&str>) {
+/// Sends one of the domain's values as an answer to request `id`.
+fn reply_typed(conn: &Arc<Conn>, kind: &str, payload: &impl serde::Serialize, id: &str) {
+    reply(
+        conn,
+        kind,
+        serde_json::to_value(payload).unwrap_or(Value::Null),
+        id,
+    );
+}
+
+/// An error as an error envelope: `{"code", "message", "status"}`, `status` being what
+/// the same error is over HTTP.
+fn reply_error(conn: &Arc<Conn>, kind: &str, err: &Error, id: Option<&str>) {
     conn.send_json(&envelope(
         kind,
-        json!({"code": err.code, "message": err.message, "status": err.status}),
+        json!({"code": err.code, "message": err.message, "status": crate::http::status_of(err.kind)}),
         None,
         id,
     ));
 }
 
-fn worker_id(req: &Request) -> Result<String, ApiError> {
+fn string_field(req: &Request, key: &str) -> Option<String> {
     req.payload
-        .get("worker_id")
+        .get(key)
         .and_then(Value::as_str)
         .map(str::to_string)
-        .or_else(|| req.target.clone())
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| ApiError::bad_request("`payload.worker_id` (or `target`) is required"))
 }
 
-fn task_id(req: &Request) -> Result<String, ApiError> {
-    req.payload
-        .get("task_id")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| ApiError::bad_request("`payload.task_id` is required"))
+fn worker_id(req: &Request) -> Result<String, Error> {
+    string_field(req, "worker_id")
+        .or_else(|| req.target.clone())
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| Error::invalid("`payload.worker_id` (or `target`) is required"))
+}
+
+fn task_id(req: &Request) -> Result<String, Error> {
+    string_field(req, "task_id").ok_or_else(|| Error::invalid("`payload.task_id` is required"))
 }
 
 /// Runs `work` on its own thread; the connection keeps serving meanwhile.
@@ -75,7 +89,7 @@ fn in_background(name: &str, work: impl FnOnce() + Send + 'static) {
 
 impl Session for AgentSession {
     fn on_open(&mut self, conn: &Arc<Conn>) {
-        self.app.clients.add(conn, &self.caller);
+        self.app.dashboards.add(conn, &self.caller);
         conn.send_json(&envelope(
             "connection:ack",
             json!({
@@ -93,28 +107,29 @@ impl Session for AgentSession {
         let req = match parse_request(text) {
             Ok(req) => req,
             Err(invalid) => {
-                let err = ApiError::bad_request(invalid.message);
-                let err = ApiError {
-                    code: invalid.code,
-                    ..err
-                };
+                let err = Error::invalid(invalid.message).with_code(invalid.code);
                 return reply_error(conn, "system:error", &err, invalid.id.as_deref());
             }
         };
-        let family = req.kind.split(':').next().unwrap_or("system");
-        let error_kind = match family {
-            "agent" => "agent:error",
-            "command" => "command:error",
-            _ => "system:error",
-        };
         if let Err(err) = self.dispatch(conn, &req) {
-            reply_error(conn, error_kind, &err, Some(&req.id));
+            reply_error(conn, req.kind.error_type(), &err, Some(&req.id));
         }
         METRICS.protocol_latency.observe(started.elapsed());
     }
 
+    /// A message this connection does not take (too large, binary) is answered in the
+    /// protocol's own format.
+    fn on_refused(&mut self, conn: &Arc<Conn>, code: ErrorCode, message: &str) {
+        reply_error(
+            conn,
+            "system:error",
+            &Error::invalid(message).with_code(code),
+            None,
+        );
+    }
+
     fn on_close(&mut self, conn: &Arc<Conn>) {
-        self.app.clients.remove(conn.id);
+        self.app.dashboards.remove(conn.id);
         for (_, sub) in self.subscriptions.drain() {
             sub.stop();
         }
@@ -122,47 +137,48 @@ impl Session for AgentSession {
 }
 
 impl AgentSession {
-    fn dispatch(&mut self, conn: &Arc<Conn>, req: &Request) -> Result<(), ApiError> {
+    fn dispatch(&mut self, conn: &Arc<Conn>, req: &Request) -> Result<(), Error> {
         let app = &self.app;
         let id = req.id.as_str();
-        match req.kind.as_str() {
-            "connection:ping" => reply(
+        match req.kind {
+            Kind::ConnectionPing => reply(
                 conn,
                 "connection:pong",
                 json!({"server_time": crate::clock::now_rfc3339()}),
                 id,
             ),
-            "agent:create" => {
+            Kind::AgentCreate => {
                 let worker = app
                     .hub
                     .create(&Value::Object(req.payload.clone()), &self.caller)?;
-                reply(conn, "agent:created", worker.view(), id);
+                reply_typed(conn, "agent:created", &worker.view(), id);
             }
-            "agent:status" if req.payload.contains_key("worker_id") || req.target.is_some() => {
+            Kind::AgentStatus if req.payload.contains_key("worker_id") || req.target.is_some() => {
                 let worker = app
                     .hub
                     .require_for(&self.caller, &worker_id(req)?, Access::Read)?;
-                reply(conn, "agent:status", worker.view(), id);
+                reply_typed(conn, "agent:status", &worker.view(), id);
             }
-            "agent:status" | "agent:list" => {
-                let agents: Vec<Value> = app
+            Kind::AgentStatus | Kind::AgentList => {
+                let agents: Vec<_> = app
                     .hub
                     .list_for(&self.caller)
                     .iter()
                     .map(|w| w.view())
                     .collect();
-                reply(conn, "agent:status", json!({"agents": agents}), id);
+                reply_typed(conn, "agent:status", &json!({"agents": agents}), id);
             }
-            "agent:subscribe" => {
+            Kind::AgentSubscribe => {
                 let worker = app
                     .hub
                     .require_for(&self.caller, &worker_id(req)?, Access::Read)?;
-                let since = match req.payload.get("since") {
-                    None | Some(Value::Null) => None,
-                    Some(v) => Some(v.as_u64().ok_or_else(|| {
-                        ApiError::bad_request("`since` must be a non-negative integer")
-                    })?),
-                };
+                let since =
+                    match req.payload.get("since") {
+                        None | Some(Value::Null) => None,
+                        Some(v) => Some(v.as_u64().ok_or_else(|| {
+                            Error::invalid("`since` must be a non-negative integer")
+                        })?),
+                    };
                 crate::api::workers::check_since(&worker, since)?;
                 if let Some(old) = self.subscriptions.remove(&worker.id) {
                     old.stop();
@@ -177,7 +193,7 @@ impl AgentSession {
                 let sub = Subscription::start(conn, worker.clone(), since, true);
                 self.subscriptions.insert(worker.id.clone(), sub);
             }
-            "agent:unsubscribe" => {
+            Kind::AgentUnsubscribe => {
                 let worker = worker_id(req)?;
                 let worker = app
                     .hub
@@ -195,7 +211,7 @@ impl AgentSession {
                     id,
                 );
             }
-            "agent:interrupt" => {
+            Kind::AgentInterrupt => {
                 let worker = app
                     .hub
                     .require_for(&self.caller, &worker_id(req)?, Access::Change)?;
@@ -207,11 +223,11 @@ impl AgentSession {
                     id,
                 );
             }
-            "agent:stop" | "agent:delete" => {
+            Kind::AgentStop | Kind::AgentDelete => {
                 let worker = app
                     .hub
                     .require_for(&self.caller, &worker_id(req)?, Access::Change)?;
-                let delete = req.kind == "agent:delete";
+                let delete = req.kind == Kind::AgentDelete;
                 let (app, conn, id) = (app.clone(), conn.clone(), id.to_string());
                 in_background("agent-stop", move || {
                     let answer = if delete {
@@ -219,9 +235,9 @@ impl AgentSession {
                             .delete(&worker.id)
                             .map(|_| json!({"worker_id": worker.id, "deleted": true}))
                     } else {
-                        let mut answer = worker.stop();
-                        answer["worker_id"] = worker.id.clone().into();
-                        Ok(answer)
+                        let stopped = worker.stop();
+                        Ok(json!({"worker_id": worker.id, "stopped": stopped.stopped,
+                                  "dropped_messages": stopped.dropped_messages}))
                     };
                     match answer {
                         Ok(payload) => reply(&conn, "agent:stopped", payload, &id),
@@ -229,12 +245,12 @@ impl AgentSession {
                     }
                 });
             }
-            "command:execute" => self.execute(conn, req)?,
-            "task:assign" => {
+            Kind::CommandExecute => self.execute(conn, req)?,
+            Kind::TaskAssign => {
                 let task = app.tasks.create(&req.payload, &self.caller)?;
                 reply(conn, "task:update", json!({"task": task.json()}), id);
             }
-            "task:list" => {
+            Kind::TaskList => {
                 let status = match req.payload.get("status") {
                     None | Some(Value::Null) => None,
                     Some(v) => Some(crate::tasks::parse_status(v.as_str().unwrap_or(""))?),
@@ -247,25 +263,24 @@ impl AgentSession {
                     .collect();
                 reply(conn, "task:list", json!({"tasks": tasks}), id);
             }
-            "task:cancel" => {
+            Kind::TaskCancel => {
                 let task = app.tasks.cancel(&self.caller, &task_id(req)?)?;
                 reply(conn, "task:update", json!({"task": task.json()}), id);
             }
-            "task:run" => {
+            Kind::TaskRun => {
                 let task = app.tasks.run_now(&self.caller, &task_id(req)?)?;
                 reply(conn, "task:update", json!({"task": task.json()}), id);
             }
-            "system:status" => reply(
+            Kind::SystemStatus => reply(
                 conn,
                 "system:status",
                 crate::api::system::status_json(app),
                 id,
             ),
-            "system:metric" => {
+            Kind::SystemMetric => {
                 if !self.caller.is_admin() {
-                    return Err(ApiError::new(
-                        403,
-                        "forbidden",
+                    return Err(Error::forbidden(
+                        ErrorCode::Forbidden,
                         "metrics name every worker: only an admin token may read them",
                     ));
                 }
@@ -276,13 +291,6 @@ impl AgentSession {
                     id,
                 )
             }
-            other => {
-                return Err(ApiError::new(
-                    400,
-                    "unknown_type",
-                    format!("unknown message type `{other}`"),
-                ));
-            }
         }
         Ok(())
     }
@@ -290,30 +298,22 @@ impl AgentSession {
     /// `command:execute`: a message to an agent (`target` or `payload.worker_id`, with
     /// `payload.content`), answered when its turn ends; or a one-off program
     /// (`payload.argv`), answered when it exits. Output comes as `command:progress`.
-    fn execute(&mut self, conn: &Arc<Conn>, req: &Request) -> Result<(), ApiError> {
+    fn execute(&mut self, conn: &Arc<Conn>, req: &Request) -> Result<(), Error> {
         let app = self.app.clone();
         let id = req.id.clone();
-        let target = req.target.clone().or_else(|| {
-            req.payload
-                .get("worker_id")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        });
+        let target = req
+            .target
+            .clone()
+            .or_else(|| string_field(req, "worker_id"));
         if let Some(target) = target {
             let worker = app.hub.require_for(&self.caller, &target, Access::Change)?;
-            let content = req
-                .payload
-                .get("content")
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "`payload.content` is required: the message for the agent",
-                    )
-                })?;
+            let content = string_field(req, "content").ok_or_else(|| {
+                Error::invalid("`payload.content` is required: the message for the agent")
+            })?;
             if !worker.has_turns() {
                 // A program without turns: the message goes to its stdin; nothing marks
                 // the end of an answer.
-                let sent = worker.send_message(content, &self.caller.name)?;
+                let sent = worker.send_message(&content, &self.caller.name)?;
                 reply(
                     conn,
                     "command:result",
@@ -327,31 +327,30 @@ impl AgentSession {
             let source: Arc<str> = worker.id.as_str().into();
             let (done_conn, done_id, worker_id) = (weak.clone(), id.clone(), worker.id.clone());
             let message = message_id.clone();
-            let watch = TurnWatch::start(
-                &worker,
-                &message_id,
+            let watch = TurnWatch::new(
                 move |event| {
                     if let Some(conn) = weak.upgrade() {
                         let payload = json!({"worker_id": &*source, "event": event.to_value()});
                         let frame = envelope("command:progress", payload, Some(&source), Some(&id));
                         conn.push_shared(
-                            crate::ws::frame::text(frame.to_string().as_bytes()).into(),
+                            crate::wire::frame::text(frame.to_string().as_bytes()).into(),
                         );
                     }
                 },
                 move |outcome| {
                     if let Some(conn) = done_conn.upgrade() {
-                        let mut payload = outcome.json();
+                        let mut payload = serde_json::to_value(&outcome).unwrap_or(Value::Null);
                         payload["worker_id"] = worker_id.into();
                         payload["message_id"] = message.into();
                         reply(&conn, "command:result", payload, &done_id);
                     }
                 },
             );
-            if let Err(err) = worker.send_message_as(content, message_id, &self.caller.name) {
-                worker
-                    .feed
-                    .unsubscribe(crate::feed::Subscriber::id(&*watch));
+            worker.follow(&message_id, watch);
+            if let Err(err) =
+                worker.send_message_as(&content, message_id.clone(), &self.caller.name)
+            {
+                worker.unfollow(&message_id);
                 return Err(err);
             }
             return Ok(());
@@ -369,7 +368,7 @@ impl AgentSession {
                 if let Some(conn) = weak.upgrade() {
                     let payload = json!({"line": n, "stream": pipe.as_str(), "text": text});
                     let frame = envelope("command:progress", payload, None, Some(&id));
-                    conn.push_shared(crate::ws::frame::text(frame.to_string().as_bytes()).into());
+                    conn.push_shared(crate::wire::frame::text(frame.to_string().as_bytes()).into());
                 }
             }),
             Box::new(move |result| reply(&done_conn, "command:result", result.json(), &done_id)),

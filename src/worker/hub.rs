@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use super::{Engine, Status, Worker, WorkerSpec};
 use crate::adapters::Registry;
-use crate::error::ApiError;
-use crate::http::auth::{Access, Caller};
+use crate::auth::{Access, Caller};
+use crate::error::{Error, ErrorCode};
+use crate::process::ledger::{Ended, Owner};
 
 pub struct HubConfig {
     pub max_workers: usize,
@@ -42,8 +43,9 @@ impl Hub {
         }
     }
 
-    /// Loads every worker saved under the data folder.
-    pub fn restore(&self) -> usize {
+    /// Loads every worker saved under the data folder; `ended` are the process groups
+    /// a previous server left running and that were ended at this start.
+    pub fn restore(&self, ended: &[Ended]) -> usize {
         let Ok(dir) = std::fs::read_dir(&self.engine.workers_dir) else {
             return 0;
         };
@@ -53,7 +55,16 @@ impl Hub {
             if !path.join("worker.json").is_file() {
                 continue;
             }
-            match Worker::restore(&path, self.engine.clone(), |kind| self.registry.get(kind)) {
+            let id = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let left = ended
+                .iter()
+                .find(|e| e.entry.owner == Owner::Worker(id.to_string()));
+            match Worker::restore(
+                &path,
+                self.engine.clone(),
+                |kind| self.registry.get(kind),
+                left,
+            ) {
                 Ok(worker) => restored.push(worker),
                 Err(err) => log::warn!("could not restore the worker in {}: {err}", path.display()),
             }
@@ -92,19 +103,19 @@ impl Hub {
         caller: &Caller,
         id_or_name: &str,
         access: Access,
-    ) -> Result<Arc<Worker>, ApiError> {
+    ) -> Result<Arc<Worker>, Error> {
         let worker = self
             .get(id_or_name)
             .filter(|w| caller.may(Access::Read, w.owner.as_deref()))
-            .ok_or_else(|| ApiError::not_found(format!("no worker `{id_or_name}`")))?;
+            .ok_or_else(|| Error::not_found(format!("no worker `{id_or_name}`")))?;
         if !caller.may(access, worker.owner.as_deref()) {
-            return Err(ApiError::new(
-                403,
-                "forbidden",
+            return Err(Error::forbidden(
+                ErrorCode::Forbidden,
                 format!(
-                    "the token `{}` ({}) may watch this worker but not change it",
+                    "the token `{}` ({}) may watch {} but not change it",
                     caller.name,
-                    caller.role.as_str()
+                    caller.role.as_str(),
+                    worker.display_name()
                 ),
             ));
         }
@@ -125,9 +136,9 @@ impl Hub {
             .cloned()
     }
 
-    pub fn require(&self, id_or_name: &str) -> Result<Arc<Worker>, ApiError> {
+    pub fn require(&self, id_or_name: &str) -> Result<Arc<Worker>, Error> {
         self.get(id_or_name)
-            .ok_or_else(|| ApiError::not_found(format!("no worker `{id_or_name}`")))
+            .ok_or_else(|| Error::not_found(format!("no worker `{id_or_name}`")))
     }
 
     pub fn live_count(&self) -> usize {
@@ -135,23 +146,15 @@ impl Hub {
     }
 
     /// Refuses a folder outside the configured project roots (after resolving symlinks).
-    pub fn check_root(&self, folder: &std::path::Path) -> Result<std::path::PathBuf, ApiError> {
-        self.engine.check_root(folder).map_err(|err| {
-            let status = if err.code == "forbidden_path" {
-                403
-            } else {
-                400
-            };
-            ApiError::new(status, err.code, err.message)
-        })
+    pub fn check_root(&self, folder: &std::path::Path) -> Result<std::path::PathBuf, Error> {
+        self.engine.check_root(folder)
     }
 
     /// Creates and starts a worker from a create request made by `caller`, who owns it.
-    pub fn create(&self, body: &Value, caller: &Caller) -> Result<Arc<Worker>, ApiError> {
+    pub fn create(&self, body: &Value, caller: &Caller) -> Result<Arc<Worker>, Error> {
         if !caller.may_create() {
-            return Err(ApiError::new(
-                403,
-                "forbidden",
+            return Err(Error::forbidden(
+                ErrorCode::Forbidden,
                 format!(
                     "the token `{}` is a viewer: it may not create workers",
                     caller.name
@@ -163,20 +166,20 @@ impl Hub {
             WorkerSpec::from_json(body, &self.config.default_kind, &self.config.base_dir)?;
         let adapter = self.registry.get(&spec.ai_cli_type).ok_or_else(|| {
             let kinds: Vec<&str> = self.registry.kinds().map(|a| a.kind()).collect();
-            ApiError::bad_request(format!(
+            Error::invalid(format!(
                 "unknown `ai_cli_type` `{}`; this server offers: {}",
                 spec.ai_cli_type,
                 kinds.join(", ")
             ))
         })?;
         self.registry.check_usable(adapter.as_ref())?;
-        adapter.validate(&spec).map_err(ApiError::bad_request)?;
+        adapter.validate(&spec).map_err(Error::invalid)?;
         let shown = spec.project_path.display().to_string();
         spec.project_path = spec.project_path.canonicalize().map_err(|err| {
-            ApiError::bad_request(format!("`project_path` {shown} cannot be used: {err}"))
+            Error::invalid(format!("`project_path` {shown} cannot be used: {err}"))
         })?;
         if !spec.project_path.is_dir() {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "`project_path` {shown} is not a directory"
             )));
         }
@@ -184,16 +187,15 @@ impl Hub {
 
         let _creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
         if !spec.name.is_empty() && self.get(&spec.name).is_some() {
-            return Err(ApiError::conflict(
-                "name_taken",
+            return Err(Error::conflict(
+                ErrorCode::NameTaken,
                 format!("a worker named `{}` exists already", spec.name),
             ));
         }
         let stored = self.read().len();
         if stored >= self.config.max_stored_workers {
-            return Err(ApiError::new(
-                429,
-                "too_many_workers",
+            return Err(Error::limit(
+                ErrorCode::TooManyWorkers,
                 format!(
                     "{stored} workers are kept, the limit (--max-stored-workers) is {}; delete some first",
                     self.config.max_stored_workers
@@ -202,9 +204,8 @@ impl Hub {
         }
         let live = self.live_count();
         if live >= self.config.max_workers {
-            return Err(ApiError::new(
-                429,
-                "too_many_workers",
+            return Err(Error::limit(
+                ErrorCode::TooManyWorkers,
                 format!(
                     "{live} workers are running, the limit (--max-workers) is {}; stop or delete one first",
                     self.config.max_workers
@@ -218,9 +219,8 @@ impl Hub {
                 .filter(|w| w.owner == owner && w.status().is_live())
                 .count();
             if mine >= self.config.max_workers_per_token {
-                return Err(ApiError::new(
-                    429,
-                    "too_many_workers",
+                return Err(Error::limit(
+                    ErrorCode::TooManyWorkers,
                     format!(
                         "this token has {mine} workers running, its limit (--max-workers-per-token) is {}",
                         self.config.max_workers_per_token
@@ -231,7 +231,7 @@ impl Hub {
         let id = uuid::Uuid::new_v4().to_string();
         let worker =
             Worker::create(id, spec, adapter, self.engine.clone(), owner).map_err(|err| {
-                ApiError::internal(format!("could not create the worker's files: {err}"))
+                Error::internal(format!("could not create the worker's files: {err}"))
             })?;
         self.write().push(worker.clone());
         drop(_creating);
@@ -241,14 +241,13 @@ impl Hub {
 
     /// Starts a stopped long-running worker's process again. A start counts against
     /// `--max-workers` exactly as a creation does.
-    pub fn start(&self, worker: &Arc<Worker>) -> Result<Value, ApiError> {
+    pub fn start(&self, worker: &Arc<Worker>) -> Result<(), Error> {
         let _creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
         if !worker.status().is_live() {
             let live = self.live_count();
             if live >= self.config.max_workers {
-                return Err(ApiError::new(
-                    429,
-                    "too_many_workers",
+                return Err(Error::limit(
+                    ErrorCode::TooManyWorkers,
                     format!(
                         "{live} workers are running, the limit (--max-workers) is {}; stop one first",
                         self.config.max_workers
@@ -260,12 +259,12 @@ impl Hub {
     }
 
     /// Stops a worker, tells its viewers, and removes it and its files.
-    pub fn delete(&self, id_or_name: &str) -> Result<(), ApiError> {
+    pub fn delete(&self, id_or_name: &str) -> Result<(), Error> {
         let worker = self.require(id_or_name)?;
         self.write().retain(|w| !Arc::ptr_eq(w, &worker));
         worker.mark_deleted();
         worker.stop();
-        worker.announce_deleted();
+        worker.abandon_followers("the worker was deleted");
         for subscriber in worker.feed.close() {
             subscriber.feed_closed("worker deleted");
         }
@@ -282,7 +281,7 @@ impl Hub {
             .filter(|w| w.status() != Status::Exited)
             .map(|w| {
                 std::thread::spawn(move || {
-                    w.stop();
+                    w.stop_for_shutdown();
                 })
             })
             .collect();

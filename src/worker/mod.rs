@@ -1,11 +1,16 @@
 //! A worker: a project folder, a kind (adapter), the child process(es) it runs, and the
 //! feed of everything that happened. The hub (`hub.rs`) keeps the set of workers; the
-//! message queue and turns are in `turns.rs`.
+//! message queue and turns are in `turns.rs`; following one turn is `follow.rs`;
+//! starting a process again after a crash is `restart.rs`.
+//!
+//! A worker speaks only its own types: its events (`crate::event`), its errors
+//! (`crate::error`), its views and receipts (below). It knows nothing of HTTP or
+//! WebSockets; whoever watches every worker (the agent protocol's dashboards) is told
+//! through an [`Observer`].
 
-pub mod env;
+pub mod follow;
 pub mod hub;
-pub mod process;
-pub mod spec;
+mod restart;
 mod turns;
 
 use std::collections::VecDeque;
@@ -14,64 +19,26 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
 
 use crate::adapters::{Adapter, Launch, Lifecycle, LineParser, Parsed, Registry};
 use crate::clock;
-use crate::event::NewEvent;
+use crate::error::{Error, ErrorCode, ErrorKind};
+use crate::event::{ErrorEvent, Event, ExitFields, LastTurn, Pipe, Queued, Status, StatusEvent};
 use crate::feed::{Feed, FeedConfig};
+use crate::process::env::ChildEnv;
+use crate::process::ledger::{Ended, Owner};
+use crate::process::{Exit, ProcEvent, Process, ProcessSink, Processes};
+pub use crate::spec::{PublicSpec, WorkerOptions, WorkerSpec};
 use crate::timer::Timer;
-use env::ChildEnv;
-use process::{Exit, OutputTx, ProcEvent, Process, ProcessConfig, ProcessSink};
-pub use spec::{WorkerOptions, WorkerSpec};
+use follow::TurnFollower;
+use restart::Restarts;
 use turns::{Pending, Turn};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// The process is being started.
-    Starting,
-    /// A long-running process without turns (a `command`) is up.
-    Running,
-    /// Waiting for a message.
-    Idle,
-    /// A turn is running.
-    Busy,
-    /// The process ended by itself or was stopped.
-    Exited,
-    /// The server restarted while the process ran.
-    Interrupted,
-    /// The process could not be started.
-    Error,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Starting => "starting",
-            Status::Running => "running",
-            Status::Idle => "idle",
-            Status::Busy => "busy",
-            Status::Exited => "exited",
-            Status::Interrupted => "interrupted",
-            Status::Error => "error",
-        }
-    }
-
-    /// Whether the worker counts against `--max-workers`.
-    pub fn is_live(self) -> bool {
-        matches!(
-            self,
-            Status::Starting | Status::Running | Status::Idle | Status::Busy
-        )
-    }
-}
-
-/// What every worker shares: where output goes, timers, limits, kind settings.
+/// What every worker shares: how processes start, timers, limits, kind settings, and
+/// who is told of changes.
 pub struct Engine {
-    pub output: OutputTx,
+    pub processes: Processes,
     pub timer: Timer,
-    pub process: ProcessConfig,
     /// Between SIGTERM and SIGKILL when a worker is stopped.
     pub kill_grace: Duration,
     /// The longest a turn may run.
@@ -83,61 +50,103 @@ pub struct Engine {
     pub workers_dir: PathBuf,
     /// The kinds, their programs and settings.
     pub registry: Arc<Registry>,
-    /// Told of every status change (the agent protocol pushes them).
-    pub on_status: Mutex<Vec<StatusListener>>,
-    /// The environment children start from (`env::ChildEnv`).
+    /// The environment children start from.
     pub child_env: ChildEnv,
     /// Folders processes may run in (canonical); anywhere when empty.
     pub project_roots: Vec<PathBuf>,
+    /// Told of every worker's changes.
+    observers: Mutex<Vec<Arc<dyn Observer>>>,
+}
+
+/// What a worker tells those who watch every worker.
+pub enum Notice<'a> {
+    /// Its state changed: the `status` event it just published.
+    Status(&'a StatusEvent),
+    /// Its process ended, and with it the worker (a `command`).
+    Exited(&'a ExitFields),
+    /// It is being deleted.
+    Deleted,
+}
+
+/// Someone who watches every worker (a dashboard pushes what it is told). Called under
+/// the worker's lock: it must not call back into the worker.
+pub trait Observer: Send + Sync {
+    fn notice(&self, worker: &Worker, notice: &Notice<'_>);
 }
 
 impl Engine {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        processes: Processes,
+        timer: Timer,
+        kill_grace: Duration,
+        turn_timeout: Duration,
+        result_grace: Duration,
+        feed: FeedConfig,
+        workers_dir: PathBuf,
+        registry: Arc<Registry>,
+        child_env: ChildEnv,
+        project_roots: Vec<PathBuf>,
+    ) -> Engine {
+        Engine {
+            processes,
+            timer,
+            kill_grace,
+            turn_timeout,
+            result_grace,
+            feed,
+            workers_dir,
+            registry,
+            child_env,
+            project_roots,
+            observers: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn observe(&self, observer: Arc<dyn Observer>) {
+        self.observers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(observer);
+    }
+
+    fn tell(&self, worker: &Worker, notice: &Notice<'_>) {
+        for observer in self
+            .observers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            observer.notice(worker, notice);
+        }
+    }
+
     /// Refuses a folder outside the project roots, after resolving symlinks (so a
     /// folder swapped for a link to elsewhere is refused too).
-    pub fn check_root(&self, folder: &Path) -> Result<PathBuf, StartError> {
+    pub fn check_root(&self, folder: &Path) -> Result<PathBuf, Error> {
         let canonical = folder.canonicalize().map_err(|err| {
-            StartError::failed(format!(
-                "the folder {} cannot be used: {err}",
-                folder.display()
-            ))
+            Error::new(
+                ErrorKind::Invalid,
+                ErrorCode::StartFailed,
+                format!("the folder {} cannot be used: {err}", folder.display()),
+            )
         })?;
         let roots = &self.project_roots;
         if roots.is_empty() || roots.iter().any(|root| canonical.starts_with(root)) {
             return Ok(canonical);
         }
-        Err(StartError {
-            code: "forbidden_path",
-            message: format!(
+        Err(Error::forbidden(
+            ErrorCode::ForbiddenPath,
+            format!(
                 "{} is outside the allowed project roots (--project-root)",
                 canonical.display()
             ),
-        })
+        ))
     }
 }
-
-/// Why a process could not be started: an error code for the `error` event and a
-/// message.
-#[derive(Clone, Debug)]
-pub struct StartError {
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl StartError {
-    pub fn failed(message: impl Into<String>) -> StartError {
-        StartError {
-            code: "start_failed",
-            message: message.into(),
-        }
-    }
-}
-
-/// Called with a worker and the fields of its new status. Runs under the worker's lock:
-/// it must not call back into the worker.
-pub type StatusListener = Box<dyn Fn(&Worker, &Map<String, Value>) + Send + Sync>;
 
 /// What is kept in `worker.json` so a worker survives a restart.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Saved {
     id: String,
     created_at: String,
@@ -154,6 +163,10 @@ struct Saved {
     /// The name of the token that created it.
     #[serde(default)]
     owner: Option<String>,
+    /// It was running when the server shut down: its restart policy applies at the
+    /// next start.
+    #[serde(default)]
+    resume: bool,
 }
 
 struct WorkerState {
@@ -171,6 +184,12 @@ struct WorkerState {
     turn: Option<Turn>,
     /// Turns started so far (also numbers them).
     turns: u64,
+    /// Who follows which turn (by message id).
+    followers: Vec<(String, Arc<dyn TurnFollower>)>,
+    /// Starting the process again after it ends (the `restart` policy).
+    restarts: Restarts,
+    /// It was running when the server shut down (kept in `worker.json`).
+    resume: bool,
 }
 
 pub struct Worker {
@@ -186,6 +205,32 @@ pub struct Worker {
     state: Mutex<WorkerState>,
     dir: PathBuf,
     me: Weak<Worker>,
+}
+
+/// Everything a client may know about a worker.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkerView {
+    pub id: String,
+    #[serde(flatten)]
+    pub spec: PublicSpec,
+    pub status: Status,
+    pub created_at: String,
+    pub pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<Option<i32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<Option<i32>>,
+    pub session_id: Option<String>,
+    pub error: Option<String>,
+    pub has_turns: bool,
+    pub takes_messages: bool,
+    pub queue: Vec<Queued>,
+    pub turn: Option<turns::TurnView>,
+    pub turns: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub viewers: usize,
+    pub owner: Option<String>,
 }
 
 impl Worker {
@@ -210,6 +255,7 @@ impl Worker {
             signal: None,
             turns: 0,
             owner,
+            resume: false,
         };
         let worker = Worker::assemble(saved, adapter, engine, feed, dir);
         worker.save();
@@ -217,12 +263,15 @@ impl Worker {
     }
 
     /// Loads a worker saved in `dir`. A process that was running when the server stopped
-    /// is gone now: the worker is shown as interrupted, and keeps its session id so the
-    /// next message resumes the CLI's session.
+    /// is gone now (`ended`: its group, if it had outlived the server and was ended
+    /// now): the worker is shown as interrupted, saying what happened, and keeps its
+    /// session id so the next message resumes the CLI's session. A worker whose restart
+    /// policy says so is started again.
     pub fn restore(
         dir: &Path,
         engine: Arc<Engine>,
         adapter_for: impl Fn(&str) -> Option<Arc<dyn Adapter>>,
+        ended: Option<&Ended>,
     ) -> Result<Arc<Worker>, String> {
         let text = std::fs::read_to_string(dir.join("worker.json")).map_err(|e| e.to_string())?;
         let mut saved: Saved = serde_json::from_str(&text).map_err(|e| e.to_string())?;
@@ -236,17 +285,29 @@ impl Worker {
         if was_running {
             saved.status = Status::Interrupted;
         }
+        let resume = saved.resume;
         let worker = Worker::assemble(saved, adapter, engine, feed, dir.to_path_buf());
-        if was_running {
-            let st = worker.lock();
-            let mut fields = worker.status_fields(&st);
-            fields.insert(
-                "reason".into(),
-                "the server restarted while the process ran".into(),
-            );
-            worker.publish_status(fields);
+        let restart = worker.spec.restart.after_server_restart() && !worker.has_turns();
+        if resume && restart {
+            worker.start();
+        } else if was_running || ended.is_some() {
+            let reason = match ended.and_then(|e| e.signal) {
+                Some(signal) => format!(
+                    "the server stopped while the process ran; its process group outlived the server and was ended with {} at this start",
+                    crate::process::signal_name(signal)
+                ),
+                None => "the server restarted while the process ran".to_string(),
+            };
+            let mut st = worker.lock();
+            st.status = Status::Interrupted;
+            let mut status = worker.status_event(&st);
+            status.reason = Some(reason);
+            worker.publish_status(&mut st, status);
             drop(st);
             worker.save();
+            if restart {
+                worker.start();
+            }
         }
         Ok(worker)
     }
@@ -282,6 +343,9 @@ impl Worker {
                 queue: VecDeque::new(),
                 turn: None,
                 turns: saved.turns,
+                followers: Vec::new(),
+                restarts: Restarts::default(),
+                resume: saved.resume,
             }),
             dir,
             me: me.clone(),
@@ -313,29 +377,37 @@ impl Worker {
     /// Starts the worker: a long-running kind without turns starts its process now;
     /// kinds with turns wait for their first message.
     pub fn start(&self) {
+        let mut st = self.lock();
+        if st.deleted {
+            return;
+        }
+        st.resume = false;
         if self.has_turns() {
-            let mut st = self.lock();
-            self.set_status(&mut st, Status::Idle, Map::new());
+            self.set_status(&mut st, Status::Idle);
         } else {
-            let mut st = self.lock();
-            self.set_status(&mut st, Status::Starting, Map::new());
-            if let Err(err) = self.spawn(&mut st, None) {
-                self.fail(&mut st, &err);
-            } else {
-                let pid = st.process.as_ref().map(|p| p.pid);
-                let mut fields = Map::new();
-                fields.insert("pid".into(), pid.into());
-                self.set_status(&mut st, Status::Running, fields);
+            self.set_status(&mut st, Status::Starting);
+            match self.spawn(&mut st, None) {
+                Err(err) => self.fail(&mut st, &err),
+                Ok(()) => {
+                    st.restarts.started();
+                    let mut status = self.status_event_as(&st, Status::Running);
+                    status.pid = st.process.as_ref().map(|p| p.pid);
+                    st.status = Status::Running;
+                    self.publish_status(&mut st, status);
+                }
             }
         }
+        drop(st);
         self.save();
     }
 
     /// Starts the program for a turn (`message`) or for the worker's life (None).
-    fn spawn(&self, st: &mut WorkerState, message: Option<&str>) -> Result<(), StartError> {
+    fn spawn(&self, st: &mut WorkerState, message: Option<&str>) -> Result<(), Error> {
         // The folder is checked against the project roots every time a process starts
         // in it, symlinks resolved: it may have been swapped for a link since creation.
         self.engine.check_root(&self.spec.project_path)?;
+        let start_failed =
+            |message: String| Error::new(ErrorKind::Unavailable, ErrorCode::StartFailed, message);
         let binary = match self.adapter.binary_name() {
             None => String::new(),
             Some(_) => self
@@ -343,7 +415,7 @@ impl Worker {
                 .registry
                 .resolve_binary(self.adapter.as_ref())
                 .ok_or_else(|| {
-                    StartError::failed(format!(
+                    start_failed(format!(
                         "the program for `{}` was not found",
                         self.adapter.kind()
                     ))
@@ -358,7 +430,7 @@ impl Worker {
             binary: &binary,
             settings: &self.engine.registry.settings,
         };
-        let spec = self.adapter.command(&launch).map_err(StartError::failed)?;
+        let spec = self.adapter.command(&launch).map_err(start_failed)?;
         let env = self
             .engine
             .child_env
@@ -366,10 +438,13 @@ impl Worker {
         let sink = self
             .me
             .upgrade()
-            .ok_or_else(|| StartError::failed("the worker is gone"))?;
-        let process = Process::spawn(&spec, env, sink, &self.engine.output, self.engine.process)
+            .ok_or_else(|| start_failed("the worker is gone".into()))?;
+        let process = self
+            .engine
+            .processes
+            .spawn(&spec, env, sink, Owner::Worker(self.id.clone()))
             .map_err(|err| {
-                StartError::failed(format!(
+                start_failed(format!(
                     "could not start `{}`: {err}",
                     spec.argv.first().map_or("", |s| s.as_str())
                 ))
@@ -380,124 +455,148 @@ impl Worker {
         Ok(())
     }
 
-    fn fail(&self, st: &mut WorkerState, err: &StartError) {
+    fn fail(&self, st: &mut WorkerState, err: &Error) {
         log::warn!("worker {}: {}", self.id, err.message);
-        self.feed.publish_one(NewEvent::new(
-            "error",
-            json!({"code": err.code, "message": err.message}),
-        ));
+        self.publish(st, vec![Event::error(err.code, err.message.clone())]);
         st.error = Some(err.message.clone());
-        self.set_status(st, Status::Error, Map::new());
+        self.set_status(st, Status::Error);
     }
 
-    fn set_status(&self, st: &mut WorkerState, status: Status, extra: Map<String, Value>) {
-        st.status = status;
-        let mut fields = self.status_fields(st);
-        fields.extend(extra);
-        self.publish_status(fields);
+    /// The worker's state as a `status` event.
+    fn status_event(&self, st: &WorkerState) -> StatusEvent {
+        self.status_event_as(st, st.status)
     }
 
-    fn status_fields(&self, st: &WorkerState) -> Map<String, Value> {
-        let mut fields = Map::new();
-        fields.insert("status".into(), st.status.as_str().into());
-        match st.status {
+    fn status_event_as(&self, st: &WorkerState, status: Status) -> StatusEvent {
+        let mut event = StatusEvent::new(status);
+        match status {
             Status::Exited => {
                 if let Some(exit) = &st.exit {
-                    fields.extend(exit.fields());
+                    event.exit = exit.fields();
                 }
             }
-            Status::Error => {
-                fields.insert("error".into(), st.error.clone().into());
-            }
+            Status::Error => event.error = st.error.clone(),
             _ => {}
         }
-        if let Some(turn) = &st.turn {
-            fields.insert("message_id".into(), turn.message.id.clone().into());
-        }
+        event.message_id = st.turn.as_ref().map(|t| t.message.id.clone());
         if self.has_turns() {
-            fields.insert("queue".into(), turns::queue_json(&st.queue));
+            event.queue = Some(turns::queued(&st.queue));
         }
-        fields
+        event
     }
 
-    fn publish_status(&self, fields: Map<String, Value>) {
-        for listener in self
-            .engine
-            .on_status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            listener(self, &fields);
+    fn set_status(&self, st: &mut WorkerState, status: Status) {
+        st.status = status;
+        let event = self.status_event(st);
+        self.publish_status(st, event);
+    }
+
+    /// Publishes `status` (the worker's state, with extras the caller added) and tells
+    /// every observer.
+    fn publish_status(&self, st: &mut WorkerState, status: StatusEvent) {
+        self.engine.tell(self, &Notice::Status(&status));
+        if status.status == Status::Exited && !self.has_turns() {
+            self.engine.tell(self, &Notice::Exited(&status.exit));
         }
-        self.feed.publish_one(NewEvent::Fields {
-            kind: "status",
-            fields,
-        });
+        self.publish(st, vec![Event::Status(status)]);
+    }
+
+    /// Publishes `events` to the feed, and the ones that belong to the running turn to
+    /// whoever follows it; returns the seq of the last one.
+    fn publish(&self, st: &mut WorkerState, events: Vec<Event>) -> u64 {
+        let followers: Vec<&Arc<dyn TurnFollower>> = match &st.turn {
+            Some(turn) => st
+                .followers
+                .iter()
+                .filter(|(id, _)| *id == turn.message.id)
+                .map(|(_, f)| f)
+                .collect(),
+            None => Vec::new(),
+        };
+        if followers.is_empty() {
+            return self.feed.publish(&events);
+        }
+        let published = self.feed.publish_events(&events);
+        for (event, published) in events.iter().zip(&published) {
+            for follower in &followers {
+                follower.event(event, published);
+            }
+        }
+        published.last().map_or(self.feed.last_seq(), |p| p.seq)
+    }
+
+    /// Tells the followers of the turn that just ended, and forgets them.
+    fn turn_ended(&self, st: &mut WorkerState, last: &LastTurn) {
+        let (done, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut st.followers)
+            .into_iter()
+            .partition(|(id, _)| *id == last.message_id);
+        st.followers = rest;
+        for (_, follower) in done {
+            follower.ended(last);
+        }
     }
 
     /// Starts a long-running worker's process again (after it exited, was stopped, or
     /// was interrupted by a restart).
-    pub fn restart(&self) -> Result<Value, crate::error::ApiError> {
+    pub fn restart(&self) -> Result<(), Error> {
         if self.has_turns() {
-            return Err(crate::error::ApiError::conflict(
-                "not_restartable",
+            return Err(Error::conflict(
+                ErrorCode::NotRestartable,
                 "this worker starts a process for each message; just send one",
             ));
         }
         {
             let st = self.lock();
             if st.process.as_ref().is_some_and(|p| p.is_running()) {
-                return Err(crate::error::ApiError::conflict(
-                    "already_running",
-                    "the worker's process is running",
+                return Err(Error::conflict(
+                    ErrorCode::AlreadyRunning,
+                    format!("{} is running already", self.display_name()),
                 ));
             }
         }
-        if let Err(err) = self.engine.check_root(&self.spec.project_path) {
-            return Err(crate::error::ApiError::new(403, err.code, err.message));
-        }
+        self.engine.check_root(&self.spec.project_path)?;
+        self.lock().restarts.reset();
         self.start();
-        Ok(self.view())
+        Ok(())
+    }
+
+    /// The worker's name for people: its name, or the start of its id.
+    pub fn display_name(&self) -> String {
+        if self.spec.name.is_empty() {
+            format!("worker {}", &self.id[..8.min(self.id.len())])
+        } else {
+            format!("worker `{}`", self.spec.name)
+        }
     }
 
     /// Everything a client may know about the worker.
-    pub fn view(&self) -> Value {
+    pub fn view(&self) -> WorkerView {
         let st = self.lock();
         let (first_seq, last_seq) = self.feed.bounds();
-        let mut view = self.spec.public_json();
-        if let Some(map) = view.as_object_mut() {
-            map.insert("id".into(), self.id.clone().into());
-            map.insert("status".into(), st.status.as_str().into());
-            map.insert("created_at".into(), self.created_at.clone().into());
-            map.insert(
-                "pid".into(),
-                st.process
-                    .as_ref()
-                    .filter(|p| p.is_running())
-                    .map(|p| p.pid)
-                    .into(),
-            );
-            if let Some(exit) = &st.exit {
-                map.insert("exit_code".into(), exit.code.into());
-                map.insert("signal".into(), exit.signal.into());
-            }
-            map.insert("session_id".into(), st.session_id.clone().into());
-            map.insert("error".into(), st.error.clone().into());
-            map.insert("has_turns".into(), self.has_turns().into());
-            map.insert(
-                "takes_messages".into(),
-                self.adapter.takes_messages(&self.spec).into(),
-            );
-            map.insert("queue".into(), turns::queue_json(&st.queue));
-            map.insert("turn".into(), st.turn.as_ref().map(Turn::json).into());
-            map.insert("turns".into(), st.turns.into());
-            map.insert("first_seq".into(), first_seq.into());
-            map.insert("last_seq".into(), last_seq.into());
-            map.insert("viewers".into(), self.feed.subscriber_count().into());
-            map.insert("owner".into(), self.owner.clone().into());
+        WorkerView {
+            id: self.id.clone(),
+            spec: self.spec.public(),
+            status: st.status,
+            created_at: self.created_at.clone(),
+            pid: st
+                .process
+                .as_ref()
+                .filter(|p| p.is_running())
+                .map(|p| p.pid),
+            exit_code: st.exit.map(|e| e.code),
+            signal: st.exit.map(|e| e.signal),
+            session_id: st.session_id.clone(),
+            error: st.error.clone(),
+            has_turns: self.has_turns(),
+            takes_messages: self.adapter.takes_messages(&self.spec),
+            queue: turns::queued(&st.queue),
+            turn: st.turn.as_ref().map(Turn::view),
+            turns: st.turns,
+            first_seq,
+            last_seq,
+            viewers: self.feed.subscriber_count(),
+            owner: self.owner.clone(),
         }
-        view
     }
 
     fn save(&self) {
@@ -515,6 +614,7 @@ impl Worker {
             signal: st.exit.and_then(|e| e.signal),
             turns: st.turns,
             owner: self.owner.clone(),
+            resume: st.resume,
         };
         drop(st);
         let path = self.dir.join("worker.json");
@@ -530,27 +630,20 @@ impl Worker {
         }
     }
 
-    /// Marks the worker as being deleted: from now on nothing is written to its folder
-    /// and no new turn starts.
+    /// Marks the worker as being deleted: from now on nothing is written to its folder,
+    /// no new turn starts, and every observer is told.
     pub fn mark_deleted(&self) {
         let mut st = self.lock();
         st.deleted = true;
         st.queue.clear();
+        self.engine.tell(self, &Notice::Deleted);
     }
 
-    /// Tells the status listeners the worker is gone (every dashboard drops it).
-    pub fn announce_deleted(&self) {
-        let mut fields = Map::new();
-        fields.insert("status".into(), Status::Exited.as_str().into());
-        fields.insert("deleted".into(), true.into());
-        for listener in self
-            .engine
-            .on_status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            listener(self, &fields);
+    /// The worker is gone: whoever followed a turn hears it will not end.
+    pub fn abandon_followers(&self, why: &str) {
+        let followers = std::mem::take(&mut self.lock().followers);
+        for (_, follower) in followers {
+            follower.abandoned(why);
         }
     }
 
@@ -566,12 +659,12 @@ impl Worker {
     }
 
     /// Parses a process's lines and publishes the events.
-    fn on_lines(&self, process: u64, pipe: crate::event::Pipe, data: &[u8]) {
+    fn on_lines(&self, process: u64, pipe: Pipe, data: &[u8]) {
         let mut st = self.lock();
         let mut parsed = Parsed::default();
         let body = data.strip_suffix(b"\n").unwrap_or(data);
         match st.parser.as_mut().filter(|(id, _)| *id == process) {
-            // The hot path of a `command` worker: no per-line copy.
+            // The hot path of a `command` worker: no per-line copy, no event values.
             Some((_, parser)) if parser.passes_lines_through() => {
                 self.feed.publish_lines(pipe, body);
             }
@@ -588,7 +681,10 @@ impl Worker {
                 }
             }
         }
-        self.feed.publish(std::mem::take(&mut parsed.events));
+        let events = std::mem::take(&mut parsed.events);
+        if !events.is_empty() {
+            self.publish(&mut st, events);
+        }
         let mut changed = false;
         if let Some(session) = parsed.session_id
             && st.session_id.as_deref() != Some(&session)
@@ -614,11 +710,17 @@ impl Worker {
         if let Some((_, mut parser)) = st.parser.take() {
             let mut parsed = Parsed::default();
             parser.finish(&mut parsed);
-            self.feed.publish(parsed.events);
+            if !parsed.events.is_empty() {
+                self.publish(&mut st, parsed.events);
+            }
         }
         st.exit = Some(exit);
         st.process = None;
         self.on_process_gone(&mut st, process, exit);
+        // Nothing more comes until the next process: hold no descriptor meanwhile.
+        if st.process.is_none() {
+            self.feed.release_file();
+        }
         drop(st);
         self.save();
     }
@@ -631,4 +733,11 @@ impl ProcessSink for Worker {
             ProcEvent::Exited(exit) => self.on_exit(process, exit),
         }
     }
+}
+
+/// An error event about message `message_id`.
+fn turn_error(code: ErrorCode, message: impl Into<String>, message_id: &str) -> Event {
+    let mut error = ErrorEvent::new(code, message);
+    error.message_id = Some(message_id.to_string());
+    Event::Error(error)
 }

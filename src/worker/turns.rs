@@ -8,15 +8,16 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 
-use super::process::{Exit, StdinError, signal_name};
-use super::{StartError, Status, Worker, WorkerState};
+use super::{Status, Worker, WorkerState, turn_error};
 use crate::adapters::{Interrupt, Lifecycle, TurnEnd};
 use crate::clock;
-use crate::error::ApiError;
-use crate::event::NewEvent;
-use crate::ws::conn::InlineSends;
+use crate::error::{Error, ErrorCode, ErrorKind};
+use crate::event::{
+    ErrorEvent, Event, LastTurn, MessageState, Outcome, Queued, StatusEvent, UserMessage,
+};
+use crate::process::{Exit, StdinError, signal_name};
 
 /// The most messages that may wait behind a running turn.
 const MAX_QUEUE: usize = 100;
@@ -49,15 +50,55 @@ pub struct Turn {
     pub cause: Option<Cause>,
 }
 
+/// The running turn, as a worker's view shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TurnView {
+    pub number: u64,
+    pub message_id: String,
+    pub started_at: String,
+    pub result_seen: bool,
+}
+
 impl Turn {
-    pub fn json(&self) -> Value {
-        json!({
-            "number": self.number,
-            "message_id": self.message.id,
-            "started_at": self.started_at,
-            "result_seen": self.ended.is_some(),
-        })
+    pub fn view(&self) -> TurnView {
+        TurnView {
+            number: self.number,
+            message_id: self.message.id.clone(),
+            started_at: self.started_at.clone(),
+            result_seen: self.ended.is_some(),
+        }
     }
+}
+
+/// What became of a message a client sent.
+#[derive(Clone, Debug, Serialize)]
+pub struct Receipt {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    pub state: MessageState,
+    /// The seq of its `user_message` (when it was given to the program at once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Its place in the queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+}
+
+/// What an interrupt did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Interrupted {
+    pub interrupted: bool,
+    /// The message whose turn was interrupted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+}
+
+/// What a stop did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Stopped {
+    /// A process was running and was stopped.
+    pub stopped: bool,
+    pub dropped_messages: usize,
 }
 
 fn preview(text: &str) -> String {
@@ -72,24 +113,38 @@ fn preview(text: &str) -> String {
     format!("{}…", &text[..cut])
 }
 
-pub fn queue_json(queue: &VecDeque<Pending>) -> Value {
-    Value::Array(
-        queue
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                json!({"message_id": p.id, "position": i + 1, "state": "queued",
-                       "queued_at": p.queued_at, "content": preview(&p.content)})
-            })
-            .collect(),
-    )
+/// The queue as events and views show it.
+pub fn queued(queue: &VecDeque<Pending>) -> Vec<Queued> {
+    queue
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Queued {
+            message_id: p.id.clone(),
+            position: i + 1,
+            state: MessageState::Queued,
+            queued_at: p.queued_at.clone(),
+            content: preview(&p.content),
+        })
+        .collect()
+}
+
+fn user_message(content: &str, message_id: Option<&str>, by: &str) -> UserMessage {
+    UserMessage {
+        content: content.to_string(),
+        message_id: message_id.map(str::to_string),
+        state: Some(MessageState::Sent),
+        position: None,
+        by: Some(by.to_string()),
+        source: None,
+        raw: None,
+    }
 }
 
 impl Worker {
     /// Sends a message from a client (`by`: the name of its token): every viewer sees it
     /// as `user_message`, then the program gets it (or it waits in the queue behind the
     /// running turn).
-    pub fn send_message(&self, content: &str, by: &str) -> Result<Value, ApiError> {
+    pub fn send_message(&self, content: &str, by: &str) -> Result<Receipt, Error> {
         self.send_message_as(content, uuid::Uuid::new_v4().to_string(), by)
     }
 
@@ -99,27 +154,29 @@ impl Worker {
         content: &str,
         message_id: String,
         by: &str,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Receipt, Error> {
         if !self.adapter.takes_messages(&self.spec) {
-            return Err(ApiError::conflict(
-                "read_only",
-                "this worker follows a session and takes no messages",
+            return Err(Error::conflict(
+                ErrorCode::ReadOnly,
+                format!(
+                    "{} follows a session and takes no messages",
+                    self.display_name()
+                ),
             ));
         }
         let mut st = self.lock();
         if st.deleted {
-            return Err(ApiError::not_found(format!(
-                "worker {} is being deleted",
-                self.id
+            return Err(Error::not_found(format!(
+                "{} is being deleted",
+                self.display_name()
             )));
         }
         if !self.has_turns() {
             return self.send_to_stdin(st, content, by);
         }
         if st.queue.len() >= MAX_QUEUE {
-            return Err(ApiError::new(
-                429,
-                "queue_full",
+            return Err(Error::limit(
+                ErrorCode::QueueFull,
                 format!("{MAX_QUEUE} messages are already waiting; wait for some turns to finish"),
             ));
         }
@@ -131,23 +188,31 @@ impl Worker {
         if st.turn.is_some() {
             st.queue.push_back(message.clone());
             let position = st.queue.len();
-            self.feed.publish_one(NewEvent::new(
-                "user_message",
-                json!({"content": content, "message_id": message.id, "state": "queued", "position": position, "by": by}),
-            ));
-            let fields = self.status_fields(&st);
-            self.publish_status(fields);
-            return Ok(json!({"message_id": message.id, "state": "queued", "position": position}));
+            let mut queued = user_message(content, Some(&message.id), by);
+            queued.state = Some(MessageState::Queued);
+            queued.position = Some(position);
+            self.publish(&mut st, vec![Event::UserMessage(queued)]);
+            let status = self.status_event(&st);
+            self.publish_status(&mut st, status);
+            return Ok(Receipt {
+                message_id: Some(message.id),
+                state: MessageState::Queued,
+                seq: None,
+                position: Some(position),
+            });
         }
-        let seq = self.feed.publish_one(NewEvent::new(
-            "user_message",
-            json!({"content": content, "message_id": message.id, "state": "sent", "by": by}),
-        ));
+        let sent = user_message(content, Some(&message.id), by);
+        let seq = self.publish(&mut st, vec![Event::UserMessage(sent)]);
         let id = message.id.clone();
         self.begin_turn(&mut st, message);
         drop(st);
         self.save();
-        Ok(json!({"message_id": id, "state": "sent", "seq": seq}))
+        Ok(Receipt {
+            message_id: Some(id),
+            state: MessageState::Sent,
+            seq: Some(seq),
+            position: None,
+        })
     }
 
     /// A message for a program without turns: written to its stdin as it comes.
@@ -156,48 +221,60 @@ impl Worker {
         st: std::sync::MutexGuard<'_, WorkerState>,
         content: &str,
         by: &str,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Receipt, Error> {
         let process = match (&st.process, st.status) {
             (Some(p), Status::Running) if p.is_running() => p.clone(),
             _ => {
-                return Err(ApiError::conflict(
-                    "worker_not_running",
+                return Err(Error::conflict(
+                    ErrorCode::WorkerNotRunning,
                     format!(
-                        "worker {} is {} and cannot take messages",
-                        self.id,
+                        "{} is {} and cannot take messages; start it first",
+                        self.display_name(),
                         st.status.as_str()
                     ),
                 ));
             }
         };
         drop(st);
-        // Published before the program sees the message, so its answer always comes
-        // after the message in the feed; but the viewers are sent it only after the
-        // program has it, which is what the sender is waiting for.
-        let inline = InlineSends::begin(crate::feed::INLINE_VIEWERS);
-        let seq = self.feed.publish_one(NewEvent::new(
-            "user_message",
-            json!({"content": content, "state": "sent", "by": by}),
-        ));
-        let written = process.write_stdin(self.adapter.encode_message(content));
-        inline.finish();
+        // The `user_message` is numbered under the stdin's lock, so that the order of
+        // messages in the feed is the order in which the program gets them, whoever
+        // sends them. It is published before the program sees it, so the program's
+        // answer always comes after it in the feed; but the viewers this thread sends to
+        // itself get it only once the program has it, which is what the sender waits for.
+        let event = Event::UserMessage(user_message(content, None, by));
+        let (written, (seq, wakes)) = process
+            .write_stdin_after(self.adapter.encode_message(content), || {
+                self.feed.publish_deferred(std::slice::from_ref(&event))
+            });
+        wakes.run();
         let err = match written {
-            Ok(()) => return Ok(json!({"seq": seq, "state": "sent"})),
-            Err(StdinError::Full) => ApiError::new(
-                503,
-                "input_full",
-                "the worker is not reading its input and its backlog is full; the message was not delivered",
+            Ok(()) => {
+                return Ok(Receipt {
+                    message_id: None,
+                    state: MessageState::Sent,
+                    seq: Some(seq),
+                    position: None,
+                });
+            }
+            Err(StdinError::Full) => Error::unavailable(
+                ErrorCode::InputFull,
+                format!(
+                    "{} is not reading its input and its backlog is full; the message was not delivered",
+                    self.display_name()
+                ),
             ),
-            Err(StdinError::Closed) => ApiError::conflict(
-                "worker_not_running",
-                "the worker's input is closed; the message was not delivered",
+            Err(StdinError::Closed) => Error::conflict(
+                ErrorCode::WorkerNotRunning,
+                format!(
+                    "the input of {} is closed; the message was not delivered",
+                    self.display_name()
+                ),
             ),
         };
         // Every viewer saw the message go out, so every viewer learns it did not arrive.
-        self.feed.publish_one(NewEvent::new(
-            "error",
-            json!({"code": err.code, "message": err.message, "message_seq": seq}),
-        ));
+        let mut error = ErrorEvent::new(err.code, err.message.clone());
+        error.message_seq = Some(seq);
+        self.feed.publish_one(Event::Error(error));
         Err(err)
     }
 
@@ -220,40 +297,38 @@ impl Worker {
         };
         match started {
             Ok(()) => {
-                let pid = st.process.as_ref().map(|p| p.pid);
                 if let Some(turn) = st.turn.as_mut() {
                     turn.process = st.process.as_ref().map(|p| p.id);
                 }
-                let mut fields = Map::new();
-                fields.insert("pid".into(), pid.into());
-                self.set_status(st, Status::Busy, fields);
+                st.status = Status::Busy;
+                let mut status = self.status_event(st);
+                status.pid = st.process.as_ref().map(|p| p.pid);
+                self.publish_status(st, status);
                 self.arm_timeout(st.turns);
             }
             Err(err) => {
                 log::warn!("worker {}: {}", self.id, err.message);
-                self.feed.publish_one(NewEvent::new(
-                    "error",
-                    json!({"code": err.code, "message": err.message, "message_id": message.id}),
-                ));
-                self.end_turn(st, "failed");
+                let error = turn_error(err.code, err.message, &message.id);
+                self.publish(st, vec![error]);
+                self.end_turn(st, Outcome::Failed);
             }
         }
     }
 
     /// Writes a message to the long-running session, starting it if it is not running.
-    fn feed_session(&self, st: &mut WorkerState, content: &str) -> Result<(), StartError> {
+    fn feed_session(&self, st: &mut WorkerState, content: &str) -> Result<(), Error> {
         if !st.process.as_ref().is_some_and(|p| p.is_running()) {
             self.spawn(st, None)?;
         }
+        let failed =
+            |message: String| Error::new(ErrorKind::Unavailable, ErrorCode::StartFailed, message);
         let process = st
             .process
             .clone()
-            .ok_or_else(|| StartError::failed("the session did not start"))?;
+            .ok_or_else(|| failed("the session did not start".into()))?;
         process
             .write_stdin(self.adapter.encode_message(content))
-            .map_err(|err| {
-                StartError::failed(format!("the session did not take the message: {err:?}"))
-            })
+            .map_err(|err| failed(format!("the session did not take the message: {err:?}")))
     }
 
     /// The turn's longest allowed time: past it, its process group is killed.
@@ -261,23 +336,34 @@ impl Worker {
         let worker = self.me.clone();
         let limit = self.engine.turn_timeout;
         self.engine.timer.after(limit, move || {
-            let Some(worker) = worker.upgrade() else { return };
+            let Some(worker) = worker.upgrade() else {
+                return;
+            };
             let mut st = worker.lock();
-            let Some(turn) = st.turn.as_mut().filter(|t| t.number == number && t.cause.is_none()) else {
+            let Some(turn) = st
+                .turn
+                .as_mut()
+                .filter(|t| t.number == number && t.cause.is_none())
+            else {
                 return;
             };
             turn.cause = Some(Cause::Timeout);
             let message_id = turn.message.id.clone();
-            worker.feed.publish_one(NewEvent::new(
-                "error",
-                json!({
-                    "code": "timeout",
-                    "message": format!("the turn ran longer than {}s (--worker-timeout) and was stopped", limit.as_secs()),
-                    "message_id": message_id,
-                }),
-            ));
+            let error = turn_error(
+                ErrorCode::Timeout,
+                format!(
+                    "the turn ran longer than {}s (--worker-timeout) and was stopped",
+                    limit.as_secs()
+                ),
+                &message_id,
+            );
+            worker.publish(&mut st, vec![error]);
             if let Some(process) = &st.process {
-                log::warn!("worker {}: turn {number} timed out; killing process {}", worker.id, process.id);
+                log::warn!(
+                    "worker {}: turn {number} timed out; killing process {}",
+                    worker.id,
+                    process.id
+                );
                 process.signal(libc::SIGKILL);
             }
         });
@@ -323,7 +409,6 @@ impl Worker {
         if let Some(turn) = turn_here {
             let outcome = outcome_of(turn.cause, turn.ended.as_ref().map(|e| e.is_error));
             if turn.ended.is_none() && turn.cause.is_none() {
-                let message_id = turn.message.id.clone();
                 let message = match (exit.code, exit.signal) {
                     (Some(code), _) => self.adapter.explain_exit(code).unwrap_or_else(|| {
                         format!("the program exited with code {code} before finishing its turn")
@@ -334,14 +419,10 @@ impl Worker {
                     ),
                     _ => "the program ended before finishing its turn".into(),
                 };
-                let mut fields = exit.fields();
-                fields.insert("code".into(), "turn_failed".into());
-                fields.insert("message".into(), message.into());
-                fields.insert("message_id".into(), message_id.into());
-                self.feed.publish_one(NewEvent::Fields {
-                    kind: "error",
-                    fields,
-                });
+                let mut error = ErrorEvent::new(ErrorCode::TurnFailed, message);
+                error.exit = exit.fields();
+                error.message_id = Some(turn.message.id.clone());
+                self.publish(st, vec![Event::Error(error)]);
             }
             self.end_turn(st, outcome);
         }
@@ -349,28 +430,32 @@ impl Worker {
             if self.has_turns() {
                 // The session is gone; the next message starts it again (resuming).
                 if st.status != Status::Busy {
-                    self.set_status(st, Status::Idle, exit.fields());
+                    st.status = Status::Idle;
+                    let mut status = self.status_event(st);
+                    status.exit = exit.fields();
+                    self.publish_status(st, status);
                 }
             } else {
-                self.set_status(st, Status::Exited, Map::new());
+                self.set_status(st, Status::Exited);
+                self.after_exit(st, &exit);
             }
         }
     }
 
     /// Ends the running turn with `outcome` and starts the next queued message.
-    fn end_turn(&self, st: &mut WorkerState, outcome: &str) {
+    fn end_turn(&self, st: &mut WorkerState, outcome: Outcome) {
         let Some(turn) = st.turn.take() else { return };
-        let mut fields = Map::new();
-        fields.insert(
-            "last_turn".into(),
-            json!({
-                "number": turn.number,
-                "message_id": turn.message.id,
-                "outcome": outcome,
-                "duration_ms": turn.started.elapsed().as_millis() as u64,
-            }),
-        );
-        self.set_status(st, Status::Idle, fields);
+        let last = LastTurn {
+            number: turn.number,
+            message_id: turn.message.id,
+            outcome,
+            duration_ms: turn.started.elapsed().as_millis() as u64,
+        };
+        st.status = Status::Idle;
+        let mut status: StatusEvent = self.status_event(st);
+        status.last_turn = Some(last.clone());
+        self.publish_status(st, status);
+        self.turn_ended(st, &last);
         if st.deleted {
             return;
         }
@@ -381,22 +466,28 @@ impl Worker {
 
     /// Interrupts the running turn (SIGINT, or the session's own interrupt); the worker
     /// stays usable. A `command` worker's process group gets SIGINT.
-    pub fn interrupt(&self) -> Result<Value, ApiError> {
+    pub fn interrupt(&self) -> Result<Interrupted, Error> {
         let mut st = self.lock();
         let Some(process) = st.process.clone().filter(|p| p.is_running()) else {
-            return Err(ApiError::conflict(
-                "nothing_running",
-                "the worker has no running process to interrupt",
+            return Err(Error::conflict(
+                ErrorCode::NothingRunning,
+                format!(
+                    "{} has no running process to interrupt",
+                    self.display_name()
+                ),
             ));
         };
         if !self.has_turns() {
             process.signal(libc::SIGINT);
-            return Ok(json!({"interrupted": true}));
+            return Ok(Interrupted {
+                interrupted: true,
+                message_id: None,
+            });
         }
         let Some(turn) = st.turn.as_mut() else {
-            return Err(ApiError::conflict(
-                "not_busy",
-                "the worker is not running a turn",
+            return Err(Error::conflict(
+                ErrorCode::NotBusy,
+                format!("{} is not running a turn", self.display_name()),
             ));
         };
         turn.cause.get_or_insert(Cause::Interrupted);
@@ -426,16 +517,21 @@ impl Worker {
             }
         });
         drop(st);
-        Ok(json!({"interrupted": true, "message_id": message_id}))
+        Ok(Interrupted {
+            interrupted: true,
+            message_id: Some(message_id),
+        })
     }
 
-    /// Stops the worker: drops queued messages, ends the running turn and its process
-    /// (SIGTERM, SIGKILL after the grace). Returns once the process is gone.
-    pub fn stop(&self) -> Value {
+    /// Stops the worker on purpose (it is not restarted): drops queued messages, ends
+    /// the running turn and its process (SIGTERM, SIGKILL after the grace). Returns once
+    /// the process is gone.
+    pub fn stop(&self) -> Stopped {
         let (process, dropped) = {
             let mut st = self.lock();
             let dropped = st.queue.len();
             st.queue.clear();
+            st.restarts.stopped_on_purpose();
             if let Some(turn) = st.turn.as_mut() {
                 turn.cause.get_or_insert(Cause::Stopped);
             }
@@ -444,11 +540,25 @@ impl Worker {
         if let Some(process) = &process {
             process.terminate(self.engine.kill_grace);
         }
-        json!({"stopped": process.is_some(), "dropped_messages": dropped})
+        Stopped {
+            stopped: process.is_some(),
+            dropped_messages: dropped,
+        }
     }
-}
 
-impl Worker {
+    /// Stops the worker because the server shuts down: as `stop`, but a worker that was
+    /// running is marked to resume, as its restart policy says, at the next start.
+    pub fn stop_for_shutdown(&self) -> Stopped {
+        {
+            let mut st = self.lock();
+            st.resume = st.status.is_live() && !self.has_turns();
+        }
+        self.save();
+        let stopped = self.stop();
+        self.save();
+        stopped
+    }
+
     /// The message whose turn is running, if any.
     pub fn current_message(&self) -> Option<String> {
         self.lock().turn.as_ref().map(|t| t.message.id.clone())
@@ -458,15 +568,28 @@ impl Worker {
     pub fn accepts_tasks(&self) -> bool {
         self.has_turns() && self.adapter.takes_messages(&self.spec)
     }
+
+    /// `follower` hears the events of message `message_id`'s turn and how it ended.
+    /// Follow before sending the message, so nothing is missed.
+    pub fn follow(&self, message_id: &str, follower: std::sync::Arc<dyn super::TurnFollower>) {
+        self.lock()
+            .followers
+            .push((message_id.to_string(), follower));
+    }
+
+    /// Stops following message `message_id` (it was never sent).
+    pub fn unfollow(&self, message_id: &str) {
+        self.lock().followers.retain(|(id, _)| id != message_id);
+    }
 }
 
 /// A turn's outcome from why it was cut short, else from its result.
-fn outcome_of(cause: Option<Cause>, result_error: Option<bool>) -> &'static str {
+fn outcome_of(cause: Option<Cause>, result_error: Option<bool>) -> Outcome {
     match (cause, result_error) {
-        (Some(Cause::Timeout), _) => "timeout",
-        (Some(Cause::Interrupted), _) => "interrupted",
-        (Some(Cause::Stopped), _) => "stopped",
-        (None, Some(false)) => "completed",
-        (None, _) => "failed",
+        (Some(Cause::Timeout), _) => Outcome::Timeout,
+        (Some(Cause::Interrupted), _) => Outcome::Interrupted,
+        (Some(Cause::Stopped), _) => Outcome::Stopped,
+        (None, Some(false)) => Outcome::Completed,
+        (None, _) => Outcome::Failed,
     }
 }

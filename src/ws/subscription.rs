@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::conn::{Conn, Push, Refill};
-use crate::event::{Event, NewEvent, one_off_frame};
+use crate::error::ErrorCode;
+use crate::event::{ErrorEvent, Event, Published, one_off_frame};
 use crate::feed::store::Cursor;
-use crate::feed::{CatchUp, Subscriber};
+use crate::feed::{CatchUp, Subscriber, Wakes};
 use crate::worker::Worker;
 
 /// Events per catch-up chunk.
@@ -74,11 +75,11 @@ impl Subscriber for Subscription {
         self.id
     }
 
-    fn deliver(&self, events: &[Arc<Event>]) -> bool {
+    fn deliver(&self, events: &[Arc<Published>], wakes: &mut Wakes) -> bool {
         let Some(conn) = self.conn.upgrade() else {
             return false;
         };
-        match conn.push_live(events, self.envelope.as_ref()) {
+        match conn.push_live(events, self.envelope.as_ref(), wakes) {
             Push::Queued => {
                 if let Some(last) = events.last() {
                     self.after.store(last.seq, Ordering::SeqCst);
@@ -113,7 +114,7 @@ impl Subscriber for Subscription {
         };
         match &self.envelope {
             None => conn.close(1000, reason),
-            Some(worker_id) => conn.send_json(&crate::protocol::envelope(
+            Some(worker_id) => conn.send_json(&crate::wire::envelope::envelope(
                 "agent:stopped",
                 serde_json::json!({"worker_id": &**worker_id, "reason": reason, "deleted": true}),
                 Some(worker_id),
@@ -141,19 +142,16 @@ impl Refill for Subscription {
             }
             CatchUp::Live => false,
             CatchUp::Gap { first } => {
-                let event = NewEvent::new(
-                    "error",
-                    serde_json::json!({
-                        "code": "history_gap",
-                        "message": format!(
-                            "events up to seq {} are no longer kept; replaying from seq {first}",
-                            first - 1
-                        ),
-                        "first_seq": first,
-                        "worker_id": self.worker.id,
-                    }),
+                let mut gap = ErrorEvent::new(
+                    ErrorCode::HistoryGap,
+                    format!(
+                        "events up to seq {} are no longer kept; replaying from seq {first}",
+                        first - 1
+                    ),
                 );
-                conn.send_frame(one_off_frame(&event));
+                gap.first_seq = Some(first);
+                gap.worker_id = Some(self.worker.id.clone());
+                conn.send_frame(one_off_frame(&Event::Error(gap)));
                 self.after.store(first - 1, Ordering::SeqCst);
                 true
             }

@@ -6,12 +6,22 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde::Deserialize;
 
-use super::conn::{Conn, Session};
+use super::conn::Conn;
+use super::reader::Session;
 use super::subscription::Subscription;
-use crate::http::auth::{Access, Caller};
+use crate::auth::{Access, Caller};
+use crate::error::ErrorCode;
 use crate::worker::Worker;
+
+/// What a client may send.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    Message { content: String },
+    Ping,
+}
 
 pub struct WorkerStream {
     worker: Arc<Worker>,
@@ -43,23 +53,47 @@ impl Session for WorkerStream {
     }
 
     fn on_text(&mut self, conn: &Arc<Conn>, text: &str) {
-        let message: Value = match serde_json::from_str(text) {
+        let value: serde_json::Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(err) => {
-                return conn.send_error("invalid_json", &format!("message is not JSON: {err}"));
+                return conn.send_error(
+                    ErrorCode::InvalidJson,
+                    &format!("message is not JSON: {err}"),
+                );
             }
         };
-        match message.get("type").and_then(Value::as_str) {
-            Some("message") => {
-                let Some(content) = message.get("content").and_then(Value::as_str) else {
-                    return conn.send_error("bad_message", "`message` needs `content`, a string");
+        let kind = value
+            .get("type")
+            .and_then(|t| t.as_str())
+            .map(str::to_string);
+        let message = match serde_json::from_value::<ClientMessage>(value) {
+            Ok(message) => message,
+            Err(_) => {
+                let (code, text) = match kind.as_deref() {
+                    Some("message") => (
+                        ErrorCode::BadMessage,
+                        "`message` needs `content`, a string".to_string(),
+                    ),
+                    Some(other) => (
+                        ErrorCode::UnknownType,
+                        format!("unknown message type `{other}`; expected `message` or `ping`"),
+                    ),
+                    None => (
+                        ErrorCode::UnknownType,
+                        "a message needs a `type`: `message` or `ping`".to_string(),
+                    ),
                 };
+                return conn.send_error(code, &text);
+            }
+        };
+        match message {
+            ClientMessage::Message { content } => {
                 if !self
                     .caller
                     .may(Access::Change, self.worker.owner.as_deref())
                 {
                     return conn.send_error(
-                        "forbidden",
+                        ErrorCode::Forbidden,
                         &format!(
                             "the token `{}` ({}) may watch this worker but not send to it",
                             self.caller.name,
@@ -67,19 +101,11 @@ impl Session for WorkerStream {
                         ),
                     );
                 }
-                if let Err(err) = self.worker.send_message(content, &self.caller.name) {
+                if let Err(err) = self.worker.send_message(&content, &self.caller.name) {
                     conn.send_error(err.code, &err.message);
                 }
             }
-            Some("ping") => conn.send_json(&serde_json::json!({"type": "pong"})),
-            Some(other) => conn.send_error(
-                "unknown_type",
-                &format!("unknown message type `{other}`; expected `message` or `ping`"),
-            ),
-            None => conn.send_error(
-                "unknown_type",
-                "a message needs a `type`: `message` or `ping`",
-            ),
+            ClientMessage::Ping => conn.send_json(&serde_json::json!({"type": "pong"})),
         }
     }
 

@@ -1,228 +1,156 @@
-//! The writer pool: a few threads that own every byte going out on every WebSocket.
+//! The writer pool: a few threads that send what connections have queued.
 //!
 //! A connection with something to send is put in the run queue once; a writer thread
 //! drains its outbox with non-blocking `sendmsg` calls (many frames per call), and when
 //! the client's socket is full the connection waits, holding no thread, until the
 //! *writable watcher* sees the socket drain (edge-triggered epoll) and queues it again.
+//! The pool knows connections only as [`Flush`]: it schedules, it does not look inside.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-use super::conn::{Conn, Serviced};
 use crate::sys::{self, Epoll, EventFd};
-use crate::timer::Timer;
 
 /// How many bytes one connection may send before others get a turn.
 const FAIR_SHARE: usize = 1 << 20;
 const WAKE_TOKEN: u64 = u64::MAX;
 
-/// A registered connection: a weak reference, its descriptor and its client's address.
-type Registered = (Weak<Conn>, RawFd, IpAddr);
+/// What a connection does when a writer gets to it.
+pub trait Flush: Send + Sync {
+    /// Sends what is queued, up to `budget` bytes (without blocking).
+    fn service(self: Arc<Self>, budget: usize) -> Serviced;
+    /// Its socket has room again.
+    fn on_writable(self: Arc<Self>);
+    /// Serving it failed: cut it off.
+    fn shutdown_now(&self);
+}
+
+/// What a connection's turn with a writer ended with.
+pub enum Serviced {
+    /// Nothing left, or waiting for the socket to drain.
+    Done,
+    /// More to send: back to the end of the queue.
+    Again,
+}
+
+/// A message for a writer thread.
+enum Job {
+    Serve(Arc<dyn Flush>),
+    Stop,
+}
 
 pub struct Writers {
-    run_tx: Sender<Arc<Conn>>,
+    run_tx: Sender<Job>,
     epoll: Epoll,
     wake: EventFd,
-    /// Every connection: a weak reference (never upgraded under the lock: dropping the
-    /// last reference takes the lock again), its descriptor and its client's address.
-    conns: Mutex<HashMap<u64, Registered>>,
-    /// The descriptors of `conns`, as a bitset: an upgrade skips them when it looks for
-    /// its own socket, and that look must not cost more as connections grow.
-    owned: Mutex<FdSet>,
-    next_id: AtomicU64,
-    /// Upgrades under way (counted against the connection limit until registered).
-    opening: AtomicUsize,
+    /// The watched sockets, by token.
+    watched: Mutex<HashMap<u64, Weak<dyn Flush>>>,
     stopping: AtomicBool,
-    timer: Timer,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Writers {
-    pub fn start(threads: usize, timer: Timer) -> io::Result<Arc<Writers>> {
+    /// Starts `threads` writer threads and the writable watcher.
+    pub fn start(threads: usize) -> io::Result<Arc<Writers>> {
         let (run_tx, run_rx) = unbounded();
         let writers = Arc::new(Writers {
             run_tx,
             epoll: Epoll::new()?,
             wake: EventFd::new()?,
-            conns: Mutex::new(HashMap::new()),
-            owned: Mutex::new(FdSet::default()),
-            next_id: AtomicU64::new(1),
-            opening: AtomicUsize::new(0),
+            watched: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
-            timer,
+            threads: Mutex::new(Vec::new()),
         });
         writers
             .epoll
             .add(writers.wake.fd(), WAKE_TOKEN, sys::EPOLL_IN)?;
+        let mut handles = Vec::new();
         for i in 0..threads.max(1) {
-            let rx: Receiver<Arc<Conn>> = run_rx.clone();
+            let rx: Receiver<Job> = run_rx.clone();
             let pool = Arc::downgrade(&writers);
-            std::thread::Builder::new()
-                .name(format!("ws-writer-{i}"))
-                .spawn(move || {
-                    while let Ok(conn) = rx.recv() {
-                        // A bug in serving one connection must not take the writer (and
-                        // with it every client) down: drop that connection instead.
-                        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            conn.service(FAIR_SHARE)
-                        }));
-                        match served {
-                            Ok(Serviced::Again) => match pool.upgrade() {
-                                Some(pool) => pool.run(conn),
-                                None => return,
-                            },
-                            Ok(Serviced::Done) => {}
-                            Err(_) => {
-                                log::error!("serving connection {} panicked; closing it", conn.id);
-                                conn.shutdown_now();
-                            }
-                        }
-                    }
-                })?;
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("ws-writer-{i}"))
+                    .spawn(move || write_loop(&rx, &pool))?,
+            );
         }
         let watcher = Arc::downgrade(&writers);
-        std::thread::Builder::new()
-            .name("ws-writable".into())
-            .spawn(move || watch_writable(watcher))?;
+        handles.push(
+            std::thread::Builder::new()
+                .name("ws-writable".into())
+                .spawn(move || watch_writable(watcher))?,
+        );
+        *writers.lock_threads() = handles;
         Ok(writers)
     }
 
-    pub fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+    fn lock_threads(&self) -> MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.threads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_watched(&self) -> MutexGuard<'_, HashMap<u64, Weak<dyn Flush>>> {
+        self.watched.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Queues `conn` for a writer thread.
-    pub fn run(&self, conn: Arc<Conn>) {
-        let _ = self.run_tx.send(conn);
+    pub fn run(&self, conn: Arc<dyn Flush>) {
+        let _ = self.run_tx.send(Job::Serve(conn));
     }
 
-    /// Holds a place for a new connection if fewer than `max` are open or opening; the
-    /// place is given back when the returned guard drops (by then the connection is
-    /// registered, or the upgrade failed).
-    pub fn reserve(self: &Arc<Self>, max: usize) -> Option<Opening> {
-        let opening = self.opening.fetch_add(1, Ordering::SeqCst) + 1;
-        let guard = Opening(self.clone());
-        (self.count() + opening <= max).then_some(guard)
+    /// Watches socket `fd` for room (edge-triggered), to wake `conn` with `token`.
+    pub fn watch(&self, fd: RawFd, token: u64, conn: Weak<dyn Flush>) -> io::Result<()> {
+        self.lock_watched().insert(token, conn);
+        self.epoll
+            .add(fd, token, sys::EPOLL_OUT_EDGE)
+            .inspect_err(|_| {
+                self.lock_watched().remove(&token);
+            })
     }
 
-    pub fn register(&self, conn: &Arc<Conn>) -> io::Result<()> {
-        self.lock()
-            .insert(conn.id, (Arc::downgrade(conn), conn.fd(), conn.peer.ip()));
-        self.lock_owned().insert(conn.fd());
-        self.epoll.add(conn.fd(), conn.id, sys::EPOLL_OUT_EDGE)
-    }
-
-    pub fn forget(&self, id: u64) {
-        if let Some((_, fd, _)) = self.lock().remove(&id) {
-            self.lock_owned().remove(fd);
+    pub fn unwatch(&self, fd: RawFd, token: u64) {
+        if self.lock_watched().remove(&token).is_some() {
             self.epoll.delete(fd);
         }
     }
 
-    fn lock_owned(&self) -> std::sync::MutexGuard<'_, FdSet> {
-        self.owned.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Registered>> {
-        self.conns.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Shuts `conn` down after `grace` if its close frame has not gone out by then.
-    pub fn close_deadline(&self, conn: &Arc<Conn>, grace: Duration) {
-        let conn = Arc::downgrade(conn);
-        self.timer.after(grace, move || {
-            if let Some(conn) = conn.upgrade() {
-                conn.shutdown_now();
-            }
-        });
-    }
-
-    /// Runs `job` on the timer thread after `delay`.
-    pub fn after(&self, delay: Duration, job: impl FnOnce() + Send + 'static) {
-        self.timer.after(delay, job);
-    }
-
-    /// Every open connection.
-    pub fn connections(&self) -> Vec<Arc<Conn>> {
-        let weak: Vec<Weak<Conn>> = self.lock().values().map(|(c, _, _)| c.clone()).collect();
-        weak.iter().filter_map(Weak::upgrade).collect()
-    }
-
-    pub fn count(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Open connections from address `ip`.
-    pub fn count_from(&self, ip: IpAddr) -> usize {
-        self.lock()
-            .values()
-            .filter(|(_, _, from)| *from == ip)
-            .count()
-    }
-
-    /// Descriptors that belong to connections already (skipped when looking for the
-    /// socket of a new upgrade).
-    pub fn owned_fds(&self) -> FdSet {
-        self.lock_owned().clone()
-    }
-
+    /// Stops the writer threads and the watcher, and waits for them.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+        let threads = std::mem::take(&mut *self.lock_threads());
+        for _ in 0..threads.len() {
+            let _ = self.run_tx.send(Job::Stop);
+        }
         self.wake.signal();
+        for thread in threads {
+            let _ = thread.join();
+        }
     }
 }
 
-/// A set of descriptor numbers, one bit each.
-#[derive(Clone, Default, Debug)]
-pub struct FdSet {
-    words: Vec<u64>,
-}
-
-impl FdSet {
-    fn slot(fd: RawFd) -> Option<(usize, u64)> {
-        let fd = usize::try_from(fd).ok()?;
-        Some((fd / 64, 1u64 << (fd % 64)))
-    }
-
-    pub fn insert(&mut self, fd: RawFd) {
-        if let Some((word, bit)) = Self::slot(fd) {
-            if self.words.len() <= word {
-                self.words.resize(word + 1, 0);
+fn write_loop(rx: &Receiver<Job>, pool: &Weak<Writers>) {
+    while let Ok(Job::Serve(conn)) = rx.recv() {
+        // A bug in serving one connection must not take the writer (and with it every
+        // client) down: drop that connection instead.
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            conn.clone().service(FAIR_SHARE)
+        }));
+        match served {
+            Ok(Serviced::Again) => match pool.upgrade() {
+                Some(pool) => pool.run(conn),
+                None => return,
+            },
+            Ok(Serviced::Done) => {}
+            Err(_) => {
+                log::error!("serving a connection panicked; closing it");
+                conn.shutdown_now();
             }
-            self.words[word] |= bit;
         }
-    }
-
-    pub fn remove(&mut self, fd: RawFd) {
-        if let Some((word, bit)) = Self::slot(fd)
-            && let Some(w) = self.words.get_mut(word)
-        {
-            *w &= !bit;
-        }
-    }
-
-    pub fn contains(&self, fd: RawFd) -> bool {
-        Self::slot(fd).is_some_and(|(word, bit)| self.words.get(word).is_some_and(|w| w & bit != 0))
-    }
-
-    /// One past the highest descriptor the set could hold without growing.
-    pub fn bound(&self) -> RawFd {
-        RawFd::try_from(self.words.len() * 64).unwrap_or(RawFd::MAX)
-    }
-}
-
-/// A place held for a connection being opened.
-pub struct Opening(Arc<Writers>);
-
-impl Drop for Opening {
-    fn drop(&mut self) {
-        self.0.opening.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -244,8 +172,7 @@ fn watch_writable(writers: Weak<Writers>) {
             if token == WAKE_TOKEN {
                 continue;
             }
-            let weak = pool.lock().get(&token).map(|(c, _, _)| c.clone());
-            let conn = weak.and_then(|c| c.upgrade());
+            let conn = pool.lock_watched().get(&token).and_then(Weak::upgrade);
             if let Some(conn) = conn {
                 conn.on_writable();
             }

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method};
 use crate::util::limits::HeadDeadline;
+use crate::util::refined_tcp_stream::Handover;
 use crate::util::{ConnectionLimits, RefinedTcpStream};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -41,6 +42,9 @@ pub struct ClientConnection {
     /// half of the socket enforces.
     limits: ConnectionLimits,
     deadline: HeadDeadline,
+
+    /// workerhub patch: the socket, for a request that upgrades to take over.
+    handover: Option<Handover>,
 }
 
 /// Error that can happen when reading a request.
@@ -64,6 +68,7 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let handover = write_socket.handover();
         let deadline = HeadDeadline::default();
         let read_socket = read_socket.with_deadline(deadline.clone());
 
@@ -79,6 +84,7 @@ impl ClientConnection {
             secure,
             limits,
             deadline,
+            handover,
         }
     }
 
@@ -187,6 +193,7 @@ impl ClientConnection {
             remote_addr,
             data_source,
             writer,
+            self.handover.clone(),
         )
         .map_err(|e| {
             use crate::request;

@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 
+use crate::util::refined_tcp_stream::Handover;
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
@@ -74,6 +75,9 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // workerhub patch: the connection's TCP socket, for `upgrade_tcp`.
+    handover: Option<Handover>,
 }
 
 struct NotifyOnDrop<R> {
@@ -135,6 +139,7 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    handover: Option<Handover>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -238,6 +243,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        handover,
     })
 }
 
@@ -331,6 +337,53 @@ impl Request {
         } else {
             Box::new(stream) as Box<dyn ReadWrite + Send>
         }
+    }
+
+    /// workerhub patch: answers with `response` (a `101 Switching Protocols`) and hands
+    /// the connection's TCP socket over: a descriptor of the caller's own, with the bytes
+    /// tiny_http had already read past the request head. tiny_http then closes its own
+    /// descriptors without shutting the socket down and frees everything it held for
+    /// the connection. Upstream's `upgrade` hands back an opaque stream that cannot be
+    /// split, polled or given a timeout, and shuts the socket down when dropped.
+    pub fn upgrade_tcp<R: Read>(
+        mut self,
+        protocol: &str,
+        response: Response<R>,
+    ) -> io::Result<(std::net::TcpStream, Vec<u8>)> {
+        let handover = self
+            .handover
+            .take()
+            .ok_or_else(|| IoError::new(ErrorKind::Unsupported, "not a plain TCP connection"))?;
+        let mut writer = self.extract_writer_impl();
+        response.raw_print(
+            writer.by_ref(),
+            self.http_version.clone(),
+            &self.headers,
+            false,
+            Some(protocol),
+        )?;
+        writer.flush()?;
+        let sock = handover.take()?;
+        // Whatever was read past the head belongs to the new protocol (RFC 6455 clients
+        // wait for the 101, so this is normally empty). The descriptors share their
+        // file status flags, so reading them without blocking goes through ours.
+        let mut early = Vec::new();
+        sock.set_nonblocking(true)?;
+        let mut reader = self.extract_reader_impl();
+        let mut buf = [0u8; 4096];
+        while early.len() <= 1 << 20 {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => early.extend_from_slice(&buf[..n]),
+            }
+        }
+        sock.set_nonblocking(false)?;
+        drop(reader);
+        drop(writer);
+        if let Some(sender) = self.notify_when_responded.take() {
+            let _ = sender.send(());
+        }
+        Ok((sock, early))
     }
 
     /// Allows to read the body of the request.

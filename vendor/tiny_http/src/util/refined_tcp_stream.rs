@@ -1,6 +1,8 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use std::time::{Duration, Instant};
 
@@ -16,12 +18,12 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    // workerhub patch: was `Clone`, with an `unwrap()` on `try_clone`, which fails when
-    // the descriptor table is full and then took the accept thread (and so the whole
-    // server) down.
+    // workerhub patch: was `Clone` with an `unwrap()` on `try_clone` (a second
+    // descriptor), which failed when the descriptor table was full and took the accept
+    // thread, and so the whole server, down. The halves now share the socket.
     fn try_clone(&self) -> IoResult<Self> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.try_clone().map(Stream::Http),
+            Stream::Http(conn) => Ok(Stream::Http(conn.clone())),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => Ok(Stream::Https(ssl_stream.clone())),
         }
@@ -92,6 +94,9 @@ pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
+    /// workerhub patch: set once the socket was handed over (`Request::upgrade_tcp`):
+    /// dropping a half then closes its descriptor without shutting the socket down.
+    handed_over: Arc<AtomicBool>,
     /// workerhub patch: while set, every read must be done by this instant.
     deadline: Option<HeadDeadline>,
     /// workerhub patch: the socket's own read timeout, restored once a deadline is
@@ -121,10 +126,12 @@ impl RefinedTcpStream {
             _ => None,
         };
 
+        let handed_over = Arc::new(AtomicBool::new(false));
         let read = RefinedTcpStream {
             stream: read,
             close_read: true,
             close_write: false,
+            handed_over: handed_over.clone(),
             deadline: None,
             base_timeout,
             timeout_changed: false,
@@ -134,6 +141,7 @@ impl RefinedTcpStream {
             stream,
             close_read: false,
             close_write: true,
+            handed_over,
             deadline: None,
             base_timeout: None,
             timeout_changed: false,
@@ -157,10 +165,42 @@ impl RefinedTcpStream {
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
     }
+
+    /// workerhub patch: what it takes to hand this connection's TCP socket over later.
+    pub(crate) fn handover(&self) -> Option<Handover> {
+        match &self.stream {
+            Stream::Http(Connection::Tcp(sock)) => Some(Handover {
+                sock: sock.clone(),
+                handed_over: self.handed_over.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// workerhub patch: a connection's TCP socket, to be taken over from tiny_http at an
+/// upgrade (`Request::upgrade_tcp`) instead of using it through an opaque stream.
+#[derive(Clone)]
+pub(crate) struct Handover {
+    sock: Arc<TcpStream>,
+    handed_over: Arc<AtomicBool>,
+}
+
+impl Handover {
+    /// A descriptor of its own for the socket; from now on tiny_http closes its own
+    /// without shutting the socket down.
+    pub(crate) fn take(&self) -> IoResult<TcpStream> {
+        let own = self.sock.try_clone()?;
+        self.handed_over.store(true, Ordering::SeqCst);
+        Ok(own)
+    }
 }
 
 impl Drop for RefinedTcpStream {
     fn drop(&mut self) {
+        if self.handed_over.load(Ordering::SeqCst) {
+            return;
+        }
         if self.close_read {
             self.stream.shutdown(Shutdown::Read).ok();
         }

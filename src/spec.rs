@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use crate::error::Error;
 
 /// Options passed to the program the way it takes them.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -30,6 +30,30 @@ pub struct WorkerOptions {
     pub session_id: Option<String>,
 }
 
+/// When a long-running worker's process is started again (see `worker::restart`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never by itself.
+    #[default]
+    No,
+    /// When it failed (an exit code other than 0, or a signal), and after the server
+    /// restarted while it ran.
+    OnFailure,
+    /// Whenever it ends, but when stopped on purpose.
+    Always,
+}
+
+impl RestartPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Always => "always",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct WorkerSpec {
     pub name: String,
@@ -39,6 +63,25 @@ pub struct WorkerSpec {
     pub command: Option<Vec<String>>,
     #[serde(default)]
     pub options: WorkerOptions,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+}
+
+/// The spec as clients see it: values of environment variables that look secret are
+/// masked.
+#[derive(Clone, Debug, Serialize)]
+pub struct PublicSpec {
+    pub name: String,
+    pub project_path: PathBuf,
+    pub ai_cli_type: String,
+    pub command: Option<Vec<String>>,
+    pub model: Option<String>,
+    pub permission_mode: Option<String>,
+    pub allowed_tools: Vec<String>,
+    pub extra_args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub mode: Option<String>,
+    pub restart: RestartPolicy,
 }
 
 const FIELDS: &[&str] = &[
@@ -53,17 +96,18 @@ const FIELDS: &[&str] = &[
     "env",
     "mode",
     "session_id",
+    "restart",
 ];
 
-fn string_field(body: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+fn string_field(body: &Map<String, Value>, key: &str) -> Result<Option<String>, Error> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ApiError::bad_request(format!("`{key}` must be a string"))),
+        Some(_) => Err(Error::invalid(format!("`{key}` must be a string"))),
     }
 }
 
-fn string_list(body: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, ApiError> {
+fn string_list(body: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, Error> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(items)) => items
@@ -71,8 +115,8 @@ fn string_list(body: &Map<String, Value>, key: &str) -> Result<Option<Vec<String
             .map(|v| v.as_str().map(str::to_string))
             .collect::<Option<Vec<_>>>()
             .map(Some)
-            .ok_or_else(|| ApiError::bad_request(format!("`{key}` must be an array of strings"))),
-        Some(_) => Err(ApiError::bad_request(format!(
+            .ok_or_else(|| Error::invalid(format!("`{key}` must be an array of strings"))),
+        Some(_) => Err(Error::invalid(format!(
             "`{key}` must be an array of strings"
         ))),
     }
@@ -85,12 +129,12 @@ impl WorkerSpec {
         body: &Value,
         default_kind: &str,
         base_dir: &Path,
-    ) -> Result<WorkerSpec, ApiError> {
+    ) -> Result<WorkerSpec, Error> {
         let Some(body) = body.as_object() else {
-            return Err(ApiError::bad_request("the body must be a JSON object"));
+            return Err(Error::invalid("the body must be a JSON object"));
         };
         if let Some(unknown) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "unknown field `{unknown}`; known fields: {}",
                 FIELDS.join(", ")
             )));
@@ -104,12 +148,12 @@ impl WorkerSpec {
         let project = string_field(body, "project_path")?
             .filter(|p| !p.is_empty())
             .ok_or_else(|| {
-                ApiError::bad_request("`project_path` is required: the folder the worker runs in")
+                Error::invalid("`project_path` is required: the folder the worker runs in")
             })?;
         let project_path = base_dir.join(project);
         let name = string_field(body, "name")?.unwrap_or_default();
         if name.len() > 200 || name.chars().any(char::is_control) {
-            return Err(ApiError::bad_request(
+            return Err(Error::invalid(
                 "`name` must be at most 200 characters, without control characters",
             ));
         }
@@ -119,21 +163,28 @@ impl WorkerSpec {
                 .iter()
                 .map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
                 .collect::<Option<BTreeMap<_, _>>>()
-                .ok_or_else(|| ApiError::bad_request("`env` must be an object of strings"))?,
-            Some(_) => return Err(ApiError::bad_request("`env` must be an object of strings")),
+                .ok_or_else(|| Error::invalid("`env` must be an object of strings"))?,
+            Some(_) => return Err(Error::invalid("`env` must be an object of strings")),
         };
         if let Some(bad) = env
             .keys()
             .find(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
         {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "`env` has an invalid variable name `{bad}`"
             )));
         }
+        let restart = match body.get("restart") {
+            None | Some(Value::Null) => RestartPolicy::No,
+            Some(value) => serde_json::from_value(value.clone()).map_err(|_| {
+                Error::invalid("`restart` must be \"no\", \"on-failure\" or \"always\"")
+            })?,
+        };
         Ok(WorkerSpec {
             name,
             project_path,
             ai_cli_type: kind,
+            restart,
             command: string_list(body, "command")?,
             options: WorkerOptions {
                 model: string_field(body, "model")?,
@@ -147,27 +198,26 @@ impl WorkerSpec {
         })
     }
 
-    /// The spec as shown to clients: values of environment variables that look secret
-    /// are masked.
-    pub fn public_json(&self) -> Value {
-        let env: Map<String, Value> = self
-            .options
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(mask_if_secret(k, v))))
-            .collect();
-        serde_json::json!({
-            "name": self.name,
-            "project_path": self.project_path,
-            "ai_cli_type": self.ai_cli_type,
-            "command": self.command,
-            "model": self.options.model,
-            "permission_mode": self.options.permission_mode,
-            "allowed_tools": self.options.allowed_tools,
-            "extra_args": self.options.extra_args,
-            "env": env,
-            "mode": self.options.mode,
-        })
+    /// The spec as shown to clients.
+    pub fn public(&self) -> PublicSpec {
+        PublicSpec {
+            name: self.name.clone(),
+            project_path: self.project_path.clone(),
+            ai_cli_type: self.ai_cli_type.clone(),
+            command: self.command.clone(),
+            model: self.options.model.clone(),
+            permission_mode: self.options.permission_mode.clone(),
+            allowed_tools: self.options.allowed_tools.clone(),
+            extra_args: self.options.extra_args.clone(),
+            env: self
+                .options
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), mask_if_secret(k, v)))
+                .collect(),
+            mode: self.options.mode.clone(),
+            restart: self.restart,
+        }
     }
 }
 
@@ -236,8 +286,8 @@ mod tests {
             Path::new("/"),
         )
         .unwrap();
-        let shown = spec.public_json();
-        assert_eq!(shown["env"]["OPENAI_API_KEY"], "****abcd");
-        assert_eq!(shown["env"]["MODE"], "x");
+        let shown = spec.public();
+        assert_eq!(shown.env["OPENAI_API_KEY"], "****abcd");
+        assert_eq!(shown.env["MODE"], "x");
     }
 }

@@ -447,6 +447,17 @@ impl Throttle {
     }
 }
 
+/// The answer to an address that presented too many wrong tokens.
+pub fn too_many_attempts(left: Duration) -> crate::error::Error {
+    crate::error::Error::limit(
+        crate::error::ErrorCode::TooManyAttempts,
+        format!(
+            "too many wrong tokens from this address; try again in {} s",
+            left.as_secs().max(1)
+        ),
+    )
+}
+
 /// The value of our cookie in a `Cookie` header.
 fn cookie_value(header: &str) -> Option<&str> {
     header.split(';').find_map(|pair| {

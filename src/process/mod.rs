@@ -1,27 +1,40 @@
 //! The one place that spawns, feeds, signals and reaps child processes.
 //!
-//! Each child runs in its own process group with its own reader thread per output pipe.
-//! Readers send complete lines, many per message, into the bounded broadcast channel, so
-//! a child that prints faster than workerhub can store is slowed by its full pipe rather
-//! than by growing memory. A waiter thread notices the exit, gives the readers a short
-//! grace to drain what is left (a grandchild may hold the pipe open forever), kills
-//! whatever is left of the group, reaps the child, and reports the exit after the last
-//! line.
+//! Each child is forked by one thread (`launcher`, so it can die with the server), runs
+//! in its own process group, is written down in the ledger (`ledger`) until it is
+//! reaped, gets an environment built on purpose (`env`), and has its own reader thread
+//! per output pipe (`pipes`) and, when it takes input, a stdin thread (`stdin`). A
+//! waiter thread notices the exit, gives the readers a short grace to drain what is left
+//! (a grandchild may hold the pipe open forever), kills whatever is left of the group,
+//! reaps the child, and reports the exit after the last line. The lines and exits of
+//! every child go, in order, through one bounded channel to the broadcast thread
+//! (`broadcast`), which hands each to its owner.
+
+pub mod broadcast;
+pub mod env;
+pub mod launcher;
+pub mod ledger;
+mod pipes;
+mod stdin;
 
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, bounded, unbounded};
+use crossbeam_channel::{Sender, bounded};
 
-use crate::event::Pipe;
+use crate::event::{ExitFields, Pipe};
 use crate::sys::{self, EventFd};
+use launcher::Launcher;
+use ledger::{Ledger, Owner};
+use pipes::{ReaderCtx, read_pipe};
+use stdin::Stdin;
 
 /// What to run.
 #[derive(Clone, Debug, Default)]
@@ -47,17 +60,13 @@ impl Exit {
         self.code == Some(0)
     }
 
-    /// The exit as event fields: `exit_code`, or `signal` with its name.
-    pub fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
-        let mut map = serde_json::Map::new();
-        if let Some(code) = self.code {
-            map.insert("exit_code".into(), code.into());
+    /// The exit as events carry it: `exit_code`, or `signal` with its name.
+    pub fn fields(&self) -> ExitFields {
+        ExitFields {
+            exit_code: self.code,
+            signal: self.signal,
+            signal_name: self.signal.map(signal_name),
         }
-        if let Some(sig) = self.signal {
-            map.insert("signal".into(), sig.into());
-            map.insert("signal_name".into(), signal_name(sig).into());
-        }
-        map
     }
 }
 
@@ -127,16 +136,40 @@ pub struct Process {
 
 static NEXT_PROCESS: AtomicU64 = AtomicU64::new(1);
 
-impl Process {
-    /// Starts `spec` with `env` as its whole environment; its lines and exit go to
-    /// `sink` through `output`.
+/// What starting a child takes, shared by every worker and command: the launcher
+/// thread, the ledger, and the channel to the broadcast thread.
+pub struct Processes {
+    launcher: Launcher,
+    ledger: Arc<Ledger>,
+    output: OutputTx,
+    config: ProcessConfig,
+}
+
+impl Processes {
+    pub fn new(
+        launcher: Launcher,
+        ledger: Ledger,
+        output: OutputTx,
+        config: ProcessConfig,
+    ) -> Processes {
+        Processes {
+            launcher,
+            ledger: Arc::new(ledger),
+            output,
+            config,
+        }
+    }
+
+    /// Starts `spec` for `owner` with `env` as its whole environment; its lines and exit
+    /// go to `sink` through the broadcast channel.
     pub fn spawn(
+        &self,
         spec: &ProcessSpec,
         env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
         sink: Arc<dyn ProcessSink>,
-        output: &OutputTx,
-        config: ProcessConfig,
+        owner: Owner,
     ) -> io::Result<Arc<Process>> {
+        let (output, config) = (&self.output, self.config);
         let Some((program, args)) = spec.argv.split_first() else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
         };
@@ -156,8 +189,9 @@ impl Process {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let mut child = command.spawn()?;
+        let mut child = self.launcher.spawn(command)?;
         let pid = child.id();
+        self.ledger.add(pid, owner);
         let id = NEXT_PROCESS.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         log::info!("process {id}: started pid {pid}: {}", spec.argv.join(" "));
@@ -210,6 +244,7 @@ impl Process {
             sink,
             output: output.clone(),
             drain_grace: config.drain_grace,
+            ledger: self.ledger.clone(),
         };
         std::thread::Builder::new()
             .name(format!("proc-{id}-wait"))
@@ -217,16 +252,30 @@ impl Process {
             .spawn(move || waiter.run())?;
         Ok(process)
     }
+}
 
+impl Process {
     /// Writes bytes to the child's stdin without blocking: straight into the pipe when
     /// it has room and nothing is queued before them (the common case: no thread hop on
     /// the way to the child), otherwise queued for the stdin thread, in order.
     pub fn write_stdin(&self, bytes: Vec<u8>) -> Result<(), StdinError> {
+        self.write_stdin_after(bytes, || ()).0
+    }
+
+    /// Runs `before`, then writes `bytes`, both under the stdin's lock: whatever
+    /// `before` numbers (a `user_message` event), the child gets in the same order.
+    pub fn write_stdin_after<T>(
+        &self,
+        bytes: Vec<u8>,
+        before: impl FnOnce() -> T,
+    ) -> (Result<(), StdinError>, T) {
         let mut guard = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
-        match guard.as_mut() {
+        let done = before();
+        let written = match guard.as_mut() {
             Some(stdin) => stdin.write(bytes),
             None => Err(StdinError::Closed),
-        }
+        };
+        (written, done)
     }
 
     /// Closes the child's stdin: what is queued is still written while the child takes
@@ -288,182 +337,8 @@ impl Process {
     }
 }
 
-/// The child's stdin: a non-blocking pipe written directly by `Process::write_stdin`, and
-/// a thread that writes what the pipe did not take at once, waiting for room.
-struct Stdin {
-    pipe: File,
-    backlog: Sender<Vec<u8>>,
-    /// Bytes handed to the thread and not yet written: while there are any, new bytes
-    /// must queue behind them.
-    queued: Arc<AtomicUsize>,
-    /// Wakes the thread when stdin is closed, so a child that never reads cannot hold it.
-    wake: Arc<EventFd>,
-}
-
-/// How many bytes may wait for a child that does not read its stdin (one message of
-/// any size is always taken).
-const STDIN_BACKLOG_BYTES: usize = 8 << 20;
-
-impl Stdin {
-    fn start(process: u64, pipe: File) -> io::Result<Stdin> {
-        sys::set_nonblocking(pipe.as_raw_fd(), true)?;
-        let (backlog, rx) = unbounded::<Vec<u8>>();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let wake = Arc::new(EventFd::new()?);
-        let mut thread_pipe = pipe.try_clone()?;
-        let (thread_queued, thread_wake) = (queued.clone(), wake.clone());
-        std::thread::Builder::new()
-            .name(format!("proc-{process}-stdin"))
-            .stack_size(128 * 1024)
-            .spawn(move || {
-                for bytes in rx {
-                    if !write_waiting(&mut thread_pipe, &bytes, &thread_wake) {
-                        // The child's end is gone: later writes go straight to the pipe
-                        // and are refused as closed, not as a full backlog.
-                        thread_queued.store(0, Ordering::SeqCst);
-                        break;
-                    }
-                    thread_queued.fetch_sub(bytes.len(), Ordering::SeqCst);
-                }
-            })?;
-        Ok(Stdin {
-            pipe,
-            backlog,
-            queued,
-            wake,
-        })
-    }
-
-    fn write(&mut self, bytes: Vec<u8>) -> Result<(), StdinError> {
-        let queued = self.queued.load(Ordering::SeqCst);
-        if queued > 0 && queued + bytes.len() > STDIN_BACKLOG_BYTES {
-            return Err(StdinError::Full);
-        }
-        let mut written = 0;
-        if queued == 0 {
-            while written < bytes.len() {
-                match self.pipe.write(&bytes[written..]) {
-                    Ok(n) => written += n,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => return Err(StdinError::Closed),
-                }
-            }
-            if written == bytes.len() {
-                return Ok(());
-            }
-        }
-        let rest = if written == 0 {
-            bytes
-        } else {
-            bytes[written..].to_vec()
-        };
-        // Counted before it is sent; the thread subtracts it once written.
-        let len = rest.len();
-        self.queued.fetch_add(len, Ordering::SeqCst);
-        if self.backlog.send(rest).is_err() {
-            self.queued.fetch_sub(len, Ordering::SeqCst);
-            return Err(StdinError::Closed);
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Stdin {
-    fn drop(&mut self) {
-        // The thread finishes what is queued (the backlog sender goes with `self`), unless
-        // the pipe stays full: then the wake lets it give up instead of waiting forever.
-        self.wake.signal();
-    }
-}
-
-/// Writes all of `bytes` to the non-blocking `pipe`, waiting for room; false when the
-/// child's end is gone, or stdin was closed while the pipe stayed full.
-fn write_waiting(pipe: &mut File, bytes: &[u8], wake: &EventFd) -> bool {
-    let mut written = 0;
-    while written < bytes.len() {
-        match pipe.write(&bytes[written..]) {
-            Ok(n) => written += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                match sys::wait_writable(pipe.as_raw_fd(), wake, None) {
-                    Ok(true) => {}
-                    Ok(false) | Err(_) => return false,
-                }
-            }
-            Err(_) => return false,
-        }
-    }
-    true
-}
-
-struct ReaderCtx {
-    pipe: Pipe,
-    fd: OwnedFd,
-    wake: Arc<EventFd>,
-    sink: Arc<dyn ProcessSink>,
-    process: u64,
-    output: OutputTx,
-    max_line: usize,
-    /// Dropped when the reader ends, which the waiter notices.
-    _done: Sender<()>,
-}
-
-fn read_pipe(ctx: ReaderCtx) {
-    let raw = ctx.fd.as_raw_fd();
-    if sys::set_nonblocking(raw, true).is_err() {
-        return;
-    }
-    let mut file = File::from(ctx.fd);
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut pending: Vec<u8> = Vec::new();
-    let send = |data: Vec<u8>| {
-        ctx.output
-            .send(Output {
-                sink: ctx.sink.clone(),
-                process: ctx.process,
-                event: ProcEvent::Lines {
-                    pipe: ctx.pipe,
-                    data,
-                },
-            })
-            .is_ok()
-    };
-    loop {
-        match file.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => {
-                pending.extend_from_slice(&chunk[..n]);
-                if let Some(last_newline) = pending.iter().rposition(|&b| b == b'\n') {
-                    let rest = pending.split_off(last_newline + 1);
-                    if !send(std::mem::replace(&mut pending, rest)) {
-                        return;
-                    }
-                }
-                while pending.len() >= ctx.max_line {
-                    let rest = pending.split_off(ctx.max_line);
-                    if !send(std::mem::replace(&mut pending, rest)) {
-                        return;
-                    }
-                }
-            }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                match sys::wait_readable(raw, &ctx.wake, None) {
-                    Ok(true) => {}
-                    // Woken: the process is gone and its drain grace is over.
-                    Ok(false) | Err(_) => break,
-                }
-            }
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    if !pending.is_empty() {
-        send(pending);
-    }
-}
-
 struct Waiter {
+    ledger: Arc<Ledger>,
     child: Child,
     process: Arc<Process>,
     readers: Vec<std::thread::JoinHandle<()>>,
@@ -499,6 +374,7 @@ impl Waiter {
             self.wake.signal();
         }
         let status = self.child.wait();
+        self.ledger.remove(pid);
         let exit = Exit {
             code: status.as_ref().ok().and_then(|s| s.code()),
             signal: status.as_ref().ok().and_then(|s| s.signal()),

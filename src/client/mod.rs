@@ -1,5 +1,9 @@
-//! A client of a workerhub server: REST calls (ureq) and WebSockets (tungstenite), with
-//! the token. Used by the command-line client and by batch mode.
+//! The client side: the command-line client (`cli`), batch mode (`batch`), and what
+//! both use to talk to a server, below: REST calls (ureq) and WebSockets (tungstenite),
+//! with the token.
+
+pub mod batch;
+pub mod cli;
 
 use std::net::TcpStream;
 use std::path::Path;

@@ -749,8 +749,8 @@ pub fn token(command: &TokenCommand) -> Result<ExitCode, ClientError> {
         )));
     }
     let token =
-        crate::http::auth::generate().map_err(|e| fail(format!("cannot generate a token: {e}")))?;
-    let hash = crate::http::auth::hex(&crate::http::auth::sha256(&token));
+        crate::auth::generate().map_err(|e| fail(format!("cannot generate a token: {e}")))?;
+    let hash = crate::auth::hex(&crate::auth::sha256(&token));
     list.push(serde_json::json!({"name": name, "sha256": hash, "role": role}));
     let text = serde_json::to_string_pretty(&file).unwrap_or_default();
     crate::private_files::write(tokens, format!("{text}\n").as_bytes())

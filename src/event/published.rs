@@ -1,100 +1,50 @@
-//! The one event type everything shares.
+//! A published event: its seq, and its JSON already framed as a WebSocket text message.
 //!
-//! A worker's feed turns each [`NewEvent`] into an [`Event`]: its JSON, serialized once,
-//! with the worker's `seq` and a timestamp, stored already framed as a WebSocket text
-//! message. The same bytes are the line in the history file and the frame every viewer
-//! receives, so fanning an event out to a thousand sockets copies no JSON.
+//! A worker's feed turns each [`Event`] into a [`Published`]: its JSON, serialized once,
+//! with the worker's `seq` and a timestamp, stored already framed. The same bytes are
+//! the line in the history file and the frame every viewer receives, so fanning an
+//! event out to a thousand sockets copies no JSON.
 
-use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
-use crate::ws::frame;
+use super::{Event, Pipe};
+use crate::wire::frame;
 
-/// Which pipe of the child a line came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pipe {
-    Stdout,
-    Stderr,
-}
-
-impl Pipe {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Pipe::Stdout => "stdout",
-            Pipe::Stderr => "stderr",
-        }
-    }
-}
-
-/// An event before it has a seq.
-#[derive(Clone, Debug)]
-pub enum NewEvent {
-    /// A line a `command` worker printed: `{"type":"output","content":{"stream","text"}}`.
-    /// Kept as its own case because it is the hot path of every benchmark.
-    Line { pipe: Pipe, text: String },
-    /// Any other event: its `type` and its other top-level fields.
-    Fields {
-        kind: &'static str,
-        fields: Map<String, Value>,
-    },
-}
-
-impl NewEvent {
+impl Event {
     /// The bytes of an `output` line event besides its text:
     /// `{"seq":N,"type":"output","timestamp":"…","content":{"stream":"stdout","text":""}}`.
     pub const LINE_OVERHEAD: usize = 112;
 
-    /// An event of type `kind` with the fields of `value` (an object; anything else is
-    /// stored under `"data"`).
-    pub fn new(kind: &'static str, value: Value) -> NewEvent {
-        let fields = match value {
-            Value::Object(map) => map,
-            Value::Null => Map::new(),
-            other => {
-                let mut map = Map::new();
-                map.insert("data".into(), other);
-                map
-            }
-        };
-        NewEvent::Fields { kind, fields }
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            NewEvent::Line { .. } => "output",
-            NewEvent::Fields { kind, .. } => kind,
-        }
-    }
-
     /// About how many bytes `write_json` writes, so the buffer is allocated once.
     pub fn size_hint(&self) -> usize {
         match self {
-            NewEvent::Line { text, .. } => NewEvent::LINE_OVERHEAD + text.len() + text.len() / 8,
-            NewEvent::Fields { .. } => 256,
+            Event::Output {
+                content: super::Content::Line(line),
+            } => Event::LINE_OVERHEAD + line.text.len() + line.text.len() / 8,
+            _ => 256,
         }
     }
 
     /// Serializes the event with `seq` and `timestamp` into `out`, as one JSON object
-    /// (no newline). `seq` 0 means "not part of the feed" and is left out.
+    /// (no newline): `{"seq":N,"type":"KIND","timestamp":"T",...fields}`. `seq` 0
+    /// means "not part of the feed" and is left out.
     pub fn write_json(&self, seq: u64, timestamp: &str, out: &mut Vec<u8>) {
-        match self {
-            NewEvent::Line { pipe, text } => {
-                LineTemplate::new(*pipe, timestamp).write(out, seq, text);
-            }
-            NewEvent::Fields { kind, fields } => {
-                write_head(out, seq, kind, timestamp);
-                for (key, value) in fields {
-                    if matches!(key.as_str(), "seq" | "type" | "timestamp") {
-                        continue;
-                    }
-                    out.push(b',');
-                    write_json_str(out, key);
-                    out.push(b':');
-                    write_json_value(out, value);
-                }
-                out.push(b'}');
-            }
+        if let Event::Output {
+            content: super::Content::Line(line),
+        } = self
+        {
+            return LineTemplate::new(line.stream, timestamp).write(out, seq, &line.text);
+        }
+        // serde writes the tag first: `{"type":"KIND"` then `,fields}` or `}`. Keep what
+        // follows the tag, and write the head (seq, type, timestamp) in front of it.
+        let kind = self.kind();
+        let body = serde_json::to_vec(self).unwrap_or_default();
+        let tag_len = br#"{"type":""#.len() + kind.len() + 1;
+        write_head(out, seq, kind, timestamp);
+        match body.get(tag_len..) {
+            Some(rest) if body.starts_with(br#"{"type":""#) => out.extend_from_slice(rest),
+            _ => out.push(b'}'),
         }
     }
 }
@@ -129,7 +79,7 @@ pub struct LineTemplate(Vec<u8>);
 
 impl LineTemplate {
     pub fn new(pipe: Pipe, timestamp: &str) -> LineTemplate {
-        let mut middle = Vec::with_capacity(NewEvent::LINE_OVERHEAD);
+        let mut middle = Vec::with_capacity(Event::LINE_OVERHEAD);
         write_kind_and_time(&mut middle, "output", timestamp);
         middle.extend_from_slice(b",\"content\":{\"stream\":\"");
         middle.extend_from_slice(pipe.as_str().as_bytes());
@@ -182,17 +132,13 @@ fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[at..]);
 }
 
-fn write_json_value(out: &mut Vec<u8>, value: &Value) {
-    let _ = serde_json::to_writer(&mut *out, value);
-}
-
 /// A published event: its seq, and its JSON already framed as a WebSocket text message.
 ///
 /// The events of one batch (one publish, one chunk of history) share one buffer, their
 /// frames back to back: one allocation per batch rather than one per event, which is
 /// most of what a busy feed otherwise spends its time on.
 #[derive(Debug)]
-pub struct Event {
+pub struct Published {
     pub seq: u64,
     /// The batch's buffer; `frames[start..end]` is this event's frame and
     /// `frames[json_start..end]` its JSON.
@@ -204,14 +150,14 @@ pub struct Event {
     envelope: OnceLock<Vec<u8>>,
 }
 
-impl Event {
+impl Published {
     /// An event read back from history: `json` is one line without its newline.
-    pub fn from_json(seq: u64, json: &[u8]) -> Event {
+    pub fn from_json(seq: u64, json: &[u8]) -> Published {
         let mut buf = Vec::with_capacity(frame::HEADER_ROOM + json.len());
         buf.resize(frame::HEADER_ROOM, 0);
         buf.extend_from_slice(json);
         let start = frame::fill_text_header(&mut buf);
-        Event {
+        Published {
             seq,
             start,
             json_start: frame::HEADER_ROOM,
@@ -230,13 +176,18 @@ impl Event {
         &self.frames[self.start..self.end]
     }
 
-    pub fn envelope_frame(&self, build: impl FnOnce(&Event) -> Vec<u8>) -> &[u8] {
+    pub fn envelope_frame(&self, build: impl FnOnce(&Published) -> Vec<u8>) -> &[u8] {
         self.envelope.get_or_init(|| build(self))
     }
 
     /// The event as a JSON value (for API answers and tests; not on the hot path).
-    pub fn to_value(&self) -> Value {
-        serde_json::from_slice(self.json()).unwrap_or(Value::Null)
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_slice(self.json()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The event as its type (not on the hot path: a follower of one turn reads it).
+    pub fn event(&self) -> Event {
+        serde_json::from_slice(self.json()).unwrap_or(Event::Unknown)
     }
 }
 
@@ -266,12 +217,12 @@ impl EventBatch {
         self.spans.push((seq, start, json_start, self.buf.len()));
     }
 
-    pub fn push_new(&mut self, seq: u64, timestamp: &str, event: &NewEvent) {
+    pub fn push_event(&mut self, seq: u64, timestamp: &str, event: &Event) {
         self.push_with(seq, |out| event.write_json(seq, timestamp, out));
     }
 
     /// Adds an `output` event for `line` as a program printed it (what
-    /// `NewEvent::Line { pipe, text: line_str(line) }` would be, without the copy).
+    /// `Event::line(pipe, line_str(line))` would be, without the copy).
     pub fn push_line(&mut self, seq: u64, template: &LineTemplate, line: &[u8]) {
         self.push_with(seq, |out| template.write(out, seq, &line_str(line)));
     }
@@ -284,12 +235,12 @@ impl EventBatch {
         self.spans.is_empty()
     }
 
-    pub fn finish(self) -> Vec<Arc<Event>> {
+    pub fn finish(self) -> Vec<Arc<Published>> {
         let frames = Arc::new(self.buf);
         self.spans
             .into_iter()
             .map(|(seq, start, json_start, end)| {
-                Arc::new(Event {
+                Arc::new(Published {
                     seq,
                     frames: frames.clone(),
                     start,
@@ -304,7 +255,7 @@ impl EventBatch {
 
 /// Builds an event that is not part of any feed (an error addressed to one client):
 /// returns the frame bytes.
-pub fn one_off_frame(event: &NewEvent) -> Vec<u8> {
+pub fn one_off_frame(event: &Event) -> Vec<u8> {
     let mut buf = vec![0; frame::HEADER_ROOM];
     event.write_json(0, &crate::clock::now_rfc3339(), &mut buf);
     let start = frame::fill_text_header(&mut buf);
@@ -326,14 +277,12 @@ pub fn seq_of_line(line: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::event::StatusEvent;
+    use serde_json::{Value, json};
 
     #[test]
     fn a_line_event_serializes_with_seq_first() {
-        let ev = NewEvent::Line {
-            pipe: Pipe::Stderr,
-            text: "a \"quoted\" <b>".into(),
-        };
+        let ev = Event::line(Pipe::Stderr, "a \"quoted\" <b>");
         let mut out = Vec::new();
         ev.write_json(7, "T", &mut out);
         let v: Value = serde_json::from_slice(&out).unwrap();
@@ -342,18 +291,20 @@ mod tests {
             json!({"seq":7,"type":"output","timestamp":"T","content":{"stream":"stderr","text":"a \"quoted\" <b>"}})
         );
         assert_eq!(seq_of_line(&out), Some(7));
+        // The fast path writes what serde would.
+        let by_serde: Value = serde_json::to_value(&ev).unwrap();
+        assert_eq!(v["content"], by_serde["content"]);
     }
 
     #[test]
-    fn fields_cannot_override_seq_type_or_timestamp() {
-        let ev = NewEvent::new("status", json!({"status":"running","seq":99,"type":"x"}));
+    fn every_event_starts_with_seq_type_and_timestamp() {
+        let ev = Event::Status(StatusEvent::new(crate::event::Status::Running));
         let mut out = Vec::new();
         ev.write_json(3, "T", &mut out);
-        let v: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(
-            v,
-            json!({"seq":3,"type":"status","timestamp":"T","status":"running"})
-        );
+        assert!(out.starts_with(br#"{"seq":3,"type":"status","timestamp":"T","status":"running""#));
+        let mut none = Vec::new();
+        Event::Unknown.write_json(0, "T", &mut none);
+        assert_eq!(none, br#"{"type":"unknown","timestamp":"T"}"#);
     }
 
     #[test]
@@ -387,7 +338,7 @@ mod tests {
 
     #[test]
     fn an_event_frame_is_header_plus_json() {
-        let e = Event::from_json(5, br#"{"seq":5}"#);
+        let e = Published::from_json(5, br#"{"seq":5}"#);
         assert_eq!(e.frame()[0], 0x81);
         assert_eq!(e.frame()[1] as usize, e.json().len());
         assert_eq!(&e.frame()[2..], e.json());

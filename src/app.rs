@@ -1,0 +1,40 @@
+//! What every request handler and WebSocket session works with: the server's services,
+//! each with one owner. `server.rs` assembles them; the HTTP layer, the REST handlers and
+//! the agent protocol use them.
+
+use std::time::Instant;
+
+use crate::auth::Auth;
+use crate::exec::Commands;
+use crate::http::guard::Origins;
+use crate::http::static_files::StaticFiles;
+use crate::protocol::clients::Clients;
+use crate::tasks::Tasks;
+use crate::worker::hub::Hub;
+use crate::ws::Sockets;
+use std::sync::Arc;
+
+pub struct App {
+    /// Every worker.
+    pub hub: Arc<Hub>,
+    /// Tasks for agents.
+    pub tasks: Arc<Tasks>,
+    /// One-off commands.
+    pub commands: Arc<Commands>,
+    /// Every agent-protocol connection, for pushes.
+    pub dashboards: Arc<Clients>,
+    /// WebSockets: the writer pool, the open connections, their limits.
+    pub sockets: Sockets,
+    /// Who may use the HTTP API and from where.
+    pub web: Web,
+    pub started: Instant,
+}
+
+/// What the HTTP layer checks and serves besides the API.
+pub struct Web {
+    pub auth: Auth,
+    pub origins: Origins,
+    pub static_files: StaticFiles,
+    /// Largest request body.
+    pub max_body: usize,
+}
