@@ -127,11 +127,13 @@ pub struct ServeArgs {
     /// request); past it a connection is answered 503 and closed.
     #[arg(long, env = "WORKERHUB_MAX_HTTP_CONNECTIONS", default_value_t = 4096)]
     pub max_http_connections: usize,
-    /// Most HTTP connections open at once from one client address.
+    /// Most HTTP connections open at once from one client address. A reverse proxy
+    /// puts every viewer behind one address, so this leaves room for a burst of them
+    /// while one client still cannot take every thread.
     #[arg(
         long,
         env = "WORKERHUB_MAX_HTTP_CONNECTIONS_PER_IP",
-        default_value_t = 256
+        default_value_t = 1024
     )]
     pub max_http_connections_per_ip: usize,
     /// Most workers kept, running or not (each keeps its history on disk).

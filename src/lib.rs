@@ -25,6 +25,7 @@ pub mod process;
 pub mod protocol;
 pub mod server;
 pub mod spec;
+pub mod status;
 pub mod sys;
 pub mod tasks;
 pub mod timer;

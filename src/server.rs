@@ -423,7 +423,7 @@ fn start_ticker(
                     && last_status.elapsed() >= every
                 {
                     last_status = Instant::now();
-                    let status = crate::api::system::status_json(&app);
+                    let status = crate::status::status_json(&app);
                     app.dashboards
                         .push("system:status", status, None, Audience::Everyone);
                 }

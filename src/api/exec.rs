@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::error::{Error, ErrorCode};
-use crate::http::{Reply, Request};
+use crate::http::reply::Reply;
+use crate::http::request::Request;
 use crate::protocol::clients::Audience;
 
 /// Runs `{"argv", "shell"?, "cwd"?, "env"?, "timeout"?, "detach"?}` and answers with its

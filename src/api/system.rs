@@ -2,65 +2,21 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 use crate::app::App;
 use crate::error::{Error, ErrorCode};
-use crate::http::{Reply, Request};
+use crate::http::reply::Reply;
+use crate::http::request::Request;
 use crate::metrics::{self, Exposition, METRICS, label};
-use crate::sys;
+use crate::{status, sys};
 
 pub fn healthz(_: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, Error> {
     Ok(Reply::ok(json!({"status": "ok"})))
 }
 
-fn workers_by_status(app: &App) -> Map<String, Value> {
-    let mut by_status = Map::new();
-    for worker in app.hub.list() {
-        let key = worker.status().as_str();
-        let n = by_status.get(key).and_then(Value::as_u64).unwrap_or(0);
-        by_status.insert(key.into(), (n + 1).into());
-    }
-    by_status
-}
-
-/// Workers and tasks by state, connections, messages, uptime, version.
-pub fn status_json(app: &App) -> Value {
-    json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": app.started.elapsed().as_secs(),
-        "workers": {"total": app.hub.list().len(), "by_status": workers_by_status(app)},
-        "tasks": {"total": app.tasks.len(), "by_status": app.tasks.count_by_status()},
-        "connections": app.sockets.registry.count(),
-        "agent_connections": app.dashboards.count(),
-        "messages": {
-            "received": metrics::get(&METRICS.ws_messages_received),
-            "sent": metrics::get(&METRICS.ws_messages_sent),
-        },
-        "commands_running": app.commands.running(),
-        "process": {"rss_bytes": sys::rss_bytes(), "threads": sys::thread_count(), "open_fds": sys::open_fd_count()},
-    })
-}
-
 pub fn status(app: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, Error> {
-    Ok(Reply::ok(status_json(app)))
-}
-
-/// The counters as JSON (for `system:metric`).
-pub fn metrics_json(app: &App) -> Value {
-    let workers: Vec<Value> = app
-        .hub
-        .list()
-        .iter()
-        .map(|w| json!({"worker_id": w.id, "name": w.spec.name, "events": w.feed.published(), "bytes": w.feed.published_bytes()}))
-        .collect();
-    let mut out = Map::new();
-    for counter in &metrics::COUNTERS {
-        out.insert(counter.key.into(), metrics::get(counter.value).into());
-    }
-    out.insert("workers".into(), workers.into());
-    out.insert("status".into(), status_json(app));
-    Value::Object(out)
+    Ok(Reply::ok(status::status_json(app)))
 }
 
 /// `GET /metrics` in the Prometheus text format. It names every worker, so only an
@@ -79,7 +35,7 @@ pub fn prometheus(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error>
         "Seconds since the server started.",
         app.started.elapsed().as_secs_f64(),
     );
-    let workers: Vec<(String, f64)> = workers_by_status(app)
+    let workers: Vec<(String, f64)> = status::workers_by_status(app)
         .into_iter()
         .map(|(k, v)| (format!("status=\"{k}\""), v.as_f64().unwrap_or(0.0)))
         .collect();

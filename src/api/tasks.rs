@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use crate::app::App;
 use crate::auth::Access;
 use crate::error::Error;
-use crate::http::{Reply, Request};
+use crate::http::reply::Reply;
+use crate::http::request::Request;
 use crate::tasks::parse_status;
 
 pub fn list(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {

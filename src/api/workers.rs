@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use crate::app::App;
 use crate::auth::Access;
 use crate::error::{Error, ErrorCode, ErrorKind};
-use crate::http::{Reply, Request};
+use crate::http::reply::Reply;
+use crate::http::request::Request;
 use crate::ws::worker_stream::WorkerStream;
 
 /// Each kind: its program, whether it is available (found, and `--version` answers),
@@ -159,23 +160,10 @@ pub fn stream(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     let caller = req.caller()?.clone();
     let worker = worker(app, req, Access::Read)?;
     let since = req.query_u64("since")?;
-    check_since(&worker, since)?;
+    worker.check_since(since)?;
     Ok(Reply::Upgrade(Box::new(WorkerStream::new(
         worker, since, caller,
     ))))
-}
-
-/// Refuses a `since` past the last event: replaying from there would wait for events
-/// that were never published (a wrapped number would replay everything).
-pub fn check_since(worker: &crate::worker::Worker, since: Option<u64>) -> Result<(), Error> {
-    let last = worker.feed.last_seq();
-    match since {
-        Some(since) if since > last => Err(Error::invalid(format!(
-            "`since` {since} is after the worker's last event ({last}); use a seq you received, or 0 for everything"
-        ))
-        .with_code(ErrorCode::SinceOutOfRange)),
-        _ => Ok(()),
-    }
 }
 
 /// `/ws`: the agent protocol.

@@ -56,7 +56,7 @@ fn reply_typed(conn: &Arc<Conn>, kind: &str, payload: &impl serde::Serialize, id
 fn reply_error(conn: &Arc<Conn>, kind: &str, err: &Error, id: Option<&str>) {
     conn.send_json(&envelope(
         kind,
-        json!({"code": err.code, "message": err.message, "status": crate::http::status_of(err.kind)}),
+        json!({"code": err.code, "message": err.message, "status": crate::http::reply::status_of(err.kind)}),
         None,
         id,
     ));
@@ -179,7 +179,7 @@ impl AgentSession {
                             Error::invalid("`since` must be a non-negative integer")
                         })?),
                     };
-                crate::api::workers::check_since(&worker, since)?;
+                worker.check_since(since)?;
                 if let Some(old) = self.subscriptions.remove(&worker.id) {
                     old.stop();
                 }
@@ -271,12 +271,7 @@ impl AgentSession {
                 let task = app.tasks.run_now(&self.caller, &task_id(req)?)?;
                 reply(conn, "task:update", json!({"task": task.json()}), id);
             }
-            Kind::SystemStatus => reply(
-                conn,
-                "system:status",
-                crate::api::system::status_json(app),
-                id,
-            ),
+            Kind::SystemStatus => reply(conn, "system:status", crate::status::status_json(app), id),
             Kind::SystemMetric => {
                 if !self.caller.is_admin() {
                     return Err(Error::forbidden(
@@ -284,12 +279,7 @@ impl AgentSession {
                         "metrics name every worker: only an admin token may read them",
                     ));
                 }
-                reply(
-                    conn,
-                    "system:metric",
-                    crate::api::system::metrics_json(app),
-                    id,
-                )
+                reply(conn, "system:metric", crate::status::metrics_json(app), id)
             }
         }
         Ok(())

@@ -264,6 +264,7 @@ impl Hub {
         self.write().retain(|w| !Arc::ptr_eq(w, &worker));
         worker.mark_deleted();
         worker.stop();
+        worker.announce_deleted();
         worker.abandon_followers("the worker was deleted");
         for subscriber in worker.feed.close() {
             subscriber.feed_closed("worker deleted");

@@ -494,9 +494,12 @@ impl Worker {
     /// Publishes `status` (the worker's state, with extras the caller added) and tells
     /// every observer.
     fn publish_status(&self, st: &mut WorkerState, status: StatusEvent) {
-        self.engine.tell(self, &Notice::Status(&status));
-        if status.status == Status::Exited && !self.has_turns() {
-            self.engine.tell(self, &Notice::Exited(&status.exit));
+        // A deleted worker's last word to observers was `Deleted`.
+        if !st.deleted {
+            self.engine.tell(self, &Notice::Status(&status));
+            if status.status == Status::Exited && !self.has_turns() {
+                self.engine.tell(self, &Notice::Exited(&status.exit));
+            }
         }
         self.publish(st, vec![Event::Status(status)]);
     }
@@ -558,6 +561,20 @@ impl Worker {
         self.lock().restarts.reset();
         self.start();
         Ok(())
+    }
+
+    /// Refuses a replay from past the last event: it would wait for events that were
+    /// never published (and a wrapped number would replay everything).
+    pub fn check_since(&self, since: Option<u64>) -> Result<(), Error> {
+        let last = self.feed.last_seq();
+        match since {
+            Some(since) if since > last => Err(Error::invalid(format!(
+                "`since` {since} is after the last event of {} ({last}); use a seq you received, or 0 for everything",
+                self.display_name()
+            ))
+            .with_code(ErrorCode::SinceOutOfRange)),
+            _ => Ok(()),
+        }
     }
 
     /// The worker's name for people: its name, or the start of its id.
@@ -631,11 +648,16 @@ impl Worker {
     }
 
     /// Marks the worker as being deleted: from now on nothing is written to its folder,
-    /// no new turn starts, and every observer is told.
+    /// no new turn starts, and observers hear nothing more of it but `Deleted`.
     pub fn mark_deleted(&self) {
         let mut st = self.lock();
         st.deleted = true;
         st.queue.clear();
+    }
+
+    /// Tells every observer the worker is gone (after its process was stopped).
+    pub fn announce_deleted(&self) {
+        let _st = self.lock();
         self.engine.tell(self, &Notice::Deleted);
     }
 

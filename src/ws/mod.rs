@@ -23,16 +23,6 @@ use writer::Writers;
 use crate::metrics::{self, METRICS};
 use crate::timer::Timer;
 
-/// Whether the request asks for a WebSocket, and its key if so.
-pub fn upgrade_key(request: &tiny_http::Request) -> Option<String> {
-    let header = |name: &str| crate::http::header(request, name).map(str::to_string);
-    let wants = header("Upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if !wants {
-        return None;
-    }
-    header("Sec-WebSocket-Key")
-}
-
 /// What every WebSocket shares: the writer pool, the registry, timers and limits.
 pub struct Sockets {
     pub writers: Arc<Writers>,
