@@ -1,61 +1,40 @@
-// The "New worker" form: the kinds come from GET /api/ai-clis (a kind that cannot run
-// here is shown disabled, with the reason), and each kind shows the options it has.
+// The "New worker" form. The kinds and the options each one takes come from
+// GET /api/ai-clis (a kind that cannot run here is shown disabled, with the reason);
+// fields.js turns the options into fields and back into the request body.
 
 import { $, h, clear } from './dom.js';
 import { get, post } from './api.js';
+import { optionField, optionValue } from './fields.js';
 
 const LAST_KEY = 'workerhub.lastCreate';
 
-const PERMISSIONS = {
-  claude: ['default', 'acceptEdits', 'bypassPermissions', 'plan'],
-  codex: ['read-only', 'workspace-write', 'danger-full-access'],
+// Offered when the kinds cannot be listed: running a command needs no AI CLI.
+const COMMAND_KIND = {
+  name: 'command',
+  label: 'Command',
+  usable: true,
+  options: [{ name: 'command', label: 'Command', type: 'argv', required: true, help: 'the program and its arguments, split as a shell would (no shell runs it)' }],
 };
 
-const LABELS = {
-  claude: 'Claude Code',
-  codex: 'Codex',
-  gemini: 'Gemini CLI',
-  opencode: 'OpenCode',
-  command: 'Command (any program)',
-};
-
-/**
- * Splits a command line into arguments the way a shell would split words (spaces,
- * 'single' and "double" quotes, backslash escapes), without any expansion.
- */
-function splitArgs(line) {
-  const args = [];
-  let cur = '';
-  let has = false;
-  let quote = null;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (quote === "'") {
-      if (c === "'") quote = null; else cur += c;
-    } else if (quote === '"') {
-      if (c === '"') quote = null;
-      else if (c === '\\' && i + 1 < line.length && '"\\$`'.includes(line[i + 1])) cur += line[++i];
-      else cur += c;
-    } else if (c === "'" || c === '"') {
-      quote = c; has = true;
-    } else if (c === '\\' && i + 1 < line.length) {
-      cur += line[++i]; has = true;
-    } else if (/\s/.test(c)) {
-      if (has || cur) { args.push(cur); cur = ''; has = false; }
-    } else {
-      cur += c;
-    }
-  }
-  if (quote) throw new Error(`unclosed ${quote === '"' ? 'double' : 'single'} quote`);
-  if (has || cur) args.push(cur);
-  return args;
+/** "Claude Code — 2.1.197": a `--version` line may say much more than the version. */
+function kindText(k) {
+  let text = k.label || k.name;
+  const version = k.version && /\d+(?:\.\d+)+/.exec(k.version);
+  if (version) text += ` — ${version[0]}`;
+  if (!k.usable) text += ` — unavailable: ${k.reason || 'not installed'}`;
+  return text;
 }
+
+/** Free-form arguments and environment are seldom needed: they wait under "More options". */
+const isMore = (option) => !option.required && (option.type === 'argv' || option.type === 'env');
 
 export class CreateForm {
   constructor({ onCreated }) {
     this.onCreated = onCreated;
     this.dialog = $('create-dialog');
     this.kinds = [];
+    this.fields = []; // the shown kind's options: {option, input}
+    this.texts = new Map(); // option name → what was typed, kept across kinds
     this.form = $('create-form');
     this.form.addEventListener('submit', (e) => {
       e.preventDefault();
@@ -78,23 +57,15 @@ export class CreateForm {
       this.kinds = data.ai_clis || [];
     } catch (err) {
       this.error(`Could not list the kinds: ${err.message}`);
-      if (!this.kinds.length) this.kinds = [{ name: 'command', usable: true, available: true, enabled: true }];
+      if (!this.kinds.length) this.kinds = [COMMAND_KIND];
     }
     select.disabled = false;
     const previous = select.value || last.ai_cli_type;
     clear(select);
-    // AI CLIs first, then command, then anything else.
-    const order = (k) => (k.name === 'command' ? 1 : LABELS[k.name] ? 0 : 2);
-    const kinds = this.kinds.slice().sort((a, b) => order(a) - order(b) || a.name.localeCompare(b.name));
-    for (const k of kinds) {
-      let text = LABELS[k.name] ? `${LABELS[k.name]} (${k.name})` : k.name;
-      if (k.version) text += ` — ${k.version}`;
-      if (!k.usable) text += ` — unavailable: ${k.reason || 'not installed'}`;
-      const opt = h('option', { value: k.name, text, disabled: !k.usable });
-      select.appendChild(opt);
-    }
-    const usable = kinds.filter((k) => k.usable);
-    const pick = usable.find((k) => k.name === previous) || usable[0];
+    // The kinds that can run here first, each group in the server's order.
+    const kinds = this.kinds.filter((k) => k.usable).concat(this.kinds.filter((k) => !k.usable));
+    for (const k of kinds) select.appendChild(h('option', { value: k.name, text: kindText(k), disabled: !k.usable }));
+    const pick = kinds.find((k) => k.usable && k.name === previous) || kinds.find((k) => k.usable);
     if (pick) select.value = pick.name;
     this.showFields();
     (pick ? $('cw-name') : select).focus();
@@ -104,30 +75,22 @@ export class CreateForm {
     return this.kinds.find((k) => k.name === $('cw-kind').value) || { name: $('cw-kind').value };
   }
 
+  /** Shows the fields of the selected kind's options. */
   showFields() {
+    for (const { option, input } of this.fields) this.texts.set(option.name, input.value);
     const k = this.kind();
-    const name = k.name;
-    const isCommand = name === 'command';
-    for (const field of this.form.querySelectorAll('[data-for]')) {
-      const want = field.dataset.for;
-      let show;
-      if (want === 'command') show = isCommand;
-      else if (want === 'ai' || want === 'ai-args') show = !isCommand;
-      else if (want === 'claude') show = name === 'claude';
-      else if (want === 'permission') show = !!PERMISSIONS[name];
-      else show = true;
-      field.hidden = !show;
-    }
-    const list = $('cw-permission-list');
-    clear(list);
-    for (const p of PERMISSIONS[name] || []) list.appendChild(h('option', { value: p }));
-    $('cw-model').placeholder = k.default_model ? `default: ${k.default_model}` : "the CLI's default";
-    const note = $('cw-kind-note');
-    const bits = [];
-    if (k.binary) bits.push(k.binary);
-    if (!k.usable && k.reason) bits.push(k.reason);
-    note.textContent = bits.join(' — ');
-    $('cw-command').required = isCommand;
+    const main = $('cw-options');
+    const more = $('cw-more-options');
+    clear(main);
+    clear(more);
+    this.fields = (k.options || []).map((option) => {
+      const field = optionField(option, this.texts.get(option.name));
+      (isMore(option) ? more : main).appendChild(field.el);
+      return { option, input: field.input };
+    });
+    $('cw-more').hidden = !more.firstChild;
+    const note = [k.binary, k.version, k.default_model && `default model ${k.default_model}`, !k.usable && k.reason];
+    $('cw-kind-note').textContent = note.filter(Boolean).join(' · ');
   }
 
   error(text) {
@@ -138,47 +101,17 @@ export class CreateForm {
 
   /** The request body, or throws with a message naming the field. */
   body() {
-    const k = this.kind();
-    const body = { ai_cli_type: k.name };
+    const body = { ai_cli_type: this.kind().name };
     const name = $('cw-name').value.trim();
     if (name) body.name = name;
     const path = $('cw-path').value.trim();
     if (!path) throw new Error('Project folder is required: the folder the worker runs in.');
     body.project_path = path;
-    if (k.name === 'command') {
-      let argv;
-      try { argv = splitArgs($('cw-command').value); } catch (err) { throw new Error(`Command: ${err.message}`); }
-      if (!argv.length) throw new Error('Command is required for a command worker.');
-      body.command = argv;
-    } else {
-      const model = $('cw-model').value.trim();
-      if (model) body.model = model;
-      let extra;
-      try { extra = splitArgs($('cw-args').value); } catch (err) { throw new Error(`Extra arguments: ${err.message}`); }
-      if (extra.length) body.extra_args = extra;
+    for (const { option, input } of this.fields) {
+      const value = optionValue(option, input.value);
+      if (value !== undefined) body[option.name] = value;
+      else if (option.required) throw new Error(`${option.label || option.name} is required.`);
     }
-    if (PERMISSIONS[k.name]) {
-      const perm = $('cw-permission').value.trim();
-      if (perm) body.permission_mode = perm;
-    }
-    if (k.name === 'claude') {
-      const mode = $('cw-mode').value;
-      if (mode) body.mode = mode;
-      const tools = $('cw-tools').value.split(/[\s,]+/).map((t) => t.trim()).filter(Boolean);
-      if (tools.length) body.allowed_tools = tools;
-      const session = $('cw-session').value.trim();
-      if (session) body.session_id = session;
-    }
-    const env = {};
-    const lines = $('cw-env').value.split('\n');
-    lines.forEach((line, i) => {
-      const t = line.trim();
-      if (!t || t.startsWith('#')) return;
-      const eq = t.indexOf('=');
-      if (eq <= 0) throw new Error(`Environment line ${i + 1} is not NAME=value.`);
-      env[t.slice(0, eq).trim()] = t.slice(eq + 1);
-    });
-    if (Object.keys(env).length) body.env = env;
     return body;
   }
 
@@ -198,8 +131,10 @@ export class CreateForm {
       const worker = await post('/api/workers', body);
       try { localStorage.setItem(LAST_KEY, JSON.stringify({ ai_cli_type: body.ai_cli_type, project_path: body.project_path })); } catch { /* ignore */ }
       this.dialog.close();
-      for (const id of ['cw-name', 'cw-command', 'cw-model', 'cw-tools', 'cw-session', 'cw-args', 'cw-env', 'cw-permission']) $(id).value = '';
-      $('cw-mode').value = '';
+      $('cw-name').value = '';
+      this.fields = [];
+      this.texts.clear();
+      this.showFields();
       this.onCreated(worker);
     } catch (err) {
       this.error(err.message);

@@ -20,7 +20,7 @@ const rowText = (page, seqSelector) => page.$$eval(seqSelector, (els) => els.map
 
 async function commandWorker(page) {
   const script = `while IFS= read -r l; do echo "you said: $l"; printf '\\033[1;31mred alert\\033[0m and \\033[32mgreen\\033[0m \\033[2K\\033]0;title\\007done\\n'; echo '${XSS}'; done`;
-  const id = await createWorker(page, { kind: 'command', name: 'shell-bot', path: PROJECT, command: `sh -c "${script.replace(/(["\\$`])/g, '\\$1')}"` });
+  const id = await createWorker(page, { kind: 'command', name: 'shell-bot', path: PROJECT, options: { command: `sh -c "${script.replace(/(["\\$`])/g, '\\$1')}"` } });
   log('command worker', id);
   const spec = await api('GET', `/api/workers/${id}`);
   checkEqual(spec.command, ['sh', '-c', script], 'the command field is split into argv like a shell would, without a shell');
@@ -66,7 +66,7 @@ async function commandWorker(page) {
 }
 
 async function claudeWorker(page, context) {
-  const id = await createWorker(page, { kind: 'claude', name: 'claude-bot', path: PROJECT, tools: 'Bash', env: CLAUDE_ENV });
+  const id = await createWorker(page, { kind: 'claude', name: 'claude-bot', path: PROJECT, options: { allowed_tools: 'Bash', env: CLAUDE_ENV } });
   log('claude worker', id);
   const spec = await api('GET', `/api/workers/${id}`);
   checkEqual(spec.allowed_tools, ['Bash'], 'allowed tools from the form');
@@ -214,7 +214,7 @@ async function keyboardAndDelete(page) {
   await waitFor(async () => (await page.evaluate(() => window.location.hash)) === `#/w/${focused}`, 'Enter to open the focused worker');
 
   // Delete asks first, names the worker, and can be cancelled.
-  const id = await createWorker(page, { kind: 'command', name: 'scratch', path: PROJECT, command: 'cat' });
+  const id = await createWorker(page, { kind: 'command', name: 'scratch', path: PROJECT, options: { command: 'cat' } });
   await page.click('#act-delete');
   await page.waitForSelector('#confirm-dialog[open]');
   check((await page.textContent('#confirm-title')).includes('scratch'), 'the confirmation names the worker');

@@ -14,7 +14,7 @@ run(async () => {
   try {
     await openPage(page);
     await waitConn(page, 'live');
-    const id = await createWorker(page, { kind: 'command', name: 'survivor', path: PROJECT, command: `sh -c 'while IFS= read -r l; do echo "echo: $l"; done'` });
+    const id = await createWorker(page, { kind: 'command', name: 'survivor', path: PROJECT, options: { command: `sh -c 'while IFS= read -r l; do echo "echo: $l"; done'` } });
     await waitConn(page, 'live');
     await sendMessage(page, 'before the restart');
     await waitFor(() => page.$('#rows .row.out >> text=echo: before the restart'), 'the first echo');
