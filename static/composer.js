@@ -67,10 +67,10 @@ export class Composer {
     const q = Array.isArray(w.queue) ? w.queue.length : 0;
     const busy = w.status === 'busy';
     const running = w.status === 'running' || w.status === 'starting';
-    if (w.takes_messages === false) {
+    if (w.deleted || w.takes_messages === false) {
       this.input.disabled = true;
       send.disabled = true;
-      hint.textContent = 'This worker follows a session read-only: it takes no messages.';
+      hint.textContent = w.deleted ? 'This worker was deleted: it takes no more messages.' : 'This worker follows a session read-only: it takes no messages.';
     } else {
       this.input.disabled = false;
       send.disabled = false;

@@ -14,6 +14,7 @@ import { h, clear } from './dom.js';
 import { ApiError, get, post, enc } from './api.js';
 import { renderEvent, unmergeResult, userBubble } from './render.js';
 import { WorkerStream } from './stream.js';
+import { statusPatch } from './list.js';
 
 const INITIAL_FETCH = 1000; // events fetched when a worker is opened
 const FETCH_CHUNK = 1000; // events fetched each time the reader scrolls past the oldest held
@@ -151,6 +152,12 @@ export class Conversation {
     this.startStream();
   }
 
+  /** The worker was deleted: stop following it, and say so. */
+  deleted() {
+    if (this.stream) this.stream.stop();
+    this.hooks.onConn('gone', { deleted: true });
+  }
+
   close() {
     this.saveScroll();
     if (this.id && this.loaded && this.hooks.onClose) this.hooks.onClose(this.id, this.hi());
@@ -199,7 +206,7 @@ export class Conversation {
         this.worker = w;
         this.hooks.onStatus(w);
       }
-    } catch { /* the list poll will tell */ }
+    } catch { /* the pushes of the worker list will tell */ }
   }
 
   // ---- memory ----
@@ -259,16 +266,7 @@ export class Conversation {
   }
 
   applyStatus(ev) {
-    const patch = { status: ev.status };
-    if (Array.isArray(ev.queue)) patch.queue = ev.queue;
-    if ('pid' in ev) patch.pid = ev.pid;
-    if ('exit_code' in ev) patch.exit_code = ev.exit_code;
-    if ('signal' in ev) patch.signal = ev.signal;
-    if (ev.status === 'busy' && ev.message_id) patch.turn = { message_id: ev.message_id, started_at: ev.timestamp };
-    if (ev.status === 'idle') patch.turn = null;
-    if (!('pid' in ev) && ['idle', 'exited', 'interrupted', 'error'].includes(ev.status)) patch.pid = null;
-    patch.last_seq = ev.seq;
-    Object.assign(this.worker, patch);
+    Object.assign(this.worker, statusPatch(ev), { last_seq: ev.seq });
     this.hooks.onStatus(this.worker);
   }
 

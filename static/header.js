@@ -31,6 +31,7 @@ export class WorkerHeader {
     });
   }
 
+  /** Shows worker `w` (a worker view; `deleted`: it was deleted meanwhile). */
   render(w) {
     document.title = `${w.name || w.id} (${statusLabel(w)}) · workerhub`;
     $('w-name').textContent = w.name || w.id;
@@ -51,10 +52,12 @@ export class WorkerHeader {
     const st = w.status;
     const busy = st === 'busy';
     const running = st === 'running' || st === 'starting';
-    $('act-interrupt').disabled = !(busy || (!w.has_turns && running));
-    $('act-stop').disabled = !(busy || running || (Array.isArray(w.queue) && w.queue.length > 0));
+    const gone = !!w.deleted;
+    $('act-interrupt').disabled = gone || !(busy || (!w.has_turns && running));
+    $('act-stop').disabled = gone || !(busy || running || (Array.isArray(w.queue) && w.queue.length > 0));
     $('act-start').hidden = !!w.has_turns;
-    $('act-start').disabled = running;
+    $('act-start').disabled = gone || running;
+    $('act-delete').disabled = gone;
     this.renderQueue(w);
     this.renderWorking(w);
   }
@@ -103,7 +106,7 @@ export class WorkerHeader {
     try {
       const fresh = await get(`/api/workers/${enc(id)}`);
       if (this.workers.selected === fresh.id) this.onChange(fresh);
-    } catch { /* the poll will tell */ }
+    } catch { /* its pushes will tell */ }
   }
 
   confirmDelete() {

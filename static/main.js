@@ -5,23 +5,22 @@
 import { $, toast } from './dom.js';
 import { ApiError, get, post, enc, setUnauthorizedHandler } from './api.js';
 import { Conversation, forgetScroll } from './conversation.js';
-import { WorkerList, markSeen } from './list.js';
+import { WorkerList, markSeen, statusPatch } from './list.js';
 import { WorkerHeader } from './header.js';
 import { Composer } from './composer.js';
 import { CreateForm } from './create.js';
 import { Tasks } from './tasks.js';
 import { renderConn } from './conn.js';
-import { loadStatus } from './status.js';
+import { StatusFooter } from './status.js';
+import { AgentSocket } from './agents.js';
 
-const LIST_EVERY_MS = 3000;
-const STATUS_EVERY_MS = 10000;
 const SELECTED_KEY = 'workerhub.selected';
 const QUIET_KEY = 'workerhub.showQuiet';
 
 const state = {
   route: { view: 'workers', id: null },
-  listOk: true,
   conn: { state: 'connecting', info: {} }, // the open worker's stream
+  list: { state: 'connecting', info: {} }, // the worker list's connection (/ws)
   authShown: false,
 };
 
@@ -44,7 +43,7 @@ const conversation = new Conversation({
     if (workers.selected === w.id) showWorker(merged);
   },
   onConn: (st, info) => {
-    state.conn = { state: st, info: { ...info, retryAt: st === 'reconnecting' && info.delay ? Date.now() + info.delay : 0 } };
+    state.conn = { state: st, info };
     showConn();
   },
   probe: async (id) => {
@@ -72,26 +71,55 @@ const header = new WorkerHeader({
     composer.forget(id);
     toast('Worker deleted.');
     navigate('#/');
-    loadWorkers();
+    forgetWorker(id);
   },
 });
 
 const create = new CreateForm({
   onCreated: (w) => {
-    loadWorkers();
+    workers.add(w);
+    workerChanged();
     navigate(`#/w/${enc(w.id)}`);
   },
 });
 
 const tasks = new Tasks({ toast, openWorker: (id) => navigate(`#/w/${enc(id)}`) });
 
+const footer = new StatusFooter();
+
+const agents = new AgentSocket({
+  onState: (st, info) => {
+    state.list = { state: st, info };
+    showConn();
+  },
+  onAgents: (list) => {
+    if (workers.selected && conversation.id === workers.selected) markSeen(workers.selected, conversation.hi());
+    workers.replace(list);
+    listChanged();
+  },
+  onPush: applyPush,
+  onSystem: (status) => footer.show(status),
+  // Each failed attempt fetches the list once over HTTP: the page stays current while
+  // /ws is down, and a 401 brings the sign-in form.
+  lost: async () => {
+    try {
+      const data = await get('/api/workers');
+      workers.replace(data.workers || []);
+      listChanged();
+      return null;
+    } catch (err) {
+      return err instanceof ApiError && err.status === 401 ? 'unauthorized' : null;
+    }
+  },
+});
+
 function showConn() {
+  const inWorker = state.route.view === 'worker' && !!workers.selected;
+  const signIn = { state: 'unauthorized', info: {} };
   renderConn({
-    inWorker: state.route.view === 'worker' && !!workers.selected,
-    stream: state.conn,
+    inWorker,
+    stream: inWorker ? state.conn : state.authShown ? signIn : state.list,
     seq: conversation.hi(),
-    authShown: state.authShown,
-    listOk: state.listOk,
   });
 }
 
@@ -101,41 +129,71 @@ function showWorker(w) {
   composer.render(w);
 }
 
-// ---- the worker list ----
+// ---- the worker list, kept current by the server's pushes ----
 
-let lastCount = -1;
+const deleted = new Set(); // pushes may still come for a worker after it was deleted
+const fetching = new Map(); // id → status patches pushed while the worker is fetched
+let statusTimer = null;
 
-async function loadWorkers() {
-  try {
-    const data = await get('/api/workers');
-    state.listOk = true;
-    // The open worker's live state comes from its stream; keep it where it is newer.
-    const current = workers.selected ? workers.get(workers.selected) : null;
-    const list = (data.workers || []).map((w) => (current && w.id === current.id && (current.last_seq || 0) > (w.last_seq || 0) ? { ...w, ...current } : w));
-    const countChanged = lastCount !== list.length;
-    lastCount = list.length;
-    if (workers.selected && conversation.id === workers.selected) markSeen(workers.selected, conversation.hi());
-    workers.replace(list);
-    if (countChanged) loadStatus();
-    if (workers.selected) {
-      const w = workers.get(workers.selected);
-      if (w) showWorker(w);
-    }
-    tasks.setWorkers(workers.workers);
-  } catch (err) {
-    state.listOk = false;
-    if (err instanceof ApiError && err.status === 401) return;
-  } finally {
-    showConn();
+/** The workers a task can go to follow the list. */
+function listChanged() {
+  tasks.setWorkers(workers.workers);
+}
+
+/** A worker came, went or changed its status: the footer's counts too, asked for once
+ * for a burst of changes. */
+function workerChanged() {
+  listChanged();
+  clearTimeout(statusTimer);
+  statusTimer = setTimeout(() => agents.request('system:status'), 1000);
+}
+
+/** One worker's `agent:status` or `agent:stopped` push. */
+function applyPush(type, p, timestamp) {
+  const id = p.worker_id;
+  if (p.deleted) {
+    forgetWorker(id);
+    return;
+  }
+  // agent:stopped repeats the status push that came just before it.
+  if (type !== 'agent:status' || deleted.has(id)) return;
+  const patch = { id, ...statusPatch(p, timestamp) };
+  if (fetching.has(id)) {
+    fetching.get(id).push(patch);
+  } else if (workers.get(id)) {
+    const merged = workers.update(patch, { activity: true });
+    if (workers.selected === id) showWorker(merged);
+    workerChanged();
+  } else {
+    addWorker(id);
   }
 }
 
-let listTimer = null;
-function pollWorkers() {
-  clearTimeout(listTimer);
-  loadWorkers().finally(() => {
-    listTimer = setTimeout(pollWorkers, document.visibilityState === 'visible' ? LIST_EVERY_MS : LIST_EVERY_MS * 5);
-  });
+/** A worker the page has not seen yet (created by another client): its whole view. */
+async function addWorker(id) {
+  fetching.set(id, []);
+  try {
+    const w = await get(`/api/workers/${enc(id)}`);
+    if (deleted.has(id)) return;
+    // What was pushed while it was fetched is likely newer than the answer.
+    workers.add(Object.assign(w, ...fetching.get(id)));
+    workerChanged();
+  } catch { /* deleted already, or not this token's to see */ } finally {
+    fetching.delete(id);
+  }
+}
+
+/** A worker was deleted: off the list, and if it is open, the page says so. */
+function forgetWorker(id) {
+  deleted.add(id);
+  const w = workers.get(id);
+  if (!w) return;
+  workers.remove(id);
+  workerChanged();
+  if (workers.selected === id && conversation.id === id) {
+    conversation.deleted();
+    showWorker({ ...w, deleted: true });
+  }
 }
 
 // ---- the open worker ----
@@ -215,6 +273,7 @@ function showTokenForm() {
   if (state.authShown) return;
   state.authShown = true;
   showConn();
+  footer.note('Not signed in.');
   const dialog = $('token-dialog');
   dialog.addEventListener('cancel', (e) => e.preventDefault());
   dialog.showModal();
@@ -249,7 +308,10 @@ function wireNav() {
   $('new-worker').addEventListener('click', () => create.open());
   $('new-worker-2').addEventListener('click', () => create.open());
   $('back-to-list').addEventListener('click', () => navigate('#/'));
-  $('conn-retry').addEventListener('click', () => { if (conversation.stream) conversation.stream.retryNow(); else pollWorkers(); });
+  $('conn-retry').addEventListener('click', () => {
+    if (state.route.view === 'worker' && conversation.stream) conversation.stream.retryNow();
+    else agents.retryNow();
+  });
   $('nav-toggle').addEventListener('click', () => {
     const open = !document.body.classList.contains('nav-open');
     document.body.classList.toggle('nav-open', open);
@@ -286,7 +348,6 @@ function boot() {
   wireToken();
   wireNav();
   window.addEventListener('hashchange', route);
-  document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') pollWorkers(); });
 
   if (!window.location.hash || window.location.hash === '#') {
     let last = null;
@@ -294,9 +355,7 @@ function boot() {
     if (last) history.replaceState(null, '', `#/w/${enc(last)}`);
   }
   route();
-  pollWorkers();
-  loadStatus();
-  setInterval(loadStatus, STATUS_EVERY_MS);
+  agents.start();
 
   // For tests and for curious people: what the page holds, by seq.
   window.workerhub = Object.freeze({ debug: () => conversation.debug() });

@@ -284,13 +284,17 @@ run(async () => {
     let claudeId = null;
     if (CLAUDE_ENV) {
       claudeId = await claudeWorker(page, context);
-      // Activity on a worker you are not looking at is marked in the list, until you look.
-      await api('POST', `/api/workers/${cmdId}/messages`, { content: 'while you looked elsewhere' });
-      await waitFor(() => page.$(`.worker-item[data-id="${cmdId}"] .new-dot`), 'the new-activity mark on the other worker', 15000);
-      check(!(await page.$(`.worker-item[data-id="${claudeId}"] .new-dot`)), 'no mark on the worker being watched');
+      // A turn of a worker you are not looking at, asked for by another client, is
+      // marked in the list (its status changes are pushed), until you look.
       await page.click(`.worker-item[data-id="${cmdId}"]`);
-      await waitFor(() => page.$('#rows .row.out >> text=you said: while you looked elsewhere'), 'the line on the other worker');
-      await waitFor(async () => !(await page.$(`.worker-item[data-id="${cmdId}"] .new-dot`)), 'the mark to go once seen');
+      await waitConn(page, 'live');
+      await api('POST', `/api/workers/${claudeId}/messages`, { content: 'while you looked elsewhere' });
+      await waitFor(() => page.$(`.worker-item[data-id="${claudeId}"] .new-dot`), 'the new-activity mark on the other worker', 15000);
+      check(!(await page.$(`.worker-item[data-id="${cmdId}"] .new-dot`)), 'no mark on the worker being watched');
+      await waitFor(async () => (await api('GET', `/api/workers/${claudeId}`)).status === 'idle', 'the turn to end', 60000);
+      await page.click(`.worker-item[data-id="${claudeId}"]`);
+      await waitFor(() => page.$('#rows .row.user >> text=while you looked elsewhere'), 'the message on the other worker');
+      await waitFor(async () => !(await page.$(`.worker-item[data-id="${claudeId}"] .new-dot`)), 'the mark to go once seen');
     } else {
       log('skipped the claude part: Claude Code is not installed');
     }
