@@ -472,3 +472,38 @@ fn every_kind_of_content_is_rendered_for_what_it_is() {
         || hub.log(),
     );
 }
+
+#[test]
+fn the_create_form_shows_the_options_the_server_lists() {
+    let Some(browser) = browser() else { return };
+    let _one = one_at_a_time();
+    // A Claude Code that answers --version, so that a kind with choice options is usable.
+    let fake = root().join("tests/ui/fake-claude.mjs");
+    let fake = fake.display().to_string();
+    let hub = Workerhub::start(&["--claude-binary", &fake]);
+    let project = TempDir::new("wh-ui-form").expect("temp dir");
+    run_script(
+        &browser,
+        "create-form.mjs",
+        target(&hub).as_tuple(),
+        &[("WH_PROJECT", project.path().display().to_string())],
+        no_requests,
+        || hub.log(),
+    );
+}
+
+#[test]
+fn the_worker_list_and_the_footer_follow_the_server_without_polling() {
+    let Some(browser) = browser() else { return };
+    let _one = one_at_a_time();
+    let hub = Workerhub::start(&["--status-interval", "2"]);
+    let project = TempDir::new("wh-ui-live").expect("temp dir");
+    run_script(
+        &browser,
+        "live-list.mjs",
+        target(&hub).as_tuple(),
+        &[("WH_PROJECT", project.path().display().to_string())],
+        no_requests,
+        || hub.log(),
+    );
+}

@@ -21,8 +21,8 @@ async function noTokenAnywhere(page) {
 
 run(async () => {
   check(TOKEN, 'the server runs with a token');
-  // The 401 answers before signing in are expected.
-  const { context, page, close, assertClean } = await launch({ allowConsole: [/status of 401/, /Failed to load resource/] });
+  // The 401 answers before signing in are expected, the refused /ws upgrade too.
+  const { context, page, close, assertClean } = await launch({ allowConsole: [/status of 401/, /Failed to load resource/, /WebSocket connection to .* failed/] });
   try {
     const w = await api('POST', '/api/workers', { name: 'behind-a-token', project_path: '/tmp', ai_cli_type: 'command', command: ['cat'] });
     await page.goto(`${URL}/`);

@@ -41,7 +41,7 @@ run(async () => {
   try {
     await openPage(page);
     await waitConn(page, 'live');
-    const id = await createWorker(page, { kind: 'command', name: 'firehose', path: PROJECT, command: `sh -c 'while read n; do seq -f "row %g" 1 $n; done'` });
+    const id = await createWorker(page, { kind: 'command', name: 'firehose', path: PROJECT, options: { command: `sh -c 'while read n; do seq -f "row %g" 1 $n; done'` } });
     await waitFor(async () => (await page.textContent('#w-badge')) === 'running', 'the worker to run');
 
     // Live: 10,000 lines as fast as the program can print them.

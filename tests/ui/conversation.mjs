@@ -20,7 +20,7 @@ const rowText = (page, seqSelector) => page.$$eval(seqSelector, (els) => els.map
 
 async function commandWorker(page) {
   const script = `while IFS= read -r l; do echo "you said: $l"; printf '\\033[1;31mred alert\\033[0m and \\033[32mgreen\\033[0m \\033[2K\\033]0;title\\007done\\n'; echo '${XSS}'; done`;
-  const id = await createWorker(page, { kind: 'command', name: 'shell-bot', path: PROJECT, command: `sh -c "${script.replace(/(["\\$`])/g, '\\$1')}"` });
+  const id = await createWorker(page, { kind: 'command', name: 'shell-bot', path: PROJECT, options: { command: `sh -c "${script.replace(/(["\\$`])/g, '\\$1')}"` } });
   log('command worker', id);
   const spec = await api('GET', `/api/workers/${id}`);
   checkEqual(spec.command, ['sh', '-c', script], 'the command field is split into argv like a shell would, without a shell');
@@ -66,7 +66,7 @@ async function commandWorker(page) {
 }
 
 async function claudeWorker(page, context) {
-  const id = await createWorker(page, { kind: 'claude', name: 'claude-bot', path: PROJECT, tools: 'Bash', env: CLAUDE_ENV });
+  const id = await createWorker(page, { kind: 'claude', name: 'claude-bot', path: PROJECT, options: { allowed_tools: 'Bash', env: CLAUDE_ENV } });
   log('claude worker', id);
   const spec = await api('GET', `/api/workers/${id}`);
   checkEqual(spec.allowed_tools, ['Bash'], 'allowed tools from the form');
@@ -214,7 +214,7 @@ async function keyboardAndDelete(page) {
   await waitFor(async () => (await page.evaluate(() => window.location.hash)) === `#/w/${focused}`, 'Enter to open the focused worker');
 
   // Delete asks first, names the worker, and can be cancelled.
-  const id = await createWorker(page, { kind: 'command', name: 'scratch', path: PROJECT, command: 'cat' });
+  const id = await createWorker(page, { kind: 'command', name: 'scratch', path: PROJECT, options: { command: 'cat' } });
   await page.click('#act-delete');
   await page.waitForSelector('#confirm-dialog[open]');
   check((await page.textContent('#confirm-title')).includes('scratch'), 'the confirmation names the worker');
@@ -284,13 +284,17 @@ run(async () => {
     let claudeId = null;
     if (CLAUDE_ENV) {
       claudeId = await claudeWorker(page, context);
-      // Activity on a worker you are not looking at is marked in the list, until you look.
-      await api('POST', `/api/workers/${cmdId}/messages`, { content: 'while you looked elsewhere' });
-      await waitFor(() => page.$(`.worker-item[data-id="${cmdId}"] .new-dot`), 'the new-activity mark on the other worker', 15000);
-      check(!(await page.$(`.worker-item[data-id="${claudeId}"] .new-dot`)), 'no mark on the worker being watched');
+      // A turn of a worker you are not looking at, asked for by another client, is
+      // marked in the list (its status changes are pushed), until you look.
       await page.click(`.worker-item[data-id="${cmdId}"]`);
-      await waitFor(() => page.$('#rows .row.out >> text=you said: while you looked elsewhere'), 'the line on the other worker');
-      await waitFor(async () => !(await page.$(`.worker-item[data-id="${cmdId}"] .new-dot`)), 'the mark to go once seen');
+      await waitConn(page, 'live');
+      await api('POST', `/api/workers/${claudeId}/messages`, { content: 'while you looked elsewhere' });
+      await waitFor(() => page.$(`.worker-item[data-id="${claudeId}"] .new-dot`), 'the new-activity mark on the other worker', 15000);
+      check(!(await page.$(`.worker-item[data-id="${cmdId}"] .new-dot`)), 'no mark on the worker being watched');
+      await waitFor(async () => (await api('GET', `/api/workers/${claudeId}`)).status === 'idle', 'the turn to end', 60000);
+      await page.click(`.worker-item[data-id="${claudeId}"]`);
+      await waitFor(() => page.$('#rows .row.user >> text=while you looked elsewhere'), 'the message on the other worker');
+      await waitFor(async () => !(await page.$(`.worker-item[data-id="${claudeId}"] .new-dot`)), 'the mark to go once seen');
     } else {
       log('skipped the claude part: Claude Code is not installed');
     }

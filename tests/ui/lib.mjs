@@ -174,19 +174,24 @@ export async function pageState(page) {
   return page.evaluate(() => window.workerhub.debug());
 }
 
-/** Opens the create dialog, fills it and submits; returns the new worker's id. */
-export async function createWorker(page, { kind, name, path: dir, command, tools, env }) {
+/**
+ * Opens the create dialog, fills it and submits; returns the new worker's id.
+ * `options` fills the kind's option fields by option name (`command`, `allowed_tools`,
+ * ...); an object (for `env`) is written as NAME=value lines.
+ */
+export async function createWorker(page, { kind, name, path: dir, options = {} }) {
   await page.click('#new-worker');
   await page.waitForSelector('#create-dialog[open]');
   await waitFor(() => page.$eval('#cw-kind', (s) => !s.disabled && s.options.length > 0), 'the kinds in the form');
   await page.selectOption('#cw-kind', kind);
   await page.fill('#cw-name', name);
   await page.fill('#cw-path', dir);
-  if (command !== undefined) await page.fill('#cw-command', command);
-  if (tools !== undefined) await page.fill('#cw-tools', tools);
-  if (env) {
-    if (!(await page.$eval('#create-dialog .more-options', (d) => d.open))) await page.click('#create-dialog .more-options summary');
-    await page.fill('#cw-env', Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n'));
+  for (const [option, value] of Object.entries(options)) {
+    const field = `#cw-opt-${option}`;
+    if (await page.$eval('#cw-more', (more, field) => more.contains(document.querySelector(field)) && !more.open, field)) await page.click('#cw-more summary');
+    const text = typeof value === 'object' ? Object.entries(value).map(([k, v]) => `${k}=${v}`).join('\n') : value;
+    if (await page.$eval(field, (el) => el.tagName === 'SELECT')) await page.selectOption(field, text);
+    else await page.fill(field, text);
   }
   await page.click('#cw-submit');
   await page.waitForSelector('#create-dialog:not([open])', { state: 'attached' });

@@ -1,6 +1,7 @@
 // Cut the WebSocket by restarting the server on the same port and data folder: the
 // indicator shows it, the page reconnects by itself (with back-off and ?since=), and
-// the events produced while it was away appear, each once.
+// the events produced while it was away appear, each once. Meanwhile the worker list,
+// whose /ws is down too, is fetched over HTTP once per reconnect attempt, not polled.
 
 import { URL, openPage, audit, launch, run, log, check, checkEqual, waitFor, shot, createWorker, sendMessage, waitConn, pageState, api, history, harness, required } from './lib.mjs';
 
@@ -11,10 +12,15 @@ run(async () => {
   const { page, close, assertClean } = await launch({
     allowConsole: [/ERR_CONNECTION_REFUSED/, /WebSocket connection to .* failed/, /Failed to load resource/, /ERR_CONNECTION_RESET/, /ERR_EMPTY_RESPONSE/],
   });
+  // When the page asks for the whole list over HTTP.
+  const listFetches = [];
+  page.on('request', (r) => {
+    if (r.method() === 'GET' && new globalThis.URL(r.url()).pathname === '/api/workers') listFetches.push(Date.now());
+  });
   try {
     await openPage(page);
     await waitConn(page, 'live');
-    const id = await createWorker(page, { kind: 'command', name: 'survivor', path: PROJECT, command: `sh -c 'while IFS= read -r l; do echo "echo: $l"; done'` });
+    const id = await createWorker(page, { kind: 'command', name: 'survivor', path: PROJECT, options: { command: `sh -c 'while IFS= read -r l; do echo "echo: $l"; done'` } });
     await waitConn(page, 'live');
     await sendMessage(page, 'before the restart');
     await waitFor(() => page.$('#rows .row.out >> text=echo: before the restart'), 'the first echo');
@@ -34,6 +40,13 @@ run(async () => {
     check(await page.isVisible('#conn-banner'), 'a banner says the view may be out of date');
     check(await page.$eval('#w-badge', (b) => b.classList.contains('stale')), 'the status badge is marked as last known');
     await audit(page, 'the page while reconnecting');
+
+    // The list's connection backs off like the worker's: one fetch per attempt, further
+    // and further apart.
+    const gaps = listFetches.slice(1).map((t, i) => t - listFetches[i]);
+    log('list fetches while the server was down, ms apart:', gaps.join(', '));
+    check(listFetches.length >= 2, `the list is fetched over HTTP while /ws is down (${listFetches.length} times)`);
+    check(gaps.every((gap, i) => i === 0 || gap > gaps[i - 1]), `the fetches back off (${gaps.join(', ')} ms apart)`);
 
     await harness('start');
     // Produce events while the page is still away: start the worker's process again
@@ -65,6 +78,12 @@ run(async () => {
     await sendMessage(page, 'live again');
     await waitFor(() => page.$('#rows .row.out >> text=echo: live again'), 'the echo after the reconnect');
     await shot(page, '13-reconnected');
+
+    // The list's connection is back too.
+    await page.goto(`${URL}/#/`);
+    await waitConn(page, 'live');
+    checkEqual(await page.textContent('#conn-text'), 'Connected', 'the list is connected again');
+    await waitFor(() => page.$(`.worker-item[data-id="${id}"]`), 'the worker in the list');
     assertClean();
   } finally {
     await close();

@@ -21,7 +21,7 @@ run(async () => {
     await waitConn(page, 'live');
     // Bursts of 10 lines, 20 ms apart: a stream of a few seconds.
     const script = 'while read n; do i=0; while [ $i -lt $n ]; do i=$((i+1)); echo "line $i"; if [ $((i % 10)) -eq 0 ]; then sleep 0.02; fi; done; echo "done $n"; done';
-    const id = await createWorker(page, { kind: 'command', name: 'streamer', path: PROJECT, command: `sh -c '${script}'` });
+    const id = await createWorker(page, { kind: 'command', name: 'streamer', path: PROJECT, options: { command: `sh -c '${script}'` } });
     await waitFor(async () => (await page.textContent('#w-badge')) === 'running', 'the worker to run');
     await sendMessage(page, String(LINES));
     await waitFor(async () => (await pageState(page)).lastSeq > 200, 'the stream to be under way');

@@ -1,0 +1,146 @@
+// The "New worker" form. The kinds and the options each one takes come from
+// GET /api/ai-clis (a kind that cannot run here is shown disabled, with the reason);
+// fields.js turns the options into fields and back into the request body.
+
+import { $, h, clear } from './dom.js';
+import { get, post } from './api.js';
+import { optionField, optionValue } from './fields.js';
+
+const LAST_KEY = 'workerhub.lastCreate';
+
+// Offered when the kinds cannot be listed: running a command needs no AI CLI.
+const COMMAND_KIND = {
+  name: 'command',
+  label: 'Command',
+  usable: true,
+  options: [{ name: 'command', label: 'Command', type: 'argv', required: true, help: 'the program and its arguments, split as a shell would (no shell runs it)' }],
+};
+
+/** "Claude Code — 2.1.197": a `--version` line may say much more than the version. */
+function kindText(k) {
+  let text = k.label || k.name;
+  const version = k.version && /\d+(?:\.\d+)+/.exec(k.version);
+  if (version) text += ` — ${version[0]}`;
+  if (!k.usable) text += ` — unavailable: ${k.reason || 'not installed'}`;
+  return text;
+}
+
+/** Free-form arguments and environment are seldom needed: they wait under "More options". */
+const isMore = (option) => !option.required && (option.type === 'argv' || option.type === 'env');
+
+export class CreateForm {
+  constructor({ onCreated }) {
+    this.onCreated = onCreated;
+    this.dialog = $('create-dialog');
+    this.kinds = [];
+    this.fields = []; // the shown kind's options: {option, input}
+    this.texts = new Map(); // option name → what was typed, kept across kinds
+    this.form = $('create-form');
+    this.form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.submit();
+    });
+    $('cw-cancel').addEventListener('click', () => this.dialog.close());
+    $('cw-kind').addEventListener('change', () => this.showFields());
+  }
+
+  async open() {
+    this.error(null);
+    const select = $('cw-kind');
+    if (!this.dialog.open) this.dialog.showModal();
+    let last = {};
+    try { last = JSON.parse(localStorage.getItem(LAST_KEY) || '{}') || {}; } catch { last = {}; }
+    if (!$('cw-path').value && last.project_path) $('cw-path').value = last.project_path;
+    select.disabled = true;
+    try {
+      const data = await get('/api/ai-clis');
+      this.kinds = data.ai_clis || [];
+    } catch (err) {
+      this.error(`Could not list the kinds: ${err.message}`);
+      if (!this.kinds.length) this.kinds = [COMMAND_KIND];
+    }
+    select.disabled = false;
+    const previous = select.value || last.ai_cli_type;
+    clear(select);
+    // The kinds that can run here first, each group in the server's order.
+    const kinds = this.kinds.filter((k) => k.usable).concat(this.kinds.filter((k) => !k.usable));
+    for (const k of kinds) select.appendChild(h('option', { value: k.name, text: kindText(k), disabled: !k.usable }));
+    const pick = kinds.find((k) => k.usable && k.name === previous) || kinds.find((k) => k.usable);
+    if (pick) select.value = pick.name;
+    this.showFields();
+    (pick ? $('cw-name') : select).focus();
+  }
+
+  kind() {
+    return this.kinds.find((k) => k.name === $('cw-kind').value) || { name: $('cw-kind').value };
+  }
+
+  /** Shows the fields of the selected kind's options. */
+  showFields() {
+    for (const { option, input } of this.fields) this.texts.set(option.name, input.value);
+    const k = this.kind();
+    const main = $('cw-options');
+    const more = $('cw-more-options');
+    clear(main);
+    clear(more);
+    this.fields = (k.options || []).map((option) => {
+      const field = optionField(option, this.texts.get(option.name));
+      (isMore(option) ? more : main).appendChild(field.el);
+      return { option, input: field.input };
+    });
+    $('cw-more').hidden = !more.firstChild;
+    const note = [k.binary, k.version, k.default_model && `default model ${k.default_model}`, !k.usable && k.reason];
+    $('cw-kind-note').textContent = note.filter(Boolean).join(' · ');
+  }
+
+  error(text) {
+    const el = $('cw-error');
+    el.hidden = !text;
+    el.textContent = text || '';
+  }
+
+  /** The request body, or throws with a message naming the field. */
+  body() {
+    const body = { ai_cli_type: this.kind().name };
+    const name = $('cw-name').value.trim();
+    if (name) body.name = name;
+    const path = $('cw-path').value.trim();
+    if (!path) throw new Error('Project folder is required: the folder the worker runs in.');
+    body.project_path = path;
+    for (const { option, input } of this.fields) {
+      const value = optionValue(option, input.value);
+      if (value !== undefined) body[option.name] = value;
+      else if (option.required) throw new Error(`${option.label || option.name} is required.`);
+    }
+    return body;
+  }
+
+  async submit() {
+    this.error(null);
+    let body;
+    try {
+      body = this.body();
+    } catch (err) {
+      this.error(err.message);
+      return;
+    }
+    const button = $('cw-submit');
+    button.disabled = true;
+    button.textContent = 'Creating…';
+    try {
+      const worker = await post('/api/workers', body);
+      try { localStorage.setItem(LAST_KEY, JSON.stringify({ ai_cli_type: body.ai_cli_type, project_path: body.project_path })); } catch { /* ignore */ }
+      this.dialog.close();
+      $('cw-name').value = '';
+      this.fields = [];
+      this.texts.clear();
+      this.showFields();
+      this.onCreated(worker);
+    } catch (err) {
+      this.error(err.message);
+    } finally {
+      button.disabled = false;
+      button.textContent = 'Create';
+    }
+  }
+}

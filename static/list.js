@@ -1,0 +1,177 @@
+// The worker list in the sidebar: one button per worker with its status, kind and
+// folder, and a dot for activity since the reader last looked at it. It holds the
+// page's view of every worker; main.js keeps it current from the server's pushes.
+
+import { $, h, clear } from './dom.js';
+
+/** The status as the badge says it: "exited 1", "killed", "busy"… */
+export function statusLabel(w) {
+  let label = w.status || 'unknown';
+  if (w.status === 'exited') {
+    if (w.exit_code !== undefined && w.exit_code !== null) label = `exited ${w.exit_code}`;
+    else if (w.signal) label = 'killed';
+  }
+  return label;
+}
+
+/** Fills a `.badge` element with a worker's status. */
+export function badge(el, w) {
+  el.textContent = statusLabel(w);
+  el.dataset.status = w.status || '';
+  const q = Array.isArray(w.queue) ? w.queue.length : 0;
+  el.title = q ? `${w.status}, ${q} queued` : w.status || '';
+}
+
+/**
+ * What a status event changes in a worker's view: the event of its history, or the
+ * fields of an `agent:status` push (with the push's time as `timestamp`).
+ */
+export function statusPatch(ev, timestamp = ev.timestamp) {
+  const patch = { status: ev.status };
+  if (Array.isArray(ev.queue)) patch.queue = ev.queue;
+  if ('pid' in ev) patch.pid = ev.pid;
+  if ('exit_code' in ev) patch.exit_code = ev.exit_code;
+  if ('signal' in ev) patch.signal = ev.signal;
+  if (ev.status === 'busy' && ev.message_id) patch.turn = { message_id: ev.message_id, started_at: timestamp };
+  if (ev.status === 'idle') patch.turn = null;
+  if (!('pid' in ev) && ['idle', 'exited', 'interrupted', 'error'].includes(ev.status)) patch.pid = null;
+  return patch;
+}
+
+/** A long folder shortened from the left: …/project/sub. */
+function shortPath(path) {
+  const p = String(path || '');
+  if (p.length <= 36) return p;
+  const parts = p.split('/').filter(Boolean);
+  let out = '';
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const next = `/${parts[i]}${out}`;
+    if (next.length > 34 && out) break;
+    out = next;
+  }
+  return `…${out}`;
+}
+
+// What was last seen of each worker (its last seq), to mark new activity in the list.
+const seenKey = (id) => `workerhub.seen.${id}`;
+
+function seenSeq(w) {
+  let seen = null;
+  try { seen = localStorage.getItem(seenKey(w.id)); } catch { /* ignore */ }
+  if (seen === null) {
+    // First sight: what happened before is not news.
+    markSeen(w.id, w.last_seq || 0);
+    return w.last_seq || 0;
+  }
+  return Number(seen) || 0;
+}
+
+/** Records that the reader has seen a worker's events up to `seq`. */
+export function markSeen(id, seq) {
+  try { localStorage.setItem(seenKey(id), String(seq)); } catch { /* ignore */ }
+}
+
+export class WorkerList {
+  /** @param {object} hooks onOpen(id): the reader picked a worker */
+  constructor({ onOpen }) {
+    this.onOpen = onOpen;
+    this.workers = []; // in the order they were created
+    this.byId = new Map();
+    this.selected = null; // the open worker's id
+    // Workers whose status changed while the reader looked elsewhere. A push carries
+    // no seq, so this marks them until looked at, as a higher last_seq would.
+    this.active = new Set();
+    this.key = '';
+  }
+
+  get(id) {
+    return this.byId.get(id);
+  }
+
+  /** Replaces the whole list. */
+  replace(workers) {
+    // The open worker's live state comes from its stream; keep it where it is newer.
+    const current = this.selected ? this.byId.get(this.selected) : null;
+    const fresher = (w) => (current && w.id === current.id && (current.last_seq || 0) > (w.last_seq || 0) ? { ...w, ...current } : w);
+    this.workers = workers.map(fresher).sort((a, b) => String(a.created_at || '').localeCompare(String(b.created_at || '')));
+    this.byId = new Map(this.workers.map((w) => [w.id, w]));
+    this.render();
+  }
+
+  /** Adds a worker, or updates it if the list has it already. */
+  add(w) {
+    if (this.workers.some((x) => x.id === w.id)) return this.update(w);
+    this.replace(this.workers.concat(w));
+    return w;
+  }
+
+  remove(id) {
+    this.active.delete(id);
+    this.replace(this.workers.filter((w) => w.id !== id));
+  }
+
+  /**
+   * Merges what is known of one worker; returns the merged worker. `activity`: the
+   * change is news to a reader looking elsewhere.
+   */
+  update(w, { activity = false } = {}) {
+    if (activity && w.id !== this.selected) this.active.add(w.id);
+    const merged = { ...(this.byId.get(w.id) || {}), ...w };
+    this.byId.set(w.id, merged);
+    this.workers = this.workers.map((x) => (x.id === w.id ? merged : x));
+    const item = document.querySelector(`.worker-item[data-id="${CSS.escape(w.id)}"]`);
+    if (item) {
+      const focused = document.activeElement === item;
+      const fresh = this.item(merged);
+      item.parentElement.replaceWith(fresh);
+      if (focused) fresh.firstChild.focus();
+    }
+    return merged;
+  }
+
+  /** Marks the open worker (null: none). */
+  select(id) {
+    this.selected = id;
+    this.active.delete(id);
+    if (id) {
+      this.render();
+    } else {
+      document.querySelectorAll('.worker-item').forEach((el) => el.setAttribute('aria-current', 'false'));
+    }
+  }
+
+  item(w) {
+    const b = h('span', { class: 'badge' });
+    badge(b, w);
+    const fresh = this.selected !== w.id && (this.active.has(w.id) || (w.last_seq || 0) > seenSeq(w));
+    const dot = fresh ? h('span', { class: 'new-dot', title: 'new activity since you last looked' }, h('span', { class: 'visually-hidden', text: 'new activity' })) : null;
+    const q = Array.isArray(w.queue) && w.queue.length ? h('span', { class: 'badge', text: `${w.queue.length} queued`, dataset: { status: 'pending' } }) : null;
+    const button = h('button', {
+      type: 'button',
+      class: 'worker-item',
+      dataset: { id: w.id },
+      attrs: { 'aria-current': this.selected === w.id ? 'true' : 'false' },
+    },
+    h('span', { class: 'wi-name' }, dot, w.name || w.id),
+    h('span', { class: 'wi-badges' }, b, q ? ' ' : null, q),
+    h('span', { class: 'wi-sub' }, h('span', { class: 'kind', text: w.ai_cli_type }), h('span', { class: 'wi-path', text: shortPath(w.project_path), title: String(w.project_path || '') })));
+    button.addEventListener('click', () => this.onOpen(w.id));
+    return h('li', null, button);
+  }
+
+  /** Renders the list, unless nothing it shows has changed. */
+  render() {
+    const list = $('worker-list');
+    const key = JSON.stringify(this.workers.map((w) => [w.id, w.name, w.status, w.exit_code, w.signal, (w.queue || []).length, w.project_path, w.ai_cli_type, this.selected === w.id, w.last_seq, this.active.has(w.id)]));
+    if (key === this.key && list.childElementCount === this.workers.length) return;
+    this.key = key;
+    const focusedId = document.activeElement && document.activeElement.classList.contains('worker-item') ? document.activeElement.dataset.id : null;
+    clear(list);
+    for (const w of this.workers) list.appendChild(this.item(w));
+    $('workers-empty').hidden = this.workers.length > 0;
+    if (focusedId) {
+      const again = list.querySelector(`.worker-item[data-id="${CSS.escape(focusedId)}"]`);
+      if (again) again.focus();
+    }
+  }
+}

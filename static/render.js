@@ -1,0 +1,479 @@
+// One event, one row. Every row carries its event's seq (data-seq), so the page can
+// always say which events it shows. Tool results are shown inside their tool call's
+// card; their own row then stays as an empty placeholder.
+
+import { h, copyButton } from './dom.js';
+import { clock, cost, duration } from './format.js';
+import { appendAnsi, stripAnsi } from './ansi.js';
+import { renderMarkdown } from './markdown.js';
+
+const LONG_LINE = 4000;
+const COLLAPSE_LINES = 12;
+const COLLAPSE_CHARS = 3000;
+
+function row(ev, cls) {
+  const el = h('div', { class: `row ${cls}` });
+  el.dataset.seq = String(ev.seq);
+  el.dataset.type = ev.type || '';
+  el.__ev = ev;
+  return el;
+}
+
+function who(label, ev, ...extra) {
+  return h('div', { class: 'who' }, h('span', { text: label }), h('span', { class: 'stamp', text: clock(ev.timestamp), title: ev.timestamp || '' }), ...extra);
+}
+
+function compactJson(value, max = 160) {
+  let s;
+  try { s = JSON.stringify(value); } catch { s = String(value); }
+  if (s === undefined) s = String(value);
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
+function prettyJson(value) {
+  try { return JSON.stringify(value, null, 2); } catch { return String(value); }
+}
+
+/**
+ * Fills `box` with `text`, showing only its first lines when it is long, with a
+ * button to show all of it. `ansi` renders escape sequences as colours.
+ */
+export function collapsible(box, text, { ansi = true, lines = COLLAPSE_LINES, chars = COLLAPSE_CHARS } = {}) {
+  const all = String(text);
+  const allLines = all.split('\n');
+  const long = allLines.length > lines || all.length > chars;
+  const pre = h('pre', { class: box.dataset.preClass || '' });
+  const fill = (full) => {
+    pre.textContent = '';
+    let shown = all;
+    if (!full && long) {
+      shown = allLines.slice(0, lines).join('\n');
+      if (shown.length > chars) shown = shown.slice(0, chars);
+    }
+    if (ansi) appendAnsi(pre, shown); else pre.textContent = shown;
+  };
+  fill(false);
+  box.appendChild(pre);
+  if (long) {
+    const note = h('span', { text: `${allLines.length} lines, ${all.length.toLocaleString()} characters` });
+    const button = h('button', { type: 'button', class: 'link-button', text: 'Show all' });
+    let full = false;
+    button.addEventListener('click', () => {
+      full = !full;
+      fill(full);
+      button.textContent = full ? 'Show less' : 'Show all';
+      button.setAttribute('aria-expanded', String(full));
+    });
+    button.setAttribute('aria-expanded', 'false');
+    box.appendChild(h('div', { class: 'collapse-note' }, note, button));
+  }
+  return pre;
+}
+
+// ---- tool calls ----
+
+function commandText(command) {
+  if (Array.isArray(command)) {
+    return command.map((a) => (/^[\w@%+=:,./-]+$/.test(String(a)) ? String(a) : `'${String(a).replace(/'/g, "'\\''")}'`)).join(' ');
+  }
+  return String(command);
+}
+
+function pathOf(input) {
+  return input.file_path || input.filePath || input.path || input.notebook_path || input.absolute_path || null;
+}
+
+function diffBox(oldText, newText) {
+  const box = h('div', { class: 'diff mono' });
+  const add = (cls, prefix, text) => {
+    for (const line of String(text).split('\n')) box.appendChild(h('span', { class: cls, text: `${prefix} ${line}` }));
+  };
+  if (oldText !== undefined && oldText !== null && oldText !== '') add('del', '-', oldText);
+  if (newText !== undefined && newText !== null) add('add', '+', newText);
+  return box;
+}
+
+/** The one-line summary of a tool call's input, and the body that shows it. */
+function describeInput(name, input) {
+  if (input === null || input === undefined) return { summary: '', body: null };
+  if (typeof input !== 'object') return { summary: String(input), body: h('pre', { class: 'json', text: String(input) }) };
+  const body = h('div', { class: 'tool-input' });
+  const path = pathOf(input);
+  if (input.command !== undefined && input.command !== null) {
+    const cmd = commandText(input.command);
+    body.appendChild(h('pre', { class: 'cmd', text: cmd }));
+    if (input.description) body.appendChild(h('div', { class: 'tool-desc', text: String(input.description) }));
+    return { summary: cmd.split('\n')[0], body };
+  }
+  const oldText = input.old_string ?? input.oldString;
+  const newText = input.new_string ?? input.newString;
+  if (path && (oldText !== undefined || newText !== undefined)) {
+    body.appendChild(h('div', { class: 'edit-path', text: path }));
+    body.appendChild(diffBox(oldText, newText));
+    return { summary: path, body };
+  }
+  if (path && Array.isArray(input.edits)) {
+    body.appendChild(h('div', { class: 'edit-path', text: `${path} (${input.edits.length} edits)` }));
+    for (const edit of input.edits) body.appendChild(diffBox(edit.old_string ?? edit.oldString, edit.new_string ?? edit.newString));
+    return { summary: path, body };
+  }
+  if (path && typeof input.content === 'string') {
+    body.appendChild(h('div', { class: 'edit-path', text: `${path} (new content)` }));
+    const box = h('div', { class: 'diff mono' });
+    const lines = input.content.split('\n');
+    const shown = lines.length > 40 ? lines.slice(0, 40) : lines;
+    for (const line of shown) box.appendChild(h('span', { class: 'add', text: `+ ${line}` }));
+    if (lines.length > shown.length) box.appendChild(h('span', { class: 'ctx', text: `… ${lines.length - shown.length} more lines` }));
+    body.appendChild(box);
+    return { summary: path, body };
+  }
+  if (Array.isArray(input.changes)) {
+    const list = h('ul', { class: 'mono' });
+    for (const change of input.changes) {
+      list.appendChild(h('li', { text: `${change.kind || change.type || 'change'} ${change.path || ''}` }));
+    }
+    body.appendChild(list);
+    return { summary: input.changes.map((c) => c.path).filter(Boolean).join(', '), body };
+  }
+  if (path) {
+    const keys = Object.keys(input).filter((k) => pathOf({ [k]: input[k] }) === null);
+    if (keys.length) body.appendChild(h('pre', { class: 'json', text: prettyJson(Object.fromEntries(keys.map((k) => [k, input[k]]))) }));
+    return { summary: path, body: keys.length ? body : null };
+  }
+  const key = ['pattern', 'query', 'url', 'prompt', 'description'].find((k) => typeof input[k] === 'string');
+  const box = h('div');
+  collapsible(box, prettyJson(input), { ansi: false });
+  box.firstChild.classList.add('json');
+  body.appendChild(box);
+  return { summary: key ? input[key] : compactJson(input, 120), body };
+}
+
+/** A tool call's card. `setResult` puts its result in. */
+function toolCard(ev) {
+  const c = ev.content || {};
+  const name = c.name || 'tool';
+  const { summary, body } = describeInput(name, c.input);
+  const state = h('span', { class: 'tool-state', text: 'running…' });
+  state.dataset.state = 'running';
+  const card = h('details', { class: 'card tool', open: true });
+  card.appendChild(h('summary', null,
+    h('span', { class: 'tool-name', text: name }),
+    h('span', { class: 'tool-summary', text: summary, title: summary }),
+    state));
+  const inner = h('div', { class: 'card-body' });
+  if (body) inner.appendChild(body);
+  const resultBox = h('div', { class: 'tool-result' });
+  inner.appendChild(resultBox);
+  card.appendChild(inner);
+  card.dataset.toolId = c.id || '';
+  return {
+    el: card,
+    id: c.id,
+    hasResult: false,
+    setResult(resultEv) {
+      const rc = resultEv.content || {};
+      this.hasResult = true;
+      resultBox.textContent = '';
+      resultBox.dataset.seq = String(resultEv.seq);
+      const isError = !!rc.is_error;
+      card.classList.toggle('error', isError);
+      state.dataset.state = isError ? 'error' : 'ok';
+      const exit = rc.exit_code !== undefined && rc.exit_code !== null ? ` · exit ${rc.exit_code}` : '';
+      state.textContent = (isError ? 'error' : 'done') + exit;
+      const text = typeof rc.content === 'string' ? rc.content : prettyJson(rc.content);
+      resultBox.appendChild(h('div', { class: 'section-label', text: isError ? 'Error' : 'Output' }));
+      if (!text) {
+        resultBox.appendChild(h('div', { class: 'muted small', text: '(no output)' }));
+      } else {
+        const box = h('div');
+        box.dataset.preClass = isError ? 'tool-output error' : 'tool-output';
+        collapsible(box, text);
+        resultBox.appendChild(box);
+      }
+    },
+  };
+}
+
+/** A tool result whose call is not on the page (not loaded, or from another turn). */
+function standaloneResult(ev, el) {
+  const c = ev.content || {};
+  const isError = !!c.is_error;
+  const text = typeof c.content === 'string' ? c.content : prettyJson(c.content);
+  const card = h('div', { class: `card tool${isError ? ' error' : ''}` });
+  const head = h('div', { class: 'card-head' },
+    h('span', { class: 'tool-name', text: isError ? 'Tool error' : 'Tool result' }),
+    h('span', { class: 'tool-summary muted', text: c.tool_use_id ? ` for ${c.tool_use_id}` : '' }));
+  head.classList.add('summary-like');
+  card.appendChild(head);
+  const body = h('div', { class: 'card-body' });
+  const box = h('div');
+  box.dataset.preClass = isError ? 'tool-output error' : 'tool-output';
+  collapsible(box, text || '(no output)');
+  body.appendChild(box);
+  card.appendChild(body);
+  el.appendChild(card);
+}
+
+/** Re-renders a merged tool result row on its own (its card left the page). */
+export function unmergeResult(el) {
+  el.classList.remove('merged');
+  el.textContent = '';
+  standaloneResult(el.__ev, el);
+}
+
+// ---- the turn's result ----
+
+function num(n) {
+  return Number(n).toLocaleString();
+}
+
+function usageText(usage) {
+  if (!usage || typeof usage !== 'object') return [];
+  const parts = [];
+  const input = usage.input_tokens ?? usage.input ?? usage.prompt_tokens;
+  const output = usage.output_tokens ?? usage.candidates_tokens ?? usage.completion_tokens;
+  if (Number.isFinite(input)) parts.push(`${num(input)} in`);
+  if (Number.isFinite(output)) parts.push(`${num(output)} out`);
+  const cached = (usage.cache_read_input_tokens ?? 0) + (usage.cached_input_tokens ?? 0) + (usage.cached ?? 0);
+  if (cached > 0) parts.push(`${num(cached)} cached`);
+  if (!parts.length && Number.isFinite(usage.total_tokens)) parts.push(`${num(usage.total_tokens)} tokens`);
+  return parts.length ? [`tokens: ${parts.join(' · ')}`] : [];
+}
+
+function resultRow(ev) {
+  const c = ev.content || {};
+  const el = row(ev, `result${c.is_error ? ' error' : ''}`);
+  const parts = [];
+  parts.push(h('span', { class: 'outcome', text: c.is_error ? `✗ Failed${c.subtype && c.subtype !== 'success' ? ` (${c.subtype})` : ''}` : '✓ Done' }));
+  if (Number.isFinite(c.duration_ms)) parts.push(h('span', { class: 'r-duration', text: duration(c.duration_ms) }));
+  const dollars = cost(c.cost_usd);
+  if (dollars) parts.push(h('span', { class: 'r-cost', text: dollars }));
+  for (const t of usageText(c.usage)) parts.push(h('span', { class: 'r-tokens', text: t }));
+  if (Number.isFinite(c.num_turns)) parts.push(h('span', { class: 'r-turns', text: `${c.num_turns} turn${c.num_turns === 1 ? '' : 's'}` }));
+  parts.push(h('span', { class: 'stamp muted', text: clock(ev.timestamp) }));
+  for (const p of parts) el.appendChild(p);
+  const errorText = c.error || (c.is_error ? c.result : null);
+  if (errorText) el.appendChild(h('div', { class: 'result-text', text: typeof errorText === 'string' ? errorText : compactJson(errorText, 2000) }));
+  return el;
+}
+
+// ---- everything else ----
+
+function outputLine(ev) {
+  const c = ev.content || {};
+  const el = row(ev, `out${c.stream === 'stderr' ? ' stderr' : ''}`);
+  const text = typeof c.text === 'string' ? c.text : compactJson(c);
+  if (text.length > LONG_LINE) {
+    const shown = h('span');
+    appendAnsi(shown, text.slice(0, LONG_LINE));
+    el.appendChild(shown);
+    const more = h('button', { type: 'button', class: 'link-button small', text: ` … show the whole line (${num(text.length)} characters)` });
+    more.addEventListener('click', () => {
+      shown.textContent = '';
+      appendAnsi(shown, text);
+      more.remove();
+    });
+    el.appendChild(more);
+  } else {
+    appendAnsi(el, text);
+  }
+  return el;
+}
+
+function thinkingRow(ev) {
+  const c = ev.content || {};
+  const text = String(c.text ?? '');
+  const el = row(ev, 'thinking-row');
+  const first = stripAnsi(text).replace(/\s+/g, ' ').trim();
+  const details = h('details', { class: 'thinking' },
+    h('summary', null, h('span', { text: 'Thinking' }), h('span', { class: 'muted', text: first ? ` — ${first.length > 90 ? `${first.slice(0, 90)}…` : first}` : '' })),
+    h('div', { class: 'body', text }));
+  el.appendChild(details);
+  return el;
+}
+
+function assistantRow(ev) {
+  const c = ev.content || {};
+  const text = String(c.text ?? '');
+  const el = row(ev, 'assistant');
+  el.appendChild(who('Assistant', ev, copyButton(() => text)));
+  el.appendChild(renderMarkdown(text));
+  return el;
+}
+
+function systemRow(ev) {
+  const c = ev.content || {};
+  if (c.subtype === 'init') {
+    const el = row(ev, 'notice system-init');
+    const bits = ['Session started'];
+    if (c.model) bits.push(String(c.model));
+    if (Array.isArray(c.tools)) bits.push(`${c.tools.length} tools`);
+    if (c.permission_mode) bits.push(`permissions: ${c.permission_mode}`);
+    if (c.cwd) bits.push(String(c.cwd));
+    el.appendChild(h('span', { text: bits.join(' · ') }));
+    if (c.session_id) el.title = `session ${c.session_id}`;
+    return el;
+  }
+  const el = row(ev, 'quiet system');
+  const rest = { ...c };
+  delete rest.raw;
+  delete rest.kind;
+  const label = c.subtype ? `system · ${c.subtype}` : 'system';
+  delete rest.subtype;
+  el.appendChild(h('span', { class: 'mono', text: `${label} ${Object.keys(rest).length ? compactJson(rest, 240) : ''}` }));
+  if (c.subtype === 'error' || c.severity === 'error') {
+    el.classList.remove('quiet');
+    el.classList.add('error-box');
+  }
+  return el;
+}
+
+function logRow(ev) {
+  const c = ev.content || {};
+  const el = row(ev, `log${c.stream === 'stderr' ? ' stderr' : ''}`);
+  const text = String(c.text ?? '');
+  if (text.length > LONG_LINE) {
+    const box = h('div');
+    collapsible(box, text, { lines: 4, chars: LONG_LINE });
+    el.appendChild(box);
+  } else {
+    appendAnsi(el, text);
+  }
+  return el;
+}
+
+function signalText(ev) {
+  if (ev.signal_name) return ev.signal_name;
+  if (ev.signal !== undefined && ev.signal !== null) return `signal ${ev.signal}`;
+  return null;
+}
+
+function statusRow(ev, ctx) {
+  const status = ev.status;
+  const time = clock(ev.timestamp);
+  let text = null;
+  let cls = 'quiet';
+  if (status === 'exited') {
+    const sig = signalText(ev);
+    text = ev.exit_code !== undefined && ev.exit_code !== null ? `Process exited with code ${ev.exit_code}` : sig ? `Process ended by ${sig}` : 'Process exited';
+    cls = ev.exit_code === 0 ? 'notice' : 'notice warn';
+  } else if (status === 'error') {
+    text = `Error${ev.error ? `: ${typeof ev.error === 'string' ? ev.error : compactJson(ev.error)}` : ''}`;
+    cls = 'notice bad';
+  } else if (status === 'interrupted') {
+    text = 'Interrupted (the server stopped while it ran)';
+    cls = 'notice warn';
+  } else if (status === 'running') {
+    text = `Process started${ev.pid ? ` (pid ${ev.pid})` : ''}`;
+    cls = ctx.hasTurns ? 'quiet' : 'notice';
+  } else if (status === 'starting') {
+    text = 'Starting…';
+  } else if (status === 'busy') {
+    text = `Working${ev.pid ? ` (pid ${ev.pid})` : ''}…`;
+  } else if (status === 'idle') {
+    const turn = ev.last_turn;
+    if (turn) {
+      const took = Number.isFinite(turn.duration_ms) ? ` after ${duration(turn.duration_ms)}` : '';
+      text = `Turn ${turn.outcome || 'ended'}${took}`;
+      if (turn.outcome && turn.outcome !== 'completed') cls = turn.outcome === 'failed' || turn.outcome === 'timeout' ? 'notice bad' : 'notice warn';
+    } else if (ev.exit_code !== undefined || ev.signal !== undefined) {
+      const sig = signalText(ev);
+      text = `Session ended${ev.exit_code !== undefined && ev.exit_code !== null ? ` with code ${ev.exit_code}` : sig ? ` by ${sig}` : ''}`;
+      cls = 'notice';
+    } else {
+      text = 'Idle';
+    }
+  } else {
+    text = `Status: ${status}`;
+  }
+  if (Array.isArray(ev.queue) && ev.queue.length && cls === 'quiet') text += ` · ${ev.queue.length} queued`;
+  const el = row(ev, `status ${cls}`);
+  el.appendChild(h('span', { text }));
+  el.appendChild(h('span', { class: 'stamp muted', text: time }));
+  return el;
+}
+
+function errorRow(ev) {
+  const el = row(ev, 'error-box');
+  el.appendChild(h('span', { class: 'code', text: ev.code || 'error' }));
+  el.appendChild(h('span', { text: ev.message || compactJson(ev) }));
+  return el;
+}
+
+/** The text and state label of a user's message bubble. */
+export function userBubble(el, ev, label) {
+  const stateEl = h('span', { class: 'state', text: label });
+  stateEl.dataset.state = label.split(' ')[0];
+  const source = ev.source === 'transcript' ? 'User (transcript)' : 'You';
+  el.appendChild(who(source, ev, stateEl));
+  el.appendChild(h('div', { class: 'body', text: String(ev.content ?? '') }));
+  return stateEl;
+}
+
+/**
+ * The row for one event. `ctx`: `hasTurns`, `cards` (tool id → card on the page),
+ * `resultRows` (tool id → result row), `messageLabel(ev)`, `bubbles` (message id →
+ * state element).
+ */
+export function renderEvent(ev, ctx) {
+  switch (ev.type) {
+    case 'output': {
+      const c = ev.content || {};
+      switch (c.kind) {
+        case undefined: return outputLine(ev);
+        case 'text': return assistantRow(ev);
+        case 'thinking': return thinkingRow(ev);
+        case 'tool_use': {
+          const el = row(ev, 'tool-row');
+          const card = toolCard(ev);
+          el.appendChild(card.el);
+          el.__card = card;
+          if (c.id) {
+            ctx.cards.set(c.id, card);
+            // Its result may already be on the page on its own (rendered before the call).
+            const result = ctx.resultRows.get(c.id);
+            if (result) {
+              card.setResult(result.__ev);
+              result.classList.add('merged');
+              result.textContent = '';
+            }
+          }
+          return el;
+        }
+        case 'tool_result': {
+          const el = row(ev, 'tool-result-row');
+          const card = c.tool_use_id ? ctx.cards.get(c.tool_use_id) : null;
+          if (c.tool_use_id) ctx.resultRows.set(c.tool_use_id, el);
+          if (card) {
+            card.setResult(ev);
+            el.classList.add('merged');
+          } else {
+            standaloneResult(ev, el);
+          }
+          return el;
+        }
+        case 'result': return resultRow(ev);
+        case 'system': return systemRow(ev);
+        case 'log': return logRow(ev);
+        default: {
+          const el = row(ev, 'quiet');
+          el.appendChild(h('span', { class: 'mono', text: `${c.kind}: ${compactJson(c, 300)}` }));
+          return el;
+        }
+      }
+    }
+    case 'user_message': {
+      const el = row(ev, 'user');
+      const stateEl = userBubble(el, ev, ctx.messageLabel(ev));
+      if (ev.message_id) ctx.bubbles.set(ev.message_id, stateEl);
+      return el;
+    }
+    case 'status': return statusRow(ev, ctx);
+    case 'error': return errorRow(ev);
+    default: {
+      const el = row(ev, 'quiet');
+      el.appendChild(h('span', { class: 'mono', text: `${ev.type}: ${compactJson(ev, 300)}` }));
+      return el;
+    }
+  }
+}
