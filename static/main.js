@@ -38,6 +38,8 @@ const conversation = new Conversation({
   jumpCount: $('jump-count'),
 }, {
   onStatus: (w) => {
+    // The worker's own stream may still deliver its last status after the deletion push.
+    if (deleted.has(w.id)) return;
     if (workers.selected === w.id) markSeen(w.id, Math.max(w.last_seq || 0, conversation.hi()));
     const merged = workers.update(w);
     if (workers.selected === w.id) showWorker(merged);
