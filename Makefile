@@ -15,7 +15,7 @@ release:
 	$(CARGO) build --release
 
 build:
-	$(CARGO) build --all-targets
+	$(CARGO) build --workspace --all-targets
 
 # The real AI CLIs the integration tests drive offline (needs npm; without it those
 # tests say they are skipped).
@@ -40,11 +40,11 @@ $(UI_STAMP): $(UI_DIR)/package.json $(UI_DIR)/package-lock.json
 	fi
 
 test: lint clis ui-deps
-	$(CARGO) test --all-targets
+	$(CARGO) test --workspace --all-targets
 
 lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The benchmark suite (a few minutes): workerhub, websocketd and the limit reference in the
 # same run; rewrites docs/BENCHMARKS.md. Never part of `make test`.

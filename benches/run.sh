@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: builds the release binaries and runs the benchmark suite, which writes
 # docs/BENCHMARKS.md. workerhub, websocketd (/usr/bin/websocketd, skipped if missing)
-# and the limit reference (src/bin/ws-reference.rs) are measured in the same run.
+# and the limit reference (bench/src/bin/ws-reference.rs) are measured in the same run.
 #
 # Extra arguments go to `workerhub-bench suite` (see `workerhub-bench suite --help`):
 #   benches/run.sh --quick                 # tiny sizes, checks that everything runs
@@ -9,5 +9,5 @@
 #   benches/run.sh --servers workerhub     # some servers
 set -euo pipefail
 cd "$(dirname "$0")/.."
-"${CARGO:-cargo}" build --release --bins
+"${CARGO:-cargo}" build --release --workspace --bins
 exec target/release/workerhub-bench suite --out docs/BENCHMARKS.md "$@"

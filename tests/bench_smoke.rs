@@ -6,19 +6,30 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 use support::server::Workerhub;
 
-const BENCH: &str = env!("CARGO_BIN_EXE_workerhub-bench");
+/// A binary of the bench crate (`bench/`, a member of this workspace), built beside
+/// workerhub by `cargo test --workspace`.
+fn bench_bin(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_workerhub")).with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        path.display()
+    );
+    path
+}
 const T: Duration = Duration::from_secs(10);
 
 /// Runs `workerhub-bench ARGS` (every scenario has its own deadline) and returns its
 /// JSON answer.
 fn bench(args: &[&str]) -> Value {
-    let out = Command::new(BENCH)
+    let out = Command::new(bench_bin("workerhub-bench"))
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -61,7 +72,7 @@ fn f(v: &Value, key: &str) -> f64 {
 
 #[test]
 fn emit_prints_numbered_stamped_lines() {
-    let out = Command::new(BENCH)
+    let out = Command::new(bench_bin("workerhub-bench"))
         .args(["emit", "--lines", "3"])
         .output()
         .expect("run emit");
@@ -109,7 +120,14 @@ fn echo_round_trips_through_cat() {
 #[test]
 fn stream_receives_every_line_in_order() {
     let hub = Workerhub::start(&[]);
-    let id = hub.command_worker(&[BENCH, "emit", "--lines", "3000", "--wait-go"]);
+    let bench = bench_bin("workerhub-bench");
+    let id = hub.command_worker(&[
+        bench.to_str().expect("utf-8 path"),
+        "emit",
+        "--lines",
+        "3000",
+        "--wait-go",
+    ]);
     running(&hub, &id);
     let url = format!("ws://{}/ws/{id}?since=0", hub.addr());
     let v = bench_on(
@@ -132,7 +150,14 @@ fn stream_receives_every_line_in_order() {
 #[test]
 fn fanout_delivers_every_line_to_every_client() {
     let hub = Workerhub::start(&[]);
-    let id = hub.command_worker(&[BENCH, "emit", "--lines", "200", "--wait-go"]);
+    let bench = bench_bin("workerhub-bench");
+    let id = hub.command_worker(&[
+        bench.to_str().expect("utf-8 path"),
+        "emit",
+        "--lines",
+        "200",
+        "--wait-go",
+    ]);
     running(&hub, &id);
     let url = format!("ws://{}/ws/{id}?since=0", hub.addr());
     let v = bench_on(
@@ -221,7 +246,7 @@ impl Drop for Reference {
 #[test]
 fn echo_round_trips_through_the_limit_reference() {
     let mut child = Reference(
-        Command::new(env!("CARGO_BIN_EXE_ws-reference"))
+        Command::new(bench_bin("ws-reference"))
             .args(["--port", "0", "--", "cat"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -1401,7 +1401,7 @@ fn report(suite: &Suite, agent: Option<String>, secs: f64) -> String {
          `{{\"type\":\"message\",\"content\":...}}`; each line the program prints arrives as \
          an `output` event (JSON with `seq` and `timestamp`, also written to history).\n\
          * **websocketd** {}: one process per connection, one text message per line.\n\
-         * **reference** (`src/bin/ws-reference.rs`, the *limit reference*, not product \
+         * **reference** (`bench/src/bin/ws-reference.rs`, the *limit reference*, not product \
          code): std `TcpListener` + `tungstenite`, one child per connection, one thread \
          polling the socket and the child's stdout, no JSON, no history; it flushes only \
          when no more output is buffered.\n\

@@ -15,23 +15,14 @@
 //! * `suite`: runs everything against workerhub, websocketd and the reference and
 //!   writes docs/BENCHMARKS.md (what `make bench` runs, through benches/run.sh).
 
-#[path = "workerhub-bench/agent.rs"]
 mod agent;
-#[path = "workerhub-bench/client.rs"]
 mod client;
-#[path = "workerhub-bench/emit.rs"]
 mod emit;
-#[path = "workerhub-bench/multi.rs"]
 mod multi;
-#[path = "workerhub-bench/procfs.rs"]
 mod procfs;
-#[path = "workerhub-bench/scenarios.rs"]
 mod scenarios;
-#[path = "workerhub-bench/stats.rs"]
 mod stats;
-#[path = "workerhub-bench/suite.rs"]
 mod suite;
-#[path = "workerhub-bench/sys.rs"]
 mod sys;
 
 use std::process::ExitCode;
