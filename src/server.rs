@@ -424,8 +424,12 @@ fn start_ticker(
                 {
                     last_status = Instant::now();
                     let status = crate::status::status_json(&app);
-                    app.dashboards
-                        .push("system:status", status, None, Audience::Everyone);
+                    app.dashboards.push(
+                        crate::protocol::ServerType::SystemStatus,
+                        status,
+                        None,
+                        Audience::Everyone,
+                    );
                 }
             }
         })

@@ -232,7 +232,12 @@ fn envelope_parsing_never_panics_and_names_every_failure() {
         json_line().prop_map(|b| String::from_utf8(b).unwrap()),
         (
             ".{0,30}",
-            prop::sample::select(workerhub::protocol::Kind::names().collect::<Vec<_>>()),
+            prop::sample::select(
+                workerhub::protocol::RequestType::ALL
+                    .iter()
+                    .map(|(_, name)| *name)
+                    .collect::<Vec<_>>()
+            ),
             ".{0,40}"
         )
             .prop_map(|(id, kind, junk)| format!(

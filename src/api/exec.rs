@@ -139,7 +139,7 @@ fn run_batch(
                 };
                 let progress = |state: &str, result: Option<&Value>| {
                     app.dashboards.push(
-                        "command:progress",
+                        crate::protocol::ServerType::CommandProgress,
                         json!({"batch_id": batch_id, "index": index, "total": total, "name": name, "state": state, "result": result}),
                         None,
                         Audience::ReadersOf(Some(&caller.name)),

@@ -19,11 +19,14 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tungstenite::Message;
 
 use crate::client::{self, Client, ClientError, Socket};
 use crate::clock;
+use crate::event::{AgentContent, Content, Event};
+use crate::wire::envelope::{RequestType, ServerType};
 
 #[derive(Args, Debug)]
 pub struct BatchArgs {
@@ -276,20 +279,13 @@ struct WorkerInfo {
 impl Session {
     fn request(
         &mut self,
-        kind: &str,
+        kind: RequestType,
         payload: Value,
         target: Option<&str>,
     ) -> Result<String, ClientError> {
         self.next_id += 1;
         let id = format!("batch-{}", self.next_id);
-        let mut msg =
-            json!({"id": id, "type": kind, "timestamp": clock::now_rfc3339(), "payload": payload});
-        if let Some(t) = target {
-            msg["target"] = json!(t);
-        }
-        self.socket
-            .send(Message::text(msg.to_string()))
-            .map_err(|e| ClientError(format!("cannot send to the server: {e}")))?;
+        client::send_request(&mut self.socket, &id, kind, payload, target)?;
         Ok(id)
     }
 
@@ -332,7 +328,10 @@ impl Session {
                 break Err(ClientError(format!("no answer to {id}")));
             }
             match self.next(left)? {
-                Some(msg) if msg["correlation_id"] == id && msg["type"] != "command:progress" => {
+                Some(msg)
+                    if msg["correlation_id"] == id
+                        && client::server_type(&msg) != Some(ServerType::CommandProgress) =>
+                {
                     break Ok(msg);
                 }
                 Some(msg) => kept.push(msg),
@@ -341,7 +340,7 @@ impl Session {
         };
         self.backlog.extend(kept);
         let msg = result?;
-        if msg["type"].as_str().is_some_and(|t| t.ends_with(":error")) {
+        if client::server_type(&msg).is_some_and(ServerType::is_error) {
             return Err(ClientError(
                 msg["payload"]["message"]
                     .as_str()
@@ -361,7 +360,7 @@ impl Session {
         if !self.workers.contains_key(name) {
             let mut body = defaults.clone();
             body.insert("name".into(), json!(name));
-            let id = self.request("agent:create", Value::Object(body), None)?;
+            let id = self.request(RequestType::AgentCreate, Value::Object(body), None)?;
             let created = self.answer(&id, Duration::from_secs(60))?;
             let worker = &created["payload"];
             let info = WorkerInfo {
@@ -370,7 +369,11 @@ impl Session {
             };
             if !info.has_turns {
                 // Its output arrives as events; nothing marks the end of an answer.
-                let id = self.request("agent:subscribe", json!({"worker_id": info.id}), None)?;
+                let id = self.request(
+                    RequestType::AgentSubscribe,
+                    json!({"worker_id": info.id}),
+                    None,
+                )?;
                 self.answer(&id, Duration::from_secs(30))?;
             }
             self.workers.insert(name.to_string(), info);
@@ -391,29 +394,30 @@ struct Outcome {
     error: Option<String>,
 }
 
-fn collect(outcome: &mut Outcome, event: &Value) {
-    let content = &event["content"];
-    match (event["type"].as_str(), content["kind"].as_str()) {
-        (Some("output"), Some("text")) => outcome
-            .text
-            .push_str(content["text"].as_str().unwrap_or("")),
-        (Some("output"), Some("tool_use")) => outcome
-            .tools
-            .push(content["name"].as_str().unwrap_or("").to_string()),
-        (Some("output"), None) => {
-            outcome
-                .text
-                .push_str(content["text"].as_str().unwrap_or(""));
+/// Takes one event of the message's run; true when it was output (the run is alive).
+fn collect(outcome: &mut Outcome, event: &Value) -> bool {
+    let decoded = Event::deserialize(event);
+    let is_output = matches!(decoded, Ok(Event::Output { .. }));
+    match decoded {
+        Ok(Event::Output {
+            content: Content::Agent(AgentContent::Text { text, .. }),
+        }) => outcome.text.push_str(&text),
+        Ok(Event::Output {
+            content: Content::Agent(AgentContent::ToolUse(tool)),
+        }) => outcome.tools.push(tool.name.unwrap_or_default()),
+        Ok(Event::Output {
+            content: Content::Line(line),
+        }) => {
+            outcome.text.push_str(&line.text);
             outcome.text.push('\n');
         }
-        (Some("error"), _) => {
-            outcome
-                .error
-                .get_or_insert_with(|| event["message"].as_str().unwrap_or("error").to_string());
+        Ok(Event::Error(error)) => {
+            outcome.error.get_or_insert(error.message);
         }
         _ => {}
     }
     outcome.events.push(event.clone());
+    is_output
 }
 
 fn run_message(
@@ -444,7 +448,7 @@ fn run_message(
     let timeout = Duration::from_secs_f64(args.timeout.max(0.001));
     let deadline = started + timeout;
     let request = match session.request(
-        "command:execute",
+        RequestType::CommandExecute,
         json!({"content": content}),
         Some(&worker_id),
     ) {
@@ -465,7 +469,11 @@ fn run_message(
                 "no end of turn within {:.0}s",
                 timeout.as_secs_f64()
             ));
-            let _ = session.request("agent:interrupt", json!({"worker_id": worker_id}), None);
+            let _ = session.request(
+                RequestType::AgentInterrupt,
+                json!({"worker_id": worker_id}),
+                None,
+            );
             break;
         }
         if !has_turns && answered && last_output.elapsed() >= quiet {
@@ -487,11 +495,11 @@ fn run_message(
             }
         };
         let correlated = msg["correlation_id"] == request.as_str();
-        match msg["type"].as_str() {
-            Some("command:progress") if correlated => {
-                collect(&mut outcome, &msg["payload"]["event"])
+        match client::server_type(&msg) {
+            Some(ServerType::CommandProgress) if correlated => {
+                collect(&mut outcome, &msg["payload"]["event"]);
             }
-            Some("command:result") if correlated => {
+            Some(ServerType::CommandResult) if correlated => {
                 answered = true;
                 last_output = Instant::now();
                 if has_turns {
@@ -507,7 +515,7 @@ fn run_message(
                     break;
                 }
             }
-            Some("command:error") if correlated => {
+            Some(ServerType::CommandError) if correlated => {
                 outcome.error = Some(
                     msg["payload"]["message"]
                         .as_str()
@@ -516,12 +524,11 @@ fn run_message(
                 );
                 break;
             }
-            Some("agent:event") if msg["source"] == worker_id.as_str() => {
-                let event = &msg["payload"];
-                if event["type"] == "output" {
+            Some(ServerType::AgentEvent) if msg["source"] == worker_id.as_str() => {
+                let was_output = collect(&mut outcome, &msg["payload"]);
+                if was_output {
                     last_output = Instant::now();
                 }
-                collect(&mut outcome, event);
             }
             _ => {}
         }

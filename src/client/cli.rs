@@ -8,10 +8,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tungstenite::Message;
 
 use crate::client::{self, Client, ClientError, Socket};
+use crate::event::{AgentContent, Content, Event, Pipe, Status};
+use crate::wire::envelope::{RequestType, ServerType};
 
 #[derive(Args, Debug, Clone)]
 pub struct ClientArgs {
@@ -256,82 +259,88 @@ impl Render {
             let _ = writeln!(out, "{event}");
             return;
         }
-        let content = &event["content"];
-        match (
-            event["type"].as_str().unwrap_or(""),
-            content["kind"].as_str(),
-        ) {
-            ("user_message", _) => {
-                let _ = writeln!(out, "> {}", event["content"].as_str().unwrap_or(""));
+        let Ok(typed) = Event::deserialize(event) else {
+            // A shape this build does not know (a newer server): shown as it came.
+            let _ = writeln!(err, "{event}");
+            return;
+        };
+        match typed {
+            Event::UserMessage(message) => {
+                let _ = writeln!(out, "> {}", message.content);
             }
-            ("output", None) => {
-                let text = content["text"].as_str().unwrap_or("");
-                if content["stream"] == "stderr" {
-                    let _ = writeln!(err, "{text}");
+            Event::Output {
+                content: Content::Line(line),
+            } => {
+                if line.stream == Pipe::Stderr {
+                    let _ = writeln!(err, "{}", line.text);
                 } else {
-                    let _ = writeln!(out, "{text}");
+                    let _ = writeln!(out, "{}", line.text);
                 }
             }
-            ("output", Some("text")) => {
-                let _ = writeln!(out, "{}", content["text"].as_str().unwrap_or(""));
-            }
-            ("output", Some("thinking")) => {
-                let _ = writeln!(
-                    out,
-                    "  (thinking) {}",
-                    short(content["text"].as_str().unwrap_or(""), 100)
-                );
-            }
-            ("output", Some("tool_use")) => {
-                let input = &content["input"];
-                let what = ["command", "cmd", "file_path", "path", "query", "url"]
-                    .iter()
-                    .find_map(|k| input[*k].as_str().map(str::to_string))
-                    .unwrap_or_else(|| input.to_string());
-                let _ = writeln!(
-                    out,
-                    "  ⚙ {}: {}",
-                    content["name"].as_str().unwrap_or("tool"),
-                    short(&what, 120)
-                );
-            }
-            ("output", Some("tool_result")) if content["is_error"] == true => {
-                let _ = writeln!(
-                    out,
-                    "  ✗ {}",
-                    short(content["content"].as_str().unwrap_or(""), 120)
-                );
-            }
-            ("output", Some("result")) => {
-                let mut line = String::from(if content["is_error"] == true {
-                    "— failed"
-                } else {
-                    "— done"
-                });
-                if let Some(ms) = content["duration_ms"].as_f64() {
-                    line.push_str(&format!(" in {:.1}s", ms / 1000.0));
-                }
-                if let Some(cost) = content["cost_usd"].as_f64().filter(|c| *c > 0.0) {
-                    line.push_str(&format!(", ${cost:.4}"));
-                }
-                let _ = writeln!(out, "{line}");
-            }
-            ("output", Some("log")) => {
-                let _ = writeln!(err, "{}", content["text"].as_str().unwrap_or(""));
-            }
-            ("status", _) if event["status"] == "exited" => {
-                let how = match (event["exit_code"].as_i64(), event["signal_name"].as_str()) {
+            Event::Output {
+                content: Content::Agent(piece),
+            } => render_piece(&mut out, &mut err, &piece),
+            Event::Status(status) if status.status == Status::Exited => {
+                let how = match (status.exit.exit_code, status.exit.signal_name) {
                     (Some(code), _) => format!("code {code}"),
-                    (None, Some(sig)) => sig.to_string(),
+                    (None, Some(sig)) => sig,
                     _ => "?".into(),
                 };
                 let _ = writeln!(out, "[exited: {how}]");
             }
-            ("error", _) => {
-                let _ = writeln!(err, "error: {}", event["message"].as_str().unwrap_or(""));
+            Event::Error(error) => {
+                let _ = writeln!(err, "error: {}", error.message);
             }
-            _ => {}
+            Event::Status(_) | Event::Unknown => {}
         }
+    }
+}
+
+/// One piece of an AI CLI's output, readable: the answer as it is, a tool call as one
+/// line, a failed tool's output short, the end of the turn with its time and cost.
+fn render_piece(out: &mut impl Write, err: &mut impl Write, piece: &AgentContent) {
+    match piece {
+        AgentContent::Text { text, .. } => {
+            let _ = writeln!(out, "{text}");
+        }
+        AgentContent::Thinking { text, .. } => {
+            let _ = writeln!(out, "  (thinking) {}", short(text, 100));
+        }
+        AgentContent::ToolUse(tool) => {
+            let input = &tool.input;
+            let what = ["command", "cmd", "file_path", "path", "query", "url"]
+                .iter()
+                .find_map(|k| input[*k].as_str().map(str::to_string))
+                .unwrap_or_else(|| input.to_string());
+            let name = tool.name.as_deref().unwrap_or("tool");
+            let _ = writeln!(out, "  ⚙ {name}: {}", short(&what, 120));
+        }
+        AgentContent::ToolResult(result) if result.is_error => {
+            let _ = writeln!(out, "  ✗ {}", short(&result.content, 120));
+        }
+        AgentContent::Result(result) => {
+            let mut line = String::from(if result.is_error {
+                "— failed"
+            } else {
+                "— done"
+            });
+            if let Some(ms) = result.duration_ms.as_ref().and_then(Value::as_f64) {
+                line.push_str(&format!(" in {:.1}s", ms / 1000.0));
+            }
+            if let Some(cost) = result
+                .cost_usd
+                .as_ref()
+                .and_then(Value::as_f64)
+                .filter(|c| *c > 0.0)
+            {
+                line.push_str(&format!(", ${cost:.4}"));
+            }
+            let _ = writeln!(out, "{line}");
+        }
+        AgentContent::Log { text, .. } => {
+            let _ = writeln!(err, "{text}");
+        }
+        AgentContent::ToolResult(_) | AgentContent::System(_) => {}
     }
 }
 
@@ -364,22 +373,6 @@ fn next_json(socket: &mut Socket, timeout: Duration) -> Result<Option<Value>, Cl
     }
 }
 
-fn request(
-    socket: &mut Socket,
-    id: &str,
-    kind: &str,
-    payload: Value,
-    target: Option<&str>,
-) -> Result<(), ClientError> {
-    let mut msg = json!({"id": id, "type": kind, "timestamp": crate::clock::now_rfc3339(), "payload": payload});
-    if let Some(t) = target {
-        msg["target"] = json!(t);
-    }
-    socket
-        .send(Message::text(msg.to_string()))
-        .map_err(|e| ClientError(format!("cannot send: {e}")))
-}
-
 /// Sends a message to a worker and shows the answer until the turn ends.
 pub fn send(args: &SendArgs) -> Result<ExitCode, ClientError> {
     let client = args.client.client();
@@ -391,10 +384,10 @@ pub fn send(args: &SendArgs) -> Result<ExitCode, ClientError> {
     if worker["has_turns"] != true {
         return send_without_turns(args, &mut socket, &id, deadline, &render);
     }
-    request(
+    client::send_request(
         &mut socket,
         "send",
-        "command:execute",
+        RequestType::CommandExecute,
         json!({"content": args.message}),
         Some(&id),
     )?;
@@ -405,10 +398,10 @@ pub fn send(args: &SendArgs) -> Result<ExitCode, ClientError> {
                 "workerhub: no end of turn within {}s; interrupting it",
                 args.timeout
             );
-            request(
+            client::send_request(
                 &mut socket,
                 "interrupt",
-                "agent:interrupt",
+                RequestType::AgentInterrupt,
                 json!({"worker_id": id}),
                 None,
             )?;
@@ -420,9 +413,9 @@ pub fn send(args: &SendArgs) -> Result<ExitCode, ClientError> {
         if msg["correlation_id"] != "send" {
             continue;
         }
-        match msg["type"].as_str() {
-            Some("command:progress") => render.event(&msg["payload"]["event"]),
-            Some("command:result") => {
+        match client::server_type(&msg) {
+            Some(ServerType::CommandProgress) => render.event(&msg["payload"]["event"]),
+            Some(ServerType::CommandResult) => {
                 if args.json {
                     println!("{}", msg["payload"]);
                 }
@@ -459,17 +452,17 @@ fn send_without_turns(
     deadline: Instant,
     render: &Render,
 ) -> Result<ExitCode, ClientError> {
-    request(
+    client::send_request(
         socket,
         "follow",
-        "agent:subscribe",
+        RequestType::AgentSubscribe,
         json!({"worker_id": id}),
         None,
     )?;
-    request(
+    client::send_request(
         socket,
         "send",
-        "command:execute",
+        RequestType::CommandExecute,
         json!({"content": args.message}),
         Some(id),
     )?;
@@ -496,16 +489,16 @@ fn send_without_turns(
         let Some(msg) = next_json(socket, wait)? else {
             continue;
         };
-        match (msg["type"].as_str(), msg["correlation_id"].as_str()) {
-            (Some("agent:event"), _) if msg["source"] == id => {
+        match (client::server_type(&msg), msg["correlation_id"].as_str()) {
+            (Some(ServerType::AgentEvent), _) if msg["source"] == id => {
                 render.event(&msg["payload"]);
                 last = Instant::now();
             }
-            (Some("command:result"), Some("send")) => {
+            (Some(ServerType::CommandResult), Some("send")) => {
                 answered = true;
                 last = Instant::now();
             }
-            (Some("command:error" | "agent:error" | "system:error"), Some("send" | "follow")) => {
+            (Some(t), Some("send" | "follow")) if t.is_error() => {
                 return Err(ClientError(
                     msg["payload"]["message"]
                         .as_str()
@@ -562,7 +555,13 @@ pub fn exec(args: &ExecArgs) -> Result<ExitCode, ClientError> {
         payload["cwd"] = json!(cwd);
     }
     let mut socket = client.ws("/ws")?;
-    request(&mut socket, "exec", "command:execute", payload, None)?;
+    client::send_request(
+        &mut socket,
+        "exec",
+        RequestType::CommandExecute,
+        payload,
+        None,
+    )?;
     loop {
         let Some(msg) = next_json(&mut socket, Duration::from_secs(3600))? else {
             continue;
@@ -571,8 +570,8 @@ pub fn exec(args: &ExecArgs) -> Result<ExitCode, ClientError> {
             continue;
         }
         let p = &msg["payload"];
-        match msg["type"].as_str() {
-            Some("command:progress") => {
+        match client::server_type(&msg) {
+            Some(ServerType::CommandProgress) => {
                 let text = p["text"].as_str().unwrap_or("");
                 if p["stream"] == "stderr" {
                     eprintln!("{text}");
@@ -580,7 +579,7 @@ pub fn exec(args: &ExecArgs) -> Result<ExitCode, ClientError> {
                     println!("{text}");
                 }
             }
-            Some("command:result") => {
+            Some(ServerType::CommandResult) => {
                 let _ = io::stdout().flush();
                 if let Some(error) = p["error"].as_str() {
                     eprintln!("workerhub: {error}");

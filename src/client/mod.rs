@@ -9,10 +9,12 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::Value;
-use tungstenite::WebSocket;
+use serde_json::{Value, json};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+use crate::wire::envelope::{RequestType, ServerType};
 
 pub type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 
@@ -164,4 +166,26 @@ pub fn set_read_timeout(socket: &mut Socket, timeout: Option<Duration>) {
     if let MaybeTlsStream::Plain(stream) = socket.get_mut() {
         let _ = stream.set_read_timeout(timeout);
     }
+}
+
+/// Sends one request of the agent protocol (`/ws`), with `id` to match its answers.
+pub fn send_request(
+    socket: &mut Socket,
+    id: &str,
+    kind: RequestType,
+    payload: Value,
+    target: Option<&str>,
+) -> Result<(), ClientError> {
+    let mut msg = json!({"id": id, "type": kind.name(), "timestamp": crate::clock::now_rfc3339(), "payload": payload});
+    if let Some(t) = target {
+        msg["target"] = json!(t);
+    }
+    socket
+        .send(Message::text(msg.to_string()))
+        .map_err(|e| ClientError(format!("cannot send to the server: {e}")))
+}
+
+/// The type of a message the server sent; None for one this build does not know.
+pub fn server_type(msg: &Value) -> Option<ServerType> {
+    msg["type"].as_str().and_then(ServerType::parse)
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use serde_json::Value;
 
-use super::envelope;
+use super::{ServerType, envelope};
 use crate::auth::{Access, Caller};
 use crate::event::Published;
 use crate::tasks::{Task, TaskNotice, TaskObserver};
@@ -53,7 +53,13 @@ impl Clients {
 
     /// Sends one envelope to every `/ws` client of `audience`. It is framed once; a
     /// client too far behind misses the push (it can ask for the state).
-    pub fn push(&self, kind: &str, payload: Value, source: Option<&str>, audience: Audience<'_>) {
+    pub fn push(
+        &self,
+        kind: ServerType,
+        payload: Value,
+        source: Option<&str>,
+        audience: Audience<'_>,
+    ) {
         let conns: Vec<Arc<Conn>> = self
             .lock()
             .iter()
@@ -92,7 +98,7 @@ impl Observer for Clients {
             Notice::Status(status) => {
                 let fields = serde_json::to_value(status).unwrap_or(Value::Null);
                 self.push(
-                    "agent:status",
+                    ServerType::AgentStatus,
                     with_worker(fields),
                     Some(&worker.id),
                     audience,
@@ -102,7 +108,7 @@ impl Observer for Clients {
                 let mut fields = serde_json::to_value(exit).unwrap_or(Value::Null);
                 fields["status"] = "exited".into();
                 self.push(
-                    "agent:stopped",
+                    ServerType::AgentStopped,
                     with_worker(fields),
                     Some(&worker.id),
                     audience,
@@ -111,7 +117,7 @@ impl Observer for Clients {
             Notice::Deleted => {
                 let fields = serde_json::json!({"status": "exited", "deleted": true});
                 self.push(
-                    "agent:stopped",
+                    ServerType::AgentStopped,
                     with_worker(fields),
                     Some(&worker.id),
                     audience,
@@ -126,9 +132,9 @@ impl Observer for Clients {
 impl TaskObserver for Clients {
     fn task_changed(&self, task: &Task, notice: TaskNotice) {
         let kind = match notice {
-            TaskNotice::Updated => "task:update",
-            TaskNotice::Completed => "task:complete",
-            TaskNotice::Failed => "task:failed",
+            TaskNotice::Updated => ServerType::TaskUpdate,
+            TaskNotice::Completed => ServerType::TaskComplete,
+            TaskNotice::Failed => ServerType::TaskFailed,
         };
         self.push(
             kind,
@@ -140,7 +146,7 @@ impl TaskObserver for Clients {
 
     fn task_event(&self, task: &Task, worker_id: &str, event: &Published) {
         self.push(
-            "task:update",
+            ServerType::TaskUpdate,
             serde_json::json!({"task_id": task.id, "worker_id": worker_id, "event": event.to_value()}),
             Some(worker_id),
             Audience::ReadersOf(task.owner.as_deref()),

@@ -12,86 +12,16 @@ pub mod session;
 use serde_json::{Map, Value};
 
 use crate::error::ErrorCode;
-pub use crate::wire::envelope::{envelope, envelope_event_frame};
+pub use crate::wire::envelope::{RequestType, ServerType, envelope, envelope_event_frame};
 
 /// The protocol's version, sent in `connection:ack`.
 pub const PROTOCOL_VERSION: u32 = 1;
-
-/// The message types a client may send.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    ConnectionPing,
-    AgentCreate,
-    AgentStatus,
-    AgentList,
-    AgentSubscribe,
-    AgentUnsubscribe,
-    AgentInterrupt,
-    AgentStop,
-    AgentDelete,
-    CommandExecute,
-    TaskAssign,
-    TaskList,
-    TaskCancel,
-    TaskRun,
-    SystemStatus,
-    SystemMetric,
-}
-
-impl Kind {
-    const ALL: [(Kind, &'static str); 16] = [
-        (Kind::ConnectionPing, "connection:ping"),
-        (Kind::AgentCreate, "agent:create"),
-        (Kind::AgentStatus, "agent:status"),
-        (Kind::AgentList, "agent:list"),
-        (Kind::AgentSubscribe, "agent:subscribe"),
-        (Kind::AgentUnsubscribe, "agent:unsubscribe"),
-        (Kind::AgentInterrupt, "agent:interrupt"),
-        (Kind::AgentStop, "agent:stop"),
-        (Kind::AgentDelete, "agent:delete"),
-        (Kind::CommandExecute, "command:execute"),
-        (Kind::TaskAssign, "task:assign"),
-        (Kind::TaskList, "task:list"),
-        (Kind::TaskCancel, "task:cancel"),
-        (Kind::TaskRun, "task:run"),
-        (Kind::SystemStatus, "system:status"),
-        (Kind::SystemMetric, "system:metric"),
-    ];
-
-    /// The names of every type a client may send.
-    pub fn names() -> impl Iterator<Item = &'static str> {
-        Kind::ALL.iter().map(|(_, name)| *name)
-    }
-
-    fn parse(text: &str) -> Option<Kind> {
-        Kind::ALL
-            .iter()
-            .find(|(_, name)| *name == text)
-            .map(|(kind, _)| *kind)
-    }
-
-    /// The type of the error answer to a failed request of this kind.
-    pub fn error_type(self) -> &'static str {
-        match self {
-            Kind::AgentCreate
-            | Kind::AgentStatus
-            | Kind::AgentList
-            | Kind::AgentSubscribe
-            | Kind::AgentUnsubscribe
-            | Kind::AgentInterrupt
-            | Kind::AgentStop
-            | Kind::AgentDelete => "agent:error",
-            Kind::CommandExecute => "command:error",
-            _ => "system:error",
-        }
-    }
-}
 
 /// A request as received, after checking.
 #[derive(Debug)]
 pub struct Request {
     pub id: String,
-    pub kind: Kind,
+    pub kind: RequestType,
     pub payload: Map<String, Value>,
     pub target: Option<String>,
 }
@@ -167,7 +97,7 @@ pub fn parse_request(text: &str) -> Result<Request, Invalid> {
             ));
         }
     };
-    let Some(kind) = Kind::parse(kind) else {
+    let Some(kind) = RequestType::parse(kind) else {
         return Err(fail(
             ErrorCode::UnknownType,
             format!(
@@ -216,7 +146,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.id, "1");
-        assert_eq!(r.kind, Kind::ConnectionPing);
+        assert_eq!(r.kind, RequestType::ConnectionPing);
         assert_eq!(r.payload["a"], 1);
     }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::{Kind, PROTOCOL_VERSION, Request, envelope, parse_request};
+use super::{PROTOCOL_VERSION, Request, RequestType, ServerType, envelope, parse_request};
 use crate::app::App;
 use crate::auth::{Access, Caller};
 use crate::error::{Error, ErrorCode};
@@ -37,12 +37,12 @@ impl AgentSession {
 }
 
 /// Sends an answer to request `id`.
-fn reply(conn: &Arc<Conn>, kind: &str, payload: Value, id: &str) {
+fn reply(conn: &Arc<Conn>, kind: ServerType, payload: Value, id: &str) {
     conn.send_json(&envelope(kind, payload, None, Some(id)));
 }
 
 /// Sends one of the domain's values as an answer to request `id`.
-fn reply_typed(conn: &Arc<Conn>, kind: &str, payload: &impl serde::Serialize, id: &str) {
+fn reply_typed(conn: &Arc<Conn>, kind: ServerType, payload: &impl serde::Serialize, id: &str) {
     reply(
         conn,
         kind,
@@ -53,7 +53,7 @@ fn reply_typed(conn: &Arc<Conn>, kind: &str, payload: &impl serde::Serialize, id
 
 /// An error as an error envelope: `{"code", "message", "status"}`, `status` being what
 /// the same error is over HTTP.
-fn reply_error(conn: &Arc<Conn>, kind: &str, err: &Error, id: Option<&str>) {
+fn reply_error(conn: &Arc<Conn>, kind: ServerType, err: &Error, id: Option<&str>) {
     conn.send_json(&envelope(
         kind,
         json!({"code": err.code, "message": err.message, "status": crate::http::reply::status_of(err.kind)}),
@@ -91,7 +91,7 @@ impl Session for AgentSession {
     fn on_open(&mut self, conn: &Arc<Conn>) {
         self.app.dashboards.add(conn, &self.caller);
         conn.send_json(&envelope(
-            "connection:ack",
+            ServerType::ConnectionAck,
             json!({
                 "connection_id": conn.id.to_string(),
                 "server_version": env!("CARGO_PKG_VERSION"),
@@ -108,7 +108,7 @@ impl Session for AgentSession {
             Ok(req) => req,
             Err(invalid) => {
                 let err = Error::invalid(invalid.message).with_code(invalid.code);
-                return reply_error(conn, "system:error", &err, invalid.id.as_deref());
+                return reply_error(conn, ServerType::SystemError, &err, invalid.id.as_deref());
             }
         };
         if let Err(err) = self.dispatch(conn, &req) {
@@ -122,7 +122,7 @@ impl Session for AgentSession {
     fn on_refused(&mut self, conn: &Arc<Conn>, code: ErrorCode, message: &str) {
         reply_error(
             conn,
-            "system:error",
+            ServerType::SystemError,
             &Error::invalid(message).with_code(code),
             None,
         );
@@ -141,34 +141,41 @@ impl AgentSession {
         let app = &self.app;
         let id = req.id.as_str();
         match req.kind {
-            Kind::ConnectionPing => reply(
+            RequestType::ConnectionPing => reply(
                 conn,
-                "connection:pong",
+                ServerType::ConnectionPong,
                 json!({"server_time": crate::clock::now_rfc3339()}),
                 id,
             ),
-            Kind::AgentCreate => {
+            RequestType::AgentCreate => {
                 let worker = app
                     .hub
                     .create(&Value::Object(req.payload.clone()), &self.caller)?;
-                reply_typed(conn, "agent:created", &worker.view(), id);
+                reply_typed(conn, ServerType::AgentCreated, &worker.view(), id);
             }
-            Kind::AgentStatus if req.payload.contains_key("worker_id") || req.target.is_some() => {
+            RequestType::AgentStatus
+                if req.payload.contains_key("worker_id") || req.target.is_some() =>
+            {
                 let worker = app
                     .hub
                     .require_for(&self.caller, &worker_id(req)?, Access::Read)?;
-                reply_typed(conn, "agent:status", &worker.view(), id);
+                reply_typed(conn, ServerType::AgentStatus, &worker.view(), id);
             }
-            Kind::AgentStatus | Kind::AgentList => {
+            RequestType::AgentStatus | RequestType::AgentList => {
                 let agents: Vec<_> = app
                     .hub
                     .list_for(&self.caller)
                     .iter()
                     .map(|w| w.view())
                     .collect();
-                reply_typed(conn, "agent:status", &json!({"agents": agents}), id);
+                reply_typed(
+                    conn,
+                    ServerType::AgentStatus,
+                    &json!({"agents": agents}),
+                    id,
+                );
             }
-            Kind::AgentSubscribe => {
+            RequestType::AgentSubscribe => {
                 let worker = app
                     .hub
                     .require_for(&self.caller, &worker_id(req)?, Access::Read)?;
@@ -186,14 +193,14 @@ impl AgentSession {
                 let (first, last) = worker.feed.bounds();
                 reply(
                     conn,
-                    "agent:subscribed",
+                    ServerType::AgentSubscribed,
                     json!({"worker_id": worker.id, "since": since, "first_seq": first, "last_seq": last}),
                     id,
                 );
                 let sub = Subscription::start(conn, worker.clone(), since, true);
                 self.subscriptions.insert(worker.id.clone(), sub);
             }
-            Kind::AgentUnsubscribe => {
+            RequestType::AgentUnsubscribe => {
                 let worker = worker_id(req)?;
                 let worker = app
                     .hub
@@ -206,28 +213,28 @@ impl AgentSession {
                     .is_some();
                 reply(
                     conn,
-                    "agent:unsubscribed",
+                    ServerType::AgentUnsubscribed,
                     json!({"worker_id": worker, "was_subscribed": was}),
                     id,
                 );
             }
-            Kind::AgentInterrupt => {
+            RequestType::AgentInterrupt => {
                 let worker = app
                     .hub
                     .require_for(&self.caller, &worker_id(req)?, Access::Change)?;
                 let answer = worker.interrupt()?;
                 reply(
                     conn,
-                    "agent:status",
+                    ServerType::AgentStatus,
                     json!({"worker_id": worker.id, "interrupt": answer}),
                     id,
                 );
             }
-            Kind::AgentStop | Kind::AgentDelete => {
+            RequestType::AgentStop | RequestType::AgentDelete => {
                 let worker = app
                     .hub
                     .require_for(&self.caller, &worker_id(req)?, Access::Change)?;
-                let delete = req.kind == Kind::AgentDelete;
+                let delete = req.kind == RequestType::AgentDelete;
                 let (app, conn, id) = (app.clone(), conn.clone(), id.to_string());
                 in_background("agent-stop", move || {
                     let answer = if delete {
@@ -240,17 +247,22 @@ impl AgentSession {
                                   "dropped_messages": stopped.dropped_messages}))
                     };
                     match answer {
-                        Ok(payload) => reply(&conn, "agent:stopped", payload, &id),
-                        Err(err) => reply_error(&conn, "agent:error", &err, Some(&id)),
+                        Ok(payload) => reply(&conn, ServerType::AgentStopped, payload, &id),
+                        Err(err) => reply_error(&conn, ServerType::AgentError, &err, Some(&id)),
                     }
                 });
             }
-            Kind::CommandExecute => self.execute(conn, req)?,
-            Kind::TaskAssign => {
+            RequestType::CommandExecute => self.execute(conn, req)?,
+            RequestType::TaskAssign => {
                 let task = app.tasks.create(&req.payload, &self.caller)?;
-                reply(conn, "task:update", json!({"task": task.json()}), id);
+                reply(
+                    conn,
+                    ServerType::TaskUpdate,
+                    json!({"task": task.json()}),
+                    id,
+                );
             }
-            Kind::TaskList => {
+            RequestType::TaskList => {
                 let status = match req.payload.get("status") {
                     None | Some(Value::Null) => None,
                     Some(v) => Some(crate::tasks::parse_status(v.as_str().unwrap_or(""))?),
@@ -261,25 +273,45 @@ impl AgentSession {
                     .iter()
                     .map(|t| t.json())
                     .collect();
-                reply(conn, "task:list", json!({"tasks": tasks}), id);
+                reply(conn, ServerType::TaskList, json!({"tasks": tasks}), id);
             }
-            Kind::TaskCancel => {
+            RequestType::TaskCancel => {
                 let task = app.tasks.cancel(&self.caller, &task_id(req)?)?;
-                reply(conn, "task:update", json!({"task": task.json()}), id);
+                reply(
+                    conn,
+                    ServerType::TaskUpdate,
+                    json!({"task": task.json()}),
+                    id,
+                );
             }
-            Kind::TaskRun => {
+            RequestType::TaskRun => {
                 let task = app.tasks.run_now(&self.caller, &task_id(req)?)?;
-                reply(conn, "task:update", json!({"task": task.json()}), id);
+                reply(
+                    conn,
+                    ServerType::TaskUpdate,
+                    json!({"task": task.json()}),
+                    id,
+                );
             }
-            Kind::SystemStatus => reply(conn, "system:status", crate::status::status_json(app), id),
-            Kind::SystemMetric => {
+            RequestType::SystemStatus => reply(
+                conn,
+                ServerType::SystemStatus,
+                crate::status::status_json(app),
+                id,
+            ),
+            RequestType::SystemMetric => {
                 if !self.caller.is_admin() {
                     return Err(Error::forbidden(
                         ErrorCode::Forbidden,
                         "metrics name every worker: only an admin token may read them",
                     ));
                 }
-                reply(conn, "system:metric", crate::status::metrics_json(app), id)
+                reply(
+                    conn,
+                    ServerType::SystemMetric,
+                    crate::status::metrics_json(app),
+                    id,
+                )
             }
         }
         Ok(())
@@ -306,7 +338,7 @@ impl AgentSession {
                 let sent = worker.send_message(&content, &self.caller.name)?;
                 reply(
                     conn,
-                    "command:result",
+                    ServerType::CommandResult,
                     json!({"success": true, "worker_id": worker.id, "sent": sent}),
                     &id,
                 );
@@ -321,7 +353,12 @@ impl AgentSession {
                 move |event| {
                     if let Some(conn) = weak.upgrade() {
                         let payload = json!({"worker_id": &*source, "event": event.to_value()});
-                        let frame = envelope("command:progress", payload, Some(&source), Some(&id));
+                        let frame = envelope(
+                            ServerType::CommandProgress,
+                            payload,
+                            Some(&source),
+                            Some(&id),
+                        );
                         conn.push_shared(
                             crate::wire::frame::text(frame.to_string().as_bytes()).into(),
                         );
@@ -332,7 +369,7 @@ impl AgentSession {
                         let mut payload = serde_json::to_value(&outcome).unwrap_or(Value::Null);
                         payload["worker_id"] = worker_id.into();
                         payload["message_id"] = message.into();
-                        reply(&conn, "command:result", payload, &done_id);
+                        reply(&conn, ServerType::CommandResult, payload, &done_id);
                     }
                 },
             );
@@ -357,11 +394,18 @@ impl AgentSession {
             Box::new(move |n, pipe, text| {
                 if let Some(conn) = weak.upgrade() {
                     let payload = json!({"line": n, "stream": pipe.as_str(), "text": text});
-                    let frame = envelope("command:progress", payload, None, Some(&id));
+                    let frame = envelope(ServerType::CommandProgress, payload, None, Some(&id));
                     conn.push_shared(crate::wire::frame::text(frame.to_string().as_bytes()).into());
                 }
             }),
-            Box::new(move |result| reply(&done_conn, "command:result", result.json(), &done_id)),
+            Box::new(move |result| {
+                reply(
+                    &done_conn,
+                    ServerType::CommandResult,
+                    result.json(),
+                    &done_id,
+                )
+            }),
         );
         Ok(())
     }

@@ -7,16 +7,132 @@ use crate::clock;
 use crate::event::Published;
 use crate::wire::frame;
 
+/// An enum of message types with their names on the wire, read and written through
+/// one table.
+macro_rules! message_types {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $wire:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $name {
+            $($variant,)*
+        }
+
+        impl $name {
+            /// Every type with its name.
+            pub const ALL: &'static [($name, &'static str)] = &[$(($name::$variant, $wire),)*];
+
+            /// Its name on the wire, e.g. `agent:create`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $wire,)*
+                }
+            }
+
+            /// The type named `name`.
+            pub fn parse(name: &str) -> Option<$name> {
+                Self::ALL.iter().find(|(_, n)| *n == name).map(|(kind, _)| *kind)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
+message_types! {
+    /// What a client may ask (`type` of a request).
+    RequestType {
+        ConnectionPing = "connection:ping",
+        AgentCreate = "agent:create",
+        AgentStatus = "agent:status",
+        AgentList = "agent:list",
+        AgentSubscribe = "agent:subscribe",
+        AgentUnsubscribe = "agent:unsubscribe",
+        AgentInterrupt = "agent:interrupt",
+        AgentStop = "agent:stop",
+        AgentDelete = "agent:delete",
+        CommandExecute = "command:execute",
+        TaskAssign = "task:assign",
+        TaskList = "task:list",
+        TaskCancel = "task:cancel",
+        TaskRun = "task:run",
+        SystemStatus = "system:status",
+        SystemMetric = "system:metric",
+    }
+}
+
+message_types! {
+    /// What the server sends: answers to requests and pushes.
+    ServerType {
+        ConnectionAck = "connection:ack",
+        ConnectionPong = "connection:pong",
+        AgentCreated = "agent:created",
+        AgentStatus = "agent:status",
+        AgentSubscribed = "agent:subscribed",
+        AgentUnsubscribed = "agent:unsubscribed",
+        AgentStopped = "agent:stopped",
+        AgentEvent = "agent:event",
+        AgentError = "agent:error",
+        CommandProgress = "command:progress",
+        CommandResult = "command:result",
+        CommandError = "command:error",
+        TaskUpdate = "task:update",
+        TaskList = "task:list",
+        TaskComplete = "task:complete",
+        TaskFailed = "task:failed",
+        SystemStatus = "system:status",
+        SystemMetric = "system:metric",
+        SystemError = "system:error",
+    }
+}
+
+impl ServerType {
+    /// An error answer (`agent:error`, `command:error`, `system:error`).
+    pub fn is_error(self) -> bool {
+        matches!(
+            self,
+            ServerType::AgentError | ServerType::CommandError | ServerType::SystemError
+        )
+    }
+}
+
+impl RequestType {
+    /// The type of the error answer to a failed request of this type.
+    pub fn error_type(self) -> ServerType {
+        match self {
+            RequestType::AgentCreate
+            | RequestType::AgentStatus
+            | RequestType::AgentList
+            | RequestType::AgentSubscribe
+            | RequestType::AgentUnsubscribe
+            | RequestType::AgentInterrupt
+            | RequestType::AgentStop
+            | RequestType::AgentDelete => ServerType::AgentError,
+            RequestType::CommandExecute => ServerType::CommandError,
+            RequestType::ConnectionPing
+            | RequestType::TaskAssign
+            | RequestType::TaskList
+            | RequestType::TaskCancel
+            | RequestType::TaskRun
+            | RequestType::SystemStatus
+            | RequestType::SystemMetric => ServerType::SystemError,
+        }
+    }
+}
+
 /// A new envelope: `{"id","type","timestamp","payload","source"?,"correlation_id"?}`.
 pub fn envelope(
-    kind: &str,
+    kind: ServerType,
     payload: Value,
     source: Option<&str>,
     correlation_id: Option<&str>,
 ) -> Value {
     let mut map = Map::new();
     map.insert("id".into(), uuid::Uuid::new_v4().to_string().into());
-    map.insert("type".into(), kind.into());
+    map.insert("type".into(), kind.name().into());
     map.insert("timestamp".into(), clock::now_rfc3339().into());
     map.insert("payload".into(), payload);
     if let Some(source) = source {
@@ -49,7 +165,9 @@ pub fn envelope_event_frame(event: &Published, source: &str) -> Vec<u8> {
     out.extend_from_slice(source.as_bytes());
     out.push(b':');
     out.extend_from_slice(event.seq.to_string().as_bytes());
-    out.extend_from_slice(b"\",\"type\":\"agent:event\",\"timestamp\":\"");
+    out.extend_from_slice(b"\",\"type\":\"");
+    out.extend_from_slice(ServerType::AgentEvent.name().as_bytes());
+    out.extend_from_slice(b"\",\"timestamp\":\"");
     out.extend_from_slice(event_timestamp(json));
     out.extend_from_slice(b"\",\"source\":\"");
     out.extend_from_slice(source.as_bytes());
@@ -62,6 +180,23 @@ pub fn envelope_event_frame(event: &Published, source: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_type_has_one_name_and_reads_back() {
+        for (kind, name) in RequestType::ALL {
+            assert_eq!(kind.name(), *name);
+            assert_eq!(RequestType::parse(name), Some(*kind));
+        }
+        for (kind, name) in ServerType::ALL {
+            assert_eq!(kind.name(), *name);
+            assert_eq!(ServerType::parse(name), Some(*kind));
+        }
+        assert_eq!(
+            RequestType::parse("agent:event"),
+            None,
+            "only the server sends it"
+        );
+    }
 
     #[test]
     fn an_event_envelope_carries_the_event_whole() {

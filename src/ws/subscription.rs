@@ -115,7 +115,7 @@ impl Subscriber for Subscription {
         match &self.envelope {
             None => conn.close(1000, reason),
             Some(worker_id) => conn.send_json(&crate::wire::envelope::envelope(
-                "agent:stopped",
+                crate::wire::envelope::ServerType::AgentStopped,
                 serde_json::json!({"worker_id": &**worker_id, "reason": reason, "deleted": true}),
                 Some(worker_id),
                 None,
