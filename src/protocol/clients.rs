@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{ServerType, envelope};
 use crate::auth::{Access, Caller};
-use crate::event::Published;
+use crate::event::{Published, Status};
 use crate::tasks::{Task, TaskNotice, TaskObserver};
 use crate::wire::frame;
 use crate::worker::{Notice, Observer, Worker};
@@ -106,7 +106,7 @@ impl Observer for Clients {
             }
             Notice::Exited(exit) => {
                 let mut fields = serde_json::to_value(exit).unwrap_or(Value::Null);
-                fields["status"] = "exited".into();
+                fields["status"] = Status::Exited.as_str().into();
                 self.push(
                     ServerType::AgentStopped,
                     with_worker(fields),
@@ -115,7 +115,7 @@ impl Observer for Clients {
                 );
             }
             Notice::Deleted => {
-                let fields = serde_json::json!({"status": "exited", "deleted": true});
+                let fields = serde_json::json!({"status": Status::Exited, "deleted": true});
                 self.push(
                     ServerType::AgentStopped,
                     with_worker(fields),

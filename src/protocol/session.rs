@@ -119,13 +119,8 @@ impl Session for AgentSession {
 
     /// A message this connection does not take (too large, binary) is answered in the
     /// protocol's own format.
-    fn on_refused(&mut self, conn: &Arc<Conn>, code: ErrorCode, message: &str) {
-        reply_error(
-            conn,
-            ServerType::SystemError,
-            &Error::invalid(message).with_code(code),
-            None,
-        );
+    fn on_refused(&mut self, conn: &Arc<Conn>, err: &Error) {
+        reply_error(conn, ServerType::SystemError, err, None);
     }
 
     fn on_close(&mut self, conn: &Arc<Conn>) {

@@ -13,7 +13,7 @@ use tungstenite::{Error as WsError, Message};
 use super::conn::Conn;
 use super::outbox::Phase;
 use super::registry::Connections;
-use crate::error::ErrorCode;
+use crate::error::{Error, ErrorCode, ErrorKind};
 use crate::metrics::{self, METRICS};
 use crate::wire::frame;
 
@@ -25,8 +25,8 @@ pub trait Session: Send {
     fn on_text(&mut self, conn: &Arc<Conn>, text: &str);
     /// The client sent something the connection does not take (too large, binary); the
     /// connection stays open. Each endpoint answers in its own format.
-    fn on_refused(&mut self, conn: &Arc<Conn>, code: ErrorCode, message: &str) {
-        conn.send_error(code, message);
+    fn on_refused(&mut self, conn: &Arc<Conn>, err: &Error) {
+        conn.send_error(err.code, &err.message);
     }
     /// The connection is over, however it ended.
     fn on_close(&mut self, conn: &Arc<Conn>);
@@ -103,11 +103,14 @@ pub fn read_loop(
                 if text.len() > cfg.max_message_bytes {
                     session.on_refused(
                         &conn,
-                        ErrorCode::MessageTooLarge,
-                        &format!(
-                            "message of {} bytes is over the limit of {} bytes",
-                            text.len(),
-                            cfg.max_message_bytes
+                        &Error::new(
+                            ErrorKind::TooLarge,
+                            ErrorCode::MessageTooLarge,
+                            format!(
+                                "message of {} bytes is over the limit of {} bytes",
+                                text.len(),
+                                cfg.max_message_bytes
+                            ),
                         ),
                     );
                 } else {
@@ -120,16 +123,20 @@ pub fn read_loop(
                         log::error!("connection {}: handling a message panicked", conn.id);
                         session.on_refused(
                             &conn,
-                            ErrorCode::Internal,
-                            "the server failed while handling this message (it was logged)",
+                            &Error::internal(
+                                "the server failed while handling this message (it was logged)",
+                            ),
                         );
                     }
                 }
             }
             Ok(Message::Binary(_)) => session.on_refused(
                 &conn,
-                ErrorCode::BinaryNotSupported,
-                "binary frames are not accepted: send JSON as a text message",
+                &Error::new(
+                    ErrorKind::UnsupportedMedia,
+                    ErrorCode::BinaryNotSupported,
+                    "binary frames are not accepted: send JSON as a text message",
+                ),
             ),
             Ok(_) => {}
             Err(WsError::Io(err))
