@@ -77,10 +77,12 @@ struct ConfigFile {
     ai_clis: Vec<CustomKind>,
 }
 
-const BUILTIN: &[&str] = &["command", "claude", "codex", "gemini", "opencode"];
-
-/// Reads the kinds of a config file, checking each.
-pub fn parse_config(text: &str) -> Result<Vec<CustomKind>, String> {
+/// Reads the kinds of a config file, checking each; a name `is_builtin` says is taken
+/// cannot be redefined.
+pub fn parse_config(
+    text: &str,
+    is_builtin: impl Fn(&str) -> bool,
+) -> Result<Vec<CustomKind>, String> {
     let config: ConfigFile =
         serde_json::from_str(text).map_err(|e| format!("invalid config: {e}"))?;
     for kind in &config.ai_clis {
@@ -95,7 +97,7 @@ pub fn parse_config(text: &str) -> Result<Vec<CustomKind>, String> {
                 kind.name
             ));
         }
-        if BUILTIN.contains(&kind.name.as_str()) {
+        if is_builtin(&kind.name) {
             return Err(format!(
                 "`{}` is a built-in kind and cannot be redefined",
                 kind.name
@@ -203,11 +205,15 @@ impl LineParser for TextParser {
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<Vec<CustomKind>, String> {
+        parse_config(text, |name| name == "claude")
+    }
+
     #[test]
     fn config_kinds_are_checked() {
         let ok =
             r#"{"ai_clis":[{"name":"echoer","command":["echo","{message}"],"output":"text"}]}"#;
-        assert_eq!(parse_config(ok).unwrap()[0].name, "echoer");
+        assert_eq!(parse(ok).unwrap()[0].name, "echoer");
         for bad in [
             r#"{"ai_clis":[{"name":"claude","command":["x"],"output":"text"}]}"#,
             r#"{"ai_clis":[{"name":"x","command":[],"output":"text"}]}"#,
@@ -215,7 +221,7 @@ mod tests {
             r#"{"ai_clis":[{"name":"x","command":["a"],"output":"xml"}]}"#,
             r#"{"kinds":[]}"#,
         ] {
-            assert!(parse_config(bad).is_err(), "{bad}");
+            assert!(parse(bad).is_err(), "{bad}");
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Worker kinds (`ai_cli_type`). An adapter knows how to start its program (for a turn
 //! or for a long-running session), how to hand it a message, how to interrupt it, and
 //! how to turn each line it prints into events of the one event model. Adding a kind is
-//! one file here plus one line in [`Registry::new`].
+//! one file here plus one line in `registry::builtin` (`scratch.rs`, a kind that
+//! exists only in the unit tests, shows it).
 //!
 //! Output events of AI kinds carry an [`AgentContent`]: `text`, `thinking`, `tool_use`,
 //! `tool_result`, `result`, `system` and `log` (a line that is not in the CLI's JSON
@@ -15,6 +16,8 @@ pub mod custom;
 pub mod gemini;
 pub mod opencode;
 pub mod registry;
+#[cfg(test)]
+mod scratch;
 pub mod settings;
 
 use serde_json::{Map, Value};

@@ -33,17 +33,23 @@ const PROBE_TTL: Duration = Duration::from_secs(30);
 /// How long `--version` may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The built-in kinds. A new kind is its file in `adapters/` and one line here.
+fn builtin() -> Vec<Arc<dyn Adapter>> {
+    vec![
+        Arc::new(command::Command),
+        Arc::new(claude::Claude),
+        Arc::new(codex::Codex),
+        Arc::new(gemini::Gemini),
+        Arc::new(opencode::OpenCode),
+        #[cfg(test)]
+        Arc::new(super::scratch::Scratch),
+    ]
+}
+
 impl Registry {
     pub fn new(settings: CliSettings) -> Registry {
-        let builtin: [Arc<dyn Adapter>; 5] = [
-            Arc::new(command::Command),
-            Arc::new(claude::Claude),
-            Arc::new(codex::Codex),
-            Arc::new(gemini::Gemini),
-            Arc::new(opencode::OpenCode),
-        ];
         Registry {
-            adapters: builtin
+            adapters: builtin()
                 .into_iter()
                 .map(|a| (a.kind().to_string(), a))
                 .collect(),
@@ -56,7 +62,9 @@ impl Registry {
     pub fn load_config(&mut self, path: &Path) -> Result<usize, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let kinds = custom::parse_config(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let builtin: Vec<String> = builtin().iter().map(|a| a.kind().to_string()).collect();
+        let kinds = custom::parse_config(&text, |name| builtin.iter().any(|b| b == name))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let n = kinds.len();
         for kind in kinds {
             self.adapters
