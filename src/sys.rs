@@ -1,12 +1,10 @@
 //! The few operating-system calls std does not offer: process groups and `waitid`,
-//! `poll`, `epoll`, `eventfd`, non-blocking `sendmsg`, descriptor limits, and recovering
-//! the socket of an upgraded tiny_http connection.
+//! `poll`, `epoll`, `eventfd`, non-blocking `sendmsg`, descriptor limits, dying with the
+//! parent, and what /proc says of processes.
 //!
 //! Every `unsafe` block of the crate lives here, each with the reason it is sound.
 
 use std::io::{self, IoSlice};
-use std::mem::ManuallyDrop;
-use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
@@ -62,105 +60,6 @@ pub fn set_socket_timeouts(listener: &std::net::TcpListener, timeout: Duration) 
             )
         })?;
     }
-    Ok(())
-}
-
-/// Looks at descriptor `fd` as a TCP socket without taking ownership of it.
-fn borrowed_tcp(fd: RawFd) -> ManuallyDrop<TcpStream> {
-    // SAFETY: the stream is never dropped (ManuallyDrop), so the descriptor is not
-    // closed; it is only used for getsockname/getpeername, which fail harmlessly on a
-    // descriptor that is not a socket or was closed meanwhile.
-    ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(fd) })
-}
-
-/// Whether two descriptors refer to the same open file (here: the same socket).
-fn same_file(a: RawFd, b: RawFd) -> bool {
-    let stat = |fd: RawFd| {
-        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: `st` is written by fstat before it is read, and only read on success.
-        (unsafe { libc::fstat(fd, st.as_mut_ptr()) } == 0)
-            .then(|| unsafe { st.assume_init() })
-            .map(|st| (st.st_dev, st.st_ino))
-    };
-    matches!((stat(a), stat(b)), (Some(x), Some(y)) if x == y)
-}
-
-/// Finds the descriptors of this process that are a TCP connection to `peer` whose
-/// local end satisfies `local_ok`, skipping descriptors for which `skip` is true.
-///
-/// tiny_http hands an upgraded connection back as an opaque stream that cannot be split,
-/// polled or given a timeout; this finds the socket under it (see docs/ARCHITECTURE.md).
-/// A TCP connection is identified by its address pair, so the match is exact.
-///
-/// The kernel gives out the lowest free descriptor number, so a new connection's
-/// descriptors are almost always below `likely_bound` (a little past the highest one
-/// the caller knows of): those numbers are tried first, with no allocation and no system
-/// call for skipped ones, stopping once `expected` are found. Only if that finds fewer
-/// does it fall back to listing /proc/self/fd.
-pub fn find_tcp_fds_matching(
-    peer: SocketAddr,
-    skip: &dyn Fn(RawFd) -> bool,
-    local_ok: &dyn Fn(SocketAddr) -> bool,
-    likely_bound: RawFd,
-    expected: usize,
-) -> Vec<RawFd> {
-    let matches = |fd: RawFd| {
-        if skip(fd) {
-            return false;
-        }
-        let sock = borrowed_tcp(fd);
-        sock.peer_addr().ok() == Some(peer) && sock.local_addr().is_ok_and(local_ok)
-    };
-    let mut found: Vec<RawFd> = Vec::with_capacity(expected);
-    for fd in 0..likely_bound {
-        if matches(fd) {
-            found.push(fd);
-            if found.len() == expected {
-                // All of them one socket (tiny_http dups it), or the address pair was
-                // ambiguous (several local addresses): then list them all to tell.
-                if found.iter().all(|&fd| same_file(fd, found[0])) {
-                    return found;
-                }
-                break;
-            }
-        }
-    }
-    found.clear();
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return found;
-    };
-    for entry in dir.flatten() {
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<RawFd>().ok())
-        else {
-            continue;
-        };
-        if matches(fd) {
-            found.push(fd);
-        }
-    }
-    found.sort_unstable();
-    found
-}
-
-/// Duplicates `fd` into a new descriptor owned by the caller.
-pub fn dup_fd(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC returns a fresh descriptor that nothing else owns.
-    let new = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
-    // SAFETY: `new` was just created and is owned by no one else.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
-}
-
-/// Points descriptor `fd` at /dev/null. The object that owns `fd` keeps a valid
-/// descriptor (so its own close stays correct), but its `shutdown` no longer reaches the
-/// socket that other descriptors still share.
-pub fn point_at_dev_null(fd: RawFd) -> io::Result<()> {
-    let null = std::fs::File::open("/dev/null")?;
-    // SAFETY: dup2 atomically replaces `fd`; the caller guarantees that `fd` is owned by
-    // an object it holds, so no other thread can close or reuse the number meanwhile.
-    check(unsafe { libc::dup2(null.as_raw_fd(), fd) })?;
     Ok(())
 }
 

@@ -265,10 +265,10 @@ fn create_requests_and_config_files_are_checked_without_panicking() {
             let _ = workerhub::worker::WorkerSpec::from_json(&value, "command", Path::new("/"));
             let _ = workerhub::tasks::parse_schedule(&value);
             let _ = custom::parse_config(&String::from_utf8_lossy(&line), |name| name == "claude");
-            let _ = custom::parse_config(&format!(
-                r#"{{"ai_clis":[{}]}}"#,
-                String::from_utf8_lossy(&line)
-            ));
+            let _ = custom::parse_config(
+                &format!(r#"{{"ai_clis":[{}]}}"#, String::from_utf8_lossy(&line)),
+                |name| name == "claude",
+            );
             Ok(())
         })
         .unwrap();
