@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Adapter, CliSettings, Interrupt, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed,
-    TurnEnd, content_text, json_object, push_opt, str_of, string_in, string_of, worker_env,
+    Adapter, Interrupt, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed, TurnEnd,
+    content_text, json_object, push_opt, str_of, string_in, string_of, worker_env,
 };
 use crate::event::{AgentContent, Event, Pipe, ToolResult, ToolUse, TurnResult, UserMessage};
 use crate::process::ProcessSpec;
@@ -167,11 +167,7 @@ impl Adapter for Claude {
             "--verbose".into(),
         ]);
         push_opt(&mut argv, "--resume", launch.session_id);
-        let model = spec
-            .options
-            .model
-            .clone()
-            .or_else(|| launch.settings.of(self.kind()).model);
+        let model = launch.model(self.kind());
         push_opt(&mut argv, "--model", model.as_deref());
         push_opt(
             &mut argv,
@@ -229,10 +225,6 @@ impl Adapter for Claude {
 
     fn takes_messages(&self, spec: &WorkerSpec) -> bool {
         mode(spec) != Mode::Watch
-    }
-
-    fn default_model(&self, settings: &CliSettings) -> Option<String> {
-        settings.of(self.kind()).model
     }
 
     fn validate(&self, spec: &WorkerSpec) -> Result<(), String> {

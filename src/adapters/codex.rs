@@ -60,7 +60,7 @@ impl Adapter for Codex {
             "--json".into(),
             "--skip-git-repo-check".into(),
         ];
-        push_opt(&mut argv, "--model", spec.options.model.as_deref());
+        push_opt(&mut argv, "--model", launch.model(self.kind()).as_deref());
         // Codex's permission setting is its sandbox: read-only, workspace-write or
         // danger-full-access.
         push_opt(

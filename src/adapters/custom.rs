@@ -156,7 +156,7 @@ impl Adapter for CustomKind {
     }
 
     fn command(&self, launch: &Launch<'_>) -> Result<ProcessSpec, String> {
-        let model = launch.spec.options.model.clone().unwrap_or_default();
+        let model = launch.model(self.kind()).unwrap_or_default();
         let mut argv: Vec<String> = vec![launch.binary.to_string()];
         argv.extend(self.command.iter().skip(1).map(|a| fill(a, launch, &model)));
         if launch.session_id.is_some() {

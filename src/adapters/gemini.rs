@@ -69,7 +69,7 @@ impl Adapter for Gemini {
                 .clone()
                 .unwrap_or_else(|| "yolo".into()),
         ];
-        push_opt(&mut argv, "-m", spec.options.model.as_deref());
+        push_opt(&mut argv, "-m", launch.model(self.kind()).as_deref());
         push_opt(&mut argv, "--resume", launch.session_id);
         argv.extend(spec.options.extra_args.iter().cloned());
         // Without this Gemini CLI re-launches itself as a child, which then ignores a

@@ -157,6 +157,17 @@ pub struct Launch<'a> {
     pub settings: &'a CliSettings,
 }
 
+impl Launch<'_> {
+    /// The worker's model, else the kind's default (`WORKERHUB_<KIND>_MODEL`).
+    pub fn model(&self, kind: &str) -> Option<String> {
+        self.spec
+            .options
+            .model
+            .clone()
+            .or_else(|| self.settings.of(kind).model)
+    }
+}
+
 /// Turns a kind's output lines into events. One per process, so it may keep state
 /// (text deltas to join, open tool calls).
 pub trait LineParser: Send {
@@ -215,8 +226,9 @@ pub trait Adapter: Send + Sync {
     fn version_args(&self) -> Option<Vec<String>> {
         Some(vec!["--version".into()])
     }
-    fn default_model(&self, _settings: &CliSettings) -> Option<String> {
-        None
+    /// The model of workers that name none: the kind's `WORKERHUB_<KIND>_MODEL`.
+    fn default_model(&self, settings: &CliSettings) -> Option<String> {
+        settings.of(self.kind()).model
     }
     /// Checks a new worker's spec (required fields, shapes).
     fn validate(&self, _spec: &WorkerSpec) -> Result<(), String> {
@@ -314,4 +326,65 @@ pub fn worker_env(spec: &WorkerSpec, extra: Vec<(String, String)>) -> Vec<(Strin
         .collect();
     env.extend(spec.options.env.clone());
     env
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// Every AI kind takes its default model from its settings
+    /// (`WORKERHUB_<KIND>_MODEL`), and a worker's own model wins.
+    #[test]
+    fn every_ai_kind_takes_the_default_model_from_its_settings() {
+        for kind in ["claude", "codex", "gemini", "opencode", "scratch"] {
+            let given = HashMap::from([(
+                kind.to_string(),
+                KindSettings {
+                    model: Some("model-from-settings".into()),
+                    ..KindSettings::default()
+                },
+            )]);
+            let settings = CliSettings::new(given, None);
+            let registry = Registry::new(settings.clone());
+            let adapter = registry.get(kind).expect("a built-in kind");
+            assert_eq!(
+                adapter.default_model(&settings).as_deref(),
+                Some("model-from-settings")
+            );
+            let argv = |body: serde_json::Value| {
+                let spec = WorkerSpec::from_json(&body, kind, Path::new("/tmp")).expect("spec");
+                let launch = Launch {
+                    spec: &spec,
+                    message: Some("hi"),
+                    session_id: None,
+                    binary: "prog",
+                    settings: &settings,
+                };
+                adapter.command(&launch).expect("command").argv.join(" ")
+            };
+            let model = launch_model(&argv(json!({"project_path": "/tmp"})));
+            if kind == "scratch" {
+                // Its script takes no model; the setting is there for it all the same.
+                assert_eq!(model, None);
+                continue;
+            }
+            assert_eq!(model.as_deref(), Some("model-from-settings"), "{kind}");
+            let own = launch_model(&argv(json!({"project_path": "/tmp", "model": "own"})));
+            assert_eq!(own.as_deref(), Some("own"), "{kind}");
+        }
+    }
+
+    /// The model a command line names: the word after `--model` or `-m`.
+    fn launch_model(argv: &str) -> Option<String> {
+        let words: Vec<&str> = argv.split(' ').collect();
+        words
+            .windows(2)
+            .find(|w| w[0] == "--model" || w[0] == "-m")
+            .map(|w| w[1].to_string())
+    }
 }

@@ -6,8 +6,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    Adapter, CliSettings, Launch, Lifecycle, LineParser, Parsed, TurnEnd, json_object, push_opt,
-    str_of, string_in, worker_env,
+    Adapter, Launch, Lifecycle, LineParser, Parsed, TurnEnd, json_object, push_opt, str_of,
+    string_in, worker_env,
 };
 use crate::event::{AgentContent, Event, Pipe, ToolResult, ToolUse, TurnResult};
 use crate::process::ProcessSpec;
@@ -46,11 +46,7 @@ impl Adapter for OpenCode {
             "--format".into(),
             "json".into(),
         ];
-        let model = spec
-            .options
-            .model
-            .clone()
-            .or_else(|| settings.model.clone());
+        let model = launch.model(self.kind());
         push_opt(&mut argv, "--session", launch.session_id);
         let mut extra = vec![("OPENCODE_DISABLE_AUTOUPDATE".to_string(), "1".to_string())];
         // OPENCODE_API_BASE (from the py-worker settings) points OpenCode at an
@@ -89,10 +85,6 @@ impl Adapter for OpenCode {
 
     fn parser(&self, _: &WorkerSpec) -> Box<dyn LineParser> {
         Box::new(OpenCodeParser::default())
-    }
-
-    fn default_model(&self, settings: &CliSettings) -> Option<String> {
-        settings.of(self.kind()).model
     }
 }
 
