@@ -104,18 +104,7 @@ impl ExecRequest {
                 cwd.display()
             )));
         }
-        let env = match payload.get("env") {
-            None | Some(Value::Null) => BTreeMap::new(),
-            Some(Value::Object(map)) => map
-                .iter()
-                .map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect::<Option<BTreeMap<_, _>>>()
-                .ok_or_else(|| Error::invalid("`env` must be an object of strings"))?,
-            Some(_) => return Err(Error::invalid("`env` must be an object of strings")),
-        };
-        if env.keys().any(|k| k.is_empty() || k.contains(['=', '\0'])) {
-            return Err(Error::invalid("`env` has an invalid variable name"));
-        }
+        let env = crate::spec::env_vars(payload.get("env"))?;
         let timeout = match payload.get("timeout") {
             None | Some(Value::Null) => limits.default_timeout,
             Some(v) => {
@@ -353,6 +342,20 @@ impl Permit {
     }
 }
 
+/// Refuses a caller that may not run commands (a viewer).
+pub fn may_run(caller: &Caller) -> Result<(), Error> {
+    if caller.may_create() {
+        return Ok(());
+    }
+    Err(Error::forbidden(
+        ErrorCode::Forbidden,
+        format!(
+            "the token `{}` is a viewer: it may not run commands",
+            caller.name
+        ),
+    ))
+}
+
 impl Commands {
     pub fn new(engine: Arc<Engine>, cwd: PathBuf, limits: CommandLimits) -> Arc<Commands> {
         Arc::new(Commands {
@@ -379,15 +382,7 @@ impl Commands {
     /// Takes a slot for a command of `caller` (against `--max-commands` and the
     /// caller's share of it).
     pub fn permit(self: &Arc<Self>, caller: &Caller, argv: &[String]) -> Result<Permit, Error> {
-        if !caller.may_create() {
-            return Err(Error::forbidden(
-                ErrorCode::Forbidden,
-                format!(
-                    "the token `{}` is a viewer: it may not run commands",
-                    caller.name
-                ),
-            ));
-        }
+        may_run(caller)?;
         if self.stopping.load(Ordering::SeqCst) {
             return Err(Error::unavailable(
                 ErrorCode::ShuttingDown,

@@ -157,23 +157,7 @@ impl WorkerSpec {
                 "`name` must be at most 200 characters, without control characters",
             ));
         }
-        let env = match body.get("env") {
-            None | Some(Value::Null) => BTreeMap::new(),
-            Some(Value::Object(map)) => map
-                .iter()
-                .map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect::<Option<BTreeMap<_, _>>>()
-                .ok_or_else(|| Error::invalid("`env` must be an object of strings"))?,
-            Some(_) => return Err(Error::invalid("`env` must be an object of strings")),
-        };
-        if let Some(bad) = env
-            .keys()
-            .find(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
-        {
-            return Err(Error::invalid(format!(
-                "`env` has an invalid variable name `{bad}`"
-            )));
-        }
+        let env = env_vars(body.get("env"))?;
         let restart = match body.get("restart") {
             None | Some(Value::Null) => RestartPolicy::No,
             Some(value) => serde_json::from_value(value.clone()).map_err(|_| {
@@ -253,6 +237,26 @@ pub fn mask_if_secret(name: &str, value: &str) -> String {
     } else {
         value.to_string()
     }
+}
+
+/// An `env` field: an object of strings whose names a process can take (not empty, no
+/// `=`, no NUL); absent or null is none.
+pub fn env_vars(value: Option<&Value>) -> Result<BTreeMap<String, String>, Error> {
+    let env = match value {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+            .collect::<Option<BTreeMap<_, _>>>()
+            .ok_or_else(|| Error::invalid("`env` must be an object of strings"))?,
+        Some(_) => return Err(Error::invalid("`env` must be an object of strings")),
+    };
+    if let Some(bad) = env.keys().find(|k| k.is_empty() || k.contains(['=', '\0'])) {
+        return Err(Error::invalid(format!(
+            "`env` has an invalid variable name `{bad}`"
+        )));
+    }
+    Ok(env)
 }
 
 #[cfg(test)]

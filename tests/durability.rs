@@ -16,25 +16,6 @@ fn seq(e: &Value) -> Option<u64> {
     e["seq"].as_u64()
 }
 
-/// Every event of a worker's history, paged over REST.
-fn history(hub: &Workerhub, id: &str) -> Vec<Value> {
-    let mut all = Vec::new();
-    let mut since = 0;
-    loop {
-        let page = hub
-            .get(&format!(
-                "/api/workers/{id}/events?since={since}&limit=10000"
-            ))
-            .json();
-        let events = page["events"].as_array().unwrap().clone();
-        if events.is_empty() {
-            return all;
-        }
-        since = page["next_since"].as_u64().unwrap();
-        all.extend(events);
-    }
-}
-
 #[test]
 fn after_a_sigkill_every_event_a_client_saw_is_in_the_history_and_numbering_continues() {
     let tmp = TempDir::new("wh-crash").unwrap();
@@ -63,7 +44,7 @@ fn after_a_sigkill_every_event_a_client_saw_is_in_the_history_and_numbering_cont
     );
 
     let hub = Workerhub::start_in(&data, &[]);
-    let kept = history(&hub, &id);
+    let kept = hub.history(&id);
     for event in &seen {
         let s = seq(event).unwrap() as usize;
         assert_eq!(
@@ -101,7 +82,7 @@ fn a_torn_last_line_is_skipped_and_the_rest_of_the_history_loads() {
     let mut hub = Workerhub::start_in(&data, &[]);
     let id = hub.command_worker(&["sh", "-c", "seq 1 50"]);
     hub.wait_status(&id, |s| s == "exited", T);
-    let before = history(&hub, &id);
+    let before = hub.history(&id);
     hub.stop_with(15, T).unwrap();
     let dir = data.join("workers").join(&id).join("events");
     let segment = std::fs::read_dir(&dir)
@@ -119,7 +100,7 @@ fn a_torn_last_line_is_skipped_and_the_rest_of_the_history_loads() {
     drop(f);
 
     let hub = Workerhub::start_in(&data, &[]);
-    assert_eq!(history(&hub, &id), before);
+    assert_eq!(hub.history(&id), before);
     assert!(
         hub.log().contains("incomplete or corrupt"),
         "a warning names the problem"

@@ -12,25 +12,6 @@ use support::server::Workerhub;
 
 const T: Duration = Duration::from_secs(30);
 
-/// Every event of a worker's history, paged over REST.
-fn history(hub: &Workerhub, id: &str) -> Vec<Value> {
-    let mut all = Vec::new();
-    let mut since = 0;
-    loop {
-        let page = hub
-            .get(&format!(
-                "/api/workers/{id}/events?since={since}&limit=10000"
-            ))
-            .json();
-        let events = page["events"].as_array().cloned().unwrap_or_default();
-        if events.is_empty() {
-            return all;
-        }
-        since = page["next_since"].as_u64().expect("next_since");
-        all.extend(events);
-    }
-}
-
 fn texts_of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a str> {
     events
         .iter()
@@ -73,7 +54,7 @@ fn input_reaches_the_program_in_the_order_of_its_user_message_events() {
     let total = ROUNDS * EACH * 2;
     let deadline = Instant::now() + Duration::from_secs(60);
     let events = loop {
-        let events = history(&hub, &id);
+        let events = hub.history(&id);
         if texts_of(&events, "output").len() >= total || Instant::now() >= deadline {
             break events;
         }
@@ -228,7 +209,8 @@ fn after_a_sigkill_no_process_of_the_old_workers_is_left_and_restart_always_runs
 
     // Each worker says what happened.
     for (id, _, _) in &groups {
-        let said = history(&hub, id)
+        let said = hub
+            .history(id)
             .into_iter()
             .filter(|e| e["type"] == "status" && e["status"] == "interrupted")
             .filter_map(|e| e["reason"].as_str().map(str::to_string))
@@ -236,7 +218,8 @@ fn after_a_sigkill_no_process_of_the_old_workers_is_left_and_restart_always_runs
         let said = said.unwrap_or_else(|| panic!("worker {id} says nothing of the crash"));
         assert!(said.contains("outlived the server"), "{id}: {said}");
     }
-    let stubborn_said = history(&hub, &stubborn)
+    let stubborn_said = hub
+        .history(&stubborn)
         .into_iter()
         .filter_map(|e| e["reason"].as_str().map(str::to_string))
         .next_back()
@@ -250,7 +233,7 @@ fn after_a_sigkill_no_process_of_the_old_workers_is_left_and_restart_always_runs
     assert_eq!(w["status"], "running", "{w}");
     let old_pid = groups[2].1 as u64;
     assert_ne!(w["pid"].as_u64(), Some(old_pid));
-    let ups = texts_of(&history(&hub, &always), "output")
+    let ups = texts_of(&hub.history(&always), "output")
         .into_iter()
         .filter(|t| *t == "up")
         .count();
@@ -259,7 +242,7 @@ fn after_a_sigkill_no_process_of_the_old_workers_is_left_and_restart_always_runs
 
 /// The status events of a worker, in order: (status, pid).
 fn statuses(hub: &Workerhub, id: &str) -> Vec<(String, Option<u64>, String)> {
-    history(hub, id)
+    hub.history(id)
         .into_iter()
         .filter(|e| e["type"] == "status")
         .map(|e| {
@@ -303,7 +286,7 @@ fn restart_policies_start_a_program_again_with_a_growing_delay_but_not_after_a_s
     // on-failure: the failing program runs three times within 1 s + 2 s of back-off.
     let deadline = Instant::now() + T;
     let runs = |id: &str| {
-        texts_of(&history(&hub, id), "output")
+        texts_of(&hub.history(id), "output")
             .iter()
             .filter(|t| **t == "run")
             .count()

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::error::{Error, ErrorCode};
+use crate::error::Error;
 use crate::http::reply::Reply;
 use crate::http::request::Request;
 use crate::protocol::clients::Audience;
@@ -79,15 +79,7 @@ pub fn batch(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
             .ok_or_else(|| Error::invalid("`concurrency` must be 1 to 64"))?
             as usize,
     };
-    if !caller.may_create() {
-        return Err(Error::forbidden(
-            ErrorCode::Forbidden,
-            format!(
-                "the token `{}` is a viewer: it may not run commands",
-                caller.name
-            ),
-        ));
-    }
+    crate::exec::may_run(&caller)?;
     let mut jobs = Vec::new();
     for (index, command) in commands.iter().enumerate() {
         let map = command

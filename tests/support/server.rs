@@ -267,6 +267,25 @@ impl Workerhub {
         }))
     }
 
+    /// Every event of a worker's history, paged over REST.
+    pub fn history(&self, id: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut since = 0;
+        loop {
+            let page = self
+                .get(&format!(
+                    "/api/workers/{id}/events?since={since}&limit=10000"
+                ))
+                .json();
+            let events = page["events"].as_array().cloned().unwrap_or_default();
+            if events.is_empty() {
+                return all;
+            }
+            since = page["next_since"].as_u64().expect("next_since");
+            all.extend(events);
+        }
+    }
+
     pub fn worker(&self, id: &str) -> Value {
         self.get(&format!("/api/workers/{id}")).json()
     }
