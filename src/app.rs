@@ -4,11 +4,9 @@
 
 use std::time::Instant;
 
-use crate::auth::Auth;
+use crate::dashboards::Dashboards;
 use crate::exec::Commands;
-use crate::http::guard::Origins;
-use crate::http::static_files::StaticFiles;
-use crate::protocol::clients::Clients;
+use crate::http::Web;
 use crate::tasks::Tasks;
 use crate::worker::hub::Hub;
 use crate::ws::Sockets;
@@ -22,19 +20,10 @@ pub struct App {
     /// One-off commands.
     pub commands: Arc<Commands>,
     /// Every agent-protocol connection, for pushes.
-    pub dashboards: Arc<Clients>,
+    pub dashboards: Arc<Dashboards>,
     /// WebSockets: the writer pool, the open connections, their limits.
     pub sockets: Sockets,
     /// Who may use the HTTP API and from where.
     pub web: Web,
     pub started: Instant,
-}
-
-/// What the HTTP layer checks and serves besides the API.
-pub struct Web {
-    pub auth: Auth,
-    pub origins: Origins,
-    pub static_files: StaticFiles,
-    /// Largest request body.
-    pub max_body: usize,
 }

@@ -7,7 +7,7 @@
 //! * neither: one admin token generated (256 random bits) and kept in `DATA_DIR/token`
 //!   (mode 0600) so it survives restarts.
 //!
-//! Clients present a token as `Authorization: Bearer TOKEN`, as the `workerhub_token`
+//! Dashboards present a token as `Authorization: Bearer TOKEN`, as the `workerhub_token`
 //! cookie (HttpOnly, SameSite=Strict: what the page gets), or, for WebSocket upgrades
 //! and the page's first load only, as `?token=`. Every token is compared, in constant
 //! time, by its hash. Failed attempts are counted per address and throttled.

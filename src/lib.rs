@@ -4,7 +4,7 @@
 //! The path of one line of output, module by module: a child process (`process`) → its
 //! reader thread → the broadcast channel (`process::broadcast`) → the worker's adapter
 //! (`adapters`) → the worker's feed (`feed`: seq, history on disk, subscribers) → each
-//! connection's outbox (`ws::conn`) → the writer pool (`ws::writer`) → the socket. See
+//! connection's outbox (`ws::outbox`) → the writer pool (`ws::writer`) → the socket. See
 //! docs/ARCHITECTURE.md.
 
 pub mod adapters;
@@ -14,6 +14,7 @@ pub mod auth;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod dashboards;
 pub mod error;
 pub mod event;
 pub mod exec;

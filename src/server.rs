@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
 
 use crate::adapters::Registry;
-use crate::app::{App, Web};
+use crate::app::App;
 use crate::auth::{Auth, TokenSource};
 use crate::config::ServerConfig;
+use crate::dashboards::{Audience, Dashboards};
 use crate::exec::{CommandLimits, Commands, ExecLimits};
+use crate::http::Web;
 use crate::http::guard::Origins;
 use crate::http::static_files::StaticFiles;
 use crate::process::broadcast::Broadcast;
@@ -23,7 +25,6 @@ use crate::process::env::ChildEnv;
 use crate::process::launcher::Launcher;
 use crate::process::ledger::{self, Ledger};
 use crate::process::{ProcessConfig, Processes};
-use crate::protocol::clients::{Audience, Clients};
 use crate::tasks::Tasks;
 use crate::timer::Timer;
 use crate::worker::Engine;
@@ -31,12 +32,13 @@ use crate::worker::hub::{Hub, HubConfig};
 use crate::ws::Sockets;
 use crate::ws::registry::Connections;
 use crate::ws::writer::Writers;
-use crate::{http, private_files, sys};
+use crate::{private_files, sys};
 
 /// A running server. Dropping it stops it.
 pub struct Server {
     app: Arc<App>,
-    http: Arc<tiny_http::Server>,
+    /// Taken at shutdown: dropping it closes the listener.
+    http: Option<Arc<tiny_http::Server>>,
     addr: SocketAddr,
     pool: Vec<JoinHandle<()>>,
     ticker: Option<(Sender<()>, JoinHandle<()>)>,
@@ -141,7 +143,7 @@ impl Server {
                 default_kind: w.default_kind.clone(),
             },
         ));
-        let dashboards = Arc::new(Clients::default());
+        let dashboards = Arc::new(Dashboards::default());
         engine.observe(dashboards.clone());
         let restored = hub.restore(&ended);
         let tasks = Tasks::open(
@@ -202,7 +204,7 @@ impl Server {
                 .spawn(move || {
                     // `recv` fails only when unblocked at shutdown.
                     while let Ok(request) = server.recv() {
-                        http::handle(&app, request);
+                        crate::api::serve(&app, request);
                     }
                 })
                 .map_err(|err| format!("cannot start HTTP threads: {err}"))?;
@@ -211,7 +213,7 @@ impl Server {
         let ticker = start_ticker(app.clone(), config.status_every)?;
         Ok(Server {
             app,
-            http: http_server,
+            http: Some(http_server),
             addr,
             pool,
             ticker: Some(ticker),
@@ -313,12 +315,19 @@ impl Server {
     }
 
     fn shutdown(&mut self) {
-        if self.pool.is_empty() && self.ticker.is_none() {
+        if self.http.is_none() && self.ticker.is_none() {
             return;
         }
         log::info!("shutting down");
-        for _ in 0..self.pool.len() {
-            self.http.unblock();
+        // Stop taking requests first, and close the listener: a client that connects
+        // while the server stops is refused at once rather than left waiting.
+        if let Some(http) = self.http.take() {
+            for _ in 0..self.pool.len() {
+                http.unblock();
+            }
+            for handle in self.pool.drain(..) {
+                let _ = handle.join();
+            }
         }
         let app = &self.app;
         let sockets = &app.sockets;
@@ -345,9 +354,6 @@ impl Server {
             conn.shutdown_now();
         }
         sockets.writers.stop();
-        for handle in self.pool.drain(..) {
-            let _ = handle.join();
-        }
         if let Some((stop, ticker)) = self.ticker.take() {
             let _ = stop.send(());
             let _ = ticker.join();
@@ -465,4 +471,93 @@ pub fn serve(config: ServerConfig) -> Result<(), String> {
     let _ = signal_rx.recv();
     server.stop();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use clap::Parser;
+    use serde_json::{Value, json};
+
+    use super::Server;
+    use crate::client::Client;
+    use crate::config::Cli;
+
+    /// `scratch`, a kind that exists only in the unit tests (`adapters/scratch.rs`, one
+    /// line in the registry), runs end to end: nothing else had to learn of it.
+    #[test]
+    fn a_kind_added_in_one_file_runs_end_to_end() {
+        let data = std::env::temp_dir().join(format!("wh-scratch-{}", std::process::id()));
+        let cli = Cli::try_parse_from([
+            "workerhub",
+            "--port",
+            "0",
+            "--no-auth",
+            "--data-dir",
+            data.to_str().expect("utf-8 temp dir"),
+        ])
+        .expect("arguments");
+        let server = Server::start(cli.serve.config().expect("config")).expect("server");
+        let client = Client::new(&format!("http://{}", server.addr()), None);
+
+        // Listed, with its label and the options every AI kind has.
+        let kinds = client.get("/api/ai-clis").expect("ai-clis");
+        let scratch = kinds["ai_clis"]
+            .as_array()
+            .and_then(|all| all.iter().find(|k| k["name"] == "scratch"))
+            .cloned()
+            .unwrap_or_else(|| panic!("scratch is not listed: {kinds}"));
+        assert_eq!(scratch["label"], "Scratch (tests only)");
+        assert_eq!(scratch["usable"], true, "{scratch}");
+        assert!(
+            scratch["options"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|o| o["name"] == "model"))
+        );
+
+        // A worker of the kind runs a turn; its output is typed events.
+        let worker = client
+            .post(
+                "/api/workers",
+                &json!({"ai_cli_type": "scratch", "project_path": std::env::temp_dir()}),
+            )
+            .expect("create");
+        let id = worker["id"].as_str().expect("id").to_string();
+        client
+            .post(
+                &format!("/api/workers/{id}/messages"),
+                &json!({"content": "hello; $(touch /tmp/never)"}),
+            )
+            .expect("send");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let events = loop {
+            let page = client
+                .get(&format!("/api/workers/{id}/events?since=0"))
+                .expect("events");
+            let events = page["events"].as_array().cloned().unwrap_or_default();
+            let ended = events
+                .iter()
+                .any(|e| e["type"] == "status" && e["last_turn"]["outcome"].is_string());
+            if ended || Instant::now() >= deadline {
+                break events;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let text: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["content"]["kind"] == "text")
+            .collect();
+        assert_eq!(text.len(), 1, "{events:?}");
+        assert_eq!(text[0]["content"]["text"], "hello; $(touch /tmp/never)");
+        let last_turn = events
+            .iter()
+            .rev()
+            .find_map(|e| e["last_turn"].as_object())
+            .expect("the turn ended");
+        assert_eq!(last_turn["outcome"], "completed");
+
+        server.stop();
+        let _ = std::fs::remove_dir_all(&data);
+    }
 }

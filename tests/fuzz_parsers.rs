@@ -283,8 +283,16 @@ fn paths_hosts_origins_and_tokens_are_checked_without_panicking() {
         .run(
             &(".{0,80}", ".{0,40}", ".{0,40}"),
             |(path, host, origin)| {
-                let _ = workerhub::http::routes::find(&tiny_http::Method::Get, &path);
-                let _ = workerhub::http::routes::find(&tiny_http::Method::Post, &path);
+                let _ = workerhub::http::routes::find(
+                    workerhub::api::routes::ROUTES,
+                    &tiny_http::Method::Get,
+                    &path,
+                );
+                let _ = workerhub::http::routes::find(
+                    workerhub::api::routes::ROUTES,
+                    &tiny_http::Method::Post,
+                    &path,
+                );
                 if let Some(workerhub::http::Reply::Bytes { body, .. }) = files.get(&path) {
                     prop_assert!(!String::from_utf8_lossy(&body).contains("root:"));
                 }

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::dashboards::Audience;
 use crate::error::Error;
 use crate::http::reply::Reply;
 use crate::http::request::Request;
-use crate::protocol::clients::Audience;
 
 /// Runs `{"argv", "shell"?, "cwd"?, "env"?, "timeout"?, "detach"?}` and answers with its
 /// result (or, detached, with its id at once).

@@ -1,10 +1,10 @@
-//! The HTTP layer: one request from accept to answer.
+//! HTTP, below the API: admitting a request and answering it.
 //!
-//! `handle` checks the request (Host, Origin: `guard`), normalizes its path once, finds
-//! its route in the table (`routes`), decides from the route whether it needs a token,
-//! calls the handler with a [`Request`], and turns whatever it returns, value or error,
-//! into the response (`reply`). WebSocket routes return `Reply::Upgrade` with the session
-//! to run, and the upgrade happens here.
+//! [`admit`] checks a request (Host, Origin: `guard`), normalizes its path once, finds
+//! its route in a table (`routes`, the table being the API's), decides from the route
+//! whether it needs a token and checks it, and hands back the [`Request`] a handler
+//! sees; `reply` turns whatever a handler returns, value or error, into the response.
+//! What to call and what to do with an upgrade is the API's (`api::serve`).
 
 pub mod guard;
 pub mod reply;
@@ -12,17 +12,15 @@ pub mod request;
 pub mod routes;
 pub mod static_files;
 
-use std::sync::Arc;
-
 use tiny_http::Method;
 
-use crate::app::App;
 use crate::auth;
 use crate::error::{Error, ErrorCode, ErrorKind};
-use crate::metrics::{self, METRICS};
-use crate::ws::reader::Session;
+use guard::Origins;
 pub use reply::{Reply, Responder, respond, status_of};
 pub use request::{Request, header, loggable_url, unauthorized};
+use routes::{Found, Gate, Route};
+use static_files::StaticFiles;
 
 /// Paths that are the API (as opposed to the page's files).
 fn is_api_path(path: &str) -> bool {
@@ -42,57 +40,59 @@ pub fn upgrade_key(request: &tiny_http::Request) -> Option<String> {
     header(request, "Sec-WebSocket-Key").map(str::to_string)
 }
 
-/// Serves one request. Runs on a thread of the HTTP pool.
-pub fn handle(app: &Arc<App>, mut request: tiny_http::Request) {
-    let method = request.method().clone();
-    let url = request.url().to_string();
-    log::debug!(
-        "{} {} from {:?}",
-        method,
-        loggable_url(&url),
-        request.remote_addr()
-    );
-    let started = std::time::Instant::now();
-    metrics::inc(&METRICS.http_requests);
-    // One bad request costs one 500, never a thread of the pool.
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        route(app, &mut request, &method, &url)
-    }))
-    .unwrap_or_else(|_| {
-        log::error!(
-            "handling {method} {} panicked; answered 500",
-            loggable_url(&url)
-        );
-        Err(Error::internal(
-            "the server failed while handling this request (it was logged)",
-        ))
-    });
-    match outcome {
-        Ok(Reply::Upgrade(session)) => upgrade(app, request, session),
-        Ok(Reply::Deferred(answer_later)) => {
-            let handed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                answer_later(Responder::new(request))
-            }));
-            if handed.is_err() {
-                log::error!("handing over {method} {} panicked", loggable_url(&url));
-            }
-        }
-        Ok(reply) => respond(request, reply),
-        Err(err) => {
-            metrics::inc(&METRICS.http_errors);
-            respond(request, Reply::from(&err))
-        }
-    }
-    METRICS.http_latency.observe(started.elapsed());
+/// What the HTTP layer checks and serves besides the API.
+pub struct Web {
+    pub auth: auth::Auth,
+    pub origins: Origins,
+    pub static_files: StaticFiles,
+    /// Largest request body.
+    pub max_body: usize,
 }
 
-fn route(
-    app: &Arc<App>,
-    request: &mut tiny_http::Request,
+/// A request let in: either answered already (the page's files, a redirect), or to be
+/// handled by its route's handler.
+pub enum Admitted<'t, 'r, H> {
+    Answered(Reply),
+    Route {
+        route: &'t Route<H>,
+        request: Request<'r>,
+        /// A real WebSocket handshake (a route that upgrades answers others 426).
+        upgrade: bool,
+    },
+}
+
+/// The answer to a WebSocket route reached without a WebSocket handshake.
+pub fn upgrade_required() -> Error {
+    Error::new(
+        ErrorKind::UpgradeRequired,
+        ErrorCode::UpgradeRequired,
+        "this endpoint is a WebSocket: connect with a WebSocket client",
+    )
+}
+
+/// Checks a WebSocket handshake's own headers: its key, if it is one we take.
+pub fn handshake_key(request: &tiny_http::Request) -> Result<String, Error> {
+    let key = upgrade_key(request).ok_or_else(|| Error::invalid("missing Sec-WebSocket-Key"))?;
+    let version_ok = header(request, "Sec-WebSocket-Version").is_some_and(|v| v.trim() == "13");
+    if !version_ok {
+        return Err(Error::new(
+            ErrorKind::UpgradeRequired,
+            ErrorCode::UnsupportedVersion,
+            "only WebSocket version 13 is supported",
+        ));
+    }
+    Ok(key)
+}
+
+/// Lets a request in, or says why not: its Host and Origin, its path (normalized once),
+/// its route in `table`, the token the route needs.
+pub fn admit<'t, 'r, H>(
+    web: &Web,
+    table: &'t [Route<H>],
+    request: &'r mut tiny_http::Request,
     method: &Method,
     url: &str,
-) -> Result<Reply, Error> {
-    let web = &app.web;
+) -> Result<Admitted<'t, 'r, H>, Error> {
     if !web.origins.host_ok(header(request, "Host")) {
         return Err(Error::forbidden(
             ErrorCode::ForbiddenHost,
@@ -104,19 +104,19 @@ fn route(
     let query: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
         .into_owned()
         .collect();
-    let found = routes::find(method, &path);
+    let found = routes::find(table, method, &path);
     let reads = matches!(method, Method::Get | Method::Head);
     let gate = match &found {
-        routes::Found::Route(route, _) => route.gate,
+        Found::Route(route, _) => route.gate,
         // The page's own files are public; anything else under the API needs a token
         // even to learn that it does not exist.
-        routes::Found::Nothing if reads && !is_api_path(&path) => routes::Gate::Public,
-        _ => routes::Gate::Token,
+        Found::Nothing if reads && !is_api_path(&path) => Gate::Public,
+        _ => Gate::Token,
     };
     let upgrade_headers = upgrade_key(request).is_some();
     // `?token=` is accepted on a real WebSocket upgrade only (and on the page's first
     // load, below), never on a REST route that merely carries upgrade headers.
-    let real_upgrade = gate == routes::Gate::Upgrade && upgrade_headers && reads;
+    let real_upgrade = gate == Gate::Upgrade && upgrade_headers && reads;
 
     let changes_state = !matches!(method, Method::Get | Method::Head | Method::Options);
     if (upgrade_headers || changes_state)
@@ -176,21 +176,21 @@ fn route(
     {
         let secure =
             header(request, "X-Forwarded-Proto").is_some_and(|p| p.eq_ignore_ascii_case("https"));
-        return Ok(Reply::WithHeaders(
+        return Ok(Admitted::Answered(Reply::WithHeaders(
             Box::new(Reply::Json(303, serde_json::json!({"location": "/"}))),
             vec![
                 ("Location".into(), "/".into()),
                 ("Set-Cookie".into(), auth::set_cookie(token, secure)),
             ],
-        ));
+        )));
     }
-    if caller.is_none() && gate != routes::Gate::Public {
+    if caller.is_none() && gate != Gate::Public {
         return Err(unauthorized());
     }
 
     let (route, params) = match found {
-        routes::Found::Route(route, params) => (route, params),
-        routes::Found::WrongMethod(allowed) => {
+        Found::Route(route, params) => (route, params),
+        Found::WrongMethod(allowed) => {
             return Err(Error::new(
                 ErrorKind::MethodNotAllowed,
                 ErrorCode::MethodNotAllowed,
@@ -200,80 +200,23 @@ fn route(
                 ),
             ));
         }
-        routes::Found::Nothing => {
+        Found::Nothing => {
             if reads && let Some(reply) = web.static_files.get(&path) {
-                return Ok(reply);
+                return Ok(Admitted::Answered(reply));
             }
             return Err(Error::not_found(format!("nothing at {path}")));
         }
     };
-    let mut req = Request {
-        inner: request,
-        path,
-        params,
-        query,
-        max_body: web.max_body,
-        caller,
-    };
-    let reply = (route.handler)(app, &mut req)?;
-    if matches!(reply, Reply::Upgrade(_)) && !real_upgrade {
-        return Err(Error::new(
-            ErrorKind::UpgradeRequired,
-            ErrorCode::UpgradeRequired,
-            "this endpoint is a WebSocket: connect with a WebSocket client",
-        ));
-    }
-    Ok(reply)
-}
-
-/// Checks a WebSocket handshake against the limits, then hands the connection to the
-/// WebSocket layer with `session`.
-fn upgrade(app: &Arc<App>, request: tiny_http::Request, session: Box<dyn Session>) {
-    let refuse = |request, err: Error| respond(request, Reply::from(&err));
-    let Some(key) = upgrade_key(&request) else {
-        return refuse(request, Error::invalid("missing Sec-WebSocket-Key"));
-    };
-    let version_ok = header(&request, "Sec-WebSocket-Version").is_some_and(|v| v.trim() == "13");
-    if !version_ok {
-        return refuse(
-            request,
-            Error::new(
-                ErrorKind::UpgradeRequired,
-                ErrorCode::UnsupportedVersion,
-                "only WebSocket version 13 is supported",
-            ),
-        );
-    }
-    let sockets = &app.sockets;
-    let Some(place) = sockets.registry.reserve(sockets.max_connections) else {
-        return refuse(
-            request,
-            Error::unavailable(
-                ErrorCode::TooManyConnections,
-                format!(
-                    "the server holds its limit of {} WebSocket connections (--max-connections)",
-                    sockets.max_connections
-                ),
-            ),
-        );
-    };
-    let peer = request.remote_addr().copied();
-    if let Some(ip) = peer.map(|p| p.ip()) {
-        let from_ip = sockets.registry.count_from(ip);
-        if from_ip >= sockets.max_connections_per_ip {
-            return refuse(
-                request,
-                Error::limit(
-                    ErrorCode::TooManyConnections,
-                    format!(
-                        "{from_ip} WebSocket connections from {ip} are open, the limit (--max-connections-per-ip) is {}",
-                        sockets.max_connections_per_ip
-                    ),
-                ),
-            );
-        }
-    }
-    if let Err(err) = sockets.accept(request, &key, session, place) {
-        log::warn!("WebSocket upgrade from {peer:?} failed: {err}");
-    }
+    Ok(Admitted::Route {
+        route,
+        request: Request {
+            inner: request,
+            path,
+            params,
+            query,
+            max_body: web.max_body,
+            caller,
+        },
+        upgrade: real_upgrade,
+    })
 }

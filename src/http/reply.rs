@@ -29,7 +29,7 @@ pub enum Reply {
 pub struct Responder(tiny_http::Request);
 
 impl Responder {
-    pub(super) fn new(request: tiny_http::Request) -> Responder {
+    pub fn new(request: tiny_http::Request) -> Responder {
         Responder(request)
     }
 

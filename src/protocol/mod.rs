@@ -4,9 +4,8 @@
 //!
 //! * `mod.rs`: checking a request's envelope (building one: `wire::envelope`);
 //! * `session.rs`: one `/ws` connection, dispatching requests;
-//! * `clients.rs`: every `/ws` connection, for pushes (status changes, tasks, system).
+//! * pushes to every `/ws` connection (status changes, tasks, system) are `crate::dashboards`.
 
-pub mod clients;
 pub mod session;
 
 use serde_json::{Map, Value};

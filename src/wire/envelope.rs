@@ -4,7 +4,6 @@
 use serde_json::{Map, Value};
 
 use crate::clock;
-use crate::event::Published;
 use crate::wire::frame;
 
 /// An enum of message types with their names on the wire, read and written through
@@ -158,13 +157,12 @@ fn event_timestamp(json: &[u8]) -> &[u8] {
 
 /// A feed event wrapped as an `agent:event` envelope from worker `source`, framed. Its
 /// id, `SOURCE:SEQ`, is the same for every subscriber, so it is built once per event.
-pub fn envelope_event_frame(event: &Published, source: &str) -> Vec<u8> {
-    let json = event.json();
+pub fn envelope_event_frame(seq: u64, json: &[u8], source: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(json.len() + 160);
     out.extend_from_slice(b"{\"id\":\"");
     out.extend_from_slice(source.as_bytes());
     out.push(b':');
-    out.extend_from_slice(event.seq.to_string().as_bytes());
+    out.extend_from_slice(seq.to_string().as_bytes());
     out.extend_from_slice(b"\",\"type\":\"");
     out.extend_from_slice(ServerType::AgentEvent.name().as_bytes());
     out.extend_from_slice(b"\",\"timestamp\":\"");
@@ -200,11 +198,8 @@ mod tests {
 
     #[test]
     fn an_event_envelope_carries_the_event_whole() {
-        let event = Published::from_json(
-            7,
-            br#"{"seq":7,"type":"output","timestamp":"2026-01-01T00:00:00.000000Z","x":1}"#,
-        );
-        let frame = envelope_event_frame(&event, "w1");
+        let json = br#"{"seq":7,"type":"output","timestamp":"2026-01-01T00:00:00.000000Z","x":1}"#;
+        let frame = envelope_event_frame(7, json, "w1");
         let header = if frame[1] == 126 { 4 } else { 2 };
         let v: Value = serde_json::from_slice(&frame[header..]).unwrap();
         assert_eq!(v["id"], "w1:7");

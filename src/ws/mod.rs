@@ -20,6 +20,7 @@ use reader::Session;
 use registry::{Connections, Opening};
 use writer::Writers;
 
+use crate::error::{Error, ErrorCode};
 use crate::metrics::{self, METRICS};
 use crate::timer::Timer;
 
@@ -35,6 +36,45 @@ pub struct Sockets {
 }
 
 impl Sockets {
+    /// Checks the connection limits, then accepts the handshake (`accept`); a refusal
+    /// hands the request back with the reason, to be answered over HTTP.
+    #[allow(clippy::result_large_err)]
+    pub fn upgrade(
+        &self,
+        request: tiny_http::Request,
+        key: &str,
+        session: Box<dyn Session>,
+    ) -> Result<(), (tiny_http::Request, Error)> {
+        let Some(place) = self.registry.reserve(self.max_connections) else {
+            let err = Error::unavailable(
+                ErrorCode::TooManyConnections,
+                format!(
+                    "the server holds its limit of {} WebSocket connections (--max-connections)",
+                    self.max_connections
+                ),
+            );
+            return Err((request, err));
+        };
+        let peer = request.remote_addr().copied();
+        if let Some(ip) = peer.map(|p| p.ip()) {
+            let from_ip = self.registry.count_from(ip);
+            if from_ip >= self.max_connections_per_ip {
+                let err = Error::limit(
+                    ErrorCode::TooManyConnections,
+                    format!(
+                        "{from_ip} WebSocket connections from {ip} are open, the limit (--max-connections-per-ip) is {}",
+                        self.max_connections_per_ip
+                    ),
+                );
+                return Err((request, err));
+            }
+        }
+        if let Err(err) = self.accept(request, key, session, place) {
+            log::warn!("WebSocket upgrade from {peer:?} failed: {err}");
+        }
+        Ok(())
+    }
+
     /// Answers the handshake with 101, takes the connection's socket over from
     /// tiny_http (`Request::upgrade_tcp`, a patch of ours) and starts its reader thread
     /// with `session`. After this the socket is a plain `TcpStream` owned by workerhub:

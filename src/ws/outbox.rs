@@ -27,7 +27,9 @@ impl Item {
     pub fn bytes(&self) -> &[u8] {
         match self {
             Item::Event(e) => e.frame(),
-            Item::Envelope(e, source) => e.envelope_frame(|e| envelope_event_frame(e, source)),
+            Item::Envelope(e, source) => {
+                e.envelope_frame(|e| envelope_event_frame(e.seq, e.json(), source))
+            }
             Item::Frame(b) | Item::Close(b) => b,
         }
     }

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex, Weak};
 
 use serde_json::Value;
 
-use super::{ServerType, envelope};
 use crate::auth::{Access, Caller};
 use crate::event::{Published, Status};
 use crate::tasks::{Task, TaskNotice, TaskObserver};
+use crate::wire::envelope::{ServerType, envelope};
 use crate::wire::frame;
 use crate::worker::{Notice, Observer, Worker};
 use crate::ws::conn::Conn;
@@ -24,11 +24,11 @@ pub enum Audience<'a> {
 }
 
 #[derive(Default)]
-pub struct Clients {
+pub struct Dashboards {
     conns: Mutex<Vec<(Weak<Conn>, Caller)>>,
 }
 
-impl Clients {
+impl Dashboards {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Weak<Conn>, Caller)>> {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -82,7 +82,7 @@ impl Clients {
 
 /// Dashboards hear of every worker's changes: `agent:status` for each status, and
 /// `agent:stopped` when its process ended or it was deleted.
-impl Observer for Clients {
+impl Observer for Dashboards {
     fn notice(&self, worker: &Worker, notice: &Notice<'_>) {
         let audience = Audience::ReadersOf(worker.owner.as_deref());
         let with_worker = |fields: Value| {
@@ -129,7 +129,7 @@ impl Observer for Clients {
 
 /// Dashboards hear of tasks: `task:update` when one is created, starts, is cancelled,
 /// and for each event of a running one; `task:complete` / `task:failed` when a run ends.
-impl TaskObserver for Clients {
+impl TaskObserver for Dashboards {
     fn task_changed(&self, task: &Task, notice: TaskNotice) {
         let kind = match notice {
             TaskNotice::Updated => ServerType::TaskUpdate,
