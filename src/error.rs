@@ -57,6 +57,8 @@ pub enum ErrorCode {
     UpgradeRequired,
     UnsupportedVersion,
     SinceOutOfRange,
+    /// The start of an id that more than one thing's id starts with.
+    AmbiguousId,
     // Limits.
     TooManyWorkers,
     TooManyCommands,
@@ -106,6 +108,7 @@ impl ErrorCode {
             ErrorCode::UpgradeRequired => "upgrade_required",
             ErrorCode::UnsupportedVersion => "unsupported_version",
             ErrorCode::SinceOutOfRange => "since_out_of_range",
+            ErrorCode::AmbiguousId => "ambiguous_id",
             ErrorCode::TooManyWorkers => "too_many_workers",
             ErrorCode::TooManyCommands => "too_many_commands",
             ErrorCode::TooManyConnections => "too_many_connections",

@@ -15,6 +15,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod dashboards;
+pub mod discovery;
 pub mod error;
 pub mod event;
 pub mod exec;

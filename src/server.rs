@@ -44,6 +44,8 @@ pub struct Server {
     ticker: Option<(Sender<()>, JoinHandle<()>)>,
     broadcast: Option<Broadcast>,
     timer: Timer,
+    /// This server's file for local clients (`discovery`), removed at shutdown.
+    announced: Option<PathBuf>,
     /// What the banner reports.
     report: Report,
 }
@@ -59,6 +61,9 @@ impl Server {
     /// Binds, prepares the data folder, restores workers and tasks, and starts serving.
     pub fn start(config: ServerConfig) -> Result<Server, String> {
         let fd_limit = sys::raise_fd_limit();
+        // The port first: a server that cannot listen leaves nothing behind (no empty
+        // data folder).
+        let (http_server, addr) = listen(&config)?;
         let data = &config.data_dir;
         // The data folder holds what agents did and said: private to this user.
         private_files::create_dir(data)
@@ -83,7 +88,6 @@ impl Server {
                 data,
             )?
         };
-        let (http_server, addr) = listen(&config)?;
         let workers_dir = data.join("workers");
         private_files::create_dir(&workers_dir).map_err(|err| {
             format!(
@@ -211,6 +215,11 @@ impl Server {
             pool.push(handle);
         }
         let ticker = start_ticker(app.clone(), config.status_every)?;
+        let announced = crate::discovery::announce(
+            addr.port(),
+            &format!("http://{}", host_port(&config.host, addr.port())),
+            data,
+        );
         Ok(Server {
             app,
             http: Some(http_server),
@@ -219,6 +228,7 @@ impl Server {
             ticker: Some(ticker),
             broadcast: Some(broadcast),
             timer,
+            announced,
             report: Report {
                 token_source,
                 restored,
@@ -244,10 +254,14 @@ impl Server {
             format!("own origin + {}", config.http.allow_origins.join(", "))
         };
         println!("workerhub {}", env!("CARGO_PKG_VERSION"));
+        let data = config
+            .data_dir
+            .canonicalize()
+            .unwrap_or_else(|_| config.data_dir.clone());
         println!(
-            "  data folder   {} ({} workers restored)",
-            config.data_dir.display(),
-            report.restored
+            "  data folder   {} ({})",
+            data.display(),
+            count(report.restored, "worker restored", "workers restored")
         );
         println!(
             "  workers       at most {}, turn timeout {}s, stop grace {}s",
@@ -268,22 +282,17 @@ impl Server {
         {
             println!("  ai            {line}");
         }
-        let shown_host = if config.host.contains(':') {
-            format!("[{}]", config.host)
-        } else {
-            config.host.clone()
-        };
-        let page = format!("http://{shown_host}:{}/", self.addr.port());
+        let page = format!("http://{}/", host_port(&config.host, self.addr.port()));
         match &report.token_source {
             TokenSource::Off => println!("  auth          off (--no-auth, loopback only)"),
             TokenSource::Generated(path) => println!(
                 "  auth          token required (generated, kept in {})",
-                path.display()
+                absolute(path).display()
             ),
             TokenSource::Kept(path) => {
                 println!(
                     "  auth          token required (kept in {})",
-                    path.display()
+                    absolute(path).display()
                 )
             }
             TokenSource::Given | TokenSource::File => {
@@ -301,10 +310,49 @@ impl Server {
             println!("  open          {page}?token={token}");
         }
         println!(
-            "workerhub listening on http://{shown_host}:{}",
-            self.addr.port()
+            "workerhub listening on http://{}",
+            host_port(&config.host, self.addr.port())
         );
         let _ = std::io::stdout().flush();
+    }
+
+    /// Prints, once every kind's program has been probed (in parallel, each within a
+    /// few seconds), what this server can run: each kind with its version, or why it
+    /// cannot, and a warning when the default kind cannot run. Runs after the banner
+    /// so probing never delays the start.
+    pub fn print_kinds(&self) {
+        let app = self.app.clone();
+        let default_kind = self.report.config.workers.default_kind.clone();
+        let spawned = std::thread::Builder::new()
+            .name("kinds-probe".into())
+            .spawn(move || {
+                let kinds = app.hub.registry.describe();
+                let shown: Vec<String> = kinds
+                    .iter()
+                    .map(|k| match (&k.version, k.usable) {
+                        (Some(version), true) => format!("{} {version}", k.name),
+                        (None, true) => k.name.clone(),
+                        (_, false) => format!(
+                            "{} (unavailable: {})",
+                            k.name,
+                            k.reason.as_deref().unwrap_or("unknown")
+                        ),
+                    })
+                    .collect();
+                println!("  kinds         {}", shown.join("; "));
+                if let Some(default) = kinds.iter().find(|k| k.name == default_kind)
+                    && !default.usable
+                {
+                    println!(
+                        "  warning       the default kind `{}` (--default-ai-cli) cannot run here: workers created without `ai_cli_type` will be refused",
+                        default.name
+                    );
+                }
+                let _ = std::io::stdout().flush();
+            });
+        if let Err(err) = spawned {
+            log::warn!("could not probe the kinds: {err}");
+        }
     }
 
     /// Stops accepting, closes every WebSocket with 1001, stops every worker and one-off
@@ -319,6 +367,9 @@ impl Server {
             return;
         }
         log::info!("shutting down");
+        if let Some(path) = self.announced.take() {
+            crate::discovery::withdraw(&path);
+        }
         // Stop taking requests first, and close the listener: a client that connects
         // while the server stops is refused at once rather than left waiting.
         if let Some(http) = self.http.take() {
@@ -360,7 +411,7 @@ impl Server {
         }
         self.timer.stop();
         if let Some(broadcast) = self.broadcast.take() {
-            // Its last senders are the processes' readers, gone with the processes.
+            // Every process is reaped by now: what it printed last is handed on first.
             broadcast.join(Duration::from_secs(2));
         }
         log::info!("stopped");
@@ -373,11 +424,51 @@ impl Drop for Server {
     }
 }
 
+/// "1 worker restored", "2 workers restored".
+fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// `path` from the root, for messages (as far as it can be resolved).
+fn absolute(path: &std::path::Path) -> PathBuf {
+    path.canonicalize()
+        .or_else(|_| std::env::current_dir().map(|d| d.join(path)))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// `HOST:PORT` as a URL has it (an IPv6 address in brackets).
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// Binds the listener with the HTTP limits.
 fn listen(config: &ServerConfig) -> Result<(tiny_http::Server, SocketAddr), String> {
     let where_ = format!("{}:{}", config.host, config.port);
-    let listener = std::net::TcpListener::bind((config.host.as_str(), config.port))
-        .map_err(|err| format!("cannot listen on {where_}: {err}"))?;
+    let listener =
+        std::net::TcpListener::bind((config.host.as_str(), config.port)).map_err(|err| {
+            if err.kind() != std::io::ErrorKind::AddrInUse {
+                return format!("cannot listen on {where_}: {err}");
+            }
+            let who = match crate::discovery::find(config.port) {
+                Some(other) => format!(
+                    "another workerhub (pid {}, data folder {}) is running there",
+                    other.pid,
+                    other.data_dir.display()
+                ),
+                None => "another program is listening there".to_string(),
+            };
+            format!(
+                "cannot listen on {where_}: the port is taken ({who}). Stop it, or choose another port with --port PORT (--port 0 picks a free one)"
+            )
+        })?;
     // Accepted sockets inherit these, so a client that opens a connection and sends
     // nothing (or half a request) cannot hold tiny_http's thread for longer.
     sys::set_socket_timeouts(&listener, config.http.timeout)
@@ -458,6 +549,7 @@ fn canonical_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 pub fn serve(config: ServerConfig) -> Result<(), String> {
     let server = Server::start(config)?;
     server.print_banner();
+    server.print_kinds();
     let (signal_tx, signal_rx) = bounded::<()>(1);
     let signals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     ctrlc::set_handler(move || {
@@ -499,7 +591,10 @@ mod tests {
         ])
         .expect("arguments");
         let server = Server::start(cli.serve.config().expect("config")).expect("server");
-        let client = Client::new(&format!("http://{}", server.addr()), None);
+        let client = Client::new(
+            &format!("http://{}", server.addr()),
+            crate::client::TokenLookup::default(),
+        );
 
         // Listed, with its label and the options every AI kind has.
         let kinds = client.get("/api/ai-clis").expect("ai-clis");

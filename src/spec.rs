@@ -152,11 +152,7 @@ impl WorkerSpec {
             })?;
         let project_path = base_dir.join(project);
         let name = string_field(body, "name")?.unwrap_or_default();
-        if name.len() > 200 || name.chars().any(char::is_control) {
-            return Err(Error::invalid(
-                "`name` must be at most 200 characters, without control characters",
-            ));
-        }
+        check_name(&name)?;
         let env = env_vars(body.get("env"))?;
         let restart = match body.get("restart") {
             None | Some(Value::Null) => RestartPolicy::No,
@@ -237,6 +233,64 @@ pub fn mask_if_secret(name: &str, value: &str) -> String {
     } else {
         value.to_string()
     }
+}
+
+/// The fewest characters of an id that name it, as with git.
+pub const MIN_PREFIX: usize = 4;
+
+/// The one item whose id starts with `prefix` (at least `MIN_PREFIX` characters), as
+/// git takes the start of a commit's hash: None when none does, an `ambiguous_id` error
+/// naming them when several do. `what` names the items in messages ("workers").
+pub fn unique_prefix<T>(
+    items: impl IntoIterator<Item = T>,
+    prefix: &str,
+    id_of: impl Fn(&T) -> &str,
+    name_of: impl Fn(&T) -> String,
+    what: &str,
+) -> Result<Option<T>, Error> {
+    if prefix.len() < MIN_PREFIX {
+        return Ok(None);
+    }
+    let mut matching: Vec<T> = items
+        .into_iter()
+        .filter(|item| id_of(item).starts_with(prefix))
+        .collect();
+    if matching.len() <= 1 {
+        return Ok(matching.pop());
+    }
+    let names: Vec<String> = matching.iter().map(name_of).collect();
+    Err(Error::invalid(format!(
+        "`{prefix}` is the start of {} {what}' ids ({}): give more of it",
+        names.len(),
+        names.join(", ")
+    ))
+    .with_code(crate::error::ErrorCode::AmbiguousId))
+}
+
+/// Most characters in a worker's name.
+pub const MAX_NAME: usize = 64;
+
+/// A worker's name is used in URLs and on command lines in place of its id: letters,
+/// digits, `.`, `_` and `-`, starting with a letter or digit, at most 64 characters.
+/// So `/`, `..`, spaces and anything that would need quoting are refused up front,
+/// rather than accepted and then unusable by name.
+pub fn check_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() {
+        return Ok(());
+    }
+    let first_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    let all_ok = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !first_ok || !all_ok || name.len() > MAX_NAME {
+        return Err(Error::invalid(format!(
+            "`name` {name:?} cannot be used: a name is 1 to {MAX_NAME} letters, digits, `.`, `_` or `-`, starting with a letter or digit"
+        )));
+    }
+    Ok(())
 }
 
 /// An `env` field: an object of strings whose names a process can take (not empty, no

@@ -275,13 +275,27 @@ impl Tasks {
             .ok_or_else(|| Error::not_found(format!("no task `{id}`")))
     }
 
-    /// A task `caller` may `access` (one it may not see is not found).
+    /// A task `caller` may `access`, by id or the start of it (one it may not see is
+    /// not found).
     pub fn get_for(&self, caller: &Caller, id: &str, access: Access) -> Result<Task, Error> {
-        let task = self
-            .get(id)
-            .ok()
+        let visible: Vec<Task> = self
+            .lock()
+            .iter()
             .filter(|t| caller.may(Access::Read, t.owner.as_deref()))
-            .ok_or_else(|| Error::not_found(format!("no task `{id}`")))?;
+            .cloned()
+            .collect();
+        let exact = visible.iter().find(|t| t.id == id).cloned();
+        let task = match exact {
+            Some(task) => task,
+            None => crate::spec::unique_prefix(
+                visible,
+                id,
+                |t| t.id.as_str(),
+                |t| t.id.chars().take(8).collect(),
+                "tasks",
+            )?
+            .ok_or_else(|| Error::not_found(format!("no task `{id}`")))?,
+        };
         if !caller.may(access, task.owner.as_deref()) {
             return Err(Error::forbidden(
                 ErrorCode::Forbidden,
@@ -361,18 +375,24 @@ impl Tasks {
                 "a task needs `worker_id`, or `ai_cli_type` to pick or create a worker",
             ));
         }
-        if let Some(worker) = &worker_id {
-            let worker = self.hub.require_for(caller, worker, Access::Change)?;
-            if !worker.has_turns() {
-                return Err(Error::invalid(
-                    "tasks run on AI workers (a `command` worker has no turns)",
-                ));
-            }
-        }
-        if let Some(kind) = &ai_cli_type
-            && self.hub.registry.get(kind).is_none()
-        {
-            return Err(Error::invalid(format!("unknown `ai_cli_type` `{kind}`")));
+        // The worker it names, by id, name or the start of its id: kept by id.
+        let worker_id = match &worker_id {
+            Some(worker) => Some(
+                self.hub
+                    .require_for(caller, worker, Access::Change)?
+                    .id
+                    .clone(),
+            ),
+            None => None,
+        };
+        if let Some(kind) = &ai_cli_type {
+            // A kind this server cannot run now is refused now, not at the first run.
+            let adapter = self
+                .hub
+                .registry
+                .get(kind)
+                .ok_or_else(|| Error::invalid(format!("unknown `ai_cli_type` `{kind}`")))?;
+            self.hub.registry.check_usable(adapter.as_ref())?;
         }
         let schedule = parse_schedule(body.get("schedule").unwrap_or(&Value::Null))?;
         let now = clock::now_rfc3339();
@@ -411,7 +431,8 @@ impl Tasks {
 
     /// Runs a task now (a scheduled one between its runs, or one that ended).
     pub fn run_now(&self, caller: &Caller, id: &str) -> Result<Task, Error> {
-        self.get_for(caller, id, Access::Change)?;
+        let id = self.get_for(caller, id, Access::Change)?.id;
+        let id = id.as_str();
         {
             let mut tasks = self.lock();
             let task = tasks
@@ -434,7 +455,8 @@ impl Tasks {
 
     /// Cancels a task: it will not run again, and a running turn is interrupted.
     pub fn cancel(&self, caller: &Caller, id: &str) -> Result<Task, Error> {
-        self.get_for(caller, id, Access::Change)?;
+        let id = self.get_for(caller, id, Access::Change)?.id;
+        let id = id.as_str();
         let (worker, message) = {
             let mut tasks = self.lock();
             let task = tasks
@@ -543,8 +565,16 @@ impl Tasks {
                 }
             },
         );
-        worker.follow(&message_id, watch);
         let by = task.owner.clone().unwrap_or_else(|| "task".into());
+        if !worker.has_turns() {
+            // A program without turns (a `command` worker): the run is done once the
+            // program has the line.
+            return match worker.send_message(&task.instruction, &by) {
+                Ok(_) => self.end(id, TurnOutcome::delivered(), None),
+                Err(err) => self.fail(id, &err.message),
+            };
+        }
+        worker.follow(&message_id, watch);
         if let Err(err) = worker.send_message_as(&task.instruction, message_id.clone(), &by) {
             worker.unfollow(&message_id);
             self.fail(id, &err.message);

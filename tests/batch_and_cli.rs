@@ -22,6 +22,8 @@ fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .args(args)
         .env_remove("WORKERHUB_TOKEN")
         .env_remove("WORKERHUB_URL")
+        // Servers this test starts announce themselves here, not in the user's folders.
+        .env("XDG_RUNTIME_DIR", dir)
         .envs(env.iter().copied())
         .output()
         .expect("run workerhub")
@@ -295,7 +297,9 @@ fn exec_prints_both_streams_and_exits_with_the_remote_code() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("401"));
+    let err = text(&out.stderr);
+    assert!(err.contains("401"), "{err}");
+    assert!(err.contains("rejected the token from --token"), "{err}");
     let out = Command::new(bin())
         .args(["status", "--url", "http://127.0.0.1:1"])
         .output()

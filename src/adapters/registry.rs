@@ -7,8 +7,6 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-
 use super::settings::CliSettings;
 use super::{Adapter, claude, codex, command, custom, gemini, opencode};
 use crate::error::Error;
@@ -134,9 +132,9 @@ impl Registry {
                 available: false,
                 version: None,
                 reason: Some(format!(
-                    "`{}` was not found on PATH (set {}_BINARY to its path)",
+                    "`{}` was not found on PATH (set WORKERHUB_{}_BINARY to its path)",
                     self.binary_setting(adapter).unwrap_or_default(),
-                    kind.to_ascii_uppercase()
+                    kind.to_ascii_uppercase().replace('-', "_")
                 )),
             },
             Some(path) => match adapter
@@ -169,7 +167,7 @@ impl Registry {
 
     /// Every kind with its program, availability, version, default model and whether
     /// it is enabled. Programs are probed in parallel.
-    pub fn describe(&self) -> Vec<Value> {
+    pub fn describe(&self) -> Vec<KindInfo> {
         let adapters: Vec<Arc<dyn Adapter>> = self.adapters.values().cloned().collect();
         let probes: Vec<Probe> = std::thread::scope(|scope| {
             let handles: Vec<_> = adapters
@@ -199,18 +197,19 @@ impl Registry {
                 } else {
                     probe.reason.clone()
                 };
-                json!({
-                    "name": adapter.kind(),
-                    "label": adapter.label(),
-                    "options": adapter.options(),
-                    "binary": probe.binary.as_ref().map(|p| p.display().to_string()),
-                    "available": probe.available,
-                    "version": probe.version,
-                    "default_model": adapter.default_model(&self.settings),
-                    "enabled": enabled,
-                    "usable": enabled && probe.available,
-                    "reason": reason,
-                })
+                KindInfo {
+                    name: adapter.kind().to_string(),
+                    label: adapter.label().to_string(),
+                    options: adapter.options(),
+                    binary: probe.binary.as_ref().map(|p| p.display().to_string()),
+                    available: probe.available,
+                    version: probe.version.as_deref().and_then(clean_version),
+                    version_text: probe.version.clone(),
+                    default_model: adapter.default_model(&self.settings),
+                    enabled,
+                    usable: enabled && probe.available,
+                    reason,
+                }
             })
             .collect()
     }
@@ -233,6 +232,41 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// One kind as `GET /api/ai-clis` and the banner show it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KindInfo {
+    pub name: String,
+    /// Its name for people ("Claude Code").
+    pub label: String,
+    pub options: Vec<super::OptionSpec>,
+    pub binary: Option<String>,
+    pub available: bool,
+    /// The version number its program reports (`2.1.197`).
+    pub version: Option<String>,
+    /// The whole line its program printed for `--version`.
+    pub version_text: Option<String>,
+    pub default_model: Option<String>,
+    pub enabled: bool,
+    pub usable: bool,
+    /// Why it is not usable.
+    pub reason: Option<String>,
+}
+
+/// The version number in a `--version` line: `2.1.197 (Claude Code)` → `2.1.197`,
+/// `codex-cli 0.169.0` → `0.169.0`.
+pub fn clean_version(line: &str) -> Option<String> {
+    line.split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+        .map(|word| word.trim_start_matches('v'))
+        .find(|word| {
+            let mut parts = word.split('.');
+            let numeric = |p: Option<&str>| {
+                p.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+            };
+            numeric(parts.next()) && numeric(parts.next())
+        })
+        .map(str::to_string)
 }
 
 /// A program by path, or by name on PATH.
@@ -296,6 +330,26 @@ fn version_of(program: &Path, args: &[String]) -> Result<String, String> {
                     PROBE_TIMEOUT.as_secs()
                 ));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_version;
+
+    #[test]
+    fn versions_are_read_out_of_version_lines() {
+        for (line, want) in [
+            ("2.1.197 (Claude Code)", Some("2.1.197")),
+            ("codex-cli 0.169.0", Some("0.169.0")),
+            ("0.61.0", Some("0.61.0")),
+            ("opencode v1.18.33", Some("1.18.33")),
+            ("mycli 3.2", Some("3.2")),
+            ("no version here", None),
+            ("build 12345", None),
+        ] {
+            assert_eq!(clean_version(line).as_deref(), want, "{line}");
         }
     }
 }

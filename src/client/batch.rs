@@ -35,8 +35,9 @@ pub struct BatchArgs {
     /// Run against this server instead of starting one.
     #[arg(long)]
     pub server: Option<String>,
-    /// The token of --server [default: WORKERHUB_TOKEN].
-    #[arg(long, env = "WORKERHUB_TOKEN", hide_env_values = true)]
+    /// The token of --server [default: WORKERHUB_TOKEN, else ./data/token, else the
+    /// data folder of a workerhub running on this machine at that port].
+    #[arg(long)]
     pub token: Option<String>,
     /// Where to write the report.
     #[arg(long, default_value = "batch_test_report.json")]
@@ -633,9 +634,9 @@ fn run_batch(args: &BatchArgs) -> Result<ExitCode, Fatal> {
         .or_else(|| own.as_ref().map(|s| s.url.clone()))
         .unwrap_or_default();
     let token = if own.is_some() {
-        None
+        client::TokenLookup::given(None, "its own server")
     } else {
-        args.token.clone()
+        client::find_token(args.token.clone(), Path::new("./data"), &url)
     };
     let client = Client::new(&url, token);
     let socket = client.ws("/ws").map_err(|e| Fatal::Server(e.0))?;

@@ -21,8 +21,9 @@ pub struct ClientArgs {
     /// The server.
     #[arg(long, env = "WORKERHUB_URL", default_value = "http://127.0.0.1:7788")]
     pub url: String,
-    /// The server's token [default: the one in DATA_DIR/token, for a local server].
-    #[arg(long, env = "WORKERHUB_TOKEN", hide_env_values = true)]
+    /// The server's token [default: WORKERHUB_TOKEN, else DATA_DIR/token, else the
+    /// data folder of a workerhub running on this machine at --url's port].
+    #[arg(long)]
     pub token: Option<String>,
     /// Where a local server keeps its token.
     #[arg(long, env = "WORKERHUB_DATA_DIR", default_value = "./data")]
@@ -33,7 +34,7 @@ impl ClientArgs {
     pub fn client(&self) -> Client {
         Client::new(
             &self.url,
-            client::find_token(self.token.clone(), &self.data_dir),
+            client::find_token(self.token.clone(), &self.data_dir, &self.url),
         )
     }
 }
@@ -414,6 +415,12 @@ pub fn send(args: &SendArgs) -> Result<ExitCode, ClientError> {
             continue;
         }
         match client::server_type(&msg) {
+            Some(ServerType::CommandProgress) if msg["payload"]["state"] == "queued" => {
+                eprintln!(
+                    "workerhub: {} is busy: the message is queued at position {}; it runs when the turns before it end",
+                    args.worker, msg["payload"]["position"]
+                );
+            }
             Some(ServerType::CommandProgress) => render.event(&msg["payload"]["event"]),
             Some(ServerType::CommandResult) => {
                 if args.json {

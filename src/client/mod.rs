@@ -33,22 +33,117 @@ impl std::error::Error for ClientError {}
 pub struct Client {
     /// `http://HOST:PORT`, without a trailing slash.
     pub base: String,
-    token: Option<String>,
+    token: TokenLookup,
     agent: ureq::Agent,
 }
 
-/// The token to use: given, or the one a local server keeps in its data folder.
-pub fn find_token(given: Option<String>, data_dir: &Path) -> Option<String> {
-    given.filter(|t| !t.is_empty()).or_else(|| {
-        std::fs::read_to_string(data_dir.join("token"))
-            .ok()
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-    })
+/// The token a client uses, where it came from, and everywhere it looked: said in full
+/// when the server wants a token, so a user knows what to fix.
+#[derive(Clone, Debug, Default)]
+pub struct TokenLookup {
+    pub token: Option<String>,
+    /// Where the token came from (`--token`, `WORKERHUB_TOKEN`, a file).
+    pub source: Option<String>,
+    /// Every place looked at, and what was there.
+    pub looked: Vec<String>,
+}
+
+impl TokenLookup {
+    /// A token given by the caller (a test, batch mode's own server), or none.
+    pub fn given(token: Option<String>, source: &str) -> TokenLookup {
+        TokenLookup {
+            source: token.as_ref().map(|_| source.to_string()),
+            token,
+            looked: vec![source.to_string()],
+        }
+    }
+
+    /// What to say when the server answers 401.
+    pub fn explain_401(&self, server: &str) -> String {
+        match (&self.token, &self.source) {
+            (Some(_), Some(source)) => format!(
+                "{server} rejected the token from {source}: it is not one of this server's tokens (a server prints its token at start and keeps it in DATA_DIR/token)"
+            ),
+            _ => format!(
+                "{server} wants a token and none was found; looked at: {}. Give one with --token or WORKERHUB_TOKEN (a server prints its token at start and keeps it in DATA_DIR/token)",
+                self.looked.join("; ")
+            ),
+        }
+    }
+}
+
+/// Reads a token file: its first line, trimmed.
+fn token_file(path: &Path) -> Result<String, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let token = text.trim().to_string();
+            if token.is_empty() {
+                Err(format!("{} is empty", path.display()))
+            } else {
+                Ok(token)
+            }
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("{} (no such file)", path.display()))
+        }
+        Err(err) => Err(format!("{} ({err})", path.display())),
+    }
+}
+
+/// Finds the token for the server at `url`: `--token`, then `WORKERHUB_TOKEN`, then
+/// `DATA_DIR/token` (default `./data/token`), then the data folder of a server running
+/// on this machine at that port (`crate::discovery`).
+pub fn find_token(flag: Option<String>, data_dir: &Path, url: &str) -> TokenLookup {
+    let mut looked = Vec::new();
+    let found = |token: String, source: String, looked: Vec<String>| TokenLookup {
+        token: Some(token),
+        source: Some(source),
+        looked,
+    };
+    match flag.filter(|t| !t.is_empty()) {
+        Some(token) => return found(token, "--token".into(), vec!["--token".into()]),
+        None => looked.push("--token (not given)".to_string()),
+    }
+    match std::env::var("WORKERHUB_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+    {
+        Some(token) => return found(token, "WORKERHUB_TOKEN".into(), looked),
+        None => looked.push("WORKERHUB_TOKEN (not set)".to_string()),
+    }
+    let local = data_dir.join("token");
+    match token_file(&local) {
+        Ok(token) => return found(token, local.display().to_string(), looked),
+        Err(why) => looked.push(why),
+    }
+    let port = url
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.trim_end_matches('/').parse::<u16>().ok());
+    let announced = port.and_then(crate::discovery::find);
+    match announced {
+        Some(server) => {
+            let path = server.data_dir.join("token");
+            match token_file(&path) {
+                Ok(token) => return found(token, path.display().to_string(), looked),
+                Err(why) => looked.push(format!(
+                    "the data folder of the workerhub running at that port (pid {}): {why}",
+                    server.pid
+                )),
+            }
+        }
+        None => looked.push(format!(
+            "a workerhub of this user running at {url} (none found)"
+        )),
+    }
+    TokenLookup {
+        token: None,
+        source: None,
+        looked,
+    }
 }
 
 impl Client {
-    pub fn new(url: &str, token: Option<String>) -> Client {
+    pub fn new(url: &str, token: TokenLookup) -> Client {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(600)))
@@ -76,6 +171,12 @@ impl Client {
             .read_to_string()
             .map_err(|e| ClientError(format!("{what}: could not read the answer: {e}")))?;
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status == 401 {
+            return Err(ClientError(format!(
+                "{what}: {} (unauthorized, HTTP 401)",
+                self.token.explain_401(&self.base)
+            )));
+        }
         if status >= 400 {
             let message = value["error"]["message"]
                 .as_str()
@@ -89,7 +190,7 @@ impl Client {
     }
 
     fn auth(&self) -> Option<String> {
-        self.token.as_ref().map(|t| format!("Bearer {t}"))
+        self.token.token.as_ref().map(|t| format!("Bearer {t}"))
     }
 
     pub fn get(&self, path: &str) -> Result<Value, ClientError> {
@@ -140,6 +241,12 @@ impl Client {
             request.headers_mut().insert("Authorization", value);
         }
         let (socket, _) = tungstenite::connect(request).map_err(|e| match e {
+            tungstenite::Error::Http(resp) if resp.status().as_u16() == 401 => {
+                ClientError(format!(
+                    "{path}: {} (unauthorized, HTTP 401)",
+                    self.token.explain_401(&self.base)
+                ))
+            }
             tungstenite::Error::Http(resp) => {
                 let body = resp
                     .body()

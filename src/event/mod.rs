@@ -120,6 +120,19 @@ impl Status {
         }
     }
 
+    /// The state in a sentence about the worker: "`echo` has exited".
+    pub fn phrase(self) -> &'static str {
+        match self {
+            Status::Starting => "is starting",
+            Status::Running => "is running",
+            Status::Idle => "is idle",
+            Status::Busy => "is busy",
+            Status::Exited => "has exited",
+            Status::Interrupted => "was interrupted by a restart of the server",
+            Status::Error => "could not be started",
+        }
+    }
+
     /// Whether the worker counts against `--max-workers`.
     pub fn is_live(self) -> bool {
         matches!(

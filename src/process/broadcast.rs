@@ -8,7 +8,7 @@
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, select};
 
 use super::{Output, OutputTx};
 
@@ -17,8 +17,22 @@ const CHANNEL_SIZE: usize = 256;
 
 pub struct Broadcast {
     thread: Option<JoinHandle<()>>,
+    /// Tells the thread to hand on what is queued and end (the senders live as long
+    /// as the server's services, so their going cannot be what ends it).
+    stop: Sender<()>,
     /// Closed when the thread ends, so stopping can wait with a bound.
     done: Receiver<()>,
+}
+
+/// Hands one output to its owner; one owner's bad line must not stop everyone's output.
+fn deliver(output: Output) {
+    let process = output.process;
+    let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        output.sink.on_process_event(output.process, output.event);
+    }));
+    if handled.is_err() {
+        log::error!("handling output of process {process} panicked; the event was dropped");
+    }
 }
 
 impl Broadcast {
@@ -26,35 +40,40 @@ impl Broadcast {
     pub fn start() -> std::io::Result<(Broadcast, OutputTx)> {
         let (tx, rx) = bounded::<Output>(CHANNEL_SIZE);
         let (done_tx, done) = bounded::<()>(0);
+        let (stop, stopped) = bounded::<()>(1);
         let thread = std::thread::Builder::new()
             .name("broadcast".into())
             .spawn(move || {
                 let _done = done_tx;
-                for output in rx {
-                    // One owner's bad line must not stop everyone's output.
-                    let process = output.process;
-                    let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        output.sink.on_process_event(output.process, output.event);
-                    }));
-                    if handled.is_err() {
-                        log::error!(
-                            "handling output of process {process} panicked; the event was dropped"
-                        );
+                loop {
+                    select! {
+                        recv(rx) -> output => match output {
+                            Ok(output) => deliver(output),
+                            Err(_) => return,
+                        },
+                        recv(stopped) -> _ => {
+                            while let Ok(output) = rx.try_recv() {
+                                deliver(output);
+                            }
+                            return;
+                        },
                     }
                 }
             })?;
         Ok((
             Broadcast {
                 thread: Some(thread),
+                stop,
                 done,
             },
             tx,
         ))
     }
 
-    /// Waits (up to `timeout`) for the thread to end, which it does once every sender
-    /// is gone: every process reaped and `Processes` dropped.
+    /// Ends the thread once it has handed on what is queued (call when every process
+    /// is reaped), waiting for it up to `timeout`.
     pub fn join(mut self, timeout: Duration) {
+        let _ = self.stop.try_send(());
         let ended = matches!(
             self.done.recv_timeout(timeout),
             Err(RecvTimeoutError::Disconnected)
@@ -63,7 +82,7 @@ impl Broadcast {
             if ended {
                 let _ = thread.join();
             } else {
-                log::warn!("the broadcast thread still had senders at shutdown; not waiting");
+                log::warn!("the broadcast thread did not end in time; not waiting");
             }
         }
     }

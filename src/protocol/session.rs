@@ -13,6 +13,7 @@ use super::{PROTOCOL_VERSION, Request, RequestType, ServerType, envelope, parse_
 use crate::app::App;
 use crate::auth::{Access, Caller};
 use crate::error::{Error, ErrorCode};
+use crate::event::MessageState;
 use crate::metrics::METRICS;
 use crate::worker::follow::TurnWatch;
 use crate::ws::conn::Conn;
@@ -369,11 +370,19 @@ impl AgentSession {
                 },
             );
             worker.follow(&message_id, watch);
-            if let Err(err) =
-                worker.send_message_as(&content, message_id.clone(), &self.caller.name)
-            {
-                worker.unfollow(&message_id);
-                return Err(err);
+            let receipt =
+                match worker.send_message_as(&content, message_id.clone(), &self.caller.name) {
+                    Ok(receipt) => receipt,
+                    Err(err) => {
+                        worker.unfollow(&message_id);
+                        return Err(err);
+                    }
+                };
+            // A busy worker queues the message: say so, and where, before its turn.
+            if receipt.state == MessageState::Queued {
+                let mut payload = serde_json::to_value(&receipt).unwrap_or(Value::Null);
+                payload["worker_id"] = worker.id.clone().into();
+                reply(conn, ServerType::CommandProgress, payload, &req.id);
             }
             return Ok(());
         }

@@ -32,6 +32,20 @@ pub struct TurnOutcome {
     pub duration_ms: Option<u64>,
 }
 
+impl TurnOutcome {
+    /// A message given to a program without turns: nothing more will mark its end.
+    pub fn delivered() -> TurnOutcome {
+        TurnOutcome {
+            outcome: Outcome::Completed,
+            success: true,
+            result: None,
+            text: String::new(),
+            events: 0,
+            duration_ms: None,
+        }
+    }
+}
+
 type OnEvent = Box<dyn Fn(&Arc<Published>) + Send + Sync>;
 type OnDone = Box<dyn FnOnce(TurnOutcome) + Send>;
 

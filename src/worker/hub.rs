@@ -104,10 +104,7 @@ impl Hub {
         id_or_name: &str,
         access: Access,
     ) -> Result<Arc<Worker>, Error> {
-        let worker = self
-            .get(id_or_name)
-            .filter(|w| caller.may(Access::Read, w.owner.as_deref()))
-            .ok_or_else(|| Error::not_found(format!("no worker `{id_or_name}`")))?;
+        let worker = self.resolve(id_or_name, |w| caller.may(Access::Read, w.owner.as_deref()))?;
         if !caller.may(access, worker.owner.as_deref()) {
             return Err(Error::forbidden(
                 ErrorCode::Forbidden,
@@ -122,7 +119,7 @@ impl Hub {
         Ok(worker)
     }
 
-    /// A worker by id, or else by name.
+    /// A worker by id, or else by name (exactly).
     pub fn get(&self, id_or_name: &str) -> Option<Arc<Worker>> {
         let workers = self.read();
         workers
@@ -136,9 +133,30 @@ impl Hub {
             .cloned()
     }
 
+    /// A worker by id, name, or the start of its id (as with git: at least
+    /// `MIN_PREFIX` characters, and only one worker may match), among those `visible`.
+    pub fn resolve(
+        &self,
+        id_or_name: &str,
+        visible: impl Fn(&Worker) -> bool,
+    ) -> Result<Arc<Worker>, Error> {
+        if let Some(worker) = self.get(id_or_name).filter(|w| visible(w)) {
+            return Ok(worker);
+        }
+        let visible_ones: Vec<Arc<Worker>> =
+            self.read().iter().filter(|w| visible(w)).cloned().collect();
+        crate::spec::unique_prefix(
+            visible_ones,
+            id_or_name,
+            |w| w.id.as_str(),
+            |w| w.display_name(),
+            "workers",
+        )?
+        .ok_or_else(|| Error::not_found(format!("no worker `{id_or_name}`")))
+    }
+
     pub fn require(&self, id_or_name: &str) -> Result<Arc<Worker>, Error> {
-        self.get(id_or_name)
-            .ok_or_else(|| Error::not_found(format!("no worker `{id_or_name}`")))
+        self.resolve(id_or_name, |_| true)
     }
 
     pub fn live_count(&self) -> usize {

@@ -44,6 +44,11 @@ impl Restarts {
         self.stopped = true;
     }
 
+    /// Whether the process was stopped on purpose.
+    pub(super) fn was_stopped(&self) -> bool {
+        self.stopped
+    }
+
     pub(super) fn reset(&mut self) {
         self.in_a_row = 0;
         self.stopped = false;

@@ -228,9 +228,9 @@ impl Worker {
                 return Err(Error::conflict(
                     ErrorCode::WorkerNotRunning,
                     format!(
-                        "{} is {} and cannot take messages; start it first",
+                        "{} {} and takes no messages until it is started again",
                         self.display_name(),
-                        st.status.as_str()
+                        st.status.phrase()
                     ),
                 ));
             }
@@ -436,7 +436,12 @@ impl Worker {
                     self.publish_status(st, status);
                 }
             } else {
-                self.set_status(st, Status::Exited);
+                st.status = Status::Exited;
+                let mut status = self.status_event(st);
+                if st.restarts.was_stopped() {
+                    status.reason = Some("stopped on request".into());
+                }
+                self.publish_status(st, status);
                 self.after_exit(st, &exit);
             }
         }
@@ -539,6 +544,18 @@ impl Worker {
         };
         if let Some(process) = &process {
             process.terminate(self.engine.kill_grace);
+            // Answer with the state after the stop: the exit reaches the worker through
+            // the broadcast thread, after the process's last lines.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while self
+                .lock()
+                .process
+                .as_ref()
+                .is_some_and(|p| p.id == process.id)
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
         }
         Stopped {
             stopped: process.is_some(),

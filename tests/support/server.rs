@@ -25,6 +25,9 @@ pub struct Workerhub {
     /// What the server printed up to its listening line.
     pub banner: Vec<String>,
     pub data_dir: PathBuf,
+    /// The `XDG_RUNTIME_DIR` the server was given (where it announces itself to local
+    /// clients).
+    pub runtime_dir: PathBuf,
     pub log_path: PathBuf,
     _tmp: Option<TempDir>,
 }
@@ -109,11 +112,15 @@ impl Workerhub {
             }
             None => Command::new(bin()),
         };
+        // Where the server tells local clients about itself (`discovery`): a folder of
+        // this test's, not the user's.
+        let runtime_dir = data_dir.with_extension("run");
         command
             .args(["--port", "0", "--data-dir"])
             .arg(data_dir)
             .args(args)
             .env_remove("WORKERHUB_TOKEN")
+            .env("XDG_RUNTIME_DIR", &runtime_dir)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -156,6 +163,7 @@ impl Workerhub {
             token,
             banner,
             data_dir: data_dir.to_path_buf(),
+            runtime_dir,
             log_path,
             _tmp: None,
         }
