@@ -316,6 +316,7 @@ pub fn env_vars(value: Option<&Value>) -> Result<BTreeMap<String, String>, Error
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
     use serde_json::json;
 
     #[test]
@@ -347,5 +348,37 @@ mod tests {
         let shown = spec.public();
         assert_eq!(shown.env["OPENAI_API_KEY"], "****abcd");
         assert_eq!(shown.env["MODE"], "x");
+    }
+
+    #[test]
+    fn an_id_is_taken_by_its_start_when_only_one_matches() {
+        let ids = ["abcd1234", "abcd9999", "ef012345"];
+        let pick =
+            |prefix: &str| unique_prefix(ids, prefix, |id| id, |id| id.to_string(), "things");
+        assert_eq!(pick("ef01").unwrap(), Some("ef012345"));
+        assert_eq!(pick("abcd1").unwrap(), Some("abcd1234"));
+        assert_eq!(pick("abc").unwrap(), None, "shorter than MIN_PREFIX");
+        assert_eq!(pick("0000").unwrap(), None);
+        let err = pick("abcd").unwrap_err();
+        assert_eq!(err.code, ErrorCode::AmbiguousId);
+        assert!(err.message.contains("abcd1234") && err.message.contains("abcd9999"));
+    }
+
+    #[test]
+    fn names_are_what_a_url_and_a_command_line_carry() {
+        for good in ["", "echo", "a.b_c-1", "9lives", &"n".repeat(MAX_NAME)] {
+            assert!(check_name(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "a/b",
+            "..",
+            ".x",
+            "-x",
+            "a b",
+            "é",
+            &"n".repeat(MAX_NAME + 1),
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
     }
 }

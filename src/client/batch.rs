@@ -60,6 +60,10 @@ pub struct BatchArgs {
     /// Print the report on stdout.
     #[arg(long)]
     pub json: bool,
+    /// With --server: keep the workers this run created (they are deleted at the end
+    /// otherwise).
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// What can go wrong before any message is sent.
@@ -267,13 +271,19 @@ impl Progress {
 struct Session {
     socket: Socket,
     next_id: u64,
+    /// The workers this run created, by the script's name for them.
     workers: HashMap<String, WorkerInfo>,
+    /// Put before every worker's name on the server (a run against a shared server),
+    /// so a run never takes a name a user or another run has.
+    prefix: String,
     /// Messages that arrived while waiting for something else.
     backlog: Vec<Value>,
 }
 
 struct WorkerInfo {
     id: String,
+    /// Its name on the server.
+    name: String,
     has_turns: bool,
 }
 
@@ -360,12 +370,14 @@ impl Session {
     ) -> Result<&WorkerInfo, ClientError> {
         if !self.workers.contains_key(name) {
             let mut body = defaults.clone();
-            body.insert("name".into(), json!(name));
+            let server_name = format!("{}{name}", self.prefix);
+            body.insert("name".into(), json!(server_name));
             let id = self.request(RequestType::AgentCreate, Value::Object(body), None)?;
             let created = self.answer(&id, Duration::from_secs(60))?;
             let worker = &created["payload"];
             let info = WorkerInfo {
                 id: worker["id"].as_str().unwrap_or("").to_string(),
+                name: server_name,
                 has_turns: worker["has_turns"] == true,
             };
             if !info.has_turns {
@@ -382,6 +394,24 @@ impl Session {
         self.workers
             .get(name)
             .ok_or_else(|| ClientError(format!("worker {name} was not created")))
+    }
+
+    /// Deletes the workers this run created (each within a bound); says which could
+    /// not be.
+    fn remove_workers(&mut self) {
+        let created: Vec<(String, String)> = self
+            .workers
+            .values()
+            .map(|w| (w.id.clone(), w.name.clone()))
+            .collect();
+        for (id, name) in created {
+            let removed = self
+                .request(RequestType::AgentDelete, json!({"worker_id": id}), None)
+                .and_then(|req| self.answer(&req, Duration::from_secs(30)));
+            if let Err(err) = removed {
+                eprintln!("workerhub batch: could not delete the worker {name}: {err}");
+            }
+        }
     }
 }
 
@@ -640,10 +670,19 @@ fn run_batch(args: &BatchArgs) -> Result<ExitCode, Fatal> {
     };
     let client = Client::new(&url, token);
     let socket = client.ws("/ws").map_err(|e| Fatal::Server(e.0))?;
+    // On a server of its own, names are the script's; on a shared one, each run's
+    // names start with its own prefix.
+    let prefix = if own.is_some() {
+        String::new()
+    } else {
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        format!("batch-{}-", &run[..6])
+    };
     let mut session = Session {
         socket,
         next_id: 0,
         workers: HashMap::new(),
+        prefix,
         backlog: Vec::new(),
     };
     let ack = session
@@ -698,6 +737,7 @@ fn run_batch(args: &BatchArgs) -> Result<ExitCode, Fatal> {
             "index": index + 1,
             "worker": worker,
             "worker_id": session.workers.get(&worker).map(|w| w.id.clone()),
+            "worker_name": session.workers.get(&worker).map(|w| w.name.clone()),
             "content": text,
             "events": outcome.events,
             "final_text": outcome.text,
@@ -709,6 +749,10 @@ fn run_batch(args: &BatchArgs) -> Result<ExitCode, Fatal> {
         });
         progress.finished(index, &worker, &result);
         results.push(result);
+    }
+    // A run against a shared server leaves it as it found it (unless told to keep them).
+    if own.is_none() && !args.keep {
+        session.remove_workers();
     }
     drop(session);
     let succeeded = results.iter().filter(|r| r["success"] == true).count();

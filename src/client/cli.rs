@@ -129,9 +129,12 @@ pub enum TasksCommand {
         kind: Option<String>,
         #[arg(long)]
         path: Option<String>,
-        /// Repeat every interval: 30s, 5m, 2h.
+        /// Repeat every interval: 30s, 5m, 2h, 1d, 1w.
         #[arg(long)]
         every: Option<String>,
+        /// Print only the new task's id (for scripts).
+        #[arg(long, short)]
+        quiet: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -142,18 +145,49 @@ pub enum TasksCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Cancel a task.
+    /// Cancel a task (its id, or the start of it).
     Cancel {
         id: String,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Run a task now.
+    /// Run a task now (its id, or the start of it).
     Run {
         id: String,
         #[command(flatten)]
         client: ClientArgs,
     },
+}
+
+/// The create request's fields as `workerhub create` names them.
+const CREATE_TERMS: &[(&str, &str)] = &[
+    ("name", "NAME"),
+    ("project_path", "--path"),
+    ("ai_cli_type", "--kind"),
+    ("command", "the command after --"),
+    ("model", "--model"),
+    ("allowed_tools", "--allowed-tool"),
+    ("permission_mode", "--permission-mode"),
+    ("mode", "--mode"),
+];
+
+/// The task request's fields as `workerhub tasks add` names them.
+const TASK_TERMS: &[(&str, &str)] = &[
+    ("instruction", "INSTRUCTION"),
+    ("worker_id", "--worker"),
+    ("ai_cli_type", "--kind"),
+    ("project_path", "--path"),
+    ("schedule", "--every"),
+];
+
+/// The server names the API's fields (`` `project_path` ``); a user of the command line
+/// knows its flags (`--path`).
+fn in_cli_terms(err: ClientError, terms: &[(&str, &str)]) -> ClientError {
+    let mut text = err.0;
+    for (field, flag) in terms {
+        text = text.replace(&format!("`{field}`"), &format!("`{flag}`"));
+    }
+    ClientError(text)
 }
 
 /// Runs a client command; prints the error as one line and fails on error.
@@ -223,7 +257,11 @@ pub fn create(args: &CreateArgs) -> Result<ExitCode, ClientError> {
     if !args.allowed_tools.is_empty() {
         set(&mut body, "allowed_tools", json!(args.allowed_tools));
     }
-    let worker = args.client.client().post("/api/workers", &body)?;
+    let worker = args
+        .client
+        .client()
+        .post("/api/workers", &body)
+        .map_err(|e| in_cli_terms(e, CREATE_TERMS))?;
     println!(
         "{} {} ({}, {})",
         worker["id"].as_str().unwrap_or(""),
@@ -612,19 +650,27 @@ pub fn exec(args: &ExecArgs) -> Result<ExitCode, ClientError> {
     }
 }
 
+/// A task in one line: the start of its id, its state, what it asks, when it runs next,
+/// and why its last run failed.
+fn print_task(t: &Value) {
+    let id: String = t["id"].as_str().unwrap_or("").chars().take(8).collect();
+    let mut line = format!(
+        "{id}  {:<9}  {}",
+        t["status"].as_str().unwrap_or(""),
+        short(t["instruction"].as_str().unwrap_or(""), 60)
+    );
+    if let Some(next) = t["next_run_at"].as_str() {
+        line.push_str(&format!("  (next {next})"));
+    }
+    if t["status"] == "failed"
+        && let Some(why) = t["error"].as_str()
+    {
+        line.push_str(&format!("\n          failed: {why}"));
+    }
+    println!("{line}");
+}
+
 pub fn tasks(command: &TasksCommand) -> Result<ExitCode, ClientError> {
-    let print_task = |t: &Value| {
-        println!(
-            "{}  {:<9}  {}{}",
-            t["id"].as_str().unwrap_or(""),
-            t["status"].as_str().unwrap_or(""),
-            short(t["instruction"].as_str().unwrap_or(""), 60),
-            t["next_run_at"]
-                .as_str()
-                .map(|n| format!("  (next {n})"))
-                .unwrap_or_default()
-        );
-    };
     match command {
         TasksCommand::Add {
             instruction,
@@ -632,6 +678,7 @@ pub fn tasks(command: &TasksCommand) -> Result<ExitCode, ClientError> {
             kind,
             path,
             every,
+            quiet,
             client,
         } => {
             let mut body = json!({"instruction": instruction});
@@ -645,7 +692,15 @@ pub fn tasks(command: &TasksCommand) -> Result<ExitCode, ClientError> {
                     body[key] = json!(v);
                 }
             }
-            print_task(&client.client().post("/api/tasks", &body)?);
+            let task = client
+                .client()
+                .post("/api/tasks", &body)
+                .map_err(|e| in_cli_terms(e, TASK_TERMS))?;
+            if *quiet {
+                println!("{}", task["id"].as_str().unwrap_or(""));
+            } else {
+                print_task(&task);
+            }
         }
         TasksCommand::List { status, client } => {
             let path = match status {
@@ -664,11 +719,50 @@ pub fn tasks(command: &TasksCommand) -> Result<ExitCode, ClientError> {
                 .client()
                 .post(&format!("/api/tasks/{}/cancel", encode(id)), &json!({}))?,
         ),
-        TasksCommand::Run { id, client } => print_task(
-            &client
-                .client()
-                .post(&format!("/api/tasks/{}/run", encode(id)), &json!({}))?,
-        ),
+        TasksCommand::Run { id, client } => {
+            let client = client.client();
+            let task = client.post(&format!("/api/tasks/{}/run", encode(id)), &json!({}))?;
+            let full = task["id"].as_str().unwrap_or(id).to_string();
+            let short_id: String = full.chars().take(8).collect();
+            // It starts on its own thread: say where, once it has a worker.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut now = task;
+            while now["status"] == "pending" && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+                now = client.get(&format!("/api/tasks/{}", encode(&full)))?;
+            }
+            let worker = now["assigned_worker"].as_str().unwrap_or("");
+            let worker_name = if worker.is_empty() {
+                String::new()
+            } else {
+                client
+                    .get(&format!("/api/workers/{}", encode(worker)))
+                    .ok()
+                    .and_then(|w| {
+                        w["name"]
+                            .as_str()
+                            .filter(|n| !n.is_empty())
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_else(|| worker.chars().take(8).collect())
+            };
+            match now["status"].as_str().unwrap_or("") {
+                "pending" => println!(
+                    "task {short_id} is queued to run; follow it with: workerhub tasks list"
+                ),
+                "failed" => {
+                    println!(
+                        "task {short_id} failed: {}",
+                        now["error"].as_str().unwrap_or("no reason given")
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+                state => println!(
+                    "task {short_id} {} on worker {worker_name}; follow it with: workerhub watch {worker_name}",
+                    if state == "running" { "started" } else { "ran" }
+                ),
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
