@@ -77,6 +77,12 @@ pub enum ErrorCode {
     TaskRunning,
     ShuttingDown,
     // What happened to a worker.
+    /// The CLI has no credentials for its model API.
+    CredentialsMissing,
+    /// The model API refused the CLI's credentials.
+    CredentialsRejected,
+    /// The CLI could not reach its model API (after its retries).
+    ApiUnreachable,
     StartFailed,
     TurnFailed,
     Timeout,
@@ -124,6 +130,9 @@ impl ErrorCode {
             ErrorCode::WorkerNotRunning => "worker_not_running",
             ErrorCode::TaskRunning => "task_running",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::CredentialsMissing => "credentials_missing",
+            ErrorCode::CredentialsRejected => "credentials_rejected",
+            ErrorCode::ApiUnreachable => "api_unreachable",
             ErrorCode::StartFailed => "start_failed",
             ErrorCode::TurnFailed => "turn_failed",
             ErrorCode::Timeout => "timeout",

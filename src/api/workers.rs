@@ -12,9 +12,14 @@ use crate::http::request::Request;
 use crate::ws::worker_stream::WorkerStream;
 
 /// Each kind: its program, whether it is available (found, and `--version` answers),
-/// its version, default model, and whether it is enabled.
+/// its version, default model, and whether it is enabled; and what a new worker's form
+/// needs besides: the default kind and the folders workers may run in.
 pub fn kinds(app: &Arc<App>, _: &mut Request<'_>) -> Result<Reply, Error> {
-    Ok(Reply::ok(json!({"ai_clis": app.hub.registry.describe()})))
+    Ok(Reply::ok(json!({
+        "ai_clis": app.hub.registry.describe(),
+        "default": app.hub.default_kind(),
+        "project_roots": app.hub.engine.project_roots,
+    })))
 }
 
 pub fn list(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {

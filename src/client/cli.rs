@@ -328,7 +328,10 @@ impl Render {
                 let _ = writeln!(out, "[exited: {how}]");
             }
             Event::Error(error) => {
-                let _ = writeln!(err, "error: {}", error.message);
+                let _ = match &error.hint {
+                    Some(hint) => writeln!(err, "error: {} ({hint})", error.message),
+                    None => writeln!(err, "error: {}", error.message),
+                };
             }
             Event::Status(_) | Event::Unknown => {}
         }
@@ -378,6 +381,9 @@ fn render_piece(out: &mut impl Write, err: &mut impl Write, piece: &AgentContent
         }
         AgentContent::Log { text, .. } => {
             let _ = writeln!(err, "{text}");
+        }
+        AgentContent::Retry(retry) => {
+            let _ = writeln!(err, "  ↻ {}", crate::event::describe_retry(retry));
         }
         AgentContent::ToolResult(_) | AgentContent::System(_) => {}
     }

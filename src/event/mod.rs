@@ -280,6 +280,9 @@ pub struct ErrorEvent {
     /// How the program ended, when that is the error.
     #[serde(flatten)]
     pub exit: ExitFields,
+    /// What to do about it, when workerhub knows (a missing key: which variable to set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
     /// `history_gap`: the first seq still kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seq: Option<u64>,
@@ -295,6 +298,7 @@ impl ErrorEvent {
             message_id: None,
             message_seq: None,
             exit: ExitFields::default(),
+            hint: None,
             first_seq: None,
             worker_id: None,
         }
@@ -336,6 +340,8 @@ pub enum AgentContent {
     },
     ToolUse(ToolUse),
     ToolResult(ToolResult),
+    /// The CLI could not reach its model API (or was told to wait) and tries again.
+    Retry(Retry),
     /// The end of a turn.
     Result(Box<TurnResult>),
     /// Anything else the CLI said (session start, warnings, steps), with its fields.
@@ -391,6 +397,39 @@ pub struct ToolUse {
     pub input: Value,
     #[serde(default)]
     pub raw: String,
+}
+
+/// The CLI tries its model API again: the attempt, how many it makes, how long it
+/// waits first, and why, in words.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Retry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// The HTTP status the API answered, when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// What went wrong, in words ("the API is unreachable: connection refused").
+    pub error: String,
+    #[serde(default)]
+    pub raw: String,
+}
+
+/// A retry in words: "retry 4 of 10 in 8 s: the API is unreachable".
+pub fn describe_retry(retry: &Retry) -> String {
+    let mut words = String::from("retry");
+    match (retry.attempt, retry.max_attempts) {
+        (Some(n), Some(max)) => words.push_str(&format!(" {n} of {max}")),
+        (Some(n), None) => words.push_str(&format!(" {n}")),
+        _ => {}
+    }
+    if let Some(ms) = retry.delay_ms {
+        words.push_str(&format!(" in {:.0} s", (ms as f64 / 1000.0).max(1.0)));
+    }
+    format!("{words}: {}", retry.error)
 }
 
 /// What a tool returned.

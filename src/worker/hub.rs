@@ -159,6 +159,11 @@ impl Hub {
         self.resolve(id_or_name, |_| true)
     }
 
+    /// The kind of workers created without one.
+    pub fn default_kind(&self) -> &str {
+        &self.config.default_kind
+    }
+
     pub fn live_count(&self) -> usize {
         self.read().iter().filter(|w| w.status().is_live()).count()
     }
