@@ -39,7 +39,10 @@ $(UI_STAMP): $(UI_DIR)/package.json $(UI_DIR)/package-lock.json
 		echo "npm not found: the browser tests will be skipped"; \
 	fi
 
+# The benchmark binaries are built first: the bench smoke tests run them, and cargo
+# builds only a test's own package's binaries.
 test: lint clis ui-deps
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets
 
 lint:

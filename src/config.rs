@@ -44,6 +44,8 @@ pub enum Command {
     Send(crate::client::cli::SendArgs),
     /// Follow a worker's events.
     Watch(crate::client::cli::WatchArgs),
+    /// Answer a tool approval a worker waits for.
+    Approve(crate::client::cli::ApproveArgs),
     /// Run a command on the server, as if here: its output and exit code come back.
     Exec(crate::client::cli::ExecArgs),
     /// Tasks: add, list, cancel, run.
@@ -89,6 +91,10 @@ pub struct ServeArgs {
     /// Seconds between SIGTERM and SIGKILL when a worker is stopped.
     #[arg(long, env = "WORKERHUB_STOP_GRACE", default_value_t = 5.0)]
     pub stop_grace: f64,
+    /// Seconds a tool approval may wait for an answer before it is denied (never by
+    /// default: the agent waits for a person).
+    #[arg(long, env = "WORKERHUB_APPROVAL_TIMEOUT")]
+    pub approval_timeout: Option<f64>,
     /// Another origin whose pages may use this server (repeatable; `*` allows any).
     #[arg(long, env = "WORKERHUB_ALLOW_ORIGIN", value_delimiter = ',')]
     pub allow_origin: Vec<String>,
@@ -317,6 +323,7 @@ pub struct WorkerConfig {
     pub turn_timeout: Duration,
     pub stop_grace: Duration,
     pub result_grace: Duration,
+    pub approval_timeout: Option<Duration>,
     /// Relative project paths are taken from here.
     pub base_dir: PathBuf,
     pub default_kind: String,
@@ -449,6 +456,7 @@ impl ServeArgs {
                 turn_timeout: Duration::from_secs(self.worker_timeout),
                 stop_grace: seconds(self.stop_grace),
                 result_grace: Duration::from_secs(2),
+                approval_timeout: self.approval_timeout.filter(|s| *s > 0.0).map(seconds),
                 base_dir,
                 default_kind: self.default_ai_cli.clone(),
                 project_roots: self.project_root.clone(),

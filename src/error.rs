@@ -72,6 +72,8 @@ pub enum ErrorCode {
     NotRestartable,
     NothingRunning,
     NotBusy,
+    /// Someone answered the approval first.
+    AlreadyDecided,
     ReadOnly,
     WorkerNotRunning,
     TaskRunning,
@@ -126,6 +128,7 @@ impl ErrorCode {
             ErrorCode::NotRestartable => "not_restartable",
             ErrorCode::NothingRunning => "nothing_running",
             ErrorCode::NotBusy => "not_busy",
+            ErrorCode::AlreadyDecided => "already_decided",
             ErrorCode::ReadOnly => "read_only",
             ErrorCode::WorkerNotRunning => "worker_not_running",
             ErrorCode::TaskRunning => "task_running",

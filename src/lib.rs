@@ -10,6 +10,7 @@
 pub mod adapters;
 pub mod api;
 pub mod app;
+pub mod approval;
 pub mod auth;
 pub mod client;
 pub mod clock;

@@ -27,8 +27,8 @@ use crate::process::ledger::{self, Ledger};
 use crate::process::{ProcessConfig, Processes};
 use crate::tasks::Tasks;
 use crate::timer::Timer;
-use crate::worker::Engine;
 use crate::worker::hub::{Hub, HubConfig};
+use crate::worker::{Engine, Timing};
 use crate::ws::Sockets;
 use crate::ws::registry::Connections;
 use crate::ws::writer::Writers;
@@ -128,9 +128,12 @@ impl Server {
         let engine = Arc::new(Engine::new(
             processes,
             timer.clone(),
-            w.stop_grace,
-            w.turn_timeout,
-            w.result_grace,
+            Timing {
+                kill_grace: w.stop_grace,
+                turn_timeout: w.turn_timeout,
+                result_grace: w.result_grace,
+                approval_timeout: w.approval_timeout,
+            },
             w.feed,
             workers_dir,
             registry,
@@ -340,6 +343,22 @@ impl Server {
                     })
                     .collect();
                 println!("  kinds         {}", shown.join("; "));
+                let keys: Vec<String> = kinds
+                    .iter()
+                    .filter(|k| k.usable && k.credentials.state != "not_needed")
+                    .map(|k| match k.credentials.state {
+                        "found" => format!("{}: {}", k.name, k.credentials.detail),
+                        state => format!(
+                            "{}: {state} ({}; {})",
+                            k.name,
+                            k.credentials.detail,
+                            k.credentials.hint.as_deref().unwrap_or("")
+                        ),
+                    })
+                    .collect();
+                if !keys.is_empty() {
+                    println!("  credentials   {}", keys.join("; "));
+                }
                 if let Some(default) = kinds.iter().find(|k| k.name == default_kind)
                     && !default.usable
                 {

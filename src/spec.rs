@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::approval::ApprovalPolicy;
 use crate::error::Error;
 
 /// Options passed to the program the way it takes them.
@@ -28,6 +29,22 @@ pub struct WorkerOptions {
     /// An existing session to continue (or, in watch mode, to follow).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// One process for many turns, or one per turn (the kind's default when None).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionKind>,
+    /// What happens when the program asks to use a tool (the kind's default when None).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalPolicy>,
+}
+
+/// How an AI worker's program lives across turns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionKind {
+    /// One process for many turns, each message written to it.
+    Live,
+    /// A process per turn, resuming the session.
+    PerTurn,
 }
 
 /// When a long-running worker's process is started again (see `worker::restart`).
@@ -82,6 +99,10 @@ pub struct PublicSpec {
     pub env: BTreeMap<String, String>,
     pub mode: Option<String>,
     pub restart: RestartPolicy,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalPolicy>,
 }
 
 const FIELDS: &[&str] = &[
@@ -97,6 +118,8 @@ const FIELDS: &[&str] = &[
     "mode",
     "session_id",
     "restart",
+    "session",
+    "approval",
 ];
 
 fn string_field(body: &Map<String, Value>, key: &str) -> Result<Option<String>, Error> {
@@ -174,6 +197,16 @@ impl WorkerSpec {
                 env,
                 mode: string_field(body, "mode")?,
                 session_id: string_field(body, "session_id")?,
+                session: match body.get("session") {
+                    None | Some(Value::Null) => None,
+                    Some(value) => Some(serde_json::from_value(value.clone()).map_err(|_| {
+                        Error::invalid("`session` must be \"live\" or \"per-turn\"")
+                    })?),
+                },
+                approval: match body.get("approval") {
+                    None | Some(Value::Null) => None,
+                    Some(value) => Some(ApprovalPolicy::from_field(value)?),
+                },
             },
         })
     }
@@ -197,6 +230,8 @@ impl WorkerSpec {
                 .collect(),
             mode: self.options.mode.clone(),
             restart: self.restart,
+            session: self.options.session,
+            approval: self.options.approval.clone(),
         }
     }
 }

@@ -599,9 +599,10 @@ fn a_crash_in_the_middle_of_a_turn_fails_it_clearly_and_the_next_turn_runs() {
 #[test]
 fn a_result_followed_by_an_open_stdout_ends_the_turn_within_3s_twenty_times() {
     let case = fake_case(&[]);
-    let id = case
-        .hub
-        .create_worker(json!({"ai_cli_type": "claude", "project_path": case.project}));
+    // A process per turn: the one that lingers after its result is killed.
+    let id = case.hub.create_worker(
+        json!({"ai_cli_type": "claude", "project_path": case.project, "session": "per-turn"}),
+    );
     let mut ws = case.hub.ws(&format!("/ws/{id}"));
     for i in 0..20 {
         case.send(&id, "hang-after-result");

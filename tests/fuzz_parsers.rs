@@ -176,10 +176,10 @@ fn any_line() -> impl Strategy<Value = Vec<u8>> {
 
 fn parsers() -> Vec<(&'static str, Box<dyn LineParser>)> {
     vec![
-        ("claude", Box::new(ClaudeParser { transcript: false })),
+        ("claude", Box::new(ClaudeParser::new(false, String::new()))),
         (
             "claude transcript",
-            Box::new(ClaudeParser { transcript: true }),
+            Box::new(ClaudeParser::new(true, String::new())),
         ),
         ("codex", Box::new(CodexParser::default())),
         ("gemini", Box::new(GeminiParser::default())),

@@ -1,11 +1,19 @@
 //! Claude Code (`claude`).
 //!
-//! * `print` mode (default): each turn runs `claude -p --output-format stream-json
-//!   --verbose [--resume SESSION] ... -- MESSAGE` with stdin closed (with `-p` and an open
-//!   stdin it can wait for EOF forever).
-//! * `stream` mode: one long-running `claude -p --input-format stream-json
-//!   --output-format stream-json --verbose`, one JSON user message per stdin line, one
-//!   `result` per turn; interrupted with a `control_request` line.
+//! * a live session (`"session": "live"`, the default; `"mode": "stream"` is the same):
+//!   one long-running `claude -p --input-format stream-json --output-format stream-json
+//!   --verbose --permission-prompt-tool stdio [--resume SESSION]`, which first gets an
+//!   `initialize` control request, then one JSON user message per turn on its stdin; a
+//!   turn ends at its `result`. When a tool needs permission the CLI sends a
+//!   `can_use_tool` control request and waits: it becomes an approval, and the answer
+//!   goes back as a `control_response` (allow with `updatedInput`, allow for the session
+//!   with an `addRules` permission update whose destination is the session, or deny with
+//!   a message). It may withdraw a request (`control_cancel_request`). Interrupts are
+//!   its own `interrupt` control request.
+//! * per turn (`"session": "per-turn"`, `"mode": "print"`): each turn runs `claude -p
+//!   --output-format stream-json --verbose [--resume SESSION] ... -- MESSAGE` with stdin
+//!   closed (with `-p` and an open stdin it can wait for EOF forever). It cannot ask:
+//!   tools outside the allow rules are refused by Claude Code itself.
 //! * `watch` mode: follows the session transcript Claude Code writes to
 //!   `~/.claude/projects/<slug>/<session_id>.jsonl` (or under `$CLAUDE_CONFIG_DIR`), for
 //!   a session someone started in a terminal; read-only.
@@ -14,28 +22,35 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
+use super::failure::{ApiFailure, retry};
 use super::{
-    Adapter, Interrupt, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed, TurnEnd,
-    content_text, json_object, push_opt, str_of, string_in, string_of, worker_env,
+    Adapter, Ask, Interrupt, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed,
+    TurnEnd, approval_policy, content_text, json_object, push_opt, str_of, string_in, string_of,
+    worker_env,
 };
-use crate::event::{AgentContent, Event, Pipe, ToolResult, ToolUse, TurnResult, UserMessage};
+use crate::approval::{Answer, ApprovalPolicy};
+use crate::event::{
+    AgentContent, Decision, Event, Pipe, ToolResult, ToolUse, TurnResult, UserMessage,
+};
 use crate::process::ProcessSpec;
-use crate::spec::WorkerSpec;
+use crate::spec::{SessionKind, WorkerSpec};
 
 pub struct Claude;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
+    /// A process per turn.
     Print,
+    /// One live session.
     Stream,
     Watch,
 }
 
 fn mode(spec: &WorkerSpec) -> Mode {
-    match spec.options.mode.as_deref() {
-        Some("stream") => Mode::Stream,
-        Some("watch") => Mode::Watch,
-        _ => Mode::Print,
+    match (spec.options.mode.as_deref(), spec.options.session) {
+        (Some("watch"), _) => Mode::Watch,
+        (_, Some(SessionKind::PerTurn)) | (Some("print"), None) => Mode::Print,
+        _ => Mode::Stream,
     }
 }
 
@@ -103,8 +118,12 @@ impl Adapter for Claude {
     fn options(&self) -> Vec<OptionSpec> {
         let mut options = super::ai_options();
         options.extend([
-            OptionSpec::new("mode", "Mode", OptionKind::Choice, "print: a process per message; stream: one session; watch: follow a terminal session read-only")
-                .values(&["print", "stream", "watch"]),
+            OptionSpec::new("session", "Session", OptionKind::Choice, "live: one process for every turn, which can ask before using tools; per-turn: a process per message")
+                .values(&["live", "per-turn"]),
+            OptionSpec::new("approval", "Tool approvals", OptionKind::Choice, "ask: whoever watches approves or denies each tool call; auto: allow everything")
+                .values(&["ask", "auto"]),
+            OptionSpec::new("mode", "Mode", OptionKind::Choice, "watch: follow a session started in a terminal, read-only")
+                .values(&["watch"]),
             OptionSpec::new("permission_mode", "Permission mode", OptionKind::Choice, "which tools run without asking")
                 .values(&["default", "acceptEdits", "bypassPermissions", "plan"]),
             OptionSpec::new("allowed_tools", "Allowed tools", OptionKind::List, "tools allowed without asking, e.g. Bash Read"),
@@ -160,6 +179,9 @@ impl Adapter for Claude {
         let mut argv = vec![launch.binary.to_string(), "-p".into()];
         if m == Mode::Stream {
             argv.extend(["--input-format".into(), "stream-json".into()]);
+            // Every tool call that needs permission is asked on stdin, and answered by
+            // the worker (its policy, or a person).
+            argv.extend(["--permission-prompt-tool".into(), "stdio".into()]);
         }
         argv.extend([
             "--output-format".into(),
@@ -174,7 +196,23 @@ impl Adapter for Claude {
             "--permission-mode",
             spec.options.permission_mode.as_deref(),
         );
-        if !spec.options.allowed_tools.is_empty() {
+        // Rules Claude Code can apply itself, in its own syntax: it asks only the rest.
+        if let ApprovalPolicy::Rules(rules) = approval_policy(self, spec) {
+            let join = |list: &[crate::approval::Rule]| {
+                list.iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            if !rules.allow.is_empty() {
+                argv.push("--allowedTools".into());
+                argv.push(join(&rules.allow));
+            }
+            if !rules.deny.is_empty() {
+                argv.push("--disallowedTools".into());
+                argv.push(join(&rules.deny));
+            }
+        } else if !spec.options.allowed_tools.is_empty() {
             argv.push("--allowedTools".into());
             argv.push(spec.options.allowed_tools.join(","));
         }
@@ -204,6 +242,48 @@ impl Adapter for Claude {
         line.into_bytes()
     }
 
+    fn live_by_default(&self, spec: &WorkerSpec) -> bool {
+        mode(spec) == Mode::Stream
+    }
+
+    fn session_start(&self, spec: &WorkerSpec) -> Vec<u8> {
+        if mode(spec) != Mode::Stream {
+            return Vec::new();
+        }
+        let id = format!("req_init_{}", uuid::Uuid::new_v4().simple());
+        line(
+            json!({"type": "control_request", "request_id": id, "request": {"subtype": "initialize", "hooks": null}}),
+        )
+    }
+
+    fn asks_approval(&self, spec: &WorkerSpec) -> bool {
+        mode(spec) == Mode::Stream
+    }
+
+    fn answer_approval(&self, ask: &Ask, answer: &Answer) -> Vec<u8> {
+        let input = answer
+            .updated_input
+            .clone()
+            .unwrap_or_else(|| ask.input.clone());
+        let response = match answer.decision {
+            // An allow must carry the input to run (the CLI refuses one without).
+            Decision::Allow => json!({"behavior": "allow", "updatedInput": input}),
+            Decision::AllowSession => json!({
+                "behavior": "allow",
+                "updatedInput": input,
+                "updatedPermissions": session_rules(ask),
+            }),
+            Decision::Deny | Decision::Cancelled | Decision::Expired => json!({
+                "behavior": "deny",
+                "message": answer.message.clone().unwrap_or_else(|| "The user denied this tool call.".into()),
+            }),
+        };
+        line(json!({
+            "type": "control_response",
+            "response": {"subtype": "success", "request_id": ask.key, "response": response},
+        }))
+    }
+
     fn interrupt(&self, spec: &WorkerSpec) -> Interrupt {
         match mode(spec) {
             Mode::Stream => {
@@ -218,9 +298,18 @@ impl Adapter for Claude {
     }
 
     fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser> {
-        Box::new(ClaudeParser {
-            transcript: mode(spec) == Mode::Watch,
-        })
+        Box::new(ClaudeParser::new(
+            mode(spec) == Mode::Watch,
+            self.credential_hint(),
+        ))
+    }
+
+    fn login_files(&self) -> Vec<String> {
+        super::names(&[".claude/.credentials.json"])
+    }
+
+    fn credential_hint(&self) -> String {
+        "set ANTHROPIC_API_KEY in the server's environment or in the worker's env, or log in once with `claude` as the user the server runs as".into()
     }
 
     fn takes_messages(&self, spec: &WorkerSpec) -> bool {
@@ -228,13 +317,99 @@ impl Adapter for Claude {
     }
 
     fn validate(&self, spec: &WorkerSpec) -> Result<(), String> {
-        match spec.options.mode.as_deref() {
-            None | Some("print") | Some("stream") => Ok(()),
-            Some("watch") => transcript(spec, spec.options.session_id.as_deref()).map(|_| ()),
-            Some(other) => Err(format!(
-                "unknown claude `mode` `{other}`: use print, stream or watch"
+        let session = spec.options.session;
+        match (spec.options.mode.as_deref(), session) {
+            (Some("print"), Some(SessionKind::Live)) | (Some("stream"), Some(SessionKind::PerTurn)) => {
+                Err("`mode` and `session` disagree: `mode: stream` is a live session and `mode: print` is per-turn; give one of them".into())
+            }
+            (None | Some("print") | Some("stream"), _) => Ok(()),
+            (Some("watch"), _) => {
+                transcript(spec, spec.options.session_id.as_deref()).map(|_| ())
+            }
+            (Some(other), _) => Err(format!(
+                "unknown claude `mode` `{other}`: use watch (or `session`: live or per-turn)"
             )),
         }
+    }
+}
+
+/// One JSON object as a line for the CLI's stdin.
+fn line(value: Value) -> Vec<u8> {
+    let mut text = value.to_string();
+    text.push('\n');
+    text.into_bytes()
+}
+
+/// The permission updates of an "allow for this session" answer: the CLI's own
+/// `addRules` suggestions, kept in the session (a settings file is ignored in folders
+/// it does not trust), or else a rule for exactly this call.
+fn session_rules(ask: &Ask) -> Value {
+    let suggested: Vec<Value> = ask
+        .extra
+        .get("permission_suggestions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter(|s| s.get("type").and_then(Value::as_str) == Some("addRules"))
+        .map(|s| {
+            let mut s = s.clone();
+            s["destination"] = json!("session");
+            s
+        })
+        .collect();
+    if !suggested.is_empty() {
+        return Value::Array(suggested);
+    }
+    let content = crate::approval::subject(&ask.input);
+    json!([{
+        "type": "addRules",
+        "rules": [{"toolName": ask.tool_name, "ruleContent": content}],
+        "behavior": "allow",
+        "destination": "session",
+    }])
+}
+
+/// A `can_use_tool` request as an ask.
+fn ask_of(request_id: &str, request: &Value) -> Ask {
+    let reason = request
+        .get("decision_reason")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            request
+                .get("blocked_path")
+                .and_then(Value::as_str)
+                .map(|p| format!("it touches {p}"))
+        });
+    // The rule "allow for this session" adds, as Claude Code writes rules.
+    let session_rule = request
+        .get("permission_suggestions")
+        .and_then(Value::as_array)
+        .and_then(|all| {
+            all.iter()
+                .find(|s| s.get("type").and_then(Value::as_str) == Some("addRules"))
+        })
+        .and_then(|s| s.get("rules")?.get(0).cloned())
+        .and_then(|rule| {
+            let tool = rule.get("toolName")?.as_str()?.to_string();
+            Some(match rule.get("ruleContent").and_then(Value::as_str) {
+                Some(content) => format!("{tool}({content})"),
+                None => tool,
+            })
+        });
+    Ask {
+        key: request_id.to_string(),
+        tool_name: request
+            .get("tool_name")
+            .and_then(Value::as_str)
+            .unwrap_or("tool")
+            .to_string(),
+        input: request.get("input").cloned().unwrap_or(Value::Null),
+        tool_use_id: string_in(request, "tool_use_id"),
+        reason,
+        session_rule,
+        extra: json!({"permission_suggestions": request.get("permission_suggestions")}),
     }
 }
 
@@ -242,6 +417,39 @@ impl Adapter for Claude {
 pub struct ClaudeParser {
     /// Reading a transcript: a user line with plain text is the user's message.
     pub transcript: bool,
+    /// What to say when the key is missing or refused.
+    pub hint: String,
+    /// A key or network failure was reported this turn (it is said once).
+    pub reported: bool,
+}
+
+/// An `api_retry` line's `error` in words.
+fn retry_words(kind: &str, status: Option<u64>) -> String {
+    match kind {
+        "authentication_failed" => "the API refused the key".into(),
+        "rate_limit" => "the API's rate limit was reached".into(),
+        "overloaded" => "the API is overloaded".into(),
+        "server_error" => format!(
+            "the API had a server error{}",
+            status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
+        ),
+        "unknown" if status.is_none() => "the API is unreachable".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+/// What the CLI's own failure text (a synthetic assistant message) says about the key
+/// or the network.
+fn classify(kind: &str, text: &str) -> Option<ApiFailure> {
+    if text.contains("Not logged in") {
+        Some(ApiFailure::CredentialsMissing)
+    } else if kind == "authentication_failed" {
+        Some(ApiFailure::CredentialsRejected)
+    } else if text.contains("Unable to connect to API") || text.contains("Request timed out") {
+        Some(ApiFailure::Unreachable)
+    } else {
+        None
+    }
 }
 
 /// The content blocks of a message line.
@@ -272,6 +480,15 @@ fn text_of(value: Option<&Value>) -> String {
 }
 
 impl ClaudeParser {
+    /// A parser of the CLI's output (`transcript`: of a session's transcript file).
+    pub fn new(transcript: bool, hint: String) -> ClaudeParser {
+        ClaudeParser {
+            transcript,
+            hint,
+            reported: false,
+        }
+    }
+
     /// A user message in a transcript (watch mode): what someone typed in the terminal.
     fn transcript_message(&self, text: String, raw: &str) -> Event {
         Event::UserMessage(UserMessage {
@@ -288,6 +505,11 @@ impl ClaudeParser {
 
 impl LineParser for ClaudeParser {
     fn line(&mut self, pipe: Pipe, line: &[u8], out: &mut Parsed) {
+        // `--resume` of a session Claude Code never saved (its process died in its
+        // first turn): the worker starts the turn again in a new session.
+        if pipe == Pipe::Stderr && line.starts_with(b"No conversation found with session ID") {
+            out.session_lost = true;
+        }
         let Some((map, raw)) = json_object(pipe, line, out) else {
             return;
         };
@@ -307,6 +529,52 @@ impl LineParser for ClaudeParser {
                     }),
                     &raw,
                 )));
+            }
+            "system" if str_of(&map, "subtype") == Some("api_retry") => {
+                let kind = str_of(&map, "error").unwrap_or("unknown");
+                let status = map.get("error_status").and_then(Value::as_u64);
+                let number = |key: &str| map.get(key).and_then(Value::as_u64);
+                out.events.push(retry(
+                    number("attempt").map(|n| n as u32),
+                    number("max_retries").map(|n| n as u32),
+                    map.get("retry_delay_ms")
+                        .and_then(Value::as_f64)
+                        .map(|ms| ms as u64),
+                    status.map(|s| s as u16),
+                    retry_words(kind, status),
+                    &raw,
+                ));
+                // A refused key is retried for minutes and cannot succeed: end it now.
+                if kind == "authentication_failed" && !self.reported {
+                    self.reported = true;
+                    out.events.push(ApiFailure::CredentialsRejected.event(
+                        "Claude Code",
+                        &format!("HTTP {}", status.unwrap_or(401)),
+                        &self.hint,
+                    ));
+                    out.fail_turn = true;
+                }
+            }
+            // The CLI's own failure, written as an assistant message by "<synthetic>".
+            "assistant" if map.get("error").is_some_and(Value::is_string) => {
+                let kind = str_of(&map, "error").unwrap_or("");
+                let text: String = blocks(&map)
+                    .iter()
+                    .filter_map(|b| b.get("text").and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                match classify(kind, &text) {
+                    Some(_) if self.reported => {}
+                    Some(failure) => {
+                        self.reported = true;
+                        out.events
+                            .push(failure.event("Claude Code", &text, &self.hint));
+                    }
+                    None => out.events.push(Event::error(
+                        crate::error::ErrorCode::TurnFailed,
+                        format!("Claude Code: {text}"),
+                    )),
+                }
             }
             "assistant" => {
                 let blocks = blocks(&map);
@@ -379,6 +647,7 @@ impl LineParser for ClaudeParser {
                 }
             }
             "result" => {
+                self.reported = false;
                 let subtype = str_of(&map, "subtype").unwrap_or("");
                 let is_error = map
                     .get("is_error")
@@ -402,6 +671,31 @@ impl LineParser for ClaudeParser {
                         ..TurnResult::default()
                     }))));
                 out.turn_end = Some(TurnEnd { is_error });
+            }
+            "control_request" => {
+                let request = map.get("request").cloned().unwrap_or(Value::Null);
+                let id = str_of(&map, "request_id").unwrap_or("");
+                match request.get("subtype").and_then(Value::as_str) {
+                    Some("can_use_tool") if !id.is_empty() => out.asks.push(ask_of(id, &request)),
+                    _ => out.events.push(system(&map, &raw)),
+                }
+            }
+            "control_cancel_request" => {
+                if let Some(id) = str_of(&map, "request_id") {
+                    out.withdrawn.push(id.to_string());
+                }
+            }
+            // Answers to our own requests (initialize, interrupt): only a failure says
+            // something worth showing (the initialize answer is a long list of commands).
+            "control_response" => {
+                let response = map.get("response");
+                if response
+                    .and_then(|r| r.get("subtype"))
+                    .and_then(Value::as_str)
+                    == Some("error")
+                {
+                    out.events.push(system(&map, &raw));
+                }
             }
             _ => out.events.push(system(&map, &raw)),
         }

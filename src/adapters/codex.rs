@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value, json};
 
+use super::failure::{ApiFailure, retry};
 use super::{
     Adapter, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed, TurnEnd, json_object,
     push_opt, str_of, worker_env,
@@ -84,7 +85,49 @@ impl Adapter for Codex {
     }
 
     fn parser(&self, _: &WorkerSpec) -> Box<dyn LineParser> {
-        Box::new(CodexParser::default())
+        Box::new(CodexParser {
+            hint: self.credential_hint(),
+            ..CodexParser::default()
+        })
+    }
+
+    fn login_files(&self) -> Vec<String> {
+        super::names(&[".codex/auth.json"])
+    }
+
+    fn credential_hint(&self) -> String {
+        "set OPENAI_API_KEY (or CODEX_API_KEY, or the variable its provider's env_key names) in the server's environment or in the worker's env, or run `codex login` as the user the server runs as".into()
+    }
+}
+
+/// Codex waits for the network without end when its API refuses connections; after
+/// this many of its `waiting for network` notices (about 15 s) the turn ends.
+const NETWORK_WAITS: u32 = 3;
+
+/// A retry Codex announces: `Reconnecting... 2/5 (cause)`, or `Reconnecting... waiting
+/// for network (cause)` (None for the numbers: it waits without a limit).
+fn reconnecting(message: &str) -> Option<(Option<(u32, u32)>, String)> {
+    let rest = message.strip_prefix("Reconnecting... ")?;
+    let (head, cause) = match rest.split_once(" (") {
+        Some((head, cause)) => (head, cause.strip_suffix(')').unwrap_or(cause)),
+        None => (rest, ""),
+    };
+    let numbers = head
+        .split_once('/')
+        .and_then(|(n, m)| Some((n.parse().ok()?, m.parse().ok()?)));
+    Some((numbers, cause.to_string()))
+}
+
+/// What Codex's error text says about the key or the network.
+fn classify(message: &str) -> Option<ApiFailure> {
+    if message.contains("Missing environment variable") {
+        Some(ApiFailure::CredentialsMissing)
+    } else if message.contains("401 Unauthorized") || message.contains("403 Forbidden") {
+        Some(ApiFailure::CredentialsRejected)
+    } else if message.contains("Connection failed") || message.contains("waiting for network") {
+        Some(ApiFailure::Unreachable)
+    } else {
+        None
     }
 }
 
@@ -93,6 +136,12 @@ pub struct CodexParser {
     thread_id: Option<String>,
     /// Items whose `tool_use` was already emitted (from `item.started`).
     started: HashSet<String>,
+    /// What to say when the key is missing or refused.
+    hint: String,
+    /// `waiting for network` notices in this turn.
+    network_waits: u32,
+    /// A key or network failure was reported this turn (it is said once).
+    reported: bool,
 }
 
 fn system(subtype: impl Into<String>, fields: Value, raw: &str) -> Event {
@@ -258,6 +307,11 @@ impl LineParser for CodexParser {
                         .push(system(kind.clone(), json!({"item": map.get("item")}), &raw));
                 }
             }
+            "turn.started" => {
+                self.network_waits = 0;
+                self.reported = false;
+                out.events.push(system("turn.started", json!({}), &raw));
+            }
             "turn.completed" => {
                 out.events
                     .push(Event::agent(AgentContent::Result(Box::new(TurnResult {
@@ -281,11 +335,39 @@ impl LineParser for CodexParser {
                     }))));
                 out.turn_end = Some(TurnEnd { is_error: true });
             }
-            "error" => out.events.push(system(
-                "error",
-                json!({"message": map.get("message")}),
-                &raw,
-            )),
+            "error" => {
+                let message = str_of(&map, "message").unwrap_or("");
+                if let Some((numbers, cause)) = reconnecting(message) {
+                    let (attempt, max) = numbers.map_or((None, None), |(n, m)| (Some(n), Some(m)));
+                    let why = match classify(&cause) {
+                        Some(ApiFailure::CredentialsRejected) => {
+                            "the API refused the key".to_string()
+                        }
+                        Some(ApiFailure::Unreachable) => "the API is unreachable".to_string(),
+                        _ => cause.clone(),
+                    };
+                    out.events.push(retry(attempt, max, None, None, why, &raw));
+                    if numbers.is_none() {
+                        self.network_waits += 1;
+                        if self.network_waits >= NETWORK_WAITS && !self.reported {
+                            self.reported = true;
+                            out.events
+                                .push(ApiFailure::Unreachable.event("Codex", &cause, &self.hint));
+                            out.fail_turn = true;
+                        }
+                    }
+                    return;
+                }
+                match classify(message) {
+                    Some(failure) if !self.reported => {
+                        self.reported = true;
+                        out.events.push(failure.event("Codex", message, &self.hint));
+                    }
+                    _ => out
+                        .events
+                        .push(system("error", json!({"message": message}), &raw)),
+                }
+            }
             other => out.events.push(system(other, json!({}), &raw)),
         }
     }

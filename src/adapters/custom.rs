@@ -177,7 +177,7 @@ impl Adapter for CustomKind {
     fn parser(&self, _: &WorkerSpec) -> Box<dyn LineParser> {
         match self.output {
             Output::Text => Box::new(TextParser),
-            Output::Claude => Box::new(ClaudeParser { transcript: false }),
+            Output::Claude => Box::new(ClaudeParser::new(false, self.credential_hint())),
             Output::Codex => Box::new(CodexParser::default()),
             Output::Gemini => Box::new(GeminiParser::default()),
             Output::Opencode => Box::new(OpenCodeParser::default()),

@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+use super::failure::{ApiFailure, retry};
 use super::{
     Adapter, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed, TurnEnd, field,
     json_object, push_opt, str_of, string_of, worker_env,
@@ -84,20 +85,49 @@ impl Adapter for Gemini {
     }
 
     fn parser(&self, _: &WorkerSpec) -> Box<dyn LineParser> {
-        Box::new(GeminiParser::default())
+        Box::new(GeminiParser {
+            hint: self.credential_hint(),
+            ..GeminiParser::default()
+        })
     }
 
-    fn explain_exit(&self, code: i32) -> Option<String> {
+    fn explain_exit(&self, code: i32) -> Option<Event> {
+        // It exits with the API's HTTP status (mod 256) when the API refused: 145 is 401.
+        let failure = match code {
+            41 => Some((
+                ApiFailure::CredentialsMissing,
+                "no key, or no way to use one, is set up",
+            )),
+            145 | 147 => Some((ApiFailure::CredentialsRejected, "HTTP 401/403")),
+            _ => None,
+        };
+        if let Some((failure, said)) = failure {
+            return Some(failure.event(self.label(), said, &self.credential_hint()));
+        }
         let what = match code {
-            41 => "authentication failed",
             42 => "the input was rejected (bad input)",
             44 => "the sandbox could not be set up",
             52 => "its configuration is invalid",
             53 => "the turn limit was reached",
             55 => "the folder is not trusted",
+            144 => "the API refused the request (HTTP 400)",
+            173 => "the API's rate limit was reached (HTTP 429)",
+            244 => "the API had a server error (HTTP 500)",
+            247 => "the API is unavailable or overloaded (HTTP 503)",
             _ => return None,
         };
-        Some(format!("Gemini CLI exited with code {code}: {what}"))
+        Some(Event::error(
+            crate::error::ErrorCode::TurnFailed,
+            format!("Gemini CLI exited with code {code}: {what}"),
+        ))
+    }
+
+    fn login_files(&self) -> Vec<String> {
+        super::names(&[".gemini/oauth_creds.json"])
+    }
+
+    fn credential_hint(&self) -> String {
+        "set GEMINI_API_KEY in the server's environment or in the worker's env (and for Gemini CLI's own settings, security.auth.selectedType: gemini-api-key)".into()
     }
 }
 
@@ -107,6 +137,40 @@ pub struct GeminiParser {
     /// Assistant text deltas not yet emitted, and their lines.
     text: String,
     raw: Vec<String>,
+    /// What to say when the key is missing or refused.
+    hint: String,
+}
+
+/// A retry Gemini CLI reports on stderr: `Attempt 3 failed with status 500. Retrying
+/// with backoff... ` (network errors have no status).
+fn stderr_retry(text: &str) -> Option<(u32, Option<u16>)> {
+    let rest = text.trim_start().strip_prefix("Attempt ")?;
+    let (number, rest) = rest.split_once(' ')?;
+    let attempt: u32 = number.parse().ok()?;
+    let rest = rest.strip_prefix("failed")?;
+    if !rest.contains("Retrying with backoff") {
+        return None;
+    }
+    let status = rest
+        .strip_prefix(" with status ")
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok());
+    Some((attempt, status))
+}
+
+/// What a failed turn's `[API Error: ...]` says about the key or the network.
+fn classify(message: &str) -> Option<ApiFailure> {
+    if message.contains("\"code\":401")
+        || message.contains("\"code\":403")
+        || message.contains("UNAUTHENTICATED")
+        || message.contains("API key not valid")
+    {
+        Some(ApiFailure::CredentialsRejected)
+    } else if message.contains("fetch failed") || message.contains("ECONNREFUSED") {
+        Some(ApiFailure::Unreachable)
+    } else {
+        None
+    }
 }
 
 fn system(subtype: &str, fields: Value, raw: &str) -> Event {
@@ -125,6 +189,19 @@ impl GeminiParser {
 
 impl LineParser for GeminiParser {
     fn line(&mut self, pipe: Pipe, line: &[u8], out: &mut Parsed) {
+        if pipe == Pipe::Stderr {
+            let text = super::line_text(line);
+            if let Some((attempt, status)) = stderr_retry(&text) {
+                let why = match status {
+                    Some(401 | 403) => "the API refused the key".to_string(),
+                    Some(code) => format!("the API answered HTTP {code}"),
+                    None => "the API is unreachable".to_string(),
+                };
+                out.events
+                    .push(retry(Some(attempt), None, None, status, why, &text));
+                return;
+            }
+        }
         let Some((map, raw)) = json_object(pipe, line, out) else {
             return;
         };
@@ -180,6 +257,15 @@ impl LineParser for GeminiParser {
             }
             "result" => {
                 let is_error = str_of(&map, "status") != Some("success");
+                let said = map
+                    .get("error")
+                    .and_then(|e| e.get("message"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if is_error && let Some(failure) = classify(said) {
+                    out.events
+                        .push(failure.event("Gemini CLI", said, &self.hint));
+                }
                 let stats = map.get("stats").cloned().unwrap_or(Value::Null);
                 out.events
                     .push(Event::agent(AgentContent::Result(Box::new(TurnResult {

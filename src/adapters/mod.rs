@@ -13,6 +13,7 @@ pub mod claude;
 pub mod codex;
 pub mod command;
 pub mod custom;
+pub mod failure;
 pub mod gemini;
 pub mod opencode;
 pub mod registry;
@@ -22,6 +23,7 @@ pub mod settings;
 
 use serde_json::{Map, Value};
 
+use crate::approval::{Answer, ApprovalPolicy, Rule, Rules};
 use crate::event::{AgentContent, Event, Pipe};
 use crate::process::ProcessSpec;
 use crate::spec::WorkerSpec;
@@ -143,6 +145,31 @@ pub struct Parsed {
     /// The session this program is in (to resume it next turn).
     pub session_id: Option<String>,
     pub turn_end: Option<TurnEnd>,
+    /// Tool calls the program asks permission for (and waits).
+    pub asks: Vec<Ask>,
+    /// Requests the program withdrew (by their `Ask::key`).
+    pub withdrawn: Vec<String>,
+    /// The turn cannot succeed and the program would keep trying (a refused key, an
+    /// endless wait for the network): end it now. The reason is among `events`.
+    pub fail_turn: bool,
+    /// The session the program was told to resume does not exist (any more).
+    pub session_lost: bool,
+}
+
+/// A tool call the program asks permission for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ask {
+    /// The program's own id for the request, to answer it by.
+    pub key: String,
+    pub tool_name: String,
+    pub input: Value,
+    pub tool_use_id: Option<String>,
+    /// Why it asks, when it says.
+    pub reason: Option<String>,
+    /// The rule an "allow for this session" answer adds (`Bash(touch a.txt)`).
+    pub session_rule: Option<String>,
+    /// What else the adapter needs to answer it (its suggestions, its options).
+    pub extra: Value,
 }
 
 /// Everything needed to build a command line.
@@ -213,9 +240,25 @@ pub trait Adapter: Send + Sync {
         Interrupt::Signal(libc::SIGINT)
     }
     fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser>;
-    /// A clear message for an exit code with a known meaning.
-    fn explain_exit(&self, _code: i32) -> Option<String> {
+    /// What an exit code with a known meaning says, as an `error` event.
+    fn explain_exit(&self, _code: i32) -> Option<Event> {
         None
+    }
+    /// Where the CLI keeps a login of its own, relative to the home folder (a
+    /// subscription or OAuth login instead of a key).
+    fn login_files(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// What to do when the kind's model API wants a key it does not have or refuses.
+    fn credential_hint(&self) -> String {
+        let names = self.credentials();
+        if names.is_empty() {
+            return "give the program the key its model API wants (in the server's environment or the worker's env)".into();
+        }
+        format!(
+            "set {} in the server's environment or in the worker's env",
+            names.join(" or ")
+        )
     }
     /// Whether the worker takes messages (a read-only follower does not).
     fn takes_messages(&self, _spec: &WorkerSpec) -> bool {
@@ -238,6 +281,51 @@ pub trait Adapter: Send + Sync {
     /// server's environment to workers of this kind, and to no other child.
     fn credentials(&self) -> Vec<String> {
         Vec::new()
+    }
+    /// Whether a worker of this kind may keep one process for many turns
+    /// (`"session": "live"`), and does unless told otherwise.
+    fn live_by_default(&self, _spec: &WorkerSpec) -> bool {
+        false
+    }
+    /// What to write to a new long-running process before anything else (a handshake).
+    fn session_start(&self, _spec: &WorkerSpec) -> Vec<u8> {
+        Vec::new()
+    }
+    /// Whether the program asks before using tools, so that someone can answer.
+    fn asks_approval(&self, _spec: &WorkerSpec) -> bool {
+        false
+    }
+    /// The bytes that answer `ask` (written to the program's stdin).
+    fn answer_approval(&self, _ask: &Ask, _answer: &Answer) -> Vec<u8> {
+        Vec::new()
+    }
+}
+
+/// The approval policy of a worker: its own, else what its kind can do (a kind whose
+/// program cannot ask allows everything, as it always has). `allowed_tools` are allow
+/// rules.
+pub fn approval_policy(adapter: &dyn Adapter, spec: &WorkerSpec) -> ApprovalPolicy {
+    let policy = match &spec.options.approval {
+        Some(policy) => policy.clone(),
+        None if adapter.asks_approval(spec) => ApprovalPolicy::Ask,
+        None => ApprovalPolicy::Auto,
+    };
+    let extra: Vec<Rule> = spec
+        .options
+        .allowed_tools
+        .iter()
+        .filter_map(|t| Rule::parse(t).ok())
+        .collect();
+    match policy {
+        ApprovalPolicy::Ask if !extra.is_empty() => ApprovalPolicy::Rules(Rules {
+            allow: extra,
+            ..Rules::default()
+        }),
+        ApprovalPolicy::Rules(mut rules) => {
+            rules.allow.extend(extra);
+            ApprovalPolicy::Rules(rules)
+        }
+        other => other,
     }
 }
 

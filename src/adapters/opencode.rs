@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+use super::failure::{ApiFailure, rejects_key};
 use super::{
     Adapter, Launch, Lifecycle, LineParser, Parsed, TurnEnd, json_object, push_opt, str_of,
     string_in, worker_env,
@@ -84,7 +85,18 @@ impl Adapter for OpenCode {
     }
 
     fn parser(&self, _: &WorkerSpec) -> Box<dyn LineParser> {
-        Box::new(OpenCodeParser::default())
+        Box::new(OpenCodeParser {
+            hint: self.credential_hint(),
+            ..OpenCodeParser::default()
+        })
+    }
+
+    fn login_files(&self) -> Vec<String> {
+        super::names(&[".local/share/opencode/auth.json"])
+    }
+
+    fn credential_hint(&self) -> String {
+        "give OpenCode its provider's key (for example OPENCODE_API_KEY, or the provider key its opencode.json names) in the server's environment or in the worker's env, or run `opencode auth login` as the user the server runs as (without any, OpenCode uses its own free hosted model, which needs the internet)".into()
     }
 }
 
@@ -93,6 +105,8 @@ pub struct OpenCodeParser {
     session_id: Option<String>,
     cost: f64,
     tokens: Option<Value>,
+    /// What to say when the key is missing or refused.
+    hint: String,
 }
 
 fn system(subtype: &str, fields: Value, raw: &str) -> Event {
@@ -170,6 +184,19 @@ impl LineParser for OpenCodeParser {
             }
             "error" => {
                 let error = map.get("error").cloned().unwrap_or(Value::Null);
+                let data = error.get("data").cloned().unwrap_or(Value::Null);
+                let said = data.get("message").and_then(Value::as_str).unwrap_or("");
+                let status = data.get("statusCode").and_then(Value::as_u64);
+                let failure = if rejects_key(status) {
+                    Some(ApiFailure::CredentialsRejected)
+                } else if status.is_none() && said.starts_with("Cannot connect to API") {
+                    Some(ApiFailure::Unreachable)
+                } else {
+                    None
+                };
+                if let Some(failure) = failure {
+                    out.events.push(failure.event("OpenCode", said, &self.hint));
+                }
                 let message = error
                     .get("data")
                     .and_then(|d| d.get("message"))

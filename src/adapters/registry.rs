@@ -24,6 +24,32 @@ pub struct Registry {
     adapters: BTreeMap<String, Arc<dyn Adapter>>,
     pub settings: CliSettings,
     probes: Mutex<HashMap<String, (Instant, Probe)>>,
+    /// What the last turn of each kind said about its key.
+    last_use: Mutex<HashMap<String, (KeyUse, String)>>,
+}
+
+/// What a turn showed about its kind's key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyUse {
+    /// The model API answered.
+    Worked,
+    /// The CLI had no key.
+    Missing,
+    /// The model API refused the key.
+    Rejected,
+}
+
+/// A kind's credentials, as far as the server can tell.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Credentials {
+    /// `found`, `missing`, `rejected` (on its last use) or `not_needed`.
+    pub state: &'static str,
+    /// Which variable or login was found, or what was looked for.
+    pub detail: String,
+    /// What to do when it is missing or rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 /// How long a probe result is trusted.
@@ -53,6 +79,7 @@ impl Registry {
                 .collect(),
             settings,
             probes: Mutex::new(HashMap::new()),
+            last_use: Mutex::new(HashMap::new()),
         }
     }
 
@@ -209,9 +236,84 @@ impl Registry {
                     enabled,
                     usable: enabled && probe.available,
                     reason,
+                    credentials: self.credentials(adapter.as_ref()),
                 }
             })
             .collect()
+    }
+
+    /// Records what a turn of `kind` showed about its key.
+    pub fn note_key_use(&self, kind: &str, what: KeyUse) {
+        self.last_use
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(kind.to_string(), (what, crate::clock::now_rfc3339()));
+    }
+
+    /// A kind's credentials: a key in the server's environment (or the kind's
+    /// settings), or a login of the CLI's own in the server user's home; and what its
+    /// last use showed. A worker may still bring its own key in its `env`.
+    pub fn credentials(&self, adapter: &dyn Adapter) -> Credentials {
+        let names = adapter.credentials();
+        let logins = adapter.login_files();
+        if names.is_empty() && logins.is_empty() {
+            return Credentials {
+                state: "not_needed",
+                detail: String::new(),
+                hint: None,
+            };
+        }
+        let last = self
+            .last_use
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(adapter.kind())
+            .cloned();
+        if let Some((KeyUse::Rejected, at)) = &last {
+            return Credentials {
+                state: "rejected",
+                detail: format!("its model API refused the key on its last use ({at})"),
+                hint: Some(adapter.credential_hint()),
+            };
+        }
+        let set = names
+            .iter()
+            .find(|n| std::env::var_os(n).is_some_and(|v| !v.is_empty()))
+            .cloned()
+            .or_else(|| {
+                self.settings
+                    .of(adapter.kind())
+                    .api_key
+                    .map(|_| format!("WORKERHUB_{}_API_KEY", adapter.kind().to_ascii_uppercase()))
+            });
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let login = home.as_ref().and_then(|home| {
+            logins
+                .iter()
+                .map(|rel| home.join(rel))
+                .find(|path| path.is_file())
+        });
+        match (set, login) {
+            (Some(name), _) => Credentials {
+                state: "found",
+                detail: format!("{name} is set"),
+                hint: None,
+            },
+            (None, Some(path)) => Credentials {
+                state: "found",
+                detail: format!("a login in {}", path.display()),
+                hint: None,
+            },
+            (None, None) => Credentials {
+                state: "missing",
+                detail: {
+                    let mut looked: Vec<String> = names.clone();
+                    looked.extend(logins.iter().map(|l| format!("~/{l}")));
+                    format!("none of {} is set or there", looked.join(", "))
+                },
+                hint: Some(adapter.credential_hint()),
+            },
+        }
     }
 
     /// Refuses kinds that are disabled or whose program does not answer.
@@ -252,6 +354,8 @@ pub struct KindInfo {
     pub usable: bool,
     /// Why it is not usable.
     pub reason: Option<String>,
+    /// Whether it has a key for its model API.
+    pub credentials: Credentials,
 }
 
 /// The version number in a `--version` line: `2.1.197 (Claude Code)` → `2.1.197`,

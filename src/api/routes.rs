@@ -59,6 +59,8 @@ pub static ROUTES: &[Route<Handler>] = &[
     route(Post, "/api/workers/{}/interrupt", workers::interrupt),
     route(Post, "/api/workers/{}/stop", workers::stop),
     route(Post, "/api/workers/{}/start", workers::start),
+    route(Get, "/api/workers/{}/approvals", workers::approvals),
+    route(Post, "/api/workers/{}/approvals/{}", workers::approve),
     route(Post, "/api/exec", exec::run),
     route(Get, "/api/exec/{}", exec::get),
     route(Post, "/api/exec/batch", exec::batch),

@@ -135,6 +135,22 @@ pub fn events(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     })
 }
 
+/// The tool approvals a worker waits for.
+pub fn approvals(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
+    let worker = worker(app, req, Access::Read)?;
+    Ok(Reply::ok(json!({"approvals": worker.pending_approvals()})))
+}
+
+/// Answers a tool approval: `{"decision": "allow"|"allow_session"|"deny", "message"?,
+/// "updated_input"?}`. The first answer wins; a later one gets 409 `already_decided`.
+pub fn approve(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
+    let worker = worker(app, req, Access::Change)?;
+    let by = req.caller()?.name.to_string();
+    let answer = crate::approval::Answer::from_json(&req.json()?)?;
+    let resolved = worker.answer_approval(req.param(1), answer, &by)?;
+    Ok(Reply::typed(200, &resolved))
+}
+
 pub fn interrupt(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     Ok(Reply::typed(
         200,

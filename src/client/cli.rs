@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tungstenite::Message;
 
 use crate::client::{self, Client, ClientError, Socket};
-use crate::event::{AgentContent, Content, Event, Pipe, Status};
+use crate::event::{AgentContent, Content, Decision, Event, Pipe, Status};
 use crate::wire::envelope::{RequestType, ServerType};
 
 #[derive(Args, Debug, Clone)]
@@ -94,6 +94,29 @@ pub struct WatchArgs {
     pub since: Option<u64>,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("decision").required(true).args(["allow", "allow_session", "deny"])))]
+pub struct ApproveArgs {
+    /// The worker (name, id or the start of its id).
+    pub worker: String,
+    /// The approval (its id or the start of it) [default: the one the worker waits for].
+    pub approval: Option<String>,
+    /// Allow this call once.
+    #[arg(long)]
+    pub allow: bool,
+    /// Allow it, and calls like it for the rest of the session.
+    #[arg(long)]
+    pub allow_session: bool,
+    /// Deny it.
+    #[arg(long)]
+    pub deny: bool,
+    /// Why (the agent is told when you deny).
+    #[arg(long)]
+    pub message: Option<String>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -286,6 +309,8 @@ fn encode(segment: &str) -> String {
 /// What to do with an event in readable form.
 pub struct Render {
     pub json: bool,
+    /// The worker as the user named it (for the `workerhub approve` hint).
+    pub worker: String,
 }
 
 impl Render {
@@ -332,6 +357,31 @@ impl Render {
                     Some(hint) => writeln!(err, "error: {} ({hint})", error.message),
                     None => writeln!(err, "error: {}", error.message),
                 };
+            }
+            Event::ApprovalRequest(ask) => {
+                let id: String = ask.approval_id.chars().take(8).collect();
+                let _ = writeln!(
+                    out,
+                    "  ? {} asks to run: {}\n    answer with: workerhub approve {} {id} --allow | --allow-session | --deny [--message TEXT]",
+                    ask.tool_name,
+                    short(&ask.summary, 200),
+                    self.worker
+                );
+            }
+            Event::ApprovalResolved(done) => {
+                let how = match done.decision {
+                    Decision::Allow => "allowed",
+                    Decision::AllowSession => "allowed for the session",
+                    Decision::Deny => "denied",
+                    Decision::Cancelled => "withdrawn",
+                    Decision::Expired => "expired",
+                };
+                let because = done
+                    .message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "  {how} by {}{because}", done.by);
             }
             Event::Status(_) | Event::Unknown => {}
         }
@@ -423,7 +473,10 @@ pub fn send(args: &SendArgs) -> Result<ExitCode, ClientError> {
     let client = args.client.client();
     let worker = client.get(&format!("/api/workers/{}", encode(&args.worker)))?;
     let id = worker["id"].as_str().unwrap_or("").to_string();
-    let render = Render { json: args.json };
+    let render = Render {
+        json: args.json,
+        worker: args.worker.clone(),
+    };
     let mut socket = client.ws("/ws")?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     if worker["has_turns"] != true {
@@ -567,7 +620,10 @@ pub fn watch(args: &WatchArgs) -> Result<ExitCode, ClientError> {
     let client = args.client.client();
     let worker = client.get(&format!("/api/workers/{}", encode(&args.worker)))?;
     let id = worker["id"].as_str().unwrap_or("").to_string();
-    let render = Render { json: args.json };
+    let render = Render {
+        json: args.json,
+        worker: args.worker.clone(),
+    };
     let mut since = args.since;
     loop {
         let path = match since {
@@ -674,6 +730,80 @@ fn print_task(t: &Value) {
         line.push_str(&format!("\n          failed: {why}"));
     }
     println!("{line}");
+}
+
+/// Answers a tool approval; without an id, the one the worker waits for (when only one
+/// does).
+pub fn approve(args: &ApproveArgs) -> Result<ExitCode, ClientError> {
+    let client = args.client.client();
+    let worker = encode(&args.worker);
+    let approval = match &args.approval {
+        Some(id) => id.clone(),
+        None => {
+            let pending = client.get(&format!("/api/workers/{worker}/approvals"))?;
+            let list = pending["approvals"].as_array().cloned().unwrap_or_default();
+            match list.as_slice() {
+                [one] => one["approval_id"].as_str().unwrap_or("").to_string(),
+                [] => {
+                    return Err(ClientError(format!(
+                        "{} waits for no approval",
+                        args.worker
+                    )));
+                }
+                many => {
+                    let shown: Vec<String> = many
+                        .iter()
+                        .map(|a| {
+                            let id: String = a["approval_id"]
+                                .as_str()
+                                .unwrap_or("")
+                                .chars()
+                                .take(8)
+                                .collect();
+                            format!(
+                                "{id} ({}: {})",
+                                a["tool_name"].as_str().unwrap_or(""),
+                                short(a["summary"].as_str().unwrap_or(""), 60)
+                            )
+                        })
+                        .collect();
+                    return Err(ClientError(format!(
+                        "{} waits for {} approvals; name one: {}",
+                        args.worker,
+                        many.len(),
+                        shown.join("; ")
+                    )));
+                }
+            }
+        }
+    };
+    let decision = if args.allow {
+        "allow"
+    } else if args.allow_session {
+        "allow_session"
+    } else {
+        "deny"
+    };
+    let mut body = json!({"decision": decision});
+    if let Some(message) = &args.message {
+        body["message"] = json!(message);
+    }
+    let resolved = client.post(
+        &format!("/api/workers/{worker}/approvals/{}", encode(&approval)),
+        &body,
+    )?;
+    let id: String = resolved["approval_id"]
+        .as_str()
+        .unwrap_or("")
+        .chars()
+        .take(8)
+        .collect();
+    println!(
+        "{id}: {} ({})",
+        resolved["decision"].as_str().unwrap_or(decision),
+        resolved["tool_name"].as_str().unwrap_or("")
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn tasks(command: &TasksCommand) -> Result<ExitCode, ClientError> {

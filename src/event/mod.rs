@@ -48,6 +48,10 @@ pub enum Event {
     /// Something went wrong for the worker (with a seq), or with one client's input
     /// (sent to that client only, without a seq).
     Error(ErrorEvent),
+    /// The program asks whether it may use a tool; someone answers.
+    ApprovalRequest(ApprovalRequest),
+    /// A request was answered, withdrawn or expired.
+    ApprovalResolved(ApprovalResolved),
     /// A type this build does not know (from a newer server): kept, not understood.
     #[serde(other)]
     Unknown,
@@ -61,6 +65,8 @@ impl Event {
             Event::UserMessage(_) => "user_message",
             Event::Output { .. } => "output",
             Event::Error(_) => "error",
+            Event::ApprovalRequest(_) => "approval_request",
+            Event::ApprovalResolved(_) => "approval_resolved",
             Event::Unknown => "unknown",
         }
     }
@@ -99,6 +105,8 @@ pub enum Status {
     Idle,
     /// A turn is running.
     Busy,
+    /// A turn waits for someone to answer a tool approval.
+    WaitingApproval,
     /// The process ended by itself or was stopped.
     Exited,
     /// The server restarted while the process ran.
@@ -114,6 +122,7 @@ impl Status {
             Status::Running => "running",
             Status::Idle => "idle",
             Status::Busy => "busy",
+            Status::WaitingApproval => "waiting_approval",
             Status::Exited => "exited",
             Status::Interrupted => "interrupted",
             Status::Error => "error",
@@ -127,6 +136,7 @@ impl Status {
             Status::Running => "is running",
             Status::Idle => "is idle",
             Status::Busy => "is busy",
+            Status::WaitingApproval => "is waiting for an approval",
             Status::Exited => "has exited",
             Status::Interrupted => "was interrupted by a restart of the server",
             Status::Error => "could not be started",
@@ -137,7 +147,11 @@ impl Status {
     pub fn is_live(self) -> bool {
         matches!(
             self,
-            Status::Starting | Status::Running | Status::Idle | Status::Busy
+            Status::Starting
+                | Status::Running
+                | Status::Idle
+                | Status::Busy
+                | Status::WaitingApproval
         )
     }
 }
@@ -199,6 +213,9 @@ pub struct StatusEvent {
     /// Why the state changed, when it is not obvious.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Tool approvals waiting for an answer (while the worker is `waiting_approval`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_approvals: Vec<PendingApproval>,
 }
 
 impl StatusEvent {
@@ -212,6 +229,7 @@ impl StatusEvent {
             queue: None,
             last_turn: None,
             reason: None,
+            pending_approvals: Vec::new(),
         }
     }
 }
@@ -303,6 +321,99 @@ impl ErrorEvent {
             worker_id: None,
         }
     }
+}
+
+/// How a tool approval was decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Allowed this once.
+    Allow,
+    /// Allowed, and calls like it for the rest of the session.
+    AllowSession,
+    Deny,
+    /// The program withdrew its request (or the turn ended without an answer).
+    Cancelled,
+    /// Nobody can answer any more: the process is gone (a restart of the server).
+    Expired,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::AllowSession => "allow_session",
+            Decision::Deny => "deny",
+            Decision::Cancelled => "cancelled",
+            Decision::Expired => "expired",
+        }
+    }
+
+    /// A decision a person (or a rule) may give; the others only happen.
+    pub fn is_answer(self) -> bool {
+        matches!(
+            self,
+            Decision::Allow | Decision::AllowSession | Decision::Deny
+        )
+    }
+
+    pub fn allows(self) -> bool {
+        matches!(self, Decision::Allow | Decision::AllowSession)
+    }
+}
+
+/// One answer a request offers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalOption {
+    pub decision: Decision,
+    pub label: String,
+    /// For `allow_session`: the rule that will allow calls like it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+}
+
+/// `{"type":"approval_request",...}`: the program asks to use a tool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRequest {
+    pub approval_id: String,
+    pub tool_name: String,
+    #[serde(default)]
+    pub input: Value,
+    /// What it would do, for people: the command, or the file and what changes.
+    pub summary: String,
+    /// For edits: the change as a unified diff, when the input carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    pub options: Vec<ApprovalOption>,
+    /// The message whose turn asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_use_id: Option<String>,
+    /// Why the program asks (a path outside the project, a rule), when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `{"type":"approval_resolved",...}`: how a request ended, and who ended it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalResolved {
+    pub approval_id: String,
+    pub decision: Decision,
+    /// The token that answered, or what decided (`rules`, `timeout`, `interrupt`, ...).
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<String>,
+}
+
+/// A request still waiting, as status events list it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingApproval {
+    pub approval_id: String,
+    pub tool_name: String,
+    pub summary: String,
 }
 
 /// What an `output` event says: a line of a `command` worker, or a piece of an AI CLI's

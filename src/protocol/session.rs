@@ -248,6 +248,20 @@ impl AgentSession {
                     }
                 });
             }
+            RequestType::AgentApprove => {
+                let worker = app
+                    .hub
+                    .require_for(&self.caller, &worker_id(req)?, Access::Change)?;
+                let approval_id = string_field(req, "approval_id").ok_or_else(|| {
+                    Error::invalid("`payload.approval_id` is required: the request to answer")
+                })?;
+                let answer =
+                    crate::approval::Answer::from_json(&Value::Object(req.payload.clone()))?;
+                let resolved = worker.answer_approval(&approval_id, answer, &self.caller.name)?;
+                let mut payload = serde_json::to_value(&resolved).unwrap_or(Value::Null);
+                payload["worker_id"] = worker.id.clone().into();
+                reply(conn, ServerType::AgentApproved, payload, id);
+            }
             RequestType::CommandExecute => self.execute(conn, req)?,
             RequestType::TaskAssign => {
                 let task = app.tasks.create(&req.payload, &self.caller)?;

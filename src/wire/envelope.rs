@@ -53,6 +53,7 @@ message_types! {
         AgentInterrupt = "agent:interrupt",
         AgentStop = "agent:stop",
         AgentDelete = "agent:delete",
+        AgentApprove = "agent:approve",
         CommandExecute = "command:execute",
         TaskAssign = "task:assign",
         TaskList = "task:list",
@@ -73,6 +74,7 @@ message_types! {
         AgentSubscribed = "agent:subscribed",
         AgentUnsubscribed = "agent:unsubscribed",
         AgentStopped = "agent:stopped",
+        AgentApproved = "agent:approved",
         AgentEvent = "agent:event",
         AgentError = "agent:error",
         CommandProgress = "command:progress",
@@ -109,7 +111,8 @@ impl RequestType {
             | RequestType::AgentUnsubscribe
             | RequestType::AgentInterrupt
             | RequestType::AgentStop
-            | RequestType::AgentDelete => ServerType::AgentError,
+            | RequestType::AgentDelete
+            | RequestType::AgentApprove => ServerType::AgentError,
             RequestType::CommandExecute => ServerType::CommandError,
             RequestType::ConnectionPing
             | RequestType::TaskAssign

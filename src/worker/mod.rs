@@ -8,6 +8,7 @@
 //! WebSockets; whoever watches every worker (the agent protocol's dashboards) is told
 //! through an [`Observer`].
 
+mod approvals;
 pub mod follow;
 pub mod hub;
 mod restart;
@@ -20,10 +21,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::adapters::registry::KeyUse;
 use crate::adapters::{Adapter, Launch, Lifecycle, LineParser, Parsed, Registry};
+use crate::approval::ApprovalPolicy;
 use crate::clock;
 use crate::error::{Error, ErrorCode, ErrorKind};
-use crate::event::{ErrorEvent, Event, ExitFields, LastTurn, Pipe, Queued, Status, StatusEvent};
+use crate::event::{
+    ApprovalRequest, Decision, ErrorEvent, Event, ExitFields, LastTurn, Pipe, Queued, Status,
+    StatusEvent,
+};
 use crate::feed::{Feed, FeedConfig};
 use crate::process::env::ChildEnv;
 use crate::process::ledger::{Ended, Owner};
@@ -41,8 +47,10 @@ pub struct Engine {
     pub timer: Timer,
     /// Between SIGTERM and SIGKILL when a worker is stopped.
     pub kill_grace: Duration,
-    /// The longest a turn may run.
+    /// The longest a turn may run (time spent waiting for approvals not counted).
     pub turn_timeout: Duration,
+    /// How long a tool approval may wait before it is denied (never when None).
+    pub approval_timeout: Option<Duration>,
     /// How long a turn's process may live on after printing its result.
     pub result_grace: Duration,
     pub feed: FeedConfig,
@@ -74,14 +82,25 @@ pub trait Observer: Send + Sync {
     fn notice(&self, worker: &Worker, notice: &Notice<'_>);
 }
 
+/// How long the steps of a worker's life may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Between SIGTERM and SIGKILL when a worker is stopped.
+    pub kill_grace: Duration,
+    /// The longest a turn may run (time spent waiting for approvals not counted).
+    pub turn_timeout: Duration,
+    /// How long a turn's process may live on after printing its result.
+    pub result_grace: Duration,
+    /// How long a tool approval may wait before it is denied (never when None).
+    pub approval_timeout: Option<Duration>,
+}
+
 impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         processes: Processes,
         timer: Timer,
-        kill_grace: Duration,
-        turn_timeout: Duration,
-        result_grace: Duration,
+        timing: Timing,
         feed: FeedConfig,
         workers_dir: PathBuf,
         registry: Arc<Registry>,
@@ -91,9 +110,10 @@ impl Engine {
         Engine {
             processes,
             timer,
-            kill_grace,
-            turn_timeout,
-            result_grace,
+            kill_grace: timing.kill_grace,
+            turn_timeout: timing.turn_timeout,
+            result_grace: timing.result_grace,
+            approval_timeout: timing.approval_timeout,
             feed,
             workers_dir,
             registry,
@@ -167,6 +187,9 @@ struct Saved {
     /// next start.
     #[serde(default)]
     resume: bool,
+    /// Approvals that were waiting: after a restart nobody can answer them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending_approvals: Vec<ApprovalRequest>,
 }
 
 struct WorkerState {
@@ -190,6 +213,8 @@ struct WorkerState {
     restarts: Restarts,
     /// It was running when the server shut down (kept in `worker.json`).
     resume: bool,
+    /// Tool approvals waiting, and what the session allowed.
+    approvals: approvals::Approvals,
 }
 
 pub struct Worker {
@@ -231,6 +256,12 @@ pub struct WorkerView {
     pub last_seq: u64,
     pub viewers: usize,
     pub owner: Option<String>,
+    /// Tool approvals waiting for an answer.
+    pub pending_approvals: Vec<ApprovalRequest>,
+    /// What happens when the program asks to use a tool (this worker's policy).
+    pub approval: ApprovalPolicy,
+    /// Whether one process serves many turns.
+    pub live_session: bool,
 }
 
 impl Worker {
@@ -256,6 +287,7 @@ impl Worker {
             turns: 0,
             owner,
             resume: false,
+            pending_approvals: Vec::new(),
         };
         let worker = Worker::assemble(saved, adapter, engine, feed, dir);
         worker.save();
@@ -280,13 +312,24 @@ impl Worker {
         let feed = Feed::open(&dir.join("events"), engine.feed).map_err(|e| e.to_string())?;
         let was_running = matches!(
             saved.status,
-            Status::Starting | Status::Running | Status::Busy
+            Status::Starting | Status::Running | Status::Busy | Status::WaitingApproval
         );
         if was_running {
             saved.status = Status::Interrupted;
         }
         let resume = saved.resume;
+        let mut expired = std::mem::take(&mut saved.pending_approvals);
+        if was_running {
+            for request in Worker::unanswered_in_history(&feed) {
+                if !expired.iter().any(|r| r.approval_id == request.approval_id) {
+                    expired.push(request);
+                }
+            }
+        }
         let worker = Worker::assemble(saved, adapter, engine, feed, dir.to_path_buf());
+        if !expired.is_empty() {
+            worker.expire_after_restart(expired);
+        }
         let restart = worker.spec.restart.after_server_restart() && !worker.has_turns();
         if resume && restart {
             worker.start();
@@ -346,6 +389,7 @@ impl Worker {
                 followers: Vec::new(),
                 restarts: Restarts::default(),
                 resume: saved.resume,
+                approvals: approvals::Approvals::default(),
             }),
             dir,
             me: me.clone(),
@@ -449,6 +493,12 @@ impl Worker {
                     spec.argv.first().map_or("", |s| s.as_str())
                 ))
             })?;
+        // A long-running session's handshake goes first (Claude Code's `initialize`).
+        let handshake = self.adapter.session_start(&self.spec);
+        if message.is_none() && !handshake.is_empty() && process.write_stdin(handshake).is_err() {
+            process.signal(libc::SIGKILL);
+            return Err(start_failed("the session refused its handshake".into()));
+        }
         st.parser = Some((process.id, self.adapter.parser(&self.spec)));
         st.process = Some(process);
         st.exit = None;
@@ -479,6 +529,7 @@ impl Worker {
             _ => {}
         }
         event.message_id = st.turn.as_ref().map(|t| t.message.id.clone());
+        event.pending_approvals = st.approvals.pending();
         if self.has_turns() {
             event.queue = Some(turns::queued(&st.queue));
         }
@@ -507,6 +558,22 @@ impl Worker {
     /// Publishes `events` to the feed, and the ones that belong to the running turn to
     /// whoever follows it; returns the seq of the last one.
     fn publish(&self, st: &mut WorkerState, events: Vec<Event>) -> u64 {
+        for event in &events {
+            // What a turn showed about the kind's key, for `/api/ai-clis`.
+            let used = match event {
+                Event::Error(e) if e.code == ErrorCode::CredentialsRejected => {
+                    Some(KeyUse::Rejected)
+                }
+                Event::Error(e) if e.code == ErrorCode::CredentialsMissing => Some(KeyUse::Missing),
+                Event::Output {
+                    content: crate::event::Content::Agent(crate::event::AgentContent::Result(r)),
+                } if !r.is_error => Some(KeyUse::Worked),
+                _ => None,
+            };
+            if let Some(used) = used {
+                self.engine.registry.note_key_use(self.adapter.kind(), used);
+            }
+        }
         let followers: Vec<&Arc<dyn TurnFollower>> = match &st.turn {
             Some(turn) => st
                 .followers
@@ -613,6 +680,14 @@ impl Worker {
             last_seq,
             viewers: self.feed.subscriber_count(),
             owner: self.owner.clone(),
+            pending_approvals: st
+                .approvals
+                .waiting
+                .iter()
+                .map(|w| w.request.clone())
+                .collect(),
+            approval: crate::adapters::approval_policy(self.adapter.as_ref(), &self.spec),
+            live_session: self.has_turns() && self.lifecycle() == Lifecycle::LongRunning,
         }
     }
 
@@ -632,6 +707,12 @@ impl Worker {
             turns: st.turns,
             owner: self.owner.clone(),
             resume: st.resume,
+            pending_approvals: st
+                .approvals
+                .waiting
+                .iter()
+                .map(|w| w.request.clone())
+                .collect(),
         };
         drop(st);
         let path = self.dir.join("worker.json");
@@ -708,13 +789,35 @@ impl Worker {
             self.publish(&mut st, events);
         }
         let mut changed = false;
-        if let Some(session) = parsed.session_id
+        if parsed.session_lost {
+            self.on_session_lost(&mut st, process);
+            changed = true;
+        }
+        let restarting = st
+            .turn
+            .as_ref()
+            .is_some_and(|t| t.lost_session == Some(process));
+        if let Some(session) = parsed.session_id.filter(|_| !restarting)
             && st.session_id.as_deref() != Some(&session)
         {
             st.session_id = Some(session);
             changed = true;
         }
-        if let Some(end) = parsed.turn_end {
+        if !parsed.asks.is_empty() {
+            self.on_asks(&mut st, process, std::mem::take(&mut parsed.asks));
+            changed = true;
+        }
+        if !parsed.withdrawn.is_empty() {
+            self.on_withdrawn(&mut st, &parsed.withdrawn);
+            changed = true;
+        }
+        if parsed.fail_turn
+            && let Some(running) = st.process.clone().filter(|p| p.id == process)
+            && st.turn.as_ref().is_some_and(|t| t.ended.is_none())
+        {
+            self.cut_turn(&mut st, &running, turns::Cause::Failed);
+        }
+        if let Some(end) = parsed.turn_end.filter(|_| !restarting) {
             self.on_turn_end(&mut st, process, end);
             changed = true;
         }
@@ -738,6 +841,12 @@ impl Worker {
         }
         st.exit = Some(exit);
         st.process = None;
+        self.end_approvals(
+            &mut st,
+            Decision::Cancelled,
+            "the program",
+            "the program ended before anyone answered",
+        );
         self.on_process_gone(&mut st, process, exit);
         // Nothing more comes until the next process: hold no descriptor meanwhile.
         if st.process.is_none() {

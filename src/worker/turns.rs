@@ -15,9 +15,10 @@ use crate::adapters::{Interrupt, Lifecycle, TurnEnd};
 use crate::clock;
 use crate::error::{Error, ErrorCode, ErrorKind};
 use crate::event::{
-    ErrorEvent, Event, LastTurn, MessageState, Outcome, Queued, StatusEvent, UserMessage,
+    Decision, ErrorEvent, Event, LastTurn, MessageState, Outcome, Queued, StatusEvent, UserMessage,
 };
-use crate::process::{Exit, StdinError, signal_name};
+use crate::process::{Exit, Process, StdinError, signal_name};
+use std::sync::Arc;
 
 /// The most messages that may wait behind a running turn.
 const MAX_QUEUE: usize = 100;
@@ -36,6 +37,8 @@ pub enum Cause {
     Timeout,
     Interrupted,
     Stopped,
+    /// The program could not succeed and was stopped early (a refused key, no network).
+    Failed,
 }
 
 pub struct Turn {
@@ -48,6 +51,26 @@ pub struct Turn {
     /// The program's own end of the turn (its result line).
     pub ended: Option<TurnEnd>,
     pub cause: Option<Cause>,
+    /// Time spent waiting for approvals (not counted against the turn's timeout), and
+    /// since when it waits now.
+    pub waited: std::time::Duration,
+    pub waiting_since: Option<Instant>,
+    /// The process whose session could not be resumed: it is ending, and the turn
+    /// starts again in a new session (once).
+    pub lost_session: Option<u64>,
+}
+
+impl Turn {
+    /// How long the turn has worked: its time minus what it spent waiting for people.
+    pub fn worked(&self) -> std::time::Duration {
+        let waiting = self
+            .waiting_since
+            .map_or_else(Default::default, |s| s.elapsed());
+        self.started
+            .elapsed()
+            .saturating_sub(self.waited)
+            .saturating_sub(waiting)
+    }
 }
 
 /// The running turn, as a worker's view shows it.
@@ -290,6 +313,9 @@ impl Worker {
             process: None,
             ended: None,
             cause: None,
+            waited: std::time::Duration::ZERO,
+            waiting_since: None,
+            lost_session: None,
         });
         let started = match self.lifecycle() {
             Lifecycle::PerTurn => self.spawn(st, Some(&message.content)),
@@ -331,11 +357,16 @@ impl Worker {
             .map_err(|err| failed(format!("the session did not take the message: {err:?}")))
     }
 
-    /// The turn's longest allowed time: past it, its process group is killed.
+    /// The turn's longest allowed time: past it, its process group is killed. Time
+    /// spent waiting for someone to answer an approval does not count.
     fn arm_timeout(&self, number: u64) {
+        self.arm_timeout_in(number, self.engine.turn_timeout);
+    }
+
+    fn arm_timeout_in(&self, number: u64, wait: std::time::Duration) {
         let worker = self.me.clone();
         let limit = self.engine.turn_timeout;
-        self.engine.timer.after(limit, move || {
+        self.engine.timer.after(wait, move || {
             let Some(worker) = worker.upgrade() else {
                 return;
             };
@@ -347,6 +378,14 @@ impl Worker {
             else {
                 return;
             };
+            let worked = turn.worked();
+            if worked < limit {
+                // It waited for people meanwhile: what is left of its time.
+                let left = (limit - worked).max(std::time::Duration::from_millis(100));
+                drop(st);
+                worker.arm_timeout_in(number, left);
+                return;
+            }
             turn.cause = Some(Cause::Timeout);
             let message_id = turn.message.id.clone();
             let error = turn_error(
@@ -406,13 +445,22 @@ impl Worker {
     /// A process of this worker is gone.
     pub(super) fn on_process_gone(&self, st: &mut WorkerState, process: u64, exit: Exit) {
         let turn_here = st.turn.as_ref().filter(|t| t.process == Some(process));
+        if turn_here.is_some_and(|t| t.lost_session == Some(process) && t.cause.is_none()) {
+            self.restart_turn_in_new_session(st);
+            return;
+        }
         if let Some(turn) = turn_here {
             let outcome = outcome_of(turn.cause, turn.ended.as_ref().map(|e| e.is_error));
-            if turn.ended.is_none() && turn.cause.is_none() {
+            let explained = exit.code.and_then(|code| self.adapter.explain_exit(code));
+            if let Some(Event::Error(mut error)) = explained.filter(|_| turn.cause.is_none()) {
+                error.exit = exit.fields();
+                error.message_id = Some(turn.message.id.clone());
+                self.publish(st, vec![Event::Error(error)]);
+            } else if turn.ended.is_none() && turn.cause.is_none() {
                 let message = match (exit.code, exit.signal) {
-                    (Some(code), _) => self.adapter.explain_exit(code).unwrap_or_else(|| {
+                    (Some(code), _) => {
                         format!("the program exited with code {code} before finishing its turn")
-                    }),
+                    }
                     (None, Some(sig)) => format!(
                         "the program was killed by {} before finishing its turn",
                         signal_name(sig)
@@ -429,7 +477,7 @@ impl Worker {
         if self.lifecycle() == Lifecycle::LongRunning {
             if self.has_turns() {
                 // The session is gone; the next message starts it again (resuming).
-                if st.status != Status::Busy {
+                if !matches!(st.status, Status::Busy | Status::WaitingApproval) {
                     st.status = Status::Idle;
                     let mut status = self.status_event(st);
                     status.exit = exit.fields();
@@ -447,8 +495,65 @@ impl Worker {
         }
     }
 
+    /// The program could not resume its session: says so, then gives the turn's message
+    /// to a new session.
+    pub(super) fn on_session_lost(&self, st: &mut WorkerState, process: u64) {
+        let Some(turn) = st
+            .turn
+            .as_mut()
+            .filter(|t| t.process == Some(process) && t.lost_session.is_none())
+        else {
+            return;
+        };
+        turn.lost_session = Some(process);
+        let lost = st.session_id.take().unwrap_or_default();
+        self.publish(
+            st,
+            vec![Event::agent(crate::event::AgentContent::system(
+                "session_lost",
+                serde_json::json!({
+                    "session_id": lost,
+                    "message": "the earlier session could not be resumed (the program has no record of it); this message starts a new session",
+                }),
+                "",
+            ))],
+        );
+    }
+
+    fn restart_turn_in_new_session(&self, st: &mut WorkerState) {
+        let Some((content, id)) = st
+            .turn
+            .as_ref()
+            .map(|t| (t.message.content.clone(), t.message.id.clone()))
+        else {
+            return;
+        };
+        st.process = None;
+        match self.feed_session(st, &content) {
+            Ok(()) => {
+                let pid = st.process.as_ref().map(|p| p.pid);
+                if let Some(turn) = st.turn.as_mut() {
+                    turn.process = st.process.as_ref().map(|p| p.id);
+                }
+                let mut status = self.status_event(st);
+                status.pid = pid;
+                self.publish_status(st, status);
+            }
+            Err(err) => {
+                self.publish(st, vec![turn_error(err.code, err.message, &id)]);
+                self.end_turn(st, Outcome::Failed);
+            }
+        }
+    }
+
     /// Ends the running turn with `outcome` and starts the next queued message.
     fn end_turn(&self, st: &mut WorkerState, outcome: Outcome) {
+        self.end_approvals(
+            st,
+            Decision::Cancelled,
+            "the program",
+            "the turn ended before anyone answered",
+        );
         let Some(turn) = st.turn.take() else { return };
         let last = LastTurn {
             number: turn.number,
@@ -495,9 +600,28 @@ impl Worker {
                 format!("{} is not running a turn", self.display_name()),
             ));
         };
-        turn.cause.get_or_insert(Cause::Interrupted);
-        let number = turn.number;
         let message_id = turn.message.id.clone();
+        self.cut_turn(&mut st, &process, Cause::Interrupted);
+        drop(st);
+        Ok(Interrupted {
+            interrupted: true,
+            message_id: Some(message_id),
+        })
+    }
+
+    /// Cuts the running turn short (`cause`): what it waited for is denied first, so the
+    /// program hears it; then the program's own interrupt, and a kill if it ignores it.
+    pub(super) fn cut_turn(&self, st: &mut WorkerState, process: &Arc<Process>, cause: Cause) {
+        let Some(turn) = st.turn.as_mut() else {
+            return;
+        };
+        turn.cause.get_or_insert(cause);
+        let number = turn.number;
+        let why = match cause {
+            Cause::Failed => "the turn failed",
+            _ => "the turn was interrupted",
+        };
+        self.end_approvals(st, Decision::Deny, "interrupt", why);
         match self.adapter.interrupt(&self.spec) {
             Interrupt::Signal(sig) => process.signal(sig),
             Interrupt::Stdin(bytes) => {
@@ -508,6 +632,7 @@ impl Worker {
         }
         // A program that ignores the interrupt is killed a little later.
         let worker = self.me.clone();
+        let process = process.clone();
         self.engine.timer.after(self.engine.kill_grace, move || {
             let Some(worker) = worker.upgrade() else {
                 return;
@@ -521,11 +646,6 @@ impl Worker {
                 process.signal(libc::SIGKILL);
             }
         });
-        drop(st);
-        Ok(Interrupted {
-            interrupted: true,
-            message_id: Some(message_id),
-        })
     }
 
     /// Stops the worker on purpose (it is not restarted): drops queued messages, ends
@@ -540,6 +660,7 @@ impl Worker {
             if let Some(turn) = st.turn.as_mut() {
                 turn.cause.get_or_insert(Cause::Stopped);
             }
+            self.end_approvals(&mut st, Decision::Deny, "stop", "the worker was stopped");
             (st.process.clone(), dropped)
         };
         if let Some(process) = &process {
@@ -606,6 +727,7 @@ fn outcome_of(cause: Option<Cause>, result_error: Option<bool>) -> Outcome {
         (Some(Cause::Timeout), _) => Outcome::Timeout,
         (Some(Cause::Interrupted), _) => Outcome::Interrupted,
         (Some(Cause::Stopped), _) => Outcome::Stopped,
+        (Some(Cause::Failed), _) => Outcome::Failed,
         (None, Some(false)) => Outcome::Completed,
         (None, _) => Outcome::Failed,
     }

@@ -1,6 +1,7 @@
 //! `/ws/{worker_id}`: one worker's events, and messages to it.
 //!
-//! Client to server: `{"type":"message","content":"..."}` and `{"type":"ping"}`.
+//! Client to server: `{"type":"message","content":"..."}`, `{"type":"approval",
+//! "approval_id","decision","message"?,"updated_input"?}` and `{"type":"ping"}`.
 //! Server to client: the worker's events (`output`, `user_message`, `status`, ...), each
 //! with the worker's `seq`, plus `error` events (without a seq) for this client only.
 
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use super::conn::Conn;
 use super::reader::Session;
 use super::subscription::Subscription;
+use crate::approval::Answer;
 use crate::auth::{Access, Caller};
 use crate::error::ErrorCode;
 use crate::worker::Worker;
@@ -19,7 +21,15 @@ use crate::worker::Worker;
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ClientMessage {
-    Message { content: String },
+    Message {
+        content: String,
+    },
+    /// An answer to a tool approval (checked by `approval::Answer`).
+    Approval {
+        approval_id: String,
+        #[serde(flatten)]
+        answer: serde_json::Map<String, serde_json::Value>,
+    },
     Ping,
 }
 
@@ -74,13 +84,19 @@ impl Session for WorkerStream {
                         ErrorCode::BadMessage,
                         "`message` needs `content`, a string".to_string(),
                     ),
+                    Some("approval") => (
+                        ErrorCode::BadMessage,
+                        "`approval` needs `approval_id` (a string) and `decision`".to_string(),
+                    ),
                     Some(other) => (
                         ErrorCode::UnknownType,
-                        format!("unknown message type `{other}`; expected `message` or `ping`"),
+                        format!(
+                            "unknown message type `{other}`; expected `message`, `approval` or `ping`"
+                        ),
                     ),
                     None => (
                         ErrorCode::UnknownType,
-                        "a message needs a `type`: `message` or `ping`".to_string(),
+                        "a message needs a `type`: `message`, `approval` or `ping`".to_string(),
                     ),
                 };
                 return conn.send_error(code, &text);
@@ -102,6 +118,34 @@ impl Session for WorkerStream {
                     );
                 }
                 if let Err(err) = self.worker.send_message(&content, &self.caller.name) {
+                    conn.send_error(err.code, &err.message);
+                }
+            }
+            ClientMessage::Approval {
+                approval_id,
+                answer,
+            } => {
+                if !self
+                    .caller
+                    .may(Access::Change, self.worker.owner.as_deref())
+                {
+                    return conn.send_error(
+                        ErrorCode::Forbidden,
+                        &format!(
+                            "the token `{}` ({}) may watch this worker but not answer its approvals",
+                            self.caller.name,
+                            self.caller.role.as_str()
+                        ),
+                    );
+                }
+                // Everyone sees the `approval_resolved` event; only a failure is this
+                // client's own.
+                let answered =
+                    Answer::from_json(&serde_json::Value::Object(answer)).and_then(|answer| {
+                        self.worker
+                            .answer_approval(&approval_id, answer, &self.caller.name)
+                    });
+                if let Err(err) = answered {
                     conn.send_error(err.code, &err.message);
                 }
             }

@@ -1,0 +1,420 @@
+//! Tool approvals on a worker. When its program asks to use a tool, the worker's policy
+//! decides what it can (`approval::ApprovalPolicy`); the rest becomes an
+//! `approval_request` event, the worker is `waiting_approval`, and the first answer
+//! from anyone who may drive the worker wins: the program gets it on its stdin, every
+//! viewer sees one `approval_resolved`, and a later answer is told who won
+//! (`already_decided`). A request the program withdraws, or that outlives its turn or
+//! its process, is resolved too, so nothing waits forever.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::{Status, Worker, WorkerState};
+use crate::adapters::{Ask, approval_policy};
+use crate::approval::{Answer, Rule, summarize};
+use crate::error::{Error, ErrorCode};
+use crate::event::{
+    ApprovalOption, ApprovalRequest, ApprovalResolved, Decision, Event, PendingApproval,
+};
+
+/// Answered requests remembered, to tell a late answer who won.
+const REMEMBERED: usize = 200;
+
+/// A request waiting for an answer.
+pub(super) struct Waiting {
+    pub request: ApprovalRequest,
+    pub ask: Ask,
+    /// The process that asked (an answer goes to it, or nowhere).
+    pub process: u64,
+}
+
+#[derive(Default)]
+pub(super) struct Approvals {
+    pub waiting: Vec<Waiting>,
+    /// Requests already resolved: approval id, how, by whom.
+    decided: VecDeque<(String, Decision, String)>,
+    /// What `allow_session` answers allowed, for the rest of the session.
+    session_rules: Vec<Rule>,
+}
+
+impl Approvals {
+    pub fn pending(&self) -> Vec<PendingApproval> {
+        self.waiting
+            .iter()
+            .map(|w| PendingApproval {
+                approval_id: w.request.approval_id.clone(),
+                tool_name: w.request.tool_name.clone(),
+                summary: w.request.summary.clone(),
+            })
+            .collect()
+    }
+
+    fn remember(&mut self, id: &str, decision: Decision, by: &str) {
+        if self.decided.len() >= REMEMBERED {
+            self.decided.pop_front();
+        }
+        self.decided
+            .push_back((id.to_string(), decision, by.to_string()));
+    }
+}
+
+impl Worker {
+    /// The program asked: decide by policy, or publish the request and wait.
+    pub(super) fn on_asks(&self, st: &mut WorkerState, process: u64, asks: Vec<Ask>) {
+        let policy = approval_policy(self.adapter.as_ref(), &self.spec);
+        for ask in asks {
+            let verdict = policy.decide(&st.approvals.session_rules, &ask.tool_name, &ask.input);
+            // Allowed with no one asked (auto): the program just goes on.
+            if let Some(v) = &verdict
+                && v.by == "auto"
+            {
+                self.write_answer(st, process, &ask, &answer(Decision::Allow, None));
+                continue;
+            }
+            let request = self.request_for(st, &ask);
+            let approval_id = request.approval_id.clone();
+            self.publish(st, vec![Event::ApprovalRequest(request.clone())]);
+            st.approvals.waiting.push(Waiting {
+                request,
+                ask,
+                process,
+            });
+            match verdict {
+                Some(v) => {
+                    let index = st.approvals.waiting.len() - 1;
+                    let answer = answer(v.decision, v.message);
+                    self.resolve(st, index, &answer, &v.by, true);
+                }
+                None => {
+                    self.arm_approval_timeout(&approval_id);
+                    self.waiting_changed(st);
+                }
+            }
+        }
+    }
+
+    /// The program withdrew requests (by its own ids).
+    pub(super) fn on_withdrawn(&self, st: &mut WorkerState, keys: &[String]) {
+        for key in keys {
+            if let Some(index) = st.approvals.waiting.iter().position(|w| &w.ask.key == key) {
+                let answer = answer(
+                    Decision::Cancelled,
+                    Some("the program withdrew its request".into()),
+                );
+                self.resolve(st, index, &answer, "the program", false);
+            }
+        }
+    }
+
+    /// Ends every waiting request that nobody answered: denied (an interrupt, a stop:
+    /// the program is told), cancelled (its turn or process ended) or expired.
+    pub(super) fn end_approvals(
+        &self,
+        st: &mut WorkerState,
+        decision: Decision,
+        by: &str,
+        why: &str,
+    ) {
+        while !st.approvals.waiting.is_empty() {
+            let tell = decision == Decision::Deny;
+            self.resolve(st, 0, &answer(decision, Some(why.to_string())), by, tell);
+        }
+    }
+
+    /// Answers request `approval_id` (or the start of it) for `by`: the first answer
+    /// wins.
+    pub fn answer_approval(
+        &self,
+        approval_id: &str,
+        answer: Answer,
+        by: &str,
+    ) -> Result<ApprovalResolved, Error> {
+        if !answer.decision.is_answer() {
+            return Err(Error::invalid(
+                "`decision` must be \"allow\", \"allow_session\" or \"deny\"",
+            ));
+        }
+        let mut st = self.lock();
+        let found = st
+            .approvals
+            .waiting
+            .iter()
+            .position(|w| w.request.approval_id == approval_id);
+        let index = match found {
+            Some(index) => Some(index),
+            None => {
+                let ids: Vec<(usize, String)> = st
+                    .approvals
+                    .waiting
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| (i, w.request.approval_id.clone()))
+                    .collect();
+                crate::spec::unique_prefix(
+                    ids,
+                    approval_id,
+                    |(_, id)| id.as_str(),
+                    |(_, id)| id.clone(),
+                    "approvals",
+                )?
+                .map(|(i, _)| i)
+            }
+        };
+        let Some(index) = index else {
+            let decided = st.approvals.decided.iter().find(|(id, _, _)| {
+                id == approval_id || (approval_id.len() >= 4 && id.starts_with(approval_id))
+            });
+            return Err(match decided {
+                Some((_, decision, who)) => Error::conflict(
+                    ErrorCode::AlreadyDecided,
+                    format!(
+                        "approval {approval_id} was already decided: {} by {who}",
+                        decision.as_str()
+                    ),
+                ),
+                None => Error::not_found(format!(
+                    "{} has no approval `{approval_id}` waiting",
+                    self.display_name()
+                )),
+            });
+        };
+        let resolved = self.resolve(&mut st, index, &answer, by, true);
+        drop(st);
+        // `worker.json` lists what still waits (for a restart in the middle).
+        self.save();
+        Ok(resolved)
+    }
+
+    /// Requests that waited when the server went down: the program that asked is gone,
+    /// so they expire, and their turns failed; the next message resumes the session.
+    pub(super) fn expire_after_restart(&self, expired: Vec<ApprovalRequest>) {
+        let mut st = self.lock();
+        for request in expired {
+            let resolved = ApprovalResolved {
+                approval_id: request.approval_id.clone(),
+                decision: Decision::Expired,
+                by: "server restart".into(),
+                message: Some(
+                    "the server restarted while this waited; the program that asked is gone".into(),
+                ),
+                tool_name: Some(request.tool_name.clone()),
+            };
+            st.approvals
+                .remember(&resolved.approval_id, Decision::Expired, "server restart");
+            let mut failed = crate::event::ErrorEvent::new(
+                ErrorCode::TurnFailed,
+                "the turn waited for an approval when the server restarted, and ended there; send a message to go on (the session resumes)",
+            );
+            failed.message_id = request.message_id.clone();
+            self.publish(
+                &mut st,
+                vec![Event::ApprovalResolved(resolved), Event::Error(failed)],
+            );
+        }
+    }
+
+    /// The requests of the history's tail that were never resolved: what waited when
+    /// the server died (its `worker.json` may have been saved just before the request).
+    pub(super) fn unanswered_in_history(feed: &crate::feed::Feed) -> Vec<ApprovalRequest> {
+        const TAIL: u64 = 2000;
+        let page = feed.page(
+            feed.last_seq().saturating_sub(TAIL),
+            TAIL as usize,
+            16 << 20,
+        );
+        let mut open: Vec<ApprovalRequest> = Vec::new();
+        for published in &page.events {
+            match serde_json::from_slice::<Event>(published.json()) {
+                Ok(Event::ApprovalRequest(request)) => open.push(request),
+                Ok(Event::ApprovalResolved(resolved)) => {
+                    open.retain(|r| r.approval_id != resolved.approval_id);
+                }
+                _ => {}
+            }
+        }
+        open
+    }
+
+    /// The requests waiting for an answer, whole.
+    pub fn pending_approvals(&self) -> Vec<ApprovalRequest> {
+        self.lock()
+            .approvals
+            .waiting
+            .iter()
+            .map(|w| w.request.clone())
+            .collect()
+    }
+
+    /// Resolves waiting request `index`: tells the program (when `tell`), publishes
+    /// `approval_resolved`, and puts the worker back to work when nothing else waits.
+    fn resolve(
+        &self,
+        st: &mut WorkerState,
+        index: usize,
+        answer: &Answer,
+        by: &str,
+        tell: bool,
+    ) -> ApprovalResolved {
+        let waiting = st.approvals.waiting.remove(index);
+        if tell {
+            self.write_answer(st, waiting.process, &waiting.ask, answer);
+        }
+        if answer.decision == Decision::AllowSession {
+            let rule = waiting
+                .ask
+                .session_rule
+                .as_deref()
+                .and_then(|r| Rule::parse(r).ok())
+                .unwrap_or_else(|| exact_rule(&waiting.ask));
+            st.approvals.session_rules.push(rule);
+        }
+        let resolved = ApprovalResolved {
+            approval_id: waiting.request.approval_id.clone(),
+            decision: answer.decision,
+            by: by.to_string(),
+            message: answer.message.clone(),
+            tool_name: Some(waiting.request.tool_name.clone()),
+        };
+        st.approvals
+            .remember(&resolved.approval_id, resolved.decision, by);
+        self.publish(st, vec![Event::ApprovalResolved(resolved.clone())]);
+        self.waiting_changed(st);
+        resolved
+    }
+
+    /// Writes an answer to the process that asked, if it still runs.
+    fn write_answer(&self, st: &WorkerState, process: u64, ask: &Ask, answer: &Answer) {
+        let bytes = self.adapter.answer_approval(ask, answer);
+        if bytes.is_empty() {
+            return;
+        }
+        match st.process.as_ref().filter(|p| p.id == process) {
+            Some(p) => {
+                if let Err(err) = p.write_stdin(bytes) {
+                    log::warn!(
+                        "worker {}: could not give the program its approval answer: {err:?}",
+                        self.id
+                    );
+                }
+            }
+            None => log::info!(
+                "worker {}: the process that asked is gone; the answer goes nowhere",
+                self.id
+            ),
+        }
+    }
+
+    /// `busy` and `waiting_approval` follow the waiting requests.
+    fn waiting_changed(&self, st: &mut WorkerState) {
+        let want = match (st.status, st.approvals.waiting.is_empty()) {
+            (Status::Busy, false) => Status::WaitingApproval,
+            (Status::WaitingApproval, true) => Status::Busy,
+            (Status::WaitingApproval, false) => Status::WaitingApproval,
+            _ => return,
+        };
+        if let Some(turn) = st.turn.as_mut() {
+            match (want, turn.waiting_since) {
+                (Status::WaitingApproval, None) => {
+                    turn.waiting_since = Some(std::time::Instant::now());
+                }
+                (Status::Busy, Some(since)) => {
+                    turn.waited += since.elapsed();
+                    turn.waiting_since = None;
+                }
+                _ => {}
+            }
+        }
+        st.status = want;
+        let status = self.status_event(st);
+        self.publish_status(st, status);
+    }
+
+    /// The request an ask becomes.
+    fn request_for(&self, st: &WorkerState, ask: &Ask) -> ApprovalRequest {
+        let (summary, diff) = summarize(&ask.tool_name, &ask.input);
+        let session_rule = ask
+            .session_rule
+            .clone()
+            .unwrap_or_else(|| exact_rule(ask).to_string());
+        ApprovalRequest {
+            approval_id: uuid::Uuid::new_v4().to_string(),
+            tool_name: ask.tool_name.clone(),
+            input: ask.input.clone(),
+            summary,
+            diff,
+            options: vec![
+                ApprovalOption {
+                    decision: Decision::Allow,
+                    label: "Allow once".into(),
+                    rule: None,
+                },
+                ApprovalOption {
+                    decision: Decision::AllowSession,
+                    label: "Allow for this session".into(),
+                    rule: Some(session_rule),
+                },
+                ApprovalOption {
+                    decision: Decision::Deny,
+                    label: "Deny".into(),
+                    rule: None,
+                },
+            ],
+            message_id: st.turn.as_ref().map(|t| t.message.id.clone()),
+            tool_use_id: ask.tool_use_id.clone(),
+            reason: ask.reason.clone(),
+        }
+    }
+
+    /// Denies a request nobody answered within `--approval-timeout`.
+    fn arm_approval_timeout(&self, approval_id: &str) {
+        let Some(limit) = self.engine.approval_timeout else {
+            return;
+        };
+        let worker = self.me.clone();
+        let id = approval_id.to_string();
+        self.engine.timer.after(limit, move || {
+            let Some(worker) = worker.upgrade() else {
+                return;
+            };
+            let mut st = worker.lock();
+            if let Some(index) = st
+                .approvals
+                .waiting
+                .iter()
+                .position(|w| w.request.approval_id == id)
+            {
+                let message = format!(
+                    "nobody answered within {} (--approval-timeout)",
+                    seconds(limit)
+                );
+                worker.resolve(
+                    &mut st,
+                    index,
+                    &answer(Decision::Deny, Some(message)),
+                    "timeout",
+                    true,
+                );
+            }
+        });
+    }
+}
+
+fn answer(decision: Decision, message: Option<String>) -> Answer {
+    Answer {
+        decision,
+        message,
+        updated_input: None,
+    }
+}
+
+/// A rule for exactly this call: the tool and what it acts on.
+fn exact_rule(ask: &Ask) -> Rule {
+    Rule {
+        tool: ask.tool_name.clone(),
+        pattern: crate::approval::subject(&ask.input).map(str::to_string),
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{} s", d.as_secs())
+}
