@@ -43,7 +43,7 @@ $(UI_STAMP): $(UI_DIR)/package.json $(UI_DIR)/package-lock.json
 # builds only a test's own package's binaries.
 test: lint clis ui-deps
 	$(CARGO) build --workspace --bins
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --all-targets --no-fail-fast
 
 lint:
 	$(CARGO) fmt --check

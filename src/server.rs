@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
 
 use crate::adapters::Registry;
+use crate::adapters::registry::KeyState;
 use crate::app::App;
 use crate::auth::{Auth, TokenSource};
 use crate::config::ServerConfig;
@@ -345,12 +346,13 @@ impl Server {
                 println!("  kinds         {}", shown.join("; "));
                 let keys: Vec<String> = kinds
                     .iter()
-                    .filter(|k| k.usable && k.credentials.state != "not_needed")
+                    .filter(|k| k.usable && k.credentials.state != KeyState::NotNeeded)
                     .map(|k| match k.credentials.state {
-                        "found" => format!("{}: {}", k.name, k.credentials.detail),
+                        KeyState::Found => format!("{}: {}", k.name, k.credentials.detail),
                         state => format!(
-                            "{}: {state} ({}; {})",
+                            "{}: {} ({}; {})",
                             k.name,
+                            state.as_str(),
                             k.credentials.detail,
                             k.credentials.hint.as_deref().unwrap_or("")
                         ),

@@ -18,12 +18,25 @@ pub fn workers_by_status(app: &App) -> Map<String, Value> {
     by_status
 }
 
+/// The tool approvals waiting for someone, and how many workers wait (counts only:
+/// every connection gets this, whatever workers its token may see).
+fn pending_approvals(app: &App) -> Value {
+    let (mut pending, mut workers) = (0, 0);
+    for worker in app.hub.list() {
+        let n = worker.pending_approvals().len();
+        pending += n;
+        workers += usize::from(n > 0);
+    }
+    json!({"pending": pending, "workers_waiting": workers})
+}
+
 /// Workers and tasks by state, connections, messages, uptime, version.
 pub fn status_json(app: &App) -> Value {
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": app.started.elapsed().as_secs(),
         "workers": {"total": app.hub.list().len(), "by_status": workers_by_status(app)},
+        "approvals": pending_approvals(app),
         "tasks": {"total": app.tasks.len(), "by_status": app.tasks.count_by_status()},
         "connections": app.sockets.registry.count(),
         "agent_connections": app.dashboards.count(),

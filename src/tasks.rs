@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::approval::ApprovalPolicy;
 use crate::auth::{Access, Caller, Role};
 use crate::clock;
 use crate::error::{Error, ErrorCode};
@@ -69,6 +70,10 @@ pub struct Task {
     pub project_path: Option<String>,
     #[serde(default)]
     pub schedule: Option<Schedule>,
+    /// How its turns' tool calls are decided (`"ask"`, `"auto"` or rules), when not by
+    /// the worker's own policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Value>,
     pub status: TaskStatus,
     pub created_at: String,
     #[serde(default)]
@@ -188,6 +193,7 @@ const TEXT_FIELDS: &[&str] = &[
     "ai_cli_type",
     "project_path",
     "schedule",
+    "approval",
 ];
 
 impl Tasks {
@@ -340,7 +346,7 @@ impl Tasks {
     }
 
     /// Creates a task from `{"instruction", "worker_id"?, "ai_cli_type"?,
-    /// "project_path"?, "schedule"?}`; an unscheduled one starts at once.
+    /// "project_path"?, "schedule"?, "approval"?}`; an unscheduled one starts at once.
     pub fn create(&self, body: &Map<String, Value>, caller: &Caller) -> Result<Task, Error> {
         if !caller.may_create() {
             return Err(Error::forbidden(
@@ -395,6 +401,13 @@ impl Tasks {
             self.hub.registry.check_usable(adapter.as_ref())?;
         }
         let schedule = parse_schedule(body.get("schedule").unwrap_or(&Value::Null))?;
+        let approval = match body.get("approval") {
+            None | Some(Value::Null) => None,
+            Some(value) => {
+                ApprovalPolicy::from_field(value)?;
+                Some(value.clone())
+            }
+        };
         let now = clock::now_rfc3339();
         let next_run_at = schedule.as_ref().map(|s| {
             clock::rfc3339_micros(clock::now_micros() + s.every_seconds as i64 * 1_000_000)
@@ -406,6 +419,7 @@ impl Tasks {
             ai_cli_type,
             project_path: text("project_path")?,
             schedule: schedule.clone(),
+            approval,
             status: TaskStatus::Pending,
             created_at: now,
             started_at: None,
@@ -575,7 +589,13 @@ impl Tasks {
             };
         }
         worker.follow(&message_id, watch);
-        if let Err(err) = worker.send_message_as(&task.instruction, message_id.clone(), &by) {
+        let approval = task
+            .approval
+            .as_ref()
+            .and_then(|a| ApprovalPolicy::from_value(a).ok());
+        if let Err(err) =
+            worker.send_message_with(&task.instruction, message_id.clone(), &by, approval)
+        {
             worker.unfollow(&message_id);
             self.fail(id, &err.message);
         }

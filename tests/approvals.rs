@@ -259,6 +259,10 @@ fn a_late_viewer_sees_the_pending_request_and_an_interrupt_denies_it() {
     // A reload, a reconnect from history: the request is there, and answerable.
     let mut late = case.hub.ws(&format!("/ws/{id}?since=0"));
     assert_eq!(next_of(&mut late, "approval_request"), request);
+    let status = case.hub.get("/api/status").json();
+    assert_eq!(status["approvals"]["pending"], 1, "{status}");
+    assert_eq!(status["approvals"]["workers_waiting"], 1, "{status}");
+    assert_eq!(case.hub.worker(&id)["status"], "waiting_approval");
     let listed = case.hub.get(&format!("/api/workers/{id}/approvals")).json();
     assert_eq!(
         listed["approvals"][0]["approval_id"],
@@ -489,4 +493,145 @@ fn a_live_session_keeps_its_process_and_resumes_after_the_process_dies() {
             .any(|r| r.body_contains("the first message")),
         "the new process resumed the conversation"
     );
+}
+
+#[test]
+fn the_cli_watches_a_pending_request_and_answers_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let Some(case) = Case::new(&[]) else { return };
+    let id = case.worker(json!({"name": "asker"}));
+    let mut ws = case.hub.ws(&format!("/ws/{id}"));
+    ws.send_json(&json!({"type": "message", "content": "go"}));
+    next_of(&mut ws, "approval_request");
+    let token = case
+        .hub
+        .bearer()
+        .unwrap()
+        .trim_start_matches("Bearer ")
+        .to_string();
+    let url = format!("http://{}", case.hub.addr());
+    let cli = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_workerhub"));
+        command
+            .args(args)
+            .env("WORKERHUB_URL", &url)
+            .env("WORKERHUB_TOKEN", &token)
+            .env("XDG_RUNTIME_DIR", case.tmp.path())
+            .current_dir(case.tmp.path());
+        command
+    };
+    // `watch` joins late and shows what the worker waits for, and how to answer it.
+    let mut watch = cli(&["watch", "asker"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let shown = lines.next().unwrap().unwrap();
+    assert!(
+        shown.contains("Bash asks to run: touch approved.txt"),
+        "{shown}"
+    );
+    let hint = lines.next().unwrap().unwrap();
+    assert!(hint.contains("workerhub approve asker"), "{hint}");
+    // `approve` without an id answers the one request waiting.
+    let out = cli(&["approve", "asker", "--allow"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    turn_end(&mut ws);
+    assert!(case.file().exists());
+    let resolved = lines.next().unwrap().unwrap();
+    assert!(resolved.contains("allowed by"), "{resolved}");
+    let _ = watch.kill();
+    let _ = watch.wait();
+    // Answering again is told that it was decided.
+    let again = cli(&["approve", "asker", "--deny"]).output().unwrap();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("waits for no approval"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
+
+#[test]
+fn a_batch_run_answers_by_each_messages_approve_list_and_reports_it() {
+    let Some(case) = Case::new(&[]) else { return };
+    let env: serde_json::Map<String, Value> = case
+        .mock
+        .claude_env(&case.home)
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let script = json!({
+        "metadata": {"title": "supervised", "ai_cli_type": "claude", "project_path": case.project, "env": env},
+        "messages": [
+            {"role": "user", "content": "create it", "approve": ["Bash(touch:*)"]},
+            {"role": "user", "content": "create it again"},
+        ],
+    });
+    let dir = case.tmp.path();
+    std::fs::write(dir.join("script.json"), script.to_string()).unwrap();
+    let token = case
+        .hub
+        .bearer()
+        .unwrap()
+        .trim_start_matches("Bearer ")
+        .to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_workerhub"))
+        .args(["batch", "script.json", "--quiet", "--report", "report.json"])
+        .args(["--server", &format!("http://{}", case.hub.addr())])
+        .env("WORKERHUB_TOKEN", &token)
+        .env("XDG_RUNTIME_DIR", dir)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    assert!(
+        out.status.success(),
+        "{report:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = &report["messages"][0]["approvals"];
+    assert_eq!(first[0]["decision"], "allow", "{report:#}");
+    assert_eq!(first[0]["rule"], "Bash(touch:*)");
+    assert_eq!(first[0]["summary"], format!("touch {FILE}"));
+    assert!(case.file().exists());
+    std::fs::remove_file(case.file()).unwrap();
+    let second = &report["messages"][1]["approvals"];
+    assert_eq!(second[0]["decision"], "deny", "{report:#}");
+    assert!(!case.file().exists(), "nobody approved the second call");
+}
+
+#[test]
+fn a_task_decides_its_turns_tool_calls_by_its_own_policy() {
+    let Some(case) = Case::new(&[]) else { return };
+    let id = case.worker(json!({}));
+    let mut ws = case.hub.ws(&format!("/ws/{id}"));
+    let bad = case.hub.post_json(
+        "/api/tasks",
+        &json!({"instruction": "go", "worker_id": id, "approval": "sometimes"}),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    let task = case.hub.post_json(
+        "/api/tasks",
+        &json!({"instruction": "go", "worker_id": id, "approval": {"allow": ["Bash(touch:*)"], "ask": "none"}}),
+    );
+    assert_eq!(task.status, 201, "{}", task.text());
+    let events = turn_end(&mut ws);
+    let resolved = events
+        .iter()
+        .find(|e| e["type"] == "approval_resolved")
+        .expect("decided by the task's rules");
+    assert_eq!(resolved["decision"], "allow");
+    assert_eq!(resolved["by"], "rules");
+    assert!(case.file().exists());
+    // The worker's own policy is unchanged: a message of its own is asked about.
+    ws.send_json(&json!({"type": "message", "content": "again"}));
+    next_of(&mut ws, "approval_request");
 }

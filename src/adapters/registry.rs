@@ -40,11 +40,33 @@ pub enum KeyUse {
     Rejected,
 }
 
+/// Whether a kind has a key for its model API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    Found,
+    Missing,
+    /// The model API refused it on its last use.
+    Rejected,
+    /// The kind needs none (`command`).
+    NotNeeded,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Found => "found",
+            KeyState::Missing => "missing",
+            KeyState::Rejected => "rejected",
+            KeyState::NotNeeded => "not_needed",
+        }
+    }
+}
+
 /// A kind's credentials, as far as the server can tell.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Credentials {
-    /// `found`, `missing`, `rejected` (on its last use) or `not_needed`.
-    pub state: &'static str,
+    pub state: KeyState,
     /// Which variable or login was found, or what was looked for.
     pub detail: String,
     /// What to do when it is missing or rejected.
@@ -258,7 +280,7 @@ impl Registry {
         let logins = adapter.login_files();
         if names.is_empty() && logins.is_empty() {
             return Credentials {
-                state: "not_needed",
+                state: KeyState::NotNeeded,
                 detail: String::new(),
                 hint: None,
             };
@@ -271,7 +293,7 @@ impl Registry {
             .cloned();
         if let Some((KeyUse::Rejected, at)) = &last {
             return Credentials {
-                state: "rejected",
+                state: KeyState::Rejected,
                 detail: format!("its model API refused the key on its last use ({at})"),
                 hint: Some(adapter.credential_hint()),
             };
@@ -295,17 +317,17 @@ impl Registry {
         });
         match (set, login) {
             (Some(name), _) => Credentials {
-                state: "found",
+                state: KeyState::Found,
                 detail: format!("{name} is set"),
                 hint: None,
             },
             (None, Some(path)) => Credentials {
-                state: "found",
+                state: KeyState::Found,
                 detail: format!("a login in {}", path.display()),
                 hint: None,
             },
             (None, None) => Credentials {
-                state: "missing",
+                state: KeyState::Missing,
                 detail: {
                     let mut looked: Vec<String> = names.clone();
                     looked.extend(logins.iter().map(|l| format!("~/{l}")));

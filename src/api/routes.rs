@@ -107,7 +107,10 @@ mod tests {
         let paths = doc["paths"].as_object().expect("paths");
         let mut served = std::collections::BTreeSet::new();
         for route in ROUTES.iter().filter(|r| !r.path.starts_with("/ws")) {
-            let path = route.path.replacen("{}", "{id}", 1);
+            let path = route
+                .path
+                .replacen("{}", "{id}", 1)
+                .replacen("{}", "{approval_id}", 1);
             let method = route.method.to_string().to_ascii_lowercase();
             assert!(
                 paths.get(&path).and_then(|p| p.get(&method)).is_some(),

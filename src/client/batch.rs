@@ -8,9 +8,15 @@
 //!
 //! Script: `{"metadata": {"title", "description", "agent"?, "ai_cli_type"?,
 //! "project_path"?, ...any field of POST /api/workers}, "messages": [{"role": "user",
-//! "content": "...", "expect"?: {"contains", "not_contains", "regex", "tool_used",
-//! "max_seconds"}}]}`. A message starting with `@name` goes to the worker `name`
-//! (created on first use with the script's defaults), others to the default worker.
+//! "content": "...", "approve"?: [RULE, ...], "expect"?: {"contains", "not_contains",
+//! "regex", "tool_used", "max_seconds"}}]}`. A message starting with `@name` goes to the
+//! worker `name` (created on first use with the script's defaults), others to the
+//! default worker.
+//!
+//! Nobody watches a batch run, so nothing may wait for a person: a tool call a worker
+//! asks about (its `approval` policy, from the metadata, left it to someone) is allowed
+//! when it matches the message's `approve` rules (`Bash(npm test:*)`, `Read`) and denied
+//! otherwise, by the run itself; the report lists every decision.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
@@ -23,6 +29,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tungstenite::Message;
 
+use crate::approval::Rule;
 use crate::client::{self, Client, ClientError, Socket};
 use crate::clock;
 use crate::event::{AgentContent, Content, Event};
@@ -103,6 +110,7 @@ fn read_script(path: &Path) -> Result<Script, Fatal> {
         if !m.get("content").is_some_and(Value::is_string) {
             return Err(bad(&format!("message {} needs `content`, a string", i + 1)));
         }
+        approve_rules(m).map_err(|why| bad(&format!("message {}: {why}", i + 1)))?;
         if m.get("expect").is_some_and(|e| !e.is_object()) {
             return Err(bad(&format!(
                 "message {}: `expect` must be an object",
@@ -123,6 +131,25 @@ fn read_script(path: &Path) -> Result<Script, Fatal> {
         metadata,
         messages: out,
     })
+}
+
+/// A message's `approve` list: the tool calls it allows without a person.
+fn approve_rules(message: &Map<String, Value>) -> Result<Vec<Rule>, String> {
+    match message.get("approve") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                let text = item
+                    .as_str()
+                    .ok_or("`approve` must list rules as strings, such as \"Bash(npm test:*)\"")?;
+                Rule::parse(text).map_err(|e| format!("`approve`: {e}"))
+            })
+            .collect(),
+        Some(_) => Err(
+            "`approve` must be an array of rules, such as [\"Read\", \"Bash(npm test:*)\"]".into(),
+        ),
+    }
 }
 
 /// The server batch mode started, stopped when dropped.
@@ -423,6 +450,8 @@ struct Outcome {
     duration: Duration,
     /// Why it failed, before `expect` is checked.
     error: Option<String>,
+    /// The tool calls the worker asked about, and what this run answered.
+    approvals: Vec<Value>,
 }
 
 /// Takes one event of the message's run; true when it was output (the run is alive).
@@ -451,15 +480,27 @@ fn collect(outcome: &mut Outcome, event: &Value) -> bool {
     is_output
 }
 
+/// One message of the script: where it goes, what it says, what it may approve.
+struct Step<'a> {
+    index: usize,
+    worker: &'a str,
+    content: &'a str,
+    approve: &'a [Rule],
+}
+
 fn run_message(
     session: &mut Session,
-    worker: &str,
-    content: &str,
+    step: &Step<'_>,
     defaults: &Map<String, Value>,
     args: &BatchArgs,
     progress: &Progress,
-    index: usize,
 ) -> Outcome {
+    let Step {
+        index,
+        worker,
+        content,
+        approve,
+    } = *step;
     let started = Instant::now();
     let mut outcome = Outcome {
         events: Vec::new(),
@@ -467,6 +508,7 @@ fn run_message(
         tools: Vec::new(),
         duration: Duration::ZERO,
         error: None,
+        approvals: Vec::new(),
     };
     let info = match session.worker(worker, defaults) {
         Ok(info) => (info.id.clone(), info.has_turns),
@@ -528,7 +570,12 @@ fn run_message(
         let correlated = msg["correlation_id"] == request.as_str();
         match client::server_type(&msg) {
             Some(ServerType::CommandProgress) if correlated => {
-                collect(&mut outcome, &msg["payload"]["event"]);
+                let event = &msg["payload"]["event"];
+                collect(&mut outcome, event);
+                if let Ok(Event::ApprovalRequest(ask)) = Event::deserialize(event) {
+                    let decision = answer_approval(session, &worker_id, &ask, approve);
+                    outcome.approvals.push(decision);
+                }
             }
             Some(ServerType::CommandResult) if correlated => {
                 answered = true;
@@ -566,6 +613,39 @@ fn run_message(
     }
     outcome.duration = started.elapsed();
     outcome
+}
+
+/// Answers a tool call the worker asks about: allowed by the message's `approve` rules,
+/// denied otherwise. What was decided, for the report.
+fn answer_approval(
+    session: &mut Session,
+    worker_id: &str,
+    ask: &crate::event::ApprovalRequest,
+    approve: &[Rule],
+) -> Value {
+    let rule = approve
+        .iter()
+        .find(|r| r.matches(&ask.tool_name, &ask.input));
+    let (decision, message) = match rule {
+        Some(_) => ("allow", None),
+        None => (
+            "deny",
+            Some("not in this batch message's `approve` list (nobody watches a batch run)"),
+        ),
+    };
+    let sent = session.request(
+        RequestType::AgentApprove,
+        json!({"worker_id": worker_id, "approval_id": ask.approval_id, "decision": decision, "message": message}),
+        None,
+    );
+    json!({
+        "approval_id": ask.approval_id,
+        "tool_name": ask.tool_name,
+        "summary": ask.summary,
+        "decision": decision,
+        "rule": rule.map(|r| r.to_string()),
+        "error": sent.err().map(|e| e.0),
+    })
 }
 
 /// Checks `expect` against the outcome; returns why it failed, if it did.
@@ -723,15 +803,14 @@ fn run_batch(args: &BatchArgs) -> Result<ExitCode, Fatal> {
     for (index, message) in script.messages.iter().enumerate() {
         let content = message.get("content").and_then(Value::as_str).unwrap_or("");
         let (worker, text) = route(content, &default_name);
-        let outcome = run_message(
-            &mut session,
-            &worker,
-            &text,
-            &defaults,
-            args,
-            &progress,
+        let approve = approve_rules(message).unwrap_or_default();
+        let step = Step {
             index,
-        );
+            worker: &worker,
+            content: &text,
+            approve: &approve,
+        };
+        let outcome = run_message(&mut session, &step, &defaults, args, &progress);
         let failure = check(message.get("expect"), &outcome);
         let result = json!({
             "index": index + 1,
@@ -742,6 +821,7 @@ fn run_batch(args: &BatchArgs) -> Result<ExitCode, Fatal> {
             "events": outcome.events,
             "final_text": outcome.text,
             "tools_used": outcome.tools,
+            "approvals": outcome.approvals,
             "duration_seconds": outcome.duration.as_secs_f64(),
             "success": failure.is_none(),
             "failure_reason": failure,
@@ -817,6 +897,7 @@ mod tests {
             tools: vec!["Bash".into()],
             duration: Duration::from_secs(2),
             error: None,
+            approvals: Vec::new(),
         };
         assert_eq!(
             check(

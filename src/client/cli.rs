@@ -625,6 +625,14 @@ pub fn watch(args: &WatchArgs) -> Result<ExitCode, ClientError> {
         worker: args.worker.clone(),
     };
     let mut since = args.since;
+    // Without a replay, what the worker waits for is shown first (it is in the past).
+    if since.is_none() {
+        for request in worker["pending_approvals"].as_array().into_iter().flatten() {
+            let mut event = request.clone();
+            event["type"] = "approval_request".into();
+            render.event(&event);
+        }
+    }
     loop {
         let path = match since {
             Some(n) => format!("/ws/{}?since={n}", encode(&id)),

@@ -61,7 +61,12 @@ impl Approvals {
 impl Worker {
     /// The program asked: decide by policy, or publish the request and wait.
     pub(super) fn on_asks(&self, st: &mut WorkerState, process: u64, asks: Vec<Ask>) {
-        let policy = approval_policy(self.adapter.as_ref(), &self.spec);
+        // The turn's own policy (a task's), else the worker's.
+        let policy = st
+            .turn
+            .as_ref()
+            .and_then(|t| t.message.approval.clone())
+            .unwrap_or_else(|| approval_policy(self.adapter.as_ref(), &self.spec));
         for ask in asks {
             let verdict = policy.decide(&st.approvals.session_rules, &ask.tool_name, &ask.input);
             // Allowed with no one asked (auto): the program just goes on.

@@ -126,7 +126,11 @@ impl TurnFollower for TurnWatch {
                     _ => {}
                 }
             }
-            Event::Error(_) => self.state.lock().unwrap_or_else(|p| p.into_inner()).events += 1,
+            // What the turn asks and how it was answered are part of it (a batch run
+            // answers them itself).
+            Event::Error(_) | Event::ApprovalRequest(_) | Event::ApprovalResolved(_) => {
+                self.state.lock().unwrap_or_else(|p| p.into_inner()).events += 1
+            }
             _ => return,
         }
         (self.on_event)(published);

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::{Status, Worker, WorkerState, turn_error};
 use crate::adapters::{Interrupt, Lifecycle, TurnEnd};
+use crate::approval::ApprovalPolicy;
 use crate::clock;
 use crate::error::{Error, ErrorCode, ErrorKind};
 use crate::event::{
@@ -29,6 +30,9 @@ pub struct Pending {
     pub id: String,
     pub content: String,
     pub queued_at: String,
+    /// The approval policy of this message's turn, when it is not the worker's (a
+    /// task's own).
+    pub approval: Option<ApprovalPolicy>,
 }
 
 /// Why a turn was cut short.
@@ -178,6 +182,18 @@ impl Worker {
         message_id: String,
         by: &str,
     ) -> Result<Receipt, Error> {
+        self.send_message_with(content, message_id, by, None)
+    }
+
+    /// Sends a message whose turn decides tool calls by `approval` rather than by the
+    /// worker's policy.
+    pub fn send_message_with(
+        &self,
+        content: &str,
+        message_id: String,
+        by: &str,
+        approval: Option<ApprovalPolicy>,
+    ) -> Result<Receipt, Error> {
         if !self.adapter.takes_messages(&self.spec) {
             return Err(Error::conflict(
                 ErrorCode::ReadOnly,
@@ -207,6 +223,7 @@ impl Worker {
             id: message_id,
             content: content.to_string(),
             queued_at: clock::now_rfc3339(),
+            approval,
         };
         if st.turn.is_some() {
             st.queue.push_back(message.clone());
