@@ -101,6 +101,16 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// A code that says why an AI turn cannot succeed (said once per turn).
+    pub fn explains_failure(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::CredentialsMissing
+                | ErrorCode::CredentialsRejected
+                | ErrorCode::ApiUnreachable
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::BadRequest => "bad_request",

@@ -557,7 +557,19 @@ impl Worker {
 
     /// Publishes `events` to the feed, and the ones that belong to the running turn to
     /// whoever follows it; returns the seq of the last one.
-    fn publish(&self, st: &mut WorkerState, events: Vec<Event>) -> u64 {
+    fn publish(&self, st: &mut WorkerState, mut events: Vec<Event>) -> u64 {
+        // A turn's failure is explained once, however many ways the CLI says it.
+        if let Some(turn) = st.turn.as_mut() {
+            events.retain(|event| match event {
+                Event::Error(e) if e.code.explains_failure() => {
+                    !std::mem::replace(&mut turn.explained, true)
+                }
+                _ => true,
+            });
+        }
+        if events.is_empty() {
+            return self.feed.last_seq();
+        }
         for event in &events {
             // What a turn showed about the kind's key, for `/api/ai-clis`.
             let used = match event {

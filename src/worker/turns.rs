@@ -62,6 +62,9 @@ pub struct Turn {
     /// The process whose session could not be resumed: it is ending, and the turn
     /// starts again in a new session (once).
     pub lost_session: Option<u64>,
+    /// Why it fails was said (a missing or refused key, no network): once is enough,
+    /// and the exit that follows needs no second explanation.
+    pub explained: bool,
 }
 
 impl Turn {
@@ -333,6 +336,7 @@ impl Worker {
             waited: std::time::Duration::ZERO,
             waiting_since: None,
             lost_session: None,
+            explained: false,
         });
         let started = match self.lifecycle() {
             Lifecycle::PerTurn => self.spawn(st, Some(&message.content)),
@@ -469,11 +473,14 @@ impl Worker {
         if let Some(turn) = turn_here {
             let outcome = outcome_of(turn.cause, turn.ended.as_ref().map(|e| e.is_error));
             let explained = exit.code.and_then(|code| self.adapter.explain_exit(code));
-            if let Some(Event::Error(mut error)) = explained.filter(|_| turn.cause.is_none()) {
+            let said = turn.explained;
+            if let Some(Event::Error(mut error)) =
+                explained.filter(|_| turn.cause.is_none() && !said)
+            {
                 error.exit = exit.fields();
                 error.message_id = Some(turn.message.id.clone());
                 self.publish(st, vec![Event::Error(error)]);
-            } else if turn.ended.is_none() && turn.cause.is_none() {
+            } else if turn.ended.is_none() && turn.cause.is_none() && !said {
                 let message = match (exit.code, exit.signal) {
                     (Some(code), _) => {
                         format!("the program exited with code {code} before finishing its turn")
