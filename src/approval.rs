@@ -231,6 +231,9 @@ pub struct Answer {
     pub decision: Decision,
     pub message: Option<String>,
     pub updated_input: Option<Value>,
+    /// One of the agent's own options, for agents that offer more than allow, allow
+    /// for the session and deny (ACP's `optionId`).
+    pub option_id: Option<String>,
 }
 
 impl Answer {
@@ -260,10 +263,20 @@ impl Answer {
             Some(v @ Value::Object(_)) => Some(v.clone()),
             Some(_) => return Err(Error::invalid("`updated_input` must be an object")),
         };
+        let option_id = match body.get("option_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) if !id.is_empty() && id.len() <= 200 => Some(id.clone()),
+            Some(_) => {
+                return Err(Error::invalid(
+                    "`option_id` must be one of the agent's option ids (a string)",
+                ));
+            }
+        };
         Ok(Answer {
             decision,
             message,
             updated_input,
+            option_id,
         })
     }
 }
@@ -332,7 +345,7 @@ pub fn summarize(tool: &str, input: &Value) -> (String, Option<String>) {
 }
 
 /// A unified diff replacing `old` by `new` in `file` (one hunk: the lines of each).
-fn unified_diff(file: &str, old: &str, new: &str) -> String {
+pub fn unified_diff(file: &str, old: &str, new: &str) -> String {
     let old_lines: Vec<&str> = if old.is_empty() {
         Vec::new()
     } else {

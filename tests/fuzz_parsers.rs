@@ -11,6 +11,7 @@ use std::path::Path;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
+use workerhub::adapters::acp::AcpSession;
 use workerhub::adapters::claude::ClaudeParser;
 use workerhub::adapters::codex::CodexParser;
 use workerhub::adapters::gemini::GeminiParser;
@@ -37,7 +38,7 @@ fn runner() -> TestRunner {
 fn fixture_lines() -> Vec<Vec<u8>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut lines = Vec::new();
-    for cli in ["claude", "codex", "gemini", "opencode"] {
+    for cli in ["claude", "codex", "gemini", "opencode", "acp"] {
         for entry in std::fs::read_dir(dir.join(cli)).unwrap().flatten() {
             if let Ok(text) = std::fs::read(entry.path()) {
                 lines.extend(
@@ -174,6 +175,13 @@ fn any_line() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+fn acp_spec() -> workerhub::spec::WorkerSpec {
+    serde_json::from_value(serde_json::json!({
+        "name": "a", "ai_cli_type": "acp", "project_path": "/tmp", "command": ["agent"]
+    }))
+    .expect("a spec")
+}
+
 fn parsers() -> Vec<(&'static str, Box<dyn LineParser>)> {
     vec![
         ("claude", Box::new(ClaudeParser::new(false, String::new()))),
@@ -184,6 +192,7 @@ fn parsers() -> Vec<(&'static str, Box<dyn LineParser>)> {
         ("codex", Box::new(CodexParser::default())),
         ("gemini", Box::new(GeminiParser::default())),
         ("opencode", Box::new(OpenCodeParser::default())),
+        ("acp", Box::new(AcpSession::new(&acp_spec(), None))),
         ("command", Box::new(Lines)),
     ]
 }
@@ -200,10 +209,15 @@ fn adapter_line_parsers_never_panic_and_never_drop_a_line() {
                     let mut out = Parsed::default();
                     parser.line(Pipe::Stdout, line, &mut out);
                     let blank = String::from_utf8_lossy(line).trim().is_empty();
-                    // Gemini holds assistant text deltas until the next line.
-                    let held = name == "gemini" && !blank && out.events.is_empty();
+                    // Gemini and ACP agents hold text chunks until the next line.
+                    let chunk = String::from_utf8_lossy(line).contains("_chunk");
+                    let held = (name == "gemini" || name == "acp" && chunk)
+                        && !blank
+                        && out.events.is_empty();
+                    // A question the program asks becomes the worker's approval_request.
+                    let asked = !out.asks.is_empty();
                     prop_assert!(
-                        blank || !out.events.is_empty() || held,
+                        blank || !out.events.is_empty() || held || asked,
                         "{name} dropped {:?}",
                         String::from_utf8_lossy(line)
                     );

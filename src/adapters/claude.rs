@@ -409,6 +409,8 @@ fn ask_of(request_id: &str, request: &Value) -> Ask {
         tool_use_id: string_in(request, "tool_use_id"),
         reason,
         session_rule,
+        summary: None,
+        diff: None,
         extra: json!({"permission_suggestions": request.get("permission_suggestions")}),
     }
 }
@@ -589,6 +591,7 @@ impl LineParser for ClaudeParser {
                             name: string_in(block, "name"),
                             input: block.get("input").cloned().unwrap_or(Value::Null),
                             raw: raw.clone(),
+                            details: Default::default(),
                         }),
                         other => AgentContent::system(
                             format!("assistant_{}", other.unwrap_or("block")),
@@ -685,16 +688,19 @@ impl LineParser for ClaudeParser {
                     out.withdrawn.push(id.to_string());
                 }
             }
-            // Answers to our own requests (initialize, interrupt): only a failure says
-            // something worth showing (the initialize answer is a long list of commands).
+            // Answers to our own requests (initialize, interrupt): a failure is kept
+            // whole; a success as a short note (the initialize answer is a long list of
+            // commands, of no use in the history).
             "control_response" => {
-                let response = map.get("response");
-                if response
-                    .and_then(|r| r.get("subtype"))
-                    .and_then(Value::as_str)
-                    == Some("error")
-                {
+                let response = map.get("response").cloned().unwrap_or(Value::Null);
+                if response.get("subtype").and_then(Value::as_str) == Some("error") {
                     out.events.push(system(&map, &raw));
+                } else {
+                    out.events.push(Event::agent(AgentContent::system(
+                        "control_response",
+                        json!({"request_id": response.get("request_id"), "subtype": response.get("subtype")}),
+                        "",
+                    )));
                 }
             }
             _ => out.events.push(system(&map, &raw)),

@@ -180,6 +180,7 @@ impl CodexParser {
                 name: Some(name),
                 input,
                 raw: raw.to_string(),
+                details: Default::default(),
             })));
         }
     }

@@ -237,6 +237,7 @@ impl LineParser for GeminiParser {
                 name: string_of(&map, "tool_name"),
                 input: map.get("parameters").cloned().unwrap_or(Value::Null),
                 raw,
+                details: Default::default(),
             }))),
             "tool_result" => {
                 let ok = str_of(&map, "status") == Some("success");

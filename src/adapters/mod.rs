@@ -9,6 +9,7 @@
 //! format), each with the CLI's line as `raw`. The plain `command` kind keeps
 //! `{"stream","text"}` (a `Line`).
 
+pub mod acp;
 pub mod claude;
 pub mod codex;
 pub mod command;
@@ -24,7 +25,7 @@ pub mod settings;
 use serde_json::{Map, Value};
 
 use crate::approval::{Answer, ApprovalPolicy, Rule, Rules};
-use crate::event::{AgentContent, Event, Pipe};
+use crate::event::{AgentContent, Decision, Event, Pipe};
 use crate::process::ProcessSpec;
 use crate::spec::WorkerSpec;
 pub use registry::Registry;
@@ -154,6 +155,8 @@ pub struct Parsed {
     pub fail_turn: bool,
     /// The session the program was told to resume does not exist (any more).
     pub session_lost: bool,
+    /// Bytes for the process's stdin, in order (a protocol's own replies).
+    pub replies: Vec<Vec<u8>>,
 }
 
 /// A tool call the program asks permission for.
@@ -168,6 +171,10 @@ pub struct Ask {
     pub reason: Option<String>,
     /// The rule an "allow for this session" answer adds (`Bash(touch a.txt)`).
     pub session_rule: Option<String>,
+    /// What it would do, for people, when the program says it better than the input
+    /// does (an ACP tool call's title), and the change as a diff.
+    pub summary: Option<String>,
+    pub diff: Option<String>,
     /// What else the adapter needs to answer it (its suggestions, its options).
     pub extra: Value,
 }
@@ -206,6 +213,28 @@ pub trait LineParser: Send {
     }
     /// The process ended: emit whatever is still held.
     fn finish(&mut self, _out: &mut Parsed) {}
+
+    // A parser that speaks a protocol with its process (JSON-RPC: the Agent Client
+    // Protocol, Codex's app server) keeps the conversation's state, so it also writes
+    // to the process. `None`: the adapter's stateless encoding is used.
+
+    /// The handshake a new long-running process gets first.
+    fn start(&mut self) -> Option<Vec<u8>> {
+        None
+    }
+    /// The bytes that give the process one message (empty: held until the session is
+    /// ready, then sent among `Parsed::replies`).
+    fn encode_message(&mut self, _message: &str) -> Option<Vec<u8>> {
+        None
+    }
+    /// The bytes that answer a request of the process.
+    fn answer(&mut self, _ask: &Ask, _answer: &Answer) -> Option<Vec<u8>> {
+        None
+    }
+    /// The bytes that interrupt the running turn.
+    fn interrupt(&mut self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 pub trait Adapter: Send + Sync {
@@ -240,6 +269,11 @@ pub trait Adapter: Send + Sync {
         Interrupt::Signal(libc::SIGINT)
     }
     fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser>;
+    /// The parser of a process started with `launch` (a protocol's parser needs the
+    /// session to resume and the folder).
+    fn parser_for(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
+        self.parser(launch.spec)
+    }
     /// What an exit code with a known meaning says, as an `error` event.
     fn explain_exit(&self, _code: i32) -> Option<Event> {
         None
@@ -294,6 +328,11 @@ pub trait Adapter: Send + Sync {
     /// Whether the program asks before using tools, so that someone can answer.
     fn asks_approval(&self, _spec: &WorkerSpec) -> bool {
         false
+    }
+    /// How an interrupt resolves what waits: denied (the program is told) or cancelled
+    /// (the protocol's own cancel answers them, as ACP's does).
+    fn interrupt_resolves_as(&self, _spec: &WorkerSpec) -> Decision {
+        Decision::Deny
     }
     /// The bytes that answer `ask` (written to the program's stdin).
     fn answer_approval(&self, _ask: &Ask, _answer: &Answer) -> Vec<u8> {

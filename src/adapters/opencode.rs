@@ -140,6 +140,7 @@ impl LineParser for OpenCodeParser {
                     name: string_in(&part, "tool"),
                     input: state.get("input").cloned().unwrap_or(Value::Null),
                     raw: raw.clone(),
+                    details: Default::default(),
                 })));
                 let status = state.get("status").and_then(Value::as_str).unwrap_or("");
                 if matches!(status, "completed" | "error") {

@@ -87,6 +87,7 @@ fn builtin() -> Vec<Arc<dyn Adapter>> {
         Arc::new(codex::Codex),
         Arc::new(gemini::Gemini),
         Arc::new(opencode::OpenCode),
+        Arc::new(super::acp::Acp),
         #[cfg(test)]
         Arc::new(super::scratch::Scratch),
     ]

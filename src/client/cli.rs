@@ -435,6 +435,17 @@ fn render_piece(out: &mut impl Write, err: &mut impl Write, piece: &AgentContent
         AgentContent::Retry(retry) => {
             let _ = writeln!(err, "  ↻ {}", crate::event::describe_retry(retry));
         }
+        AgentContent::Plan { entries, .. } => {
+            for entry in entries.as_array().into_iter().flatten() {
+                let mark = match entry["status"].as_str() {
+                    Some("completed") => "x",
+                    Some("in_progress") => ">",
+                    _ => " ",
+                };
+                let text = entry["content"].as_str().unwrap_or("");
+                let _ = writeln!(out, "  [{mark}] {}", short(text, 120));
+            }
+        }
         AgentContent::ToolResult(_) | AgentContent::System(_) => {}
     }
 }

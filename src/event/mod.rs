@@ -453,6 +453,12 @@ pub enum AgentContent {
     ToolResult(ToolResult),
     /// The CLI could not reach its model API (or was told to wait) and tries again.
     Retry(Retry),
+    /// The agent's plan: its `entries` (`content`, `priority`, `status`), whole each time.
+    Plan {
+        entries: Value,
+        #[serde(default)]
+        raw: String,
+    },
     /// The end of a turn.
     Result(Box<TurnResult>),
     /// Anything else the CLI said (session start, warnings, steps), with its fields.
@@ -500,12 +506,16 @@ impl AgentContent {
 }
 
 /// The assistant calls a tool.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ToolUse {
     pub id: Option<String>,
     pub name: Option<String>,
     #[serde(default)]
     pub input: Value,
+    /// What agents of the Agent Client Protocol say about a call: its `tool_kind`
+    /// (`execute`, `edit`, ...), `title`, `status`, `locations` and `content` (diffs).
+    #[serde(default, flatten, skip_serializing_if = "Map::is_empty")]
+    pub details: Map<String, Value>,
     #[serde(default)]
     pub raw: String,
 }
@@ -628,6 +638,7 @@ mod tests {
                 name: Some("Bash".into()),
                 input: json!({"command": "ls"}),
                 raw: "{}".into(),
+                details: Default::default(),
             }))),
             json!({"seq": 3, "type": "output", "timestamp": "T", "content": {"kind": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "ls"}, "raw": "{}"}})
         );

@@ -111,17 +111,18 @@ impl Worker {
         }
     }
 
-    /// Ends every waiting request that nobody answered: denied (an interrupt, a stop:
-    /// the program is told), cancelled (its turn or process ended) or expired.
+    /// Ends every waiting request that nobody answered: denied or cancelled by an
+    /// interrupt or a stop (the program is told: `tell`), cancelled because its turn or
+    /// process ended, or expired.
     pub(super) fn end_approvals(
         &self,
         st: &mut WorkerState,
         decision: Decision,
         by: &str,
         why: &str,
+        tell: bool,
     ) {
         while !st.approvals.waiting.is_empty() {
-            let tell = decision == Decision::Deny;
             self.resolve(st, 0, &answer(decision, Some(why.to_string())), by, tell);
         }
     }
@@ -288,8 +289,12 @@ impl Worker {
     }
 
     /// Writes an answer to the process that asked, if it still runs.
-    fn write_answer(&self, st: &WorkerState, process: u64, ask: &Ask, answer: &Answer) {
-        let bytes = self.adapter.answer_approval(ask, answer);
+    fn write_answer(&self, st: &mut WorkerState, process: u64, ask: &Ask, answer: &Answer) {
+        let own = match st.parser.as_mut().filter(|(id, _)| *id == process) {
+            Some((_, parser)) => parser.answer(ask, answer),
+            None => None,
+        };
+        let bytes = own.unwrap_or_else(|| self.adapter.answer_approval(ask, answer));
         if bytes.is_empty() {
             return;
         }
@@ -336,7 +341,10 @@ impl Worker {
 
     /// The request an ask becomes.
     fn request_for(&self, st: &WorkerState, ask: &Ask) -> ApprovalRequest {
-        let (summary, diff) = summarize(&ask.tool_name, &ask.input);
+        let (summary, diff) = match &ask.summary {
+            Some(summary) => (summary.clone(), ask.diff.clone()),
+            None => summarize(&ask.tool_name, &ask.input),
+        };
         let session_rule = ask
             .session_rule
             .clone()
@@ -409,6 +417,7 @@ fn answer(decision: Decision, message: Option<String>) -> Answer {
         decision,
         message,
         updated_input: None,
+        option_id: None,
     }
 }
 

@@ -493,13 +493,17 @@ impl Worker {
                     spec.argv.first().map_or("", |s| s.as_str())
                 ))
             })?;
-        // A long-running session's handshake goes first (Claude Code's `initialize`).
-        let handshake = self.adapter.session_start(&self.spec);
+        // A long-running session's handshake goes first (Claude Code's `initialize`, an
+        // ACP agent's `initialize`).
+        let mut parser = self.adapter.parser_for(&launch);
+        let handshake = parser
+            .start()
+            .unwrap_or_else(|| self.adapter.session_start(&self.spec));
         if message.is_none() && !handshake.is_empty() && process.write_stdin(handshake).is_err() {
             process.signal(libc::SIGKILL);
             return Err(start_failed("the session refused its handshake".into()));
         }
-        st.parser = Some((process.id, self.adapter.parser(&self.spec)));
+        st.parser = Some((process.id, parser));
         st.process = Some(process);
         st.exit = None;
         Ok(())
@@ -800,6 +804,15 @@ impl Worker {
         if !events.is_empty() {
             self.publish(&mut st, events);
         }
+        if !parsed.replies.is_empty()
+            && let Some(running) = st.process.clone().filter(|p| p.id == process)
+        {
+            for reply in std::mem::take(&mut parsed.replies) {
+                if running.write_stdin(reply).is_err() {
+                    break;
+                }
+            }
+        }
         let mut changed = false;
         if parsed.session_lost {
             self.on_session_lost(&mut st, process);
@@ -858,6 +871,7 @@ impl Worker {
             Decision::Cancelled,
             "the program",
             "the program ended before anyone answered",
+            false,
         );
         self.on_process_gone(&mut st, process, exit);
         // Nothing more comes until the next process: hold no descriptor meanwhile.

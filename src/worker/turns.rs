@@ -373,8 +373,17 @@ impl Worker {
             .process
             .clone()
             .ok_or_else(|| failed("the session did not start".into()))?;
+        let bytes = match st.parser.as_mut().filter(|(id, _)| *id == process.id) {
+            Some((_, parser)) => parser.encode_message(content),
+            None => None,
+        }
+        .unwrap_or_else(|| self.adapter.encode_message(content));
+        if bytes.is_empty() {
+            // Held by the protocol until its session is ready.
+            return Ok(());
+        }
         process
-            .write_stdin(self.adapter.encode_message(content))
+            .write_stdin(bytes)
             .map_err(|err| failed(format!("the session did not take the message: {err:?}")))
     }
 
@@ -577,6 +586,7 @@ impl Worker {
             Decision::Cancelled,
             "the program",
             "the turn ended before anyone answered",
+            false,
         );
         let Some(turn) = st.turn.take() else { return };
         let last = LastTurn {
@@ -645,7 +655,23 @@ impl Worker {
             Cause::Failed => "the turn failed",
             _ => "the turn was interrupted",
         };
-        self.end_approvals(st, Decision::Deny, "interrupt", why);
+        let own = match st.parser.as_mut().filter(|(id, _)| *id == process.id) {
+            Some((_, parser)) => parser.interrupt(),
+            None => None,
+        };
+        // A protocol whose cancel answers what waits is told first (ACP: the answers
+        // then say "cancelled"); otherwise the program hears the denials, then the
+        // interrupt.
+        let resolve_as = self.adapter.interrupt_resolves_as(&self.spec);
+        if let Some(bytes) = own {
+            if process.write_stdin(bytes).is_err() {
+                process.signal(libc::SIGINT);
+            }
+            self.end_approvals(st, resolve_as, "interrupt", why, true);
+            self.kill_if_ignored(number, process);
+            return;
+        }
+        self.end_approvals(st, resolve_as, "interrupt", why, true);
         match self.adapter.interrupt(&self.spec) {
             Interrupt::Signal(sig) => process.signal(sig),
             Interrupt::Stdin(bytes) => {
@@ -654,7 +680,11 @@ impl Worker {
                 }
             }
         }
-        // A program that ignores the interrupt is killed a little later.
+        self.kill_if_ignored(number, process);
+    }
+
+    /// A program that ignores the interrupt is killed a little later.
+    fn kill_if_ignored(&self, number: u64, process: &Arc<Process>) {
         let worker = self.me.clone();
         let process = process.clone();
         self.engine.timer.after(self.engine.kill_grace, move || {
@@ -684,7 +714,13 @@ impl Worker {
             if let Some(turn) = st.turn.as_mut() {
                 turn.cause.get_or_insert(Cause::Stopped);
             }
-            self.end_approvals(&mut st, Decision::Deny, "stop", "the worker was stopped");
+            self.end_approvals(
+                &mut st,
+                Decision::Deny,
+                "stop",
+                "the worker was stopped",
+                true,
+            );
             (st.process.clone(), dropped)
         };
         if let Some(process) = &process {

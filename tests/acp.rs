@@ -1,0 +1,233 @@
+//! The `acp` kind: any agent that speaks the Agent Client Protocol, here a scripted one
+//! (`tests/fake_cli/acp-agent.mjs`) for what real agents won't do on demand: text,
+//! thinking, tool calls with diffs, a plan, approvals, a cancelled permission request,
+//! messages no client knows, a crash in the middle of a turn and the session loaded
+//! again after it.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::TempDir;
+use support::server::{Workerhub, Ws};
+
+const T: Duration = Duration::from_secs(30);
+
+struct Case {
+    hub: Workerhub,
+    project: PathBuf,
+    _tmp: TempDir,
+}
+
+impl Case {
+    fn new() -> Option<Case> {
+        if std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            println!("skipped: node is not installed");
+            return None;
+        }
+        let tmp = TempDir::new("wh-acp").unwrap();
+        let project = tmp.subdir("project").unwrap();
+        let hub = Workerhub::start_in(&tmp.path().join("data"), &[]);
+        Some(Case {
+            hub,
+            project,
+            _tmp: tmp,
+        })
+    }
+
+    fn worker(&self) -> String {
+        let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_cli/acp-agent.mjs");
+        self.hub.create_worker(json!({
+            "name": "agent", "ai_cli_type": "acp", "project_path": self.project,
+            "command": ["node", agent],
+        }))
+    }
+}
+
+fn turn(ws: &mut Ws, message: &str) -> Vec<Value> {
+    ws.send_json(&json!({"type": "message", "content": message}));
+    turn_end(ws)
+}
+
+fn turn_end(ws: &mut Ws) -> Vec<Value> {
+    ws.recv_until(T, |e| e["type"] == "status" && e.get("last_turn").is_some())
+}
+
+fn next_of(ws: &mut Ws, kind: &str) -> Value {
+    ws.recv_until(T, |e| e["type"] == kind)
+        .pop()
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
+fn outputs<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "output" && e["content"]["kind"] == kind)
+        .map(|e| &e["content"])
+        .collect()
+}
+
+fn outcome(events: &[Value]) -> &str {
+    events.last().unwrap()["last_turn"]["outcome"]
+        .as_str()
+        .unwrap_or("")
+}
+
+#[test]
+fn an_acp_agent_shows_thinking_plans_tool_calls_with_diffs_and_text_in_one_session() {
+    let Some(case) = Case::new() else { return };
+    let id = case.worker();
+    let view = case.hub.worker(&id);
+    assert_eq!(view["live_session"], true, "{view}");
+    let mut ws = case.hub.ws(&format!("/ws/{id}"));
+    let events = turn(&mut ws, "plan the fix");
+    assert_eq!(outcome(&events), "completed", "{events:#?}");
+    assert_eq!(outputs(&events, "thinking")[0]["text"], "Let me think.");
+    let plan = outputs(&events, "plan");
+    assert_eq!(plan[0]["entries"][1]["content"], "Fix the typo");
+    let tool = outputs(&events, "tool_use")[0];
+    assert_eq!(tool["name"], "Edit notes.txt");
+    assert_eq!(tool["tool_kind"], "edit");
+    assert_eq!(tool["content"][0]["type"], "diff");
+    assert_eq!(tool["content"][0]["newText"], "hello\n");
+    assert_eq!(outputs(&events, "tool_result")[0]["content"], "edited");
+    assert_eq!(
+        outputs(&events, "text")[0]["text"],
+        "Fixed the typo.",
+        "chunks joined"
+    );
+    let result = outputs(&events, "result")[0];
+    assert_eq!(result["usage"]["outputTokens"], 5, "{result}");
+    let pid = case.hub.worker(&id)["pid"].clone();
+    let events = turn(&mut ws, "hello again");
+    assert_eq!(outputs(&events, "text")[0]["text"], "echo: hello again");
+    assert_eq!(
+        case.hub.worker(&id)["pid"],
+        pid,
+        "the second turn reused the session"
+    );
+}
+
+#[test]
+fn an_acp_agents_permission_requests_are_approvals() {
+    let Some(case) = Case::new() else { return };
+    let id = case.worker();
+    let file = case.project.join("acp-approved.txt");
+    let mut ws = case.hub.ws(&format!("/ws/{id}"));
+
+    // Deny: no file, the agent is told.
+    ws.send_json(&json!({"type": "message", "content": "ask to write"}));
+    let request = next_of(&mut ws, "approval_request");
+    assert_eq!(request["summary"], "Write acp-approved.txt");
+    assert!(
+        request["diff"].as_str().unwrap_or("").contains("+yes"),
+        "{request}"
+    );
+    ws.send_json(
+        &json!({"type": "approval", "approval_id": request["approval_id"], "decision": "deny"}),
+    );
+    let events = turn_end(&mut ws);
+    assert!(!file.exists());
+    assert_eq!(outputs(&events, "text")[0]["text"], "I did not write it.");
+
+    // Allow once, then allow for the session: the agent gets its own option ids.
+    ws.send_json(&json!({"type": "message", "content": "ask again"}));
+    let request = next_of(&mut ws, "approval_request");
+    ws.send_json(
+        &json!({"type": "approval", "approval_id": request["approval_id"], "decision": "allow"}),
+    );
+    let events = turn_end(&mut ws);
+    assert!(file.exists());
+    assert_eq!(
+        outputs(&events, "text")[0]["text"],
+        "Wrote it (allow-once)."
+    );
+    ws.send_json(&json!({"type": "message", "content": "ask once more"}));
+    let request = next_of(&mut ws, "approval_request");
+    ws.send_json(&json!({"type": "approval", "approval_id": request["approval_id"], "decision": "allow_session"}));
+    let events = turn_end(&mut ws);
+    assert_eq!(
+        outputs(&events, "text")[0]["text"],
+        "Wrote it (allow-always)."
+    );
+
+    // An interrupt while it waits: the request is cancelled, and so is the turn.
+    std::fs::remove_file(&file).unwrap();
+    let asked = case.hub.create_worker(json!({
+        "name": "asked", "ai_cli_type": "acp", "project_path": case.project,
+        "command": ["node", Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_cli/acp-agent.mjs")],
+    }));
+    let mut ws = case.hub.ws(&format!("/ws/{asked}"));
+    ws.send_json(&json!({"type": "message", "content": "ask and wait"}));
+    next_of(&mut ws, "approval_request");
+    let resp = case
+        .hub
+        .post_json(&format!("/api/workers/{asked}/interrupt"), &json!({}));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let events = turn_end(&mut ws);
+    let resolved = events
+        .iter()
+        .find(|e| e["type"] == "approval_resolved")
+        .expect("resolved");
+    assert_eq!(resolved["decision"], "cancelled");
+    assert_eq!(resolved["by"], "interrupt");
+    assert_eq!(outcome(&events), "interrupted", "{events:#?}");
+    assert!(
+        outputs(&events, "text")
+            .iter()
+            .any(|t| t["text"] == "permission outcome: cancelled"),
+        "the agent was answered `cancelled`: {events:#?}"
+    );
+    assert!(!file.exists());
+}
+
+#[test]
+fn what_an_acp_agent_says_that_no_client_knows_is_kept_and_the_worker_goes_on() {
+    let Some(case) = Case::new() else { return };
+    let id = case.worker();
+    let mut ws = case.hub.ws(&format!("/ws/{id}"));
+    let events = turn(&mut ws, "unknown things");
+    assert_eq!(outcome(&events), "completed", "{events:#?}");
+    let systems: Vec<&str> = outputs(&events, "system")
+        .iter()
+        .filter_map(|s| s["subtype"].as_str())
+        .collect();
+    assert!(systems.contains(&"brand_new_kind"), "{systems:?}");
+    assert!(systems.contains(&"notification"), "{systems:?}");
+    assert!(systems.contains(&"unknown_request"), "{systems:?}");
+    assert_eq!(outputs(&events, "text")[0]["text"], "client said: -32601");
+    let events = turn(&mut ws, "still here?");
+    assert_eq!(outputs(&events, "text")[0]["text"], "echo: still here?");
+}
+
+#[test]
+fn an_acp_agent_that_crashes_mid_turn_fails_the_turn_and_its_session_is_loaded_again() {
+    let Some(case) = Case::new() else { return };
+    let id = case.worker();
+    let mut ws = case.hub.ws(&format!("/ws/{id}"));
+    turn(&mut ws, "hello");
+    let session = case.hub.worker(&id)["session_id"].clone();
+    assert!(session.is_string());
+    let events = turn(&mut ws, "crash now");
+    assert_eq!(outcome(&events), "failed", "{events:#?}");
+    let events = turn(&mut ws, "after the crash");
+    assert_eq!(outcome(&events), "completed", "{events:#?}");
+    assert_eq!(outputs(&events, "text")[0]["text"], "echo: after the crash");
+    assert_eq!(
+        case.hub.worker(&id)["session_id"],
+        session,
+        "the session was loaded"
+    );
+    assert!(
+        !outputs(&events, "system")
+            .iter()
+            .any(|s| s["subtype"] == "session_lost"),
+        "{events:#?}"
+    );
+}
