@@ -134,11 +134,12 @@ enum Sent {
     Prompt,
 }
 
-/// Text or thought chunks, joined until something else comes.
+/// Text or thought chunks, joined until something else comes, and their lines.
 #[derive(Default)]
 struct Chunks {
     thinking: bool,
     text: String,
+    raw: Vec<String>,
 }
 
 /// One agent process's ACP conversation (see the module's comment).
@@ -160,6 +161,9 @@ pub struct AcpSession {
     usage: Option<Value>,
     /// Tool calls seen, by id: their title (an update may not repeat it).
     titles: HashMap<String, String>,
+    /// The agent's name for people, and what to do about a missing or refused key.
+    label: String,
+    hint: String,
 }
 
 impl AcpSession {
@@ -178,7 +182,16 @@ impl AcpSession {
             chunks: Chunks::default(),
             usage: None,
             titles: HashMap::new(),
+            label: "The agent".into(),
+            hint: "give the agent the key its model API wants (in the server's environment or the worker's env)".into(),
         }
+    }
+
+    /// Names the agent and its key's hint in what a failing prompt says.
+    pub fn for_kind(mut self, label: &str, hint: String) -> AcpSession {
+        self.label = label.to_string();
+        self.hint = hint;
+        self
     }
 
     fn request(&mut self, method: &str, params: Value, what: Sent) -> Vec<u8> {
@@ -230,14 +243,15 @@ impl AcpSession {
         if chunks.text.is_empty() {
             return;
         }
+        let raw = chunks.raw.join("\n");
         out.events.push(Event::agent(if chunks.thinking {
-            AgentContent::thinking(chunks.text, "")
+            AgentContent::thinking(chunks.text, raw)
         } else {
-            AgentContent::text(chunks.text, "")
+            AgentContent::text(chunks.text, raw)
         }));
     }
 
-    fn chunk(&mut self, thinking: bool, update: &Value, out: &mut Parsed) {
+    fn chunk(&mut self, thinking: bool, update: &Value, raw: &str, out: &mut Parsed) {
         if self.chunks.thinking != thinking {
             self.flush(out);
             self.chunks.thinking = thinking;
@@ -248,6 +262,7 @@ impl AcpSession {
                 self.chunks
                     .text
                     .push_str(content["text"].as_str().unwrap_or(""));
+                self.chunks.raw.push(raw.to_string());
             }
             // Images, audio, resources: kept as they are.
             Some(other) => {
@@ -255,7 +270,7 @@ impl AcpSession {
                 out.events.push(Event::agent(AgentContent::system(
                     format!("content_{other}"),
                     content.clone(),
-                    "",
+                    raw,
                 )));
             }
         }
@@ -339,10 +354,19 @@ impl AcpSession {
             (Sent::Prompt, Some(error)) => {
                 self.flush(out);
                 self.prompting = false;
-                out.events.push(Event::error(
-                    crate::error::ErrorCode::TurnFailed,
-                    format!("the agent could not run the prompt: {}", error_text(error)),
-                ));
+                // A refused key or a dead network, in the agent's words, says so with
+                // what to do; anything else as it came.
+                let said = error_text(error);
+                let data = error.get("data").map(Value::to_string).unwrap_or_default();
+                out.events.push(
+                    match super::failure::classify_text(&format!("{said} {data}")) {
+                        Some(failure) => failure.event(&self.label, &said, &self.hint),
+                        None => Event::error(
+                            crate::error::ErrorCode::TurnFailed,
+                            format!("{} could not run the prompt: {said}", self.label),
+                        ),
+                    },
+                );
                 out.turn_end = Some(TurnEnd { is_error: true });
             }
             (Sent::Initialize | Sent::NewSession, Some(error)) => {
@@ -374,8 +398,8 @@ impl AcpSession {
         let update = &params["update"];
         let kind = update["sessionUpdate"].as_str().unwrap_or("");
         match kind {
-            "agent_message_chunk" => return self.chunk(false, update, out),
-            "agent_thought_chunk" => return self.chunk(true, update, out),
+            "agent_message_chunk" => return self.chunk(false, update, raw, out),
+            "agent_thought_chunk" => return self.chunk(true, update, raw, out),
             _ => self.flush(out),
         }
         match kind {

@@ -688,21 +688,8 @@ impl LineParser for ClaudeParser {
                     out.withdrawn.push(id.to_string());
                 }
             }
-            // Answers to our own requests (initialize, interrupt): a failure is kept
-            // whole; a success as a short note (the initialize answer is a long list of
-            // commands, of no use in the history).
-            "control_response" => {
-                let response = map.get("response").cloned().unwrap_or(Value::Null);
-                if response.get("subtype").and_then(Value::as_str) == Some("error") {
-                    out.events.push(system(&map, &raw));
-                } else {
-                    out.events.push(Event::agent(AgentContent::system(
-                        "control_response",
-                        json!({"request_id": response.get("request_id"), "subtype": response.get("subtype")}),
-                        "",
-                    )));
-                }
-            }
+            // Anything else, the answers to workerhub's own requests (initialize,
+            // interrupt) among them, is kept whole.
             _ => out.events.push(system(&map, &raw)),
         }
     }

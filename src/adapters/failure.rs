@@ -75,3 +75,34 @@ pub fn retry(
 pub fn rejects_key(status: Option<u64>) -> bool {
     matches!(status, Some(401) | Some(403))
 }
+
+/// What an error message in words says about the API, when it says something: a
+/// refused key (401, 403, "UNAUTHENTICATED", "invalid api key") or no connection.
+pub fn classify_text(text: &str) -> Option<ApiFailure> {
+    let lower = text.to_ascii_lowercase();
+    let refused = [
+        "401",
+        "403",
+        "unauthenticated",
+        "unauthorized",
+        "permission_denied",
+        "invalid api key",
+        "invalid x-api-key",
+        "api key not valid",
+    ];
+    let unreachable = [
+        "econnrefused",
+        "enotfound",
+        "fetch failed",
+        "cannot connect",
+        "connection refused",
+        "network error",
+    ];
+    if refused.iter().any(|w| lower.contains(w)) {
+        Some(ApiFailure::CredentialsRejected)
+    } else if unreachable.iter().any(|w| lower.contains(w)) {
+        Some(ApiFailure::Unreachable)
+    } else {
+        None
+    }
+}

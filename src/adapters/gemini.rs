@@ -1,20 +1,30 @@
-//! Gemini CLI (`gemini`): each turn runs `gemini --prompt=MESSAGE --output-format
-//! stream-json --approval-mode MODE`, resumed with `--resume SESSION_ID`. Headless runs
-//! drop shell and edit tools unless the approval mode allows them, so the mode defaults
-//! to `yolo`. Assistant deltas are joined into one `text` event.
+//! Gemini CLI (`gemini`). Live (the default): one `gemini --acp` process speaks the
+//! Agent Client Protocol (`acp.rs`) for many turns, asking before it uses tools
+//! (`--approval-mode default`; `"approval": "auto"` is `yolo`). Per turn
+//! (`"session": "per-turn"`): `gemini --prompt=MESSAGE --output-format stream-json
+//! --approval-mode MODE`, resumed with `--resume SESSION_ID`; headless runs drop shell
+//! and edit tools unless the approval mode allows them, so the mode defaults to `yolo`
+//! there. Assistant deltas are joined into one `text` event.
 
 use serde_json::{Value, json};
 
+use super::acp::AcpSession;
 use super::failure::{ApiFailure, retry};
 use super::{
     Adapter, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed, TurnEnd, field,
     json_object, push_opt, str_of, string_of, worker_env,
 };
-use crate::event::{AgentContent, Event, Pipe, ToolResult, ToolUse, TurnResult};
+use crate::approval::ApprovalPolicy;
+use crate::event::{AgentContent, Decision, Event, Pipe, ToolResult, ToolUse, TurnResult};
 use crate::process::ProcessSpec;
-use crate::spec::WorkerSpec;
+use crate::spec::{SessionKind, WorkerSpec};
 
 pub struct Gemini;
+
+/// Whether the worker is a live ACP session (the default).
+fn live(spec: &WorkerSpec) -> bool {
+    spec.options.session != Some(SessionKind::PerTurn)
+}
 
 impl Adapter for Gemini {
     fn kind(&self) -> &str {
@@ -51,12 +61,61 @@ impl Adapter for Gemini {
         Some("gemini")
     }
 
-    fn lifecycle(&self, _: &WorkerSpec) -> Lifecycle {
-        Lifecycle::PerTurn
+    fn lifecycle(&self, spec: &WorkerSpec) -> Lifecycle {
+        if live(spec) {
+            Lifecycle::LongRunning
+        } else {
+            Lifecycle::PerTurn
+        }
+    }
+
+    fn live_by_default(&self, _: &WorkerSpec) -> bool {
+        true
+    }
+
+    fn asks_approval(&self, spec: &WorkerSpec) -> bool {
+        live(spec)
+    }
+
+    fn interrupt_resolves_as(&self, spec: &WorkerSpec) -> Decision {
+        if live(spec) {
+            Decision::Cancelled
+        } else {
+            Decision::Deny
+        }
     }
 
     fn command(&self, launch: &Launch<'_>) -> Result<ProcessSpec, String> {
         let spec = launch.spec;
+        // Without this Gemini CLI re-launches itself as a child, which then ignores a
+        // SIGINT sent to the first process.
+        let extra = vec![("GEMINI_CLI_NO_RELAUNCH".to_string(), "true".to_string())];
+        if live(spec) {
+            // Asks unless the worker allows everything; rules are applied by the worker
+            // to what it asks.
+            let approval = match (
+                &spec.options.permission_mode,
+                super::approval_policy(self, spec),
+            ) {
+                (Some(mode), _) => mode.clone(),
+                (None, ApprovalPolicy::Auto) => "yolo".into(),
+                (None, _) => "default".into(),
+            };
+            let mut argv = vec![
+                launch.binary.to_string(),
+                "--acp".into(),
+                "--approval-mode".into(),
+                approval,
+            ];
+            push_opt(&mut argv, "-m", launch.model(self.kind()).as_deref());
+            argv.extend(spec.options.extra_args.iter().cloned());
+            return Ok(ProcessSpec {
+                argv,
+                cwd: spec.project_path.clone(),
+                env: worker_env(spec, extra),
+                stdin: true,
+            });
+        }
         let message = launch.message.ok_or("a Gemini turn needs a message")?;
         let mut argv = vec![
             launch.binary.to_string(),
@@ -73,9 +132,6 @@ impl Adapter for Gemini {
         push_opt(&mut argv, "-m", launch.model(self.kind()).as_deref());
         push_opt(&mut argv, "--resume", launch.session_id);
         argv.extend(spec.options.extra_args.iter().cloned());
-        // Without this Gemini CLI re-launches itself as a child, which then ignores a
-        // SIGINT sent to the first process.
-        let extra = vec![("GEMINI_CLI_NO_RELAUNCH".to_string(), "true".to_string())];
         Ok(ProcessSpec {
             argv,
             cwd: spec.project_path.clone(),
@@ -84,7 +140,22 @@ impl Adapter for Gemini {
         })
     }
 
-    fn parser(&self, _: &WorkerSpec) -> Box<dyn LineParser> {
+    fn parser_for(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
+        if live(launch.spec) {
+            return Box::new(
+                AcpSession::new(launch.spec, launch.session_id)
+                    .for_kind(self.label(), self.credential_hint()),
+            );
+        }
+        self.parser(launch.spec)
+    }
+
+    fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser> {
+        if live(spec) {
+            return Box::new(
+                AcpSession::new(spec, None).for_kind(self.label(), self.credential_hint()),
+            );
+        }
         Box::new(GeminiParser {
             hint: self.credential_hint(),
             ..GeminiParser::default()

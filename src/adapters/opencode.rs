@@ -1,20 +1,35 @@
-//! OpenCode (`opencode`): each turn runs `opencode run --format json ... -- MESSAGE`,
-//! continued with `--session SESSION_ID`. It prints no final result line: a
+//! OpenCode (`opencode`). Live (the default): one `opencode acp` process speaks the
+//! Agent Client Protocol (`acp.rs`) for many turns; it asks before running commands
+//! and editing files because the worker's approval policy is given to it as its
+//! permission rules (`OPENCODE_PERMISSION`: `ask`, or `allow` for `"approval":
+//! "auto"`). Per turn (`"session": "per-turn"`): `opencode run --format json ... --
+//! MESSAGE`, continued with `--session SESSION_ID`; it prints no final result line: a
 //! `step_finish` whose reason is not `tool-calls` ends the turn, and becomes a `result`
 //! with the turn's summed cost and tokens.
 
 use serde_json::{Value, json};
 
+use super::acp::AcpSession;
 use super::failure::{ApiFailure, rejects_key};
 use super::{
     Adapter, Launch, Lifecycle, LineParser, Parsed, TurnEnd, json_object, push_opt, str_of,
     string_in, worker_env,
 };
-use crate::event::{AgentContent, Event, Pipe, ToolResult, ToolUse, TurnResult};
+use crate::approval::ApprovalPolicy;
+use crate::event::{AgentContent, Decision, Event, Pipe, ToolResult, ToolUse, TurnResult};
 use crate::process::ProcessSpec;
-use crate::spec::WorkerSpec;
+use crate::spec::{SessionKind, WorkerSpec};
 
 pub struct OpenCode;
+
+/// Whether the worker is a live ACP session (the default).
+fn live(spec: &WorkerSpec) -> bool {
+    spec.options.session != Some(SessionKind::PerTurn)
+}
+
+/// The tools OpenCode asks about when the worker's policy asks (the rest, reading and
+/// searching, runs as OpenCode's own rules say).
+const ASKED: &[&str] = &["bash", "edit", "webfetch", "external_directory"];
 
 impl Adapter for OpenCode {
     fn kind(&self) -> &str {
@@ -33,23 +48,57 @@ impl Adapter for OpenCode {
         Some("opencode")
     }
 
-    fn lifecycle(&self, _: &WorkerSpec) -> Lifecycle {
-        Lifecycle::PerTurn
+    fn lifecycle(&self, spec: &WorkerSpec) -> Lifecycle {
+        if live(spec) {
+            Lifecycle::LongRunning
+        } else {
+            Lifecycle::PerTurn
+        }
+    }
+
+    fn live_by_default(&self, _: &WorkerSpec) -> bool {
+        true
+    }
+
+    fn asks_approval(&self, spec: &WorkerSpec) -> bool {
+        live(spec)
+    }
+
+    fn interrupt_resolves_as(&self, spec: &WorkerSpec) -> Decision {
+        if live(spec) {
+            Decision::Cancelled
+        } else {
+            Decision::Deny
+        }
     }
 
     fn command(&self, launch: &Launch<'_>) -> Result<ProcessSpec, String> {
         let spec = launch.spec;
         let settings = launch.settings.of(self.kind());
-        let message = launch.message.ok_or("an OpenCode turn needs a message")?;
-        let mut argv = vec![
-            launch.binary.to_string(),
-            "run".into(),
-            "--format".into(),
-            "json".into(),
-        ];
+        let live = live(spec);
+        let mut argv = vec![launch.binary.to_string()];
+        if live {
+            argv.push("acp".into());
+        } else {
+            argv.extend(["run".into(), "--format".into(), "json".into()]);
+        }
         let model = launch.model(self.kind());
-        push_opt(&mut argv, "--session", launch.session_id);
+        if !live {
+            push_opt(&mut argv, "--session", launch.session_id);
+        }
         let mut extra = vec![("OPENCODE_DISABLE_AUTOUPDATE".to_string(), "1".to_string())];
+        if live {
+            let rule = match super::approval_policy(self, spec) {
+                ApprovalPolicy::Auto => "allow",
+                _ => "ask",
+            };
+            let rules: serde_json::Map<String, Value> =
+                ASKED.iter().map(|t| (t.to_string(), json!(rule))).collect();
+            extra.push((
+                "OPENCODE_PERMISSION".into(),
+                Value::Object(rules).to_string(),
+            ));
+        }
         // OPENCODE_API_BASE (from the py-worker settings) points OpenCode at an
         // OpenAI-compatible endpoint through a generated provider.
         match (&settings.api_base, model.as_deref()) {
@@ -68,23 +117,50 @@ impl Adapter for OpenCode {
                 });
                 extra.push(("OPENCODE_CONFIG_CONTENT".into(), config.to_string()));
             }
+            // `opencode acp` takes no --model: the model goes in its configuration.
+            (_, Some(model))
+                if live && !spec.options.env.contains_key("OPENCODE_CONFIG_CONTENT") =>
+            {
+                extra.push((
+                    "OPENCODE_CONFIG_CONTENT".into(),
+                    json!({"model": model}).to_string(),
+                ));
+            }
             _ => push_opt(&mut argv, "--model", model.as_deref()),
         }
         if let Some(key) = &settings.api_key {
             extra.push(("OPENCODE_API_KEY".into(), key.clone()));
         }
         argv.extend(spec.options.extra_args.iter().cloned());
-        argv.push("--".into());
-        argv.push(message.to_string());
+        if !live {
+            let message = launch.message.ok_or("an OpenCode turn needs a message")?;
+            argv.push("--".into());
+            argv.push(message.to_string());
+        }
         Ok(ProcessSpec {
             argv,
             cwd: spec.project_path.clone(),
             env: worker_env(spec, extra),
-            stdin: false,
+            stdin: live,
         })
     }
 
-    fn parser(&self, _: &WorkerSpec) -> Box<dyn LineParser> {
+    fn parser_for(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
+        if live(launch.spec) {
+            return Box::new(
+                AcpSession::new(launch.spec, launch.session_id)
+                    .for_kind(self.label(), self.credential_hint()),
+            );
+        }
+        self.parser(launch.spec)
+    }
+
+    fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser> {
+        if live(spec) {
+            return Box::new(
+                AcpSession::new(spec, None).for_kind(self.label(), self.credential_hint()),
+            );
+        }
         Box::new(OpenCodeParser {
             hint: self.credential_hint(),
             ..OpenCodeParser::default()
