@@ -507,3 +507,24 @@ fn the_worker_list_and_the_footer_follow_the_server_without_polling() {
         || hub.log(),
     );
 }
+
+/// A Claude Code that asks before using a tool (fake-claude.mjs's `ask …` turns).
+fn asking_claude() -> String {
+    root().join("tests/ui/fake-claude.mjs").display().to_string()
+}
+
+#[test]
+fn tool_approvals_are_answered_from_the_page() {
+    let Some(browser) = browser() else { return };
+    let _one = one_at_a_time();
+    let hub = Workerhub::start(&["--claude-binary", &asking_claude()]);
+    let project = TempDir::new("wh-ui-approvals").expect("temp dir");
+    run_script(
+        &browser,
+        "approvals.mjs",
+        target(&hub).as_tuple(),
+        &[("WH_PROJECT", project.path().display().to_string())],
+        no_requests,
+        || hub.log(),
+    );
+}
