@@ -12,8 +12,10 @@ const STOP_SIGNALS = new Set([2, 15]);
 export function statusLabel(w) {
   let label = w.status || 'unknown';
   if (w.status === 'exited') {
-    if (w.exit_code !== undefined && w.exit_code !== null) label = `exited ${w.exit_code}`;
-    else if (/stopped/i.test(String(w.reason || '')) || STOP_SIGNALS.has(w.signal)) label = 'stopped';
+    const code = w.exit_code !== undefined && w.exit_code !== null;
+    // The server says when it stopped the process (which may then exit with any code).
+    if (/stopped/i.test(String(w.reason || '')) || (!code && STOP_SIGNALS.has(w.signal))) label = 'stopped';
+    else if (code) label = `exited ${w.exit_code}`;
     else if (w.signal) label = 'killed';
   } else if (w.status === 'waiting_approval') {
     label = 'needs approval';

@@ -396,6 +396,9 @@ function statusRow(ev, ctx) {
       const took = Number.isFinite(turn.duration_ms) ? ` after ${duration(turn.duration_ms)}` : '';
       text = `Turn ${turn.outcome || 'ended'}${took}`;
       if (turn.outcome && turn.outcome !== 'completed') cls = turn.outcome === 'failed' || turn.outcome === 'timeout' ? 'notice bad' : 'notice warn';
+    } else if (stoppedOnRequest(ev)) {
+      text = 'Session stopped';
+      cls = 'notice';
     } else if (ev.exit_code !== undefined || ev.signal !== undefined) {
       const sig = signalText(ev);
       text = `Session ended${ev.exit_code !== undefined && ev.exit_code !== null ? ` with code ${ev.exit_code}` : sig ? ` by ${sig}` : ''}`;
@@ -456,9 +459,12 @@ function retryRow(ev) {
   return el;
 }
 
-/** A command worker stopped on purpose reads as stopped, not as killed by a signal. */
-export function stoppedOnRequest(ev) {
-  return /stopped/i.test(String(ev.reason || ''));
+/**
+ * A process stopped on purpose reads as stopped, not as killed by a signal: the server
+ * says so (`reason`), or it ended by the signals a stop sends (SIGTERM, SIGINT).
+ */
+function stoppedOnRequest(ev) {
+  return /stopped/i.test(String(ev.reason || '')) || ((ev.exit_code === undefined || ev.exit_code === null) && [2, 15].includes(ev.signal));
 }
 
 /** A request for approval: its card, answerable until resolved. */
