@@ -84,13 +84,14 @@ export class Tasks {
   }
 
   showTarget() {
+    const noKind = this.aiKinds !== null && this.aiKinds.length === 0;
     const any = !$('task-worker').value;
-    $('task-kind-field').hidden = !any;
-    $('task-path-field').hidden = !any;
+    $('task-kind-field').hidden = !any || noKind;
+    $('task-path-field').hidden = !any || noKind;
     // Without an AI CLI a task can still go to a command worker: say so plainly.
     const note = $('task-kind-note');
-    const noKind = this.aiKinds !== null && this.aiKinds.length === 0;
     const hasWorker = this.workers.some((w) => w.takes_messages !== false);
+    $('task-form').querySelector('button[type="submit"]').disabled = noKind && !hasWorker;
     let text = '';
     if (noKind && !hasWorker) {
       text = `No AI CLI can run on this server${this.whyNoKind ? ` (${this.whyNoKind})` : ''}. A task can go to a command worker instead: create one with New worker (for example the command \`cat\`), then pick it here.`;
@@ -110,7 +111,7 @@ export class Tasks {
       const ai = data.kinds.filter((k) => k.name !== 'command');
       for (const k of ai) select.appendChild(h('option', { value: k.name, text: kindOptionText(k), disabled: !k.usable }));
       this.aiKinds = ai.filter((k) => k.usable);
-      this.whyNoKind = ai.map((k) => `${kindLabel(k)}: ${k.reason || 'unavailable'}`).join('; ');
+      this.whyNoKind = `none of ${ai.map((k) => kindLabel(k)).join(', ')} is installed and enabled; New worker says why for each`;
       const pick = this.aiKinds.find((k) => k.name === data.defaultKind) || this.aiKinds[0];
       if (pick) select.value = pick.name;
       suggestPaths($('task-path-list'), data.roots);
