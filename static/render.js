@@ -325,7 +325,8 @@ function systemRow(ev) {
   }
   if (c.subtype === 'session_lost') {
     const el = row(ev, 'notice warn session-lost');
-    el.appendChild(h('span', { text: c.message || 'The session could not be resumed; a new one started without the earlier conversation.' }));
+    const text = String(c.message || 'the session could not be resumed; a new one started without the earlier conversation');
+    el.appendChild(h('span', { text: `${text.charAt(0).toUpperCase()}${text.slice(1)}` }));
     return el;
   }
   const el = row(ev, 'quiet system');

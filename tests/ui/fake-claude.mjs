@@ -12,7 +12,8 @@
 // * `ask edit …`: the same for an Edit of `src/config.py` (`ask big edit`: a long one);
 // * `retry …`: the API cannot be reached: retries (`api_retry`), then Claude Code's own
 //   failure text and a failed result;
-// * `no key …`: Claude Code is not logged in; `bad key …`: the API refuses the key.
+// * `no key …`: Claude Code is not logged in; `bad key …`: the API refuses the key;
+// * `forget me`: the process dies in its turn, in a session that cannot be resumed.
 //
 // As the server runs Claude Code by default, it is a live session (`--input-format
 // stream-json`): one JSON message a line on stdin (control requests first: initialize,
@@ -30,7 +31,12 @@ if (args.includes('--version')) {
 }
 const live = args.includes('--input-format');
 const resume = args.indexOf('--resume');
-const session = resume >= 0 ? args[resume + 1] : 'fake-ui-session';
+let session = resume >= 0 ? args[resume + 1] : 'fake-ui-session';
+// A session this fake "forgot" (see `forget me`): resuming it fails as in Claude Code.
+if (session === 'forgotten-session') {
+  process.stderr.write(`No conversation found with session ID: ${session}\n`);
+  process.exit(1);
+}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let n = 0;
 
@@ -138,6 +144,12 @@ async function badKey() {
   if (!(await wait(30000))) result('gave up', true);
 }
 
+function forget() {
+  session = 'forgotten-session';
+  out({ type: 'system', subtype: 'status', status: 'about to die' });
+  process.exit(1);
+}
+
 async function slow() {
   out({ type: 'system', subtype: 'thinking_tokens', estimated_tokens: 3 });
   assistant([{ type: 'text', text: 'Working on it slowly…' }]);
@@ -193,6 +205,7 @@ async function turn(message) {
   else if (message.startsWith('retry')) await retries();
   else if (message.startsWith('no key')) noKey();
   else if (message.startsWith('bad key')) await badKey();
+  else if (message.startsWith('forget me')) forget();
   else everything();
 }
 

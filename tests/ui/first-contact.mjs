@@ -7,7 +7,7 @@
 //   10, next in 4 s"), then the error once, in words, with its hint;
 // * a missing and a refused key: said once per turn, with the hint;
 // * a queued message is a bubble with its place in the queue, and runs (sent) after an
-//   interrupt of the turn before it;
+//   interrupt of the turn before it; a session that could not be resumed is said;
 // * a stopped worker says "stopped"; counts read "1 worker", "2 workers";
 // * at phone width, a toast does not cover the composer.
 //
@@ -86,6 +86,14 @@ run(async () => {
     await page.click('#act-interrupt');
     await waitFor(async () => (await bubbles(page)).some(([t, s]) => t === 'waits its turn' && s === 'sent'), 'the queued message to run after the interrupt');
     await waitFor(() => page.$('#rows .row.assistant >> text=Summary'), 'its turn to answer');
+
+    // ---- a session that cannot be resumed: said, not hidden ----
+    await sendMessage(page, 'forget me');
+    await waitFor(() => page.$('#rows .error-box[data-code="turn_failed"]'), 'the turn to fail with the process');
+    await sendMessage(page, 'hello again');
+    const lost = await waitFor(() => page.$eval('#rows .row.session-lost', (e) => (e.offsetParent ? e.textContent : null)).catch(() => null), 'the lost session to be said');
+    check(lost.startsWith('The earlier session could not be resumed'), `a lost session is said in the conversation (${lost})`);
+    await waitFor(async () => (await page.$$('#rows .row.assistant >> text=Summary')).length === 2, 'the new session to answer');
 
     // ---- wording: stopped, and counts ----
     await waitFor(async () => / 1 worker \(/.test(await page.textContent('#status-line')), 'the footer to say "1 worker"', 15000);
