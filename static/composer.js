@@ -65,7 +65,7 @@ export class Composer {
     $('composer-label').textContent = `Message to ${w.name || w.id}`;
     this.input.setAttribute('aria-label', `Message to ${w.name || w.id}`);
     const q = Array.isArray(w.queue) ? w.queue.length : 0;
-    const busy = w.status === 'busy';
+    const busy = w.status === 'busy' || w.status === 'waiting_approval';
     const running = w.status === 'running' || w.status === 'starting';
     if (w.deleted || w.takes_messages === false) {
       this.input.disabled = true;
@@ -76,6 +76,8 @@ export class Composer {
       send.disabled = false;
       if (!w.has_turns && !running) {
         hint.textContent = 'The process is not running: press Start to run it again.';
+      } else if (w.status === 'waiting_approval') {
+        hint.textContent = `Waiting for an approval above: a message now waits in the queue${q ? ` (${q} waiting)` : ''}.`;
       } else if (busy) {
         hint.textContent = `Working: a message now waits in the queue${q ? ` (${q} waiting)` : ''}.`;
       } else {

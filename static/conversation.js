@@ -29,6 +29,9 @@ const BOTTOM_PX = 40;
 
 const scrollKey = (id) => `workerhub.scroll.${id}`;
 
+// Errors that say in plain words why a turn failed: its result need not say it again.
+const EXPLAINING_CODES = new Set(['credentials_missing', 'credentials_rejected', 'api_unreachable']);
+
 function loadScroll(id) {
   try {
     const v = JSON.parse(localStorage.getItem(scrollKey(id)) || 'null');
@@ -92,6 +95,11 @@ export class Conversation {
     this.failedIds = new Set();
     this.queue = new Map();
     this.queueSeq = 0;
+    this.approvals = new Map(); // approval id → its card on the page
+    this.decisions = new Map(); // approval id → its approval_resolved event
+    this.answering = new Map(); // approval id → its card, while this page's answer is on its way
+    this.explained = new Set(); // seqs of failed results an error event already explained
+    this.explaining = false; // such an error came in the running turn
     this.incoming = [];
     this.filling = false;
     this.tailMode = true;
@@ -251,7 +259,8 @@ export class Conversation {
   /** What an event tells about messages and the worker's state. */
   learn(ev) {
     if (ev.type === 'status') {
-      if (ev.message_id && ev.status === 'busy') this.started.add(ev.message_id);
+      if (ev.message_id && (ev.status === 'busy' || ev.status === 'waiting_approval')) this.started.add(ev.message_id);
+      if (ev.status === 'idle') this.explaining = false;
       if (ev.last_turn && ev.last_turn.message_id) this.started.add(ev.last_turn.message_id);
       if (Array.isArray(ev.queue) && ev.seq >= this.queueSeq) {
         this.queue = new Map(ev.queue.map((q) => [q.message_id, q.position]));
@@ -262,6 +271,16 @@ export class Conversation {
       this.failedIds.add(ev.message_id);
     } else if (ev.type === 'user_message') {
       this.settlePending(ev);
+    } else if (ev.type === 'approval_resolved') {
+      this.decisions.set(ev.approval_id, ev);
+      this.answering.delete(ev.approval_id);
+      const card = this.approvals.get(ev.approval_id);
+      if (card) card.resolve(ev);
+    }
+    if (ev.type === 'error' && EXPLAINING_CODES.has(ev.code)) this.explaining = true;
+    if (this.explaining && ev.type === 'output' && ev.content && ev.content.kind === 'result') {
+      this.explained.add(ev.seq);
+      this.explaining = false;
     }
   }
 
@@ -415,6 +434,10 @@ export class Conversation {
       resultRows: this.resultRows,
       bubbles: this.bubbles,
       messageLabel: (ev) => this.messageLabel(ev),
+      approvals: this.approvals,
+      decisions: this.decisions,
+      answer: (approvalId, decision, message) => this.answer(approvalId, decision, message),
+      explained: (seq) => this.explained.has(seq),
     };
   }
 
@@ -467,6 +490,7 @@ export class Conversation {
     this.cards.clear();
     this.resultRows.clear();
     this.bubbles.clear();
+    this.approvals.clear();
     this.domLo = 0;
     this.domHi = 0;
   }
@@ -485,6 +509,7 @@ export class Conversation {
       if (id && this.resultRows.get(id) === el) this.resultRows.delete(id);
     }
     if (ev && ev.type === 'user_message' && ev.message_id) this.bubbles.delete(ev.message_id);
+    if (el.__approval && this.approvals.get(el.__approval.id) === el.__approval) this.approvals.delete(el.__approval.id);
     this.rowEls.delete(Number(el.dataset.seq));
     el.remove();
   }
@@ -549,6 +574,7 @@ export class Conversation {
           if (ev.type === 'status' && ev.message_id && ev.status === 'busy') this.started.add(ev.message_id);
           if (ev.type === 'status' && ev.last_turn && ev.last_turn.message_id) this.started.add(ev.last_turn.message_id);
           if (ev.type === 'error' && ev.message_id && ev.code === 'start_failed') this.failedIds.add(ev.message_id);
+          if (ev.type === 'approval_resolved' && !this.decisions.has(ev.approval_id)) this.decisions.set(ev.approval_id, ev);
         }
       } else if (!page.events.length) {
         this.firstAvail = Math.max(this.firstAvail, lo);
@@ -748,7 +774,53 @@ export class Conversation {
     dismiss.addEventListener('click', () => this.removePending(pending));
   }
 
+  // ---- answering tool approvals ----
+
+  /**
+   * Answers approval `approvalId`: over the worker's WebSocket when it is open (a refusal
+   * comes back on it), else over HTTP. Everyone sees the outcome as an
+   * `approval_resolved` event; a refused answer is said on its card.
+   */
+  async answer(approvalId, decision, message) {
+    const body = { decision };
+    if (message) body.message = message;
+    if (this.stream && this.stream.send({ type: 'approval', approval_id: approvalId, ...body })) {
+      const card = this.approvals.get(approvalId);
+      if (card) this.answering.set(approvalId, card);
+      return;
+    }
+    const id = this.id;
+    try {
+      await post(`/api/workers/${enc(id)}/approvals/${enc(approvalId)}`, body);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'already_decided') {
+        const card = this.approvals.get(approvalId);
+        if (card && this.id === id) card.refused(err.message);
+        return;
+      }
+      throw err;
+    }
+  }
+
+  /** The card a refusal on the WebSocket is about: the one its message names, or the
+   * one answered last. */
+  answeringCard(ev) {
+    const text = String(ev.message || '');
+    for (const [approvalId, card] of this.answering) {
+      if (text.includes(approvalId)) return [approvalId, card];
+    }
+    const last = Array.from(this.answering).pop();
+    return last || [null, null];
+  }
+
   showClientError(ev) {
+    if (this.answering.size && ['already_decided', 'not_found', 'forbidden', 'read_only', 'invalid_request', 'bad_message'].includes(ev.code)) {
+      const [approvalId, card] = this.answeringCard(ev);
+      this.answering.delete(approvalId);
+      if (ev.code === 'already_decided') card.refused(ev.message);
+      else card.failed(ev.message || ev.code);
+      return;
+    }
     const el = h('div', { class: 'row error-box' }, h('span', { class: 'code', text: ev.code || 'error' }), h('span', { text: ev.message || '' }));
     this.els.pending.appendChild(el);
     if (this.following) this.scrollToBottom();

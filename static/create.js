@@ -3,8 +3,10 @@
 // fields.js turns the options into fields and back into the request body.
 
 import { $, h, clear } from './dom.js';
-import { get, post } from './api.js';
+import { post } from './api.js';
 import { optionField, optionValue } from './fields.js';
+import { loadKinds, kindOptionText, credentialProblem } from './kinds.js';
+import { rememberPath, suggestPaths } from './paths.js';
 
 const LAST_KEY = 'workerhub.lastCreate';
 
@@ -16,15 +18,6 @@ const COMMAND_KIND = {
   options: [{ name: 'command', label: 'Command', type: 'argv', required: true, help: 'the program and its arguments, split as a shell would (no shell runs it)' }],
 };
 
-/** "Claude Code — 2.1.197": a `--version` line may say much more than the version. */
-function kindText(k) {
-  let text = k.label || k.name;
-  const version = k.version && /\d+(?:\.\d+)+/.exec(k.version);
-  if (version) text += ` — ${version[0]}`;
-  if (!k.usable) text += ` — unavailable: ${k.reason || 'not installed'}`;
-  return text;
-}
-
 /** Free-form arguments and environment are seldom needed: they wait under "More options". */
 const isMore = (option) => !option.required && (option.type === 'argv' || option.type === 'env');
 
@@ -33,6 +26,7 @@ export class CreateForm {
     this.onCreated = onCreated;
     this.dialog = $('create-dialog');
     this.kinds = [];
+    this.roots = []; // the server's project roots, suggested for the folder
     this.fields = []; // the shown kind's options: {option, input}
     this.texts = new Map(); // option name → what was typed, kept across kinds
     this.form = $('create-form');
@@ -52,19 +46,24 @@ export class CreateForm {
     try { last = JSON.parse(localStorage.getItem(LAST_KEY) || '{}') || {}; } catch { last = {}; }
     if (!$('cw-path').value && last.project_path) $('cw-path').value = last.project_path;
     select.disabled = true;
+    let defaultKind = null;
+    suggestPaths($('cw-path-list'), this.roots);
     try {
-      const data = await get('/api/ai-clis');
-      this.kinds = data.ai_clis || [];
+      const data = await loadKinds();
+      this.kinds = data.kinds;
+      this.roots = data.roots;
+      defaultKind = data.defaultKind;
+      suggestPaths($('cw-path-list'), this.roots);
     } catch (err) {
       this.error(`Could not list the kinds: ${err.message}`);
       if (!this.kinds.length) this.kinds = [COMMAND_KIND];
     }
     select.disabled = false;
-    const previous = select.value || last.ai_cli_type;
+    const previous = select.value || last.ai_cli_type || defaultKind;
     clear(select);
     // The kinds that can run here first, each group in the server's order.
     const kinds = this.kinds.filter((k) => k.usable).concat(this.kinds.filter((k) => !k.usable));
-    for (const k of kinds) select.appendChild(h('option', { value: k.name, text: kindText(k), disabled: !k.usable }));
+    for (const k of kinds) select.appendChild(h('option', { value: k.name, text: kindOptionText(k), disabled: !k.usable }));
     const pick = kinds.find((k) => k.usable && k.name === previous) || kinds.find((k) => k.usable);
     if (pick) select.value = pick.name;
     this.showFields();
@@ -89,8 +88,19 @@ export class CreateForm {
       return { option, input: field.input };
     });
     $('cw-more').hidden = !more.firstChild;
-    const note = [k.binary, k.version, k.default_model && `default model ${k.default_model}`, !k.usable && k.reason];
-    $('cw-kind-note').textContent = note.filter(Boolean).join(' · ');
+    const note = $('cw-kind-note');
+    const problem = credentialProblem(k);
+    if (k.usable && problem) {
+      // It can still be created: the worker's env may bring its own key.
+      const c = k.credentials || {};
+      const what = problem === 'no API key found' ? `No API key found for ${k.label || k.name}` : `The API refused the key of ${k.label || k.name} on its last use`;
+      note.textContent = `${what}${c.detail ? ` (${c.detail})` : ''}: its turns will fail until you ${c.hint || 'give it a key'}. A key can also go in Environment under More options.`;
+      note.classList.add('kind-note-warn');
+    } else {
+      const bits = [k.binary, k.version_text || k.version, k.default_model && `default model ${k.default_model}`, !k.usable && k.reason];
+      note.textContent = bits.filter(Boolean).join(' · ');
+      note.classList.remove('kind-note-warn');
+    }
   }
 
   error(text) {
@@ -130,6 +140,7 @@ export class CreateForm {
     try {
       const worker = await post('/api/workers', body);
       try { localStorage.setItem(LAST_KEY, JSON.stringify({ ai_cli_type: body.ai_cli_type, project_path: body.project_path })); } catch { /* ignore */ }
+      rememberPath(body.project_path);
       this.dialog.close();
       $('cw-name').value = '';
       this.fields = [];

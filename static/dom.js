@@ -82,7 +82,8 @@ export function toast(text) {
     box = h('div', { id: 'toasts', class: 'toasts', attrs: { role: 'alert', 'aria-live': 'assertive' } });
     document.body.appendChild(box);
   }
-  const item = h('div', { class: 'toast', text });
+  const item = h('div', { class: 'toast', text, title: 'Click to dismiss' });
+  item.addEventListener('click', () => item.remove());
   box.appendChild(item);
   setTimeout(() => item.remove(), 6000);
 }

@@ -37,3 +37,15 @@ export function cost(usd) {
   if (usd === 0) return '$0';
   return usd < 1 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`;
 }
+
+/** "1 worker", "2 workers": a count and its noun, singular for one. */
+export function plural(n, one, many = `${one}s`) {
+  return `${Number(n).toLocaleString()} ${n === 1 ? one : many}`;
+}
+
+/** A wait for people: "8 s", "1 min 30 s" (whole seconds; under a second, "1 s"). */
+export function seconds(ms) {
+  if (!Number.isFinite(ms)) return '';
+  const s = Math.max(1, Math.round(ms / 1000));
+  return s < 60 ? `${s} s` : duration(s * 1000);
+}

@@ -3,9 +3,10 @@
 // of queued messages.
 
 import { $, h, clear, toast } from './dom.js';
-import { duration } from './format.js';
+import { duration, plural } from './format.js';
 import { get, post, del, enc } from './api.js';
-import { badge, statusLabel } from './list.js';
+import { badge, statusLabel, pendingApprovals } from './list.js';
+import { setTitle } from './title.js';
 
 export class WorkerHeader {
   /**
@@ -33,7 +34,7 @@ export class WorkerHeader {
 
   /** Shows worker `w` (a worker view; `deleted`: it was deleted meanwhile). */
   render(w) {
-    document.title = `${w.name || w.id} (${statusLabel(w)}) · workerhub`;
+    setTitle(`${w.name || w.id} (${statusLabel(w)}) · workerhub`);
     $('w-name').textContent = w.name || w.id;
     $('w-name').title = w.id;
     badge($('w-badge'), w);
@@ -50,7 +51,7 @@ export class WorkerHeader {
     $('w-details').title = bits.join('\n');
 
     const st = w.status;
-    const busy = st === 'busy';
+    const busy = st === 'busy' || st === 'waiting_approval';
     const running = st === 'running' || st === 'starting';
     const gone = !!w.deleted;
     $('act-interrupt').disabled = gone || !(busy || (!w.has_turns && running));
@@ -67,12 +68,16 @@ export class WorkerHeader {
     const box = $('working');
     clearInterval(this.workingTimer);
     this.workingTimer = null;
-    const busy = w.status === 'busy';
+    const waiting = w.status === 'waiting_approval';
+    const busy = w.status === 'busy' || waiting;
     box.hidden = !busy;
+    box.classList.toggle('waiting', waiting);
     if (!busy) return;
     const since = Date.parse((w.turn && w.turn.started_at) || '') || Date.now();
+    const n = pendingApprovals(w).length;
+    const doing = waiting ? `waits for your approval${n > 1 ? ` (${n} requests)` : ''}` : 'is working';
     const tick = () => {
-      $('working-text').textContent = `${w.name || 'The worker'} is working · ${duration(Math.max(0, Date.now() - since))}`;
+      $('working-text').textContent = `${w.name || 'The worker'} ${doing} · ${duration(Math.max(0, Date.now() - since))}`;
     };
     tick();
     this.workingTimer = setInterval(tick, 1000);
@@ -99,7 +104,7 @@ export class WorkerHeader {
     buttons.forEach((b) => { b.disabled = true; });
     try {
       const answer = await post(`/api/workers/${enc(id)}/${what}`);
-      if (what === 'stop' && answer && answer.dropped_messages) toast(`Stopped; ${answer.dropped_messages} queued message(s) dropped.`);
+      if (what === 'stop' && answer && answer.dropped_messages) toast(`Stopped; ${plural(answer.dropped_messages, 'queued message')} dropped.`);
     } catch (err) {
       toast(`${what} ${w.name || id}: ${err.message}`);
     }

@@ -3,15 +3,30 @@
 // page's view of every worker; main.js keeps it current from the server's pushes.
 
 import { $, h, clear } from './dom.js';
+import { plural } from './format.js';
 
-/** The status as the badge says it: "exited 1", "killed", "busy"… */
+// Signals that end a process because someone asked it to stop (SIGINT, SIGTERM).
+const STOP_SIGNALS = new Set([2, 15]);
+
+/** The status as the badge says it: "exited 1", "stopped", "killed", "busy"… */
 export function statusLabel(w) {
   let label = w.status || 'unknown';
   if (w.status === 'exited') {
-    if (w.exit_code !== undefined && w.exit_code !== null) label = `exited ${w.exit_code}`;
+    const code = w.exit_code !== undefined && w.exit_code !== null;
+    // The server says when it stopped the process (which may then exit with any code).
+    if (/stopped/i.test(String(w.reason || '')) || (!code && STOP_SIGNALS.has(w.signal))) label = 'stopped';
+    else if (code) label = `exited ${w.exit_code}`;
     else if (w.signal) label = 'killed';
+  } else if (w.status === 'waiting_approval') {
+    label = 'needs approval';
   }
   return label;
+}
+
+/** The tool approvals a worker waits for (the worker view lists whole requests, status
+ * events a summary of each). */
+export function pendingApprovals(w) {
+  return Array.isArray(w.pending_approvals) ? w.pending_approvals : [];
 }
 
 /** Fills a `.badge` element with a worker's status. */
@@ -19,7 +34,7 @@ export function badge(el, w) {
   el.textContent = statusLabel(w);
   el.dataset.status = w.status || '';
   const q = Array.isArray(w.queue) ? w.queue.length : 0;
-  el.title = q ? `${w.status}, ${q} queued` : w.status || '';
+  el.title = q ? `${statusLabel(w)}, ${q} queued` : statusLabel(w);
 }
 
 /**
@@ -27,12 +42,13 @@ export function badge(el, w) {
  * fields of an `agent:status` push (with the push's time as `timestamp`).
  */
 export function statusPatch(ev, timestamp = ev.timestamp) {
-  const patch = { status: ev.status };
+  // A status event lists what waits for approval, and leaves the list out when nothing does.
+  const patch = { status: ev.status, reason: ev.reason || null, pending_approvals: Array.isArray(ev.pending_approvals) ? ev.pending_approvals : [] };
   if (Array.isArray(ev.queue)) patch.queue = ev.queue;
   if ('pid' in ev) patch.pid = ev.pid;
   if ('exit_code' in ev) patch.exit_code = ev.exit_code;
   if ('signal' in ev) patch.signal = ev.signal;
-  if (ev.status === 'busy' && ev.message_id) patch.turn = { message_id: ev.message_id, started_at: timestamp };
+  if ((ev.status === 'busy' || ev.status === 'waiting_approval') && ev.message_id) patch.turn = { message_id: ev.message_id, started_at: timestamp };
   if (ev.status === 'idle') patch.turn = null;
   if (!('pid' in ev) && ['idle', 'exited', 'interrupted', 'error'].includes(ev.status)) patch.pid = null;
   return patch;
@@ -72,9 +88,11 @@ export function markSeen(id, seq) {
 }
 
 export class WorkerList {
-  /** @param {object} hooks onOpen(id): the reader picked a worker */
-  constructor({ onOpen }) {
+  /** @param {object} hooks onOpen(id): the reader picked a worker; onChange(workers):
+   * the list or a worker in it changed */
+  constructor({ onOpen, onChange = () => {} }) {
     this.onOpen = onOpen;
+    this.onChange = onChange;
     this.workers = []; // in the order they were created
     this.byId = new Map();
     this.selected = null; // the open worker's id
@@ -96,6 +114,7 @@ export class WorkerList {
     this.workers = workers.map(fresher).sort((a, b) => String(a.created_at || '').localeCompare(String(b.created_at || '')));
     this.byId = new Map(this.workers.map((w) => [w.id, w]));
     this.render();
+    this.onChange(this.workers);
   }
 
   /** Adds a worker, or updates it if the list has it already. */
@@ -126,6 +145,7 @@ export class WorkerList {
       item.parentElement.replaceWith(fresh);
       if (focused) fresh.firstChild.focus();
     }
+    this.onChange(this.workers);
     return merged;
   }
 
@@ -146,6 +166,8 @@ export class WorkerList {
     const fresh = this.selected !== w.id && (this.active.has(w.id) || (w.last_seq || 0) > seenSeq(w));
     const dot = fresh ? h('span', { class: 'new-dot', title: 'new activity since you last looked' }, h('span', { class: 'visually-hidden', text: 'new activity' })) : null;
     const q = Array.isArray(w.queue) && w.queue.length ? h('span', { class: 'badge', text: `${w.queue.length} queued`, dataset: { status: 'pending' } }) : null;
+    const waiting = pendingApprovals(w).length;
+    const approvals = waiting ? h('span', { class: 'badge approvals-badge', text: `${waiting} to approve`, title: `${plural(waiting, 'tool call')} waiting for approval`, dataset: { status: 'waiting_approval' } }) : null;
     const button = h('button', {
       type: 'button',
       class: 'worker-item',
@@ -153,7 +175,8 @@ export class WorkerList {
       attrs: { 'aria-current': this.selected === w.id ? 'true' : 'false' },
     },
     h('span', { class: 'wi-name' }, dot, w.name || w.id),
-    h('span', { class: 'wi-badges' }, b, q ? ' ' : null, q),
+    // Waiting for approval, the count says it all.
+    h('span', { class: 'wi-badges' }, approvals || b, q ? ' ' : null, q),
     h('span', { class: 'wi-sub' }, h('span', { class: 'kind', text: w.ai_cli_type }), h('span', { class: 'wi-path', text: shortPath(w.project_path), title: String(w.project_path || '') })));
     button.addEventListener('click', () => this.onOpen(w.id));
     return h('li', null, button);
@@ -162,7 +185,7 @@ export class WorkerList {
   /** Renders the list, unless nothing it shows has changed. */
   render() {
     const list = $('worker-list');
-    const key = JSON.stringify(this.workers.map((w) => [w.id, w.name, w.status, w.exit_code, w.signal, (w.queue || []).length, w.project_path, w.ai_cli_type, this.selected === w.id, w.last_seq, this.active.has(w.id)]));
+    const key = JSON.stringify(this.workers.map((w) => [w.id, w.name, w.status, w.exit_code, w.signal, w.reason, (w.queue || []).length, pendingApprovals(w).length, w.project_path, w.ai_cli_type, this.selected === w.id, w.last_seq, this.active.has(w.id)]));
     if (key === this.key && list.childElementCount === this.workers.length) return;
     this.key = key;
     const focusedId = document.activeElement && document.activeElement.classList.contains('worker-item') ? document.activeElement.dataset.id : null;

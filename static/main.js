@@ -13,6 +13,8 @@ import { Tasks } from './tasks.js';
 import { renderConn } from './conn.js';
 import { StatusFooter } from './status.js';
 import { AgentSocket } from './agents.js';
+import { Attention } from './attention.js';
+import { setTitle } from './title.js';
 
 const SELECTED_KEY = 'workerhub.selected';
 const QUIET_KEY = 'workerhub.showQuiet';
@@ -24,7 +26,12 @@ const state = {
   authShown: false,
 };
 
-const workers = new WorkerList({ onOpen: (id) => navigate(`#/w/${enc(id)}`) });
+const attention = new Attention({ openWorker: (id) => navigate(`#/w/${enc(id)}`) });
+
+const workers = new WorkerList({
+  onOpen: (id) => navigate(`#/w/${enc(id)}`),
+  onChange: (list) => attention.update(list),
+});
 
 const conversation = new Conversation({
   conv: $('conv'),
@@ -265,7 +272,7 @@ function route() {
     workers.select(null);
   }
   if (r.view === 'tasks') tasks.show(); else tasks.hide();
-  document.title = r.view === 'worker' ? `${(workers.get(r.id) || {}).name || 'worker'} · workerhub` : r.view === 'tasks' ? 'Tasks · workerhub' : 'workerhub';
+  setTitle(r.view === 'worker' ? `${(workers.get(r.id) || {}).name || 'worker'} · workerhub` : r.view === 'tasks' ? 'Tasks · workerhub' : 'workerhub');
   showConn();
 }
 

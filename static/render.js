@@ -3,9 +3,10 @@
 // card; their own row then stays as an empty placeholder.
 
 import { h, copyButton } from './dom.js';
-import { clock, cost, duration } from './format.js';
+import { clock, cost, duration, seconds } from './format.js';
 import { appendAnsi, stripAnsi } from './ansi.js';
 import { renderMarkdown } from './markdown.js';
+import { approvalCard, outcomeText } from './approvals.js';
 
 const LONG_LINE = 4000;
 const COLLAPSE_LINES = 12;
@@ -170,6 +171,13 @@ function toolCard(ev) {
     el: card,
     id: c.id,
     hasResult: false,
+    /** While its approval waits (`waiting`), and after: running again, or denied. */
+    setApproval(how) {
+      if (this.hasResult) return;
+      const text = { waiting: 'needs approval', denied: 'not allowed' }[how] || 'running…';
+      state.textContent = text;
+      state.dataset.state = how === 'waiting' ? 'waiting' : how === 'denied' ? 'error' : 'running';
+    },
     setResult(resultEv) {
       const rc = resultEv.content || {};
       this.hasResult = true;
@@ -240,7 +248,7 @@ function usageText(usage) {
   return parts.length ? [`tokens: ${parts.join(' · ')}`] : [];
 }
 
-function resultRow(ev) {
+function resultRow(ev, ctx) {
   const c = ev.content || {};
   const el = row(ev, `result${c.is_error ? ' error' : ''}`);
   const parts = [];
@@ -252,7 +260,8 @@ function resultRow(ev) {
   if (Number.isFinite(c.num_turns)) parts.push(h('span', { class: 'r-turns', text: `${c.num_turns} turn${c.num_turns === 1 ? '' : 's'}` }));
   parts.push(h('span', { class: 'stamp muted', text: clock(ev.timestamp) }));
   for (const p of parts) el.appendChild(p);
-  const errorText = c.error || (c.is_error ? c.result : null);
+  // A failure an error event of the turn already explained is said once, there.
+  const errorText = ctx.explained && ctx.explained(ev.seq) ? null : c.error || (c.is_error ? c.result : null);
   if (errorText) el.appendChild(h('div', { class: 'result-text', text: typeof errorText === 'string' ? errorText : compactJson(errorText, 2000) }));
   return el;
 }
@@ -314,6 +323,12 @@ function systemRow(ev) {
     if (c.session_id) el.title = `session ${c.session_id}`;
     return el;
   }
+  if (c.subtype === 'session_lost') {
+    const el = row(ev, 'notice warn session-lost');
+    const text = String(c.message || 'the session could not be resumed; a new one started without the earlier conversation');
+    el.appendChild(h('span', { text: `${text.charAt(0).toUpperCase()}${text.slice(1)}` }));
+    return el;
+  }
   const el = row(ev, 'quiet system');
   const rest = { ...c };
   delete rest.raw;
@@ -353,7 +368,10 @@ function statusRow(ev, ctx) {
   const time = clock(ev.timestamp);
   let text = null;
   let cls = 'quiet';
-  if (status === 'exited') {
+  if (status === 'exited' && stoppedOnRequest(ev)) {
+    text = 'Stopped';
+    cls = 'notice';
+  } else if (status === 'exited') {
     const sig = signalText(ev);
     text = ev.exit_code !== undefined && ev.exit_code !== null ? `Process exited with code ${ev.exit_code}` : sig ? `Process ended by ${sig}` : 'Process exited';
     cls = ev.exit_code === 0 ? 'notice' : 'notice warn';
@@ -361,7 +379,7 @@ function statusRow(ev, ctx) {
     text = `Error${ev.error ? `: ${typeof ev.error === 'string' ? ev.error : compactJson(ev.error)}` : ''}`;
     cls = 'notice bad';
   } else if (status === 'interrupted') {
-    text = 'Interrupted (the server stopped while it ran)';
+    text = ev.reason ? `Interrupted: ${ev.reason}` : 'Interrupted (the server stopped while it ran)';
     cls = 'notice warn';
   } else if (status === 'running') {
     text = `Process started${ev.pid ? ` (pid ${ev.pid})` : ''}`;
@@ -370,12 +388,18 @@ function statusRow(ev, ctx) {
     text = 'Starting…';
   } else if (status === 'busy') {
     text = `Working${ev.pid ? ` (pid ${ev.pid})` : ''}…`;
+  } else if (status === 'waiting_approval') {
+    const n = Array.isArray(ev.pending_approvals) ? ev.pending_approvals.length : 0;
+    text = `Waiting for approval${n > 1 ? ` (${n} requests)` : ''}`;
   } else if (status === 'idle') {
     const turn = ev.last_turn;
     if (turn) {
       const took = Number.isFinite(turn.duration_ms) ? ` after ${duration(turn.duration_ms)}` : '';
       text = `Turn ${turn.outcome || 'ended'}${took}`;
       if (turn.outcome && turn.outcome !== 'completed') cls = turn.outcome === 'failed' || turn.outcome === 'timeout' ? 'notice bad' : 'notice warn';
+    } else if (stoppedOnRequest(ev)) {
+      text = 'Session stopped';
+      cls = 'notice';
     } else if (ev.exit_code !== undefined || ev.signal !== undefined) {
       const sig = signalText(ev);
       text = `Session ended${ev.exit_code !== undefined && ev.exit_code !== null ? ` with code ${ev.exit_code}` : sig ? ` by ${sig}` : ''}`;
@@ -386,6 +410,7 @@ function statusRow(ev, ctx) {
   } else {
     text = `Status: ${status}`;
   }
+  if (ev.reason && cls !== 'quiet' && status !== 'interrupted' && !stoppedOnRequest(ev)) text += ` (${ev.reason})`;
   if (Array.isArray(ev.queue) && ev.queue.length && cls === 'quiet') text += ` · ${ev.queue.length} queued`;
   const el = row(ev, `status ${cls}`);
   el.appendChild(h('span', { text }));
@@ -393,10 +418,82 @@ function statusRow(ev, ctx) {
   return el;
 }
 
+/** What an error code means, for people. */
+const ERROR_TITLES = {
+  credentials_missing: 'No API key',
+  credentials_rejected: 'API key refused',
+  api_unreachable: 'Model API unreachable',
+  turn_failed: 'The turn failed',
+  start_failed: 'Could not start',
+  timeout: 'Timed out',
+};
+
 function errorRow(ev) {
-  const el = row(ev, 'error-box');
-  el.appendChild(h('span', { class: 'code', text: ev.code || 'error' }));
-  el.appendChild(h('span', { text: ev.message || compactJson(ev) }));
+  const title = ERROR_TITLES[ev.code];
+  const el = row(ev, `error-box${title ? ' explained' : ''}`);
+  el.dataset.code = ev.code || '';
+  if (title) el.appendChild(h('strong', { class: 'error-title', text: title }));
+  else el.appendChild(h('span', { class: 'code', text: ev.code || 'error' }));
+  el.appendChild(h('span', { class: 'error-message', text: ev.message || compactJson(ev) }));
+  if (ev.hint) el.appendChild(h('div', { class: 'error-hint', text: `What to do: ${ev.hint}` }));
+  return el;
+}
+
+/** The CLI retries its model API: "API unreachable, retry 4 of 10, next in 8 s". */
+function retryRow(ev) {
+  const c = ev.content || {};
+  const el = row(ev, 'notice warn retry');
+  const error = String(c.error || '');
+  let what;
+  if (!c.status && (!error || /unreachable/i.test(error))) {
+    what = 'API unreachable';
+  } else {
+    what = error ? error.charAt(0).toUpperCase() + error.slice(1) : 'The API failed';
+    if (c.status && !what.includes(String(c.status))) what += ` (HTTP ${c.status})`;
+  }
+  const parts = [what];
+  if (Number.isFinite(c.attempt)) parts.push(Number.isFinite(c.max_attempts) ? `retry ${c.attempt} of ${c.max_attempts}` : `retry ${c.attempt}`);
+  else parts.push('retrying');
+  if (Number.isFinite(c.delay_ms)) parts.push(`next in ${seconds(c.delay_ms)}`);
+  el.appendChild(h('span', { class: 'retry-text', text: parts.join(', ') }));
+  el.appendChild(h('span', { class: 'stamp muted', text: clock(ev.timestamp) }));
+  return el;
+}
+
+/**
+ * A process stopped on purpose reads as stopped, not as killed by a signal: the server
+ * says so (`reason`), or it ended by the signals a stop sends (SIGTERM, SIGINT).
+ */
+function stoppedOnRequest(ev) {
+  return /stopped/i.test(String(ev.reason || '')) || ((ev.exit_code === undefined || ev.exit_code === null) && [2, 15].includes(ev.signal));
+}
+
+/** A request for approval: its card, answerable until resolved. */
+function approvalRow(ev, ctx) {
+  const el = row(ev, 'approval');
+  // The tool call it is about, when that is on the page (just above).
+  const call = () => (ev.tool_use_id ? ctx.cards.get(ev.tool_use_id) : null);
+  const onResolved = (resolved) => {
+    const tool = call();
+    if (tool) tool.setApproval(String(resolved.decision).startsWith('allow') ? 'allowed' : 'denied');
+  };
+  const card = approvalCard(ev, (decision, message) => ctx.answer(ev.approval_id, decision, message), onResolved);
+  if (call()) call().setApproval('waiting');
+  el.appendChild(card.el);
+  el.__approval = card;
+  ctx.approvals.set(card.id, card);
+  const resolved = ctx.decisions.get(card.id);
+  if (resolved) card.resolve(resolved);
+  return el;
+}
+
+/** A resolution: said on its card when that is on the page, else as a line of its own. */
+function approvalResolvedRow(ev, ctx) {
+  const onPage = ctx.approvals.has(ev.approval_id);
+  const el = row(ev, onPage ? 'quiet approval-resolved' : 'notice approval-resolved');
+  const tool = ev.tool_name ? `${ev.tool_name}: ` : '';
+  el.appendChild(h('span', { text: `${tool}${outcomeText(ev)}${ev.message ? ` — “${ev.message}”` : ''}` }));
+  el.appendChild(h('span', { class: 'stamp muted', text: clock(ev.timestamp) }));
   return el;
 }
 
@@ -413,7 +510,9 @@ export function userBubble(el, ev, label) {
 /**
  * The row for one event. `ctx`: `hasTurns`, `cards` (tool id → card on the page),
  * `resultRows` (tool id → result row), `messageLabel(ev)`, `bubbles` (message id →
- * state element).
+ * state element), `approvals` (approval id → card on the page), `decisions` (approval
+ * id → its `approval_resolved` event), `answer(approvalId, decision, message)`,
+ * `explained(seq)` (whether an error event already said why that result failed).
  */
 export function renderEvent(ev, ctx) {
   switch (ev.type) {
@@ -452,7 +551,8 @@ export function renderEvent(ev, ctx) {
           }
           return el;
         }
-        case 'result': return resultRow(ev);
+        case 'result': return resultRow(ev, ctx);
+        case 'retry': return retryRow(ev);
         case 'system': return systemRow(ev);
         case 'log': return logRow(ev);
         default: {
@@ -470,6 +570,8 @@ export function renderEvent(ev, ctx) {
     }
     case 'status': return statusRow(ev, ctx);
     case 'error': return errorRow(ev);
+    case 'approval_request': return approvalRow(ev, ctx);
+    case 'approval_resolved': return approvalResolvedRow(ev, ctx);
     default: {
       const el = row(ev, 'quiet');
       el.appendChild(h('span', { class: 'mono', text: `${ev.type}: ${compactJson(ev, 300)}` }));

@@ -3,9 +3,11 @@
 // it every 30 s; in between the uptime counts up here, so it never looks stale.
 
 import { $ } from './dom.js';
-import { bytes, duration } from './format.js';
+import { bytes, duration, plural } from './format.js';
 
-const tally = (byStatus) => Object.entries(byStatus || {}).map(([k, v]) => `${v} ${k}`).join(', ');
+// Statuses as words: `waiting_approval` reads "waiting for approval".
+const STATUS_WORDS = { waiting_approval: 'waiting for approval' };
+const tally = (byStatus) => Object.entries(byStatus || {}).map(([k, v]) => `${v} ${STATUS_WORDS[k] || k.replace(/_/g, ' ')}`).join(', ');
 
 export class StatusFooter {
   constructor() {
@@ -36,12 +38,12 @@ export class StatusFooter {
     const parts = [
       `workerhub ${s.version || ''}`.trim(),
       `up ${up < 60 ? `${up} s` : duration(up * 1000)}`,
-      `${total} worker${total === 1 ? '' : 's'}${byStatus ? ` (${byStatus})` : ''}`,
-      `${s.connections ?? 0} connection${s.connections === 1 ? '' : 's'}`,
+      `${plural(total, 'worker')}${byStatus ? ` (${byStatus})` : ''}`,
+      plural(s.connections ?? 0, 'connection'),
     ];
     if (s.tasks && s.tasks.total) {
       const t = tally(s.tasks.by_status);
-      parts.push(`${s.tasks.total} task${s.tasks.total === 1 ? '' : 's'}${t ? ` (${t})` : ''}`);
+      parts.push(`${plural(s.tasks.total, 'task')}${t ? ` (${t})` : ''}`);
     }
     if (s.process && s.process.rss_bytes) parts.push(`${bytes(s.process.rss_bytes)} memory`);
     $('status-line').textContent = parts.join(' · ');

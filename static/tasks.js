@@ -4,6 +4,8 @@
 import { $, h, clear } from './dom.js';
 import { clock, cost, duration } from './format.js';
 import { ApiError, get, post, enc } from './api.js';
+import { loadKinds, kindOptionText, kindLabel } from './kinds.js';
+import { suggestPaths, rememberPath } from './paths.js';
 import { collapsible } from './render.js';
 import { renderMarkdown } from './markdown.js';
 
@@ -41,7 +43,8 @@ export class Tasks {
     this.workers = [];
     this.optionsKey = '';
     this.kindsLoaded = false;
-    this.available = true;
+    this.aiKinds = null; // the AI kinds that can run here, once known
+    this.whyNoKind = ''; // why none can, in a few words
     $('task-filter').addEventListener('change', () => this.load());
     $('task-form').addEventListener('submit', (e) => {
       e.preventDefault();
@@ -50,41 +53,72 @@ export class Tasks {
     $('task-worker').addEventListener('change', () => this.showTarget());
   }
 
-  /** The workers a task can go to: AI workers that take messages. */
+  /** The workers a task can go to: any that takes messages (an AI worker runs it as a
+   * turn, a command worker gets it as a line on its stdin). */
   setWorkers(workers) {
     this.workers = workers;
-    const usable = workers.filter((w) => w.has_turns && w.takes_messages !== false);
-    const key = usable.map((w) => `${w.id}:${w.name}`).join('|');
+    this.renderTargets();
+  }
+
+  renderTargets() {
+    const usable = this.workers.filter((w) => w.takes_messages !== false);
+    const noKind = this.aiKinds !== null && this.aiKinds.length === 0;
+    const key = `${usable.map((w) => `${w.id}:${w.name}`).join('|')}#${noKind}`;
     if (key === this.optionsKey) return;
     this.optionsKey = key;
     const select = $('task-worker');
     const current = select.value;
     clear(select);
-    select.appendChild(h('option', { value: '', text: 'Any idle worker of a kind (or a new one)' }));
-    for (const w of usable) select.appendChild(h('option', { value: w.id, text: `${w.name || w.id} (${w.ai_cli_type})` }));
-    select.value = usable.some((w) => w.id === current) ? current : '';
+    select.appendChild(h('option', {
+      value: '',
+      text: noKind ? 'Any worker of a kind (no AI CLI can run here)' : 'Any idle worker of a kind (or a new one)',
+      disabled: noKind,
+    }));
+    for (const w of usable) {
+      const what = w.has_turns ? w.ai_cli_type : 'command';
+      select.appendChild(h('option', { value: w.id, text: `${w.name || w.id} (${what})` }));
+    }
+    if (usable.some((w) => w.id === current)) select.value = current;
+    else select.value = noKind && usable.length ? usable[0].id : '';
     this.showTarget();
   }
 
   showTarget() {
+    const noKind = this.aiKinds !== null && this.aiKinds.length === 0;
     const any = !$('task-worker').value;
-    $('task-kind-field').hidden = !any;
-    $('task-path-field').hidden = !any;
+    $('task-kind-field').hidden = !any || noKind;
+    $('task-path-field').hidden = !any || noKind;
+    // Without an AI CLI a task can still go to a command worker: say so plainly.
+    const note = $('task-kind-note');
+    const hasWorker = this.workers.some((w) => w.takes_messages !== false);
+    $('task-form').querySelector('button[type="submit"]').disabled = noKind && !hasWorker;
+    let text = '';
+    if (noKind && !hasWorker) {
+      text = `No AI CLI can run on this server${this.whyNoKind ? ` (${this.whyNoKind})` : ''}. A task can go to a command worker instead: create one with New worker (for example the command \`cat\`), then pick it here.`;
+    } else if (noKind) {
+      text = `No AI CLI can run on this server${this.whyNoKind ? ` (${this.whyNoKind})` : ''}, so a task goes to one of your workers: a command worker gets the instruction as a line on its input.`;
+    }
+    note.textContent = text;
+    note.hidden = !text;
   }
 
   async loadKinds() {
     if (this.kindsLoaded) return;
     try {
-      const data = await get('/api/ai-clis');
+      const data = await loadKinds();
       const select = $('task-kind');
       clear(select);
-      for (const k of data.ai_clis || []) {
-        if (k.name === 'command') continue;
-        select.appendChild(h('option', { value: k.name, text: k.usable ? k.name : `${k.name} — unavailable`, disabled: !k.usable }));
-      }
-      const first = (data.ai_clis || []).find((k) => k.usable && k.name !== 'command');
-      if (first) select.value = first.name;
+      const ai = data.kinds.filter((k) => k.name !== 'command');
+      for (const k of ai) select.appendChild(h('option', { value: k.name, text: kindOptionText(k), disabled: !k.usable }));
+      this.aiKinds = ai.filter((k) => k.usable);
+      this.whyNoKind = `none of ${ai.map((k) => kindLabel(k)).join(', ')} is installed and enabled; New worker says why for each`;
+      const pick = this.aiKinds.find((k) => k.name === data.defaultKind) || this.aiKinds[0];
+      if (pick) select.value = pick.name;
+      suggestPaths($('task-path-list'), data.roots);
       this.kindsLoaded = true;
+      this.optionsKey = '';
+      this.renderTargets();
+      this.showTarget();
     } catch { /* tried again next time */ }
   }
 
@@ -234,6 +268,11 @@ export class Tasks {
     if (worker) {
       body.worker_id = worker;
     } else {
+      if (this.aiKinds !== null && !this.aiKinds.length) {
+        err.textContent = 'No AI CLI can run on this server: pick a worker for the task (a command worker will do).';
+        err.hidden = false;
+        return;
+      }
       if ($('task-kind').value) body.ai_cli_type = $('task-kind').value;
       const path = $('task-path').value.trim();
       if (path) body.project_path = path;
@@ -252,6 +291,7 @@ export class Tasks {
     button.disabled = true;
     try {
       await post('/api/tasks', body);
+      if (body.project_path) rememberPath(body.project_path);
       $('task-instruction').value = '';
       $('task-every').value = '';
       this.toast('Task created.');

@@ -507,3 +507,99 @@ fn the_worker_list_and_the_footer_follow_the_server_without_polling() {
         || hub.log(),
     );
 }
+
+/// A Claude Code that asks before using a tool (fake-claude.mjs's `ask …` turns).
+fn asking_claude() -> String {
+    root()
+        .join("tests/ui/fake-claude.mjs")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn tool_approvals_are_answered_from_the_page() {
+    let Some(browser) = browser() else { return };
+    let _one = one_at_a_time();
+    let hub = Workerhub::start(&["--claude-binary", &asking_claude()]);
+    let project = TempDir::new("wh-ui-approvals").expect("temp dir");
+    run_script(
+        &browser,
+        "approvals.mjs",
+        target(&hub).as_tuple(),
+        &[("WH_PROJECT", project.path().display().to_string())],
+        no_requests,
+        || hub.log(),
+    );
+}
+
+#[test]
+fn a_newcomer_is_told_what_is_missing_and_what_happens() {
+    let Some(browser) = browser() else { return };
+    let _one = one_at_a_time();
+    let tmp = TempDir::new("wh-ui-first").expect("temp dir");
+    let root = tmp.subdir("projects").expect("projects");
+    let project = root.join("app");
+    std::fs::create_dir_all(&project).expect("project");
+    let home = tmp.subdir("home").expect("home");
+    let root_arg = root.display().to_string();
+    // No key anywhere: none in the environment, no login in HOME.
+    let home_env = home.display().to_string();
+    let hub = Workerhub::start_with_env(
+        &tmp.path().join("data"),
+        &[
+            "--claude-binary",
+            &asking_claude(),
+            "--project-root",
+            &root_arg,
+            "--status-interval",
+            "2",
+        ],
+        &[
+            ("HOME", home_env.as_str()),
+            ("ANTHROPIC_API_KEY", ""),
+            ("ANTHROPIC_AUTH_TOKEN", ""),
+            ("CLAUDE_CODE_OAUTH_TOKEN", ""),
+            ("WORKERHUB_CLAUDE_API_KEY", ""),
+            ("CLAUDE_API_KEY", ""),
+        ],
+    );
+    run_script(
+        &browser,
+        "first-contact.mjs",
+        target(&hub).as_tuple(),
+        &[
+            ("WH_PROJECT", project.display().to_string()),
+            ("WH_ROOT", root_arg.clone()),
+        ],
+        no_requests,
+        || hub.log(),
+    );
+}
+
+#[test]
+fn without_any_ai_cli_the_page_says_so_and_tasks_go_to_command_workers() {
+    let Some(browser) = browser() else { return };
+    let _one = one_at_a_time();
+    let tmp = TempDir::new("wh-ui-no-cli").expect("temp dir");
+    let project = tmp.subdir("project").expect("project");
+    let missing = tmp.path().join("not-installed");
+    let missing = missing.display().to_string();
+    let mut args: Vec<&str> = Vec::new();
+    for flag in [
+        "--claude-binary",
+        "--codex-binary",
+        "--gemini-binary",
+        "--opencode-binary",
+    ] {
+        args.extend([flag, missing.as_str()]);
+    }
+    let hub = Workerhub::start_in(&tmp.path().join("data"), &args);
+    run_script(
+        &browser,
+        "no-ai-cli.mjs",
+        target(&hub).as_tuple(),
+        &[("WH_PROJECT", project.display().to_string())],
+        no_requests,
+        || hub.log(),
+    );
+}

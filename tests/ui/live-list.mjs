@@ -34,7 +34,7 @@ run(async () => {
     await waitFor(async () => (await badge(page, a.id)) === 'running', 'the new worker in the list, running', 10000);
     await waitFor(async () => /\b1 worker \(1 running\)/.test(await footer(page)), 'the footer to count it');
     await api('POST', `/api/workers/${a.id}/stop`, {});
-    await waitFor(async () => /^(exited|killed)/.test(await badge(page, a.id)), 'its stop in the list', 10000);
+    await waitFor(async () => (await badge(page, a.id)) === 'stopped', 'its stop in the list', 10000);
     await api('POST', `/api/workers/${a.id}/start`, {});
     await waitFor(async () => (await badge(page, a.id)) === 'running', 'its start again in the list', 10000);
 
