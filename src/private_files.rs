@@ -21,8 +21,12 @@ pub fn create_dir(path: &Path) -> io::Result<()> {
 
 /// Writes `bytes` to `path` atomically (a private temporary file renamed over it).
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    // A temporary name of this write's own: two writers of one file never share one
+    // (the loser's rename would fail, or rename the other's half-written file).
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
+    tmp_name.push(format!(".tmp.{}.{n}", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
     {
         let mut file = OpenOptions::new()

@@ -228,9 +228,9 @@ fn two_viewers_answer_at_once_and_one_wins() {
             .count(),
         1
     );
-    let b_lost = b_events
-        .iter()
-        .any(|e| e["type"] == "error" && e["code"] == "already_decided");
+    let b_lost = b_events.iter().any(|e| {
+        e["type"] == "error" && e["code"] == "already_decided" && e["approval_id"] == approval_id
+    });
     match resolved[0]["decision"].as_str() {
         Some("allow") => {
             assert_eq!(rest.status, 200);
@@ -493,6 +493,14 @@ fn a_live_session_keeps_its_process_and_resumes_after_the_process_dies() {
             .any(|r| r.body_contains("the first message")),
         "the new process resumed the conversation"
     );
+    // A stop ends the session, and says it was asked for.
+    let resp = case
+        .hub
+        .post_json(&format!("/api/workers/{id}/stop"), &json!({}));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let worker = case.hub.worker(&id);
+    assert_eq!(worker["status"], "idle", "{worker}");
+    assert_eq!(worker["reason"], "stopped on request", "{worker}");
 }
 
 #[test]

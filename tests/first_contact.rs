@@ -331,6 +331,8 @@ fn a_stop_answers_with_the_state_after_it_and_a_stopped_worker_is_named_plainly(
         .find(|e| e["type"] == "status")
         .unwrap();
     assert_eq!(last["reason"], "stopped on request", "{last}");
+    // The worker says so too (a page that loads now reads "stopped", not "exited 0").
+    assert_eq!(hub.worker(&id)["reason"], "stopped on request");
     let resp = hub.post_json("/api/workers/echo/messages", &json!({"content": "hi"}));
     assert_eq!(resp.status, 409);
     let message = resp.json()["error"]["message"]

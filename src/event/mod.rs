@@ -306,6 +306,9 @@ pub struct ErrorEvent {
     pub first_seq: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_id: Option<String>,
+    /// The approval an answer was refused for (`already_decided`, `not_found`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
 }
 
 impl ErrorEvent {
@@ -317,6 +320,7 @@ impl ErrorEvent {
             message_seq: None,
             exit: ExitFields::default(),
             hint: None,
+            approval_id: None,
             first_seq: None,
             worker_id: None,
         }

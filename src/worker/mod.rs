@@ -190,10 +190,15 @@ struct Saved {
     /// Approvals that were waiting: after a restart nobody can answer them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pending_approvals: Vec<ApprovalRequest>,
+    /// Why it is in its state (its last status's `reason`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 struct WorkerState {
     status: Status,
+    /// Why it is in this state, when its status said (`stopped on request`, ...).
+    reason: Option<String>,
     process: Option<Arc<Process>>,
     /// The parser of the current process, and that process's id.
     parser: Option<(u64, Box<dyn LineParser>)>,
@@ -228,6 +233,9 @@ pub struct Worker {
     adapter: Arc<dyn Adapter>,
     engine: Arc<Engine>,
     state: Mutex<WorkerState>,
+    /// Held while `worker.json` is written: saves happen in the order of their
+    /// snapshots.
+    saving: Mutex<()>,
     dir: PathBuf,
     me: Weak<Worker>,
 }
@@ -247,6 +255,9 @@ pub struct WorkerView {
     pub signal: Option<Option<i32>>,
     pub session_id: Option<String>,
     pub error: Option<String>,
+    /// Why it is in its state, as its last status said (`stopped on request`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub has_turns: bool,
     pub takes_messages: bool,
     pub queue: Vec<Queued>,
@@ -288,6 +299,7 @@ impl Worker {
             owner,
             resume: false,
             pending_approvals: Vec::new(),
+            reason: None,
         };
         let worker = Worker::assemble(saved, adapter, engine, feed, dir);
         worker.save();
@@ -377,6 +389,7 @@ impl Worker {
             engine,
             state: Mutex::new(WorkerState {
                 status: saved.status,
+                reason: saved.reason,
                 process: None,
                 parser: None,
                 exit,
@@ -392,6 +405,7 @@ impl Worker {
                 approvals: approvals::Approvals::default(),
             }),
             dir,
+            saving: Mutex::new(()),
             me: me.clone(),
         })
     }
@@ -549,6 +563,8 @@ impl Worker {
     /// Publishes `status` (the worker's state, with extras the caller added) and tells
     /// every observer.
     fn publish_status(&self, st: &mut WorkerState, status: StatusEvent) {
+        // Why the worker is in this state, for views (a reload) until the next change.
+        st.reason = status.reason.clone();
         // A deleted worker's last word to observers was `Deleted`.
         if !st.deleted {
             self.engine.tell(self, &Notice::Status(&status));
@@ -687,6 +703,7 @@ impl Worker {
             signal: st.exit.map(|e| e.signal),
             session_id: st.session_id.clone(),
             error: st.error.clone(),
+            reason: st.reason.clone(),
             has_turns: self.has_turns(),
             takes_messages: self.adapter.takes_messages(&self.spec),
             queue: turns::queued(&st.queue),
@@ -708,6 +725,7 @@ impl Worker {
     }
 
     fn save(&self) {
+        let _saving = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         let st = self.lock();
         if st.deleted {
             return;
@@ -723,6 +741,7 @@ impl Worker {
             turns: st.turns,
             owner: self.owner.clone(),
             resume: st.resume,
+            reason: st.reason.clone(),
             pending_approvals: st
                 .approvals
                 .waiting

@@ -366,6 +366,8 @@ impl Worker {
     fn feed_session(&self, st: &mut WorkerState, content: &str) -> Result<(), Error> {
         if !st.process.as_ref().is_some_and(|p| p.is_running()) {
             self.spawn(st, None)?;
+            // A new session: an earlier stop no longer explains how it ends.
+            st.restarts.started();
         }
         let failed =
             |message: String| Error::new(ErrorKind::Unavailable, ErrorCode::StartFailed, message);
@@ -514,6 +516,9 @@ impl Worker {
                     st.status = Status::Idle;
                     let mut status = self.status_event(st);
                     status.exit = exit.fields();
+                    if st.restarts.was_stopped() {
+                        status.reason = Some("stopped on request".into());
+                    }
                     self.publish_status(st, status);
                 }
             } else {

@@ -233,7 +233,12 @@ impl Conn {
 
     /// Sends this client an `error` event (not part of any feed, so without a seq).
     pub fn send_error(self: &Arc<Self>, code: ErrorCode, message: &str) {
-        self.send_frame(one_off_frame(&Event::error(code, message)));
+        self.send_event(&Event::error(code, message));
+    }
+
+    /// Sends this client an event of its own (without a seq).
+    pub fn send_event(self: &Arc<Self>, event: &Event) {
+        self.send_frame(one_off_frame(event));
     }
 
     /// Queues what tungstenite answered while reading (pongs; a close reply, after which

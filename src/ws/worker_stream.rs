@@ -15,6 +15,7 @@ use super::subscription::Subscription;
 use crate::approval::Answer;
 use crate::auth::{Access, Caller};
 use crate::error::ErrorCode;
+use crate::event::Event;
 use crate::worker::Worker;
 
 /// What a client may send.
@@ -146,7 +147,10 @@ impl Session for WorkerStream {
                             .answer_approval(&approval_id, answer, &self.caller.name)
                     });
                 if let Err(err) = answered {
-                    conn.send_error(err.code, &err.message);
+                    // Which answer was refused, for a page with several cards.
+                    let mut error = crate::event::ErrorEvent::new(err.code, err.message);
+                    error.approval_id = Some(approval_id);
+                    conn.send_event(&Event::Error(error));
                 }
             }
             ClientMessage::Ping => conn.send_json(&serde_json::json!({"type": "pong"})),
