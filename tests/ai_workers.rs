@@ -285,8 +285,9 @@ fn claude_tool_turn_and_resume() {
 
 #[test]
 fn codex_tool_turn_and_resume() {
-    tool_turn_then_resume(
+    tool_turn_then_resume_with(
         "codex",
+        json!({"session": "per-turn"}),
         &[
             "user_message",
             "system",
@@ -325,6 +326,24 @@ fn opencode_tool_turn_and_resume() {
         &[
             "user_message",
             "system",
+            "tool_use",
+            "tool_result",
+            "text",
+            "result",
+        ],
+    );
+}
+
+/// Live over Codex's app server, allowing every tool.
+#[test]
+fn codex_live_tool_turn_and_second_turn() {
+    tool_turn_then_resume_with(
+        "codex",
+        json!({"approval": "auto"}),
+        &[
+            "user_message",
+            "system",
+            "thinking",
             "tool_use",
             "tool_result",
             "text",

@@ -14,6 +14,7 @@ use serde_json::Value;
 use workerhub::adapters::acp::AcpSession;
 use workerhub::adapters::claude::ClaudeParser;
 use workerhub::adapters::codex::CodexParser;
+use workerhub::adapters::codex_server::CodexSession;
 use workerhub::adapters::gemini::GeminiParser;
 use workerhub::adapters::opencode::OpenCodeParser;
 use workerhub::adapters::{LineParser, Parsed, command::Lines, custom};
@@ -193,6 +194,16 @@ fn parsers() -> Vec<(&'static str, Box<dyn LineParser>)> {
         ("gemini", Box::new(GeminiParser::default())),
         ("opencode", Box::new(OpenCodeParser::default())),
         ("acp", Box::new(AcpSession::new(&acp_spec(), None))),
+        (
+            "codex app-server",
+            Box::new(CodexSession::new(
+                &acp_spec(),
+                None,
+                None,
+                true,
+                String::new(),
+            )),
+        ),
         ("command", Box::new(Lines)),
     ]
 }
@@ -211,7 +222,10 @@ fn adapter_line_parsers_never_panic_and_never_drop_a_line() {
                     let blank = String::from_utf8_lossy(line).trim().is_empty();
                     // Gemini and ACP agents hold text chunks until the next line.
                     let chunk = String::from_utf8_lossy(line).contains("_chunk");
-                    let held = (name == "gemini" || name == "acp" && chunk)
+                    // The app server's deltas: the whole text comes with the item.
+                    let delta = name == "codex app-server"
+                        && String::from_utf8_lossy(line).contains("Delta");
+                    let held = (name == "gemini" || name == "acp" && chunk || delta)
                         && !blank
                         && out.events.is_empty();
                     // A question the program asks becomes the worker's approval_request.

@@ -183,3 +183,8 @@ fn gemini_over_acp_asks_and_obeys() {
 fn opencode_over_acp_asks_and_obeys() {
     supervised("opencode");
 }
+
+#[test]
+fn codex_over_its_app_server_asks_and_obeys() {
+    supervised("codex");
+}

@@ -1,21 +1,30 @@
-//! Codex CLI (`codex`): each turn runs `codex exec --json --skip-git-repo-check ...
-//! MESSAGE`, resumed with `codex exec --json ... resume THREAD_ID MESSAGE` (the id from
-//! `thread.started`). `turn.completed` ends a turn; `turn.failed` and `error` fail it.
+//! Codex CLI (`codex`). Live (the default): one `codex app-server` for many turns,
+//! asking before it runs what its rules do not trust (`codex_server.rs`). Per turn
+//! (`"session": "per-turn"`): `codex exec --json --skip-git-repo-check ... MESSAGE`,
+//! resumed with `codex exec --json ... resume THREAD_ID MESSAGE` (the id from
+//! `thread.started`); `turn.completed` ends a turn; `turn.failed` and `error` fail it.
 
 use std::collections::HashSet;
 
 use serde_json::{Map, Value, json};
 
+use super::codex_server::CodexSession;
 use super::failure::{ApiFailure, retry};
 use super::{
     Adapter, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed, TurnEnd, json_object,
     push_opt, str_of, worker_env,
 };
-use crate::event::{AgentContent, Event, Pipe, ToolResult, ToolUse, TurnResult};
+use crate::approval::ApprovalPolicy;
+use crate::event::{AgentContent, Decision, Event, Pipe, ToolResult, ToolUse, TurnResult};
 use crate::process::ProcessSpec;
-use crate::spec::WorkerSpec;
+use crate::spec::{SessionKind, WorkerSpec};
 
 pub struct Codex;
+
+/// Whether the worker is a live app-server session (the default).
+fn live(spec: &WorkerSpec) -> bool {
+    spec.options.session != Some(SessionKind::PerTurn)
+}
 
 impl Adapter for Codex {
     fn kind(&self) -> &str {
@@ -48,12 +57,43 @@ impl Adapter for Codex {
         Some("codex")
     }
 
-    fn lifecycle(&self, _: &WorkerSpec) -> Lifecycle {
-        Lifecycle::PerTurn
+    fn lifecycle(&self, spec: &WorkerSpec) -> Lifecycle {
+        if live(spec) {
+            Lifecycle::LongRunning
+        } else {
+            Lifecycle::PerTurn
+        }
+    }
+
+    fn live_by_default(&self, _: &WorkerSpec) -> bool {
+        true
+    }
+
+    fn asks_approval(&self, spec: &WorkerSpec) -> bool {
+        live(spec)
+    }
+
+    fn interrupt_resolves_as(&self, spec: &WorkerSpec) -> Decision {
+        if live(spec) {
+            Decision::Cancelled
+        } else {
+            Decision::Deny
+        }
     }
 
     fn command(&self, launch: &Launch<'_>) -> Result<ProcessSpec, String> {
         let spec = launch.spec;
+        if live(spec) {
+            // The model, sandbox and approval policy go with `thread/start`.
+            let mut argv = vec![launch.binary.to_string(), "app-server".into()];
+            argv.extend(spec.options.extra_args.iter().cloned());
+            return Ok(ProcessSpec {
+                argv,
+                cwd: spec.project_path.clone(),
+                env: worker_env(spec, Vec::new()),
+                stdin: true,
+            });
+        }
         let message = launch.message.ok_or("a Codex turn needs a message")?;
         let mut argv = vec![
             launch.binary.to_string(),
@@ -84,7 +124,34 @@ impl Adapter for Codex {
         })
     }
 
-    fn parser(&self, _: &WorkerSpec) -> Box<dyn LineParser> {
+    fn parser_for(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
+        if !live(launch.spec) {
+            return self.parser(launch.spec);
+        }
+        let asks = !matches!(
+            super::approval_policy(self, launch.spec),
+            ApprovalPolicy::Auto
+        );
+        Box::new(CodexSession::new(
+            launch.spec,
+            launch.session_id,
+            launch.model(self.kind()),
+            asks,
+            self.credential_hint(),
+        ))
+    }
+
+    fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser> {
+        if live(spec) {
+            let asks = !matches!(super::approval_policy(self, spec), ApprovalPolicy::Auto);
+            return Box::new(CodexSession::new(
+                spec,
+                None,
+                None,
+                asks,
+                self.credential_hint(),
+            ));
+        }
         Box::new(CodexParser {
             hint: self.credential_hint(),
             ..CodexParser::default()

@@ -12,6 +12,7 @@
 pub mod acp;
 pub mod claude;
 pub mod codex;
+pub mod codex_server;
 pub mod command;
 pub mod custom;
 pub mod failure;
