@@ -101,6 +101,16 @@ fn outcome(events: &[Value]) -> String {
 /// second turn in the same process.
 fn supervised(cli: &'static str) {
     let Some(case) = Case::new(cli) else { return };
+    let kinds = case.hub.get("/api/ai-clis").json();
+    let kind = kinds["ai_clis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == cli)
+        .cloned()
+        .unwrap();
+    assert_eq!(kind["sessions"], json!(["live", "per-turn"]), "{kind}");
+    assert_eq!(kind["approvals"], json!(["ask", "auto", "rules"]), "{kind}");
     let id = case.worker("asker", json!({}));
     let view = case.hub.worker(&id);
     assert_eq!(view["live_session"], true, "{view}");

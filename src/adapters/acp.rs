@@ -90,6 +90,10 @@ impl Adapter for Acp {
         })
     }
 
+    fn session_modes(&self) -> &'static [&'static str] {
+        &["live"]
+    }
+
     fn live_by_default(&self, _spec: &WorkerSpec) -> bool {
         true
     }

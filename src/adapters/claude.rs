@@ -242,6 +242,10 @@ impl Adapter for Claude {
         line.into_bytes()
     }
 
+    fn session_modes(&self) -> &'static [&'static str] {
+        &["live", "per-turn"]
+    }
+
     fn live_by_default(&self, spec: &WorkerSpec) -> bool {
         mode(spec) == Mode::Stream
     }

@@ -65,6 +65,10 @@ impl Adapter for Codex {
         }
     }
 
+    fn session_modes(&self) -> &'static [&'static str] {
+        &["live", "per-turn"]
+    }
+
     fn live_by_default(&self, _: &WorkerSpec) -> bool {
         true
     }

@@ -69,6 +69,10 @@ impl Adapter for Gemini {
         }
     }
 
+    fn session_modes(&self) -> &'static [&'static str] {
+        &["live", "per-turn"]
+    }
+
     fn live_by_default(&self, _: &WorkerSpec) -> bool {
         true
     }

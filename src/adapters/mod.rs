@@ -317,6 +317,11 @@ pub trait Adapter: Send + Sync {
     fn credentials(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The `session` values a worker of this kind takes (`live`: one process for many
+    /// turns, asking before it uses tools; `per-turn`), for `/api/ai-clis`.
+    fn session_modes(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Whether a worker of this kind may keep one process for many turns
     /// (`"session": "live"`), and does unless told otherwise.
     fn live_by_default(&self, _spec: &WorkerSpec) -> bool {

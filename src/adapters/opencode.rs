@@ -56,6 +56,10 @@ impl Adapter for OpenCode {
         }
     }
 
+    fn session_modes(&self) -> &'static [&'static str] {
+        &["live", "per-turn"]
+    }
+
     fn live_by_default(&self, _: &WorkerSpec) -> bool {
         true
     }

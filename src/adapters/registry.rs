@@ -260,6 +260,13 @@ impl Registry {
                     usable: enabled && probe.available,
                     reason,
                     credentials: self.credentials(adapter.as_ref()),
+                    sessions: adapter.session_modes().to_vec(),
+                    // A live session asks; a per-turn process can only be allowed all.
+                    approvals: if adapter.session_modes().contains(&"live") {
+                        vec!["ask", "auto", "rules"]
+                    } else {
+                        Vec::new()
+                    },
                 }
             })
             .collect()
@@ -379,6 +386,9 @@ pub struct KindInfo {
     pub reason: Option<String>,
     /// Whether it has a key for its model API.
     pub credentials: Credentials,
+    /// The `session` modes it takes, and the `approval` policies.
+    pub sessions: Vec<&'static str>,
+    pub approvals: Vec<&'static str>,
 }
 
 /// The version number in a `--version` line: `2.1.197 (Claude Code)` → `2.1.197`,
