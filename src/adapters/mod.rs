@@ -500,14 +500,24 @@ mod tests {
                 };
                 adapter.command(&launch).expect("command").argv.join(" ")
             };
-            let model = launch_model(&argv(json!({"project_path": "/tmp"})));
+            // On the command line of a per-turn process (a live Codex gets it with
+            // `thread/start`, a live OpenCode in its configuration).
+            let per_turn = |mut body: serde_json::Value| {
+                if adapter.session_modes().contains(&"per-turn") {
+                    body["session"] = json!("per-turn");
+                }
+                body
+            };
+            let model = launch_model(&argv(per_turn(json!({"project_path": "/tmp"}))));
             if kind == "scratch" {
                 // Its script takes no model; the setting is there for it all the same.
                 assert_eq!(model, None);
                 continue;
             }
             assert_eq!(model.as_deref(), Some("model-from-settings"), "{kind}");
-            let own = launch_model(&argv(json!({"project_path": "/tmp", "model": "own"})));
+            let own = launch_model(&argv(per_turn(
+                json!({"project_path": "/tmp", "model": "own"}),
+            )));
             assert_eq!(own.as_deref(), Some("own"), "{kind}");
         }
     }
