@@ -85,6 +85,13 @@ fn an_acp_agent_shows_thinking_plans_tool_calls_with_diffs_and_text_in_one_sessi
     let id = case.worker();
     let view = case.hub.worker(&id);
     assert_eq!(view["live_session"], true, "{view}");
+    // An ACP agent is a live session or nothing.
+    let refused = case.hub.post_json(
+        "/api/workers",
+        &json!({"name": "per-turn", "ai_cli_type": "acp", "project_path": case.project, "command": ["agent"], "session": "per-turn"}),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(refused.text().contains("take: live"), "{}", refused.text());
     let mut ws = case.hub.ws(&format!("/ws/{id}"));
     let events = turn(&mut ws, "plan the fix");
     assert_eq!(outcome(&events), "completed", "{events:#?}");

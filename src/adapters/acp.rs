@@ -17,9 +17,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::{
-    Adapter, Ask, Launch, Lifecycle, LineParser, Parsed, TurnEnd, json_object, worker_env,
-};
+use super::{Adapter, Ask, Launch, LineParser, Parsed, TurnEnd, json_object, worker_env};
 use crate::approval::Answer;
 use crate::event::{AgentContent, Decision, Event, Pipe, ToolResult, ToolUse, TurnResult};
 use crate::process::ProcessSpec;
@@ -60,10 +58,6 @@ impl Adapter for Acp {
         options
     }
 
-    fn lifecycle(&self, _spec: &WorkerSpec) -> Lifecycle {
-        Lifecycle::LongRunning
-    }
-
     fn validate(&self, spec: &WorkerSpec) -> Result<(), String> {
         match &spec.command {
             Some(argv) if !argv.is_empty() => Ok(()),
@@ -92,18 +86,6 @@ impl Adapter for Acp {
 
     fn session_modes(&self) -> &'static [&'static str] {
         &["live"]
-    }
-
-    fn live_by_default(&self, _spec: &WorkerSpec) -> bool {
-        true
-    }
-
-    fn asks_approval(&self, _spec: &WorkerSpec) -> bool {
-        true
-    }
-
-    fn interrupt_resolves_as(&self, _spec: &WorkerSpec) -> Decision {
-        Decision::Cancelled
     }
 
     fn version_args(&self) -> Option<Vec<String>> {

@@ -242,12 +242,12 @@ impl Adapter for Claude {
         line.into_bytes()
     }
 
-    fn session_modes(&self) -> &'static [&'static str] {
-        &["live", "per-turn"]
+    fn is_live(&self, spec: &WorkerSpec) -> bool {
+        mode(spec) == Mode::Stream
     }
 
-    fn live_by_default(&self, spec: &WorkerSpec) -> bool {
-        mode(spec) == Mode::Stream
+    fn session_modes(&self) -> &'static [&'static str] {
+        &["live", "per-turn"]
     }
 
     fn session_start(&self, spec: &WorkerSpec) -> Vec<u8> {
@@ -258,10 +258,6 @@ impl Adapter for Claude {
         line(
             json!({"type": "control_request", "request_id": id, "request": {"subtype": "initialize", "hooks": null}}),
         )
-    }
-
-    fn asks_approval(&self, spec: &WorkerSpec) -> bool {
-        mode(spec) == Mode::Stream
     }
 
     fn answer_approval(&self, ask: &Ask, answer: &Answer) -> Vec<u8> {

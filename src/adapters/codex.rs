@@ -11,20 +11,15 @@ use serde_json::{Map, Value, json};
 use super::codex_server::CodexSession;
 use super::failure::{ApiFailure, retry};
 use super::{
-    Adapter, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed, TurnEnd, json_object,
-    push_opt, str_of, worker_env,
+    Adapter, Launch, LineParser, OptionKind, OptionSpec, Parsed, TurnEnd, json_object, push_opt,
+    str_of, worker_env,
 };
 use crate::approval::ApprovalPolicy;
-use crate::event::{AgentContent, Decision, Event, Pipe, ToolResult, ToolUse, TurnResult};
+use crate::event::{AgentContent, Event, Pipe, ToolResult, ToolUse, TurnResult};
 use crate::process::ProcessSpec;
-use crate::spec::{SessionKind, WorkerSpec};
+use crate::spec::WorkerSpec;
 
 pub struct Codex;
-
-/// Whether the worker is a live app-server session (the default).
-fn live(spec: &WorkerSpec) -> bool {
-    spec.options.session != Some(SessionKind::PerTurn)
-}
 
 impl Adapter for Codex {
     fn kind(&self) -> &str {
@@ -57,37 +52,13 @@ impl Adapter for Codex {
         Some("codex")
     }
 
-    fn lifecycle(&self, spec: &WorkerSpec) -> Lifecycle {
-        if live(spec) {
-            Lifecycle::LongRunning
-        } else {
-            Lifecycle::PerTurn
-        }
-    }
-
     fn session_modes(&self) -> &'static [&'static str] {
         &["live", "per-turn"]
     }
 
-    fn live_by_default(&self, _: &WorkerSpec) -> bool {
-        true
-    }
-
-    fn asks_approval(&self, spec: &WorkerSpec) -> bool {
-        live(spec)
-    }
-
-    fn interrupt_resolves_as(&self, spec: &WorkerSpec) -> Decision {
-        if live(spec) {
-            Decision::Cancelled
-        } else {
-            Decision::Deny
-        }
-    }
-
     fn command(&self, launch: &Launch<'_>) -> Result<ProcessSpec, String> {
         let spec = launch.spec;
-        if live(spec) {
+        if self.is_live(spec) {
             // The model, sandbox and approval policy go with `thread/start`.
             let mut argv = vec![launch.binary.to_string(), "app-server".into()];
             argv.extend(spec.options.extra_args.iter().cloned());
@@ -129,7 +100,7 @@ impl Adapter for Codex {
     }
 
     fn parser_for(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
-        if !live(launch.spec) {
+        if !self.is_live(launch.spec) {
             return self.parser(launch.spec);
         }
         let asks = !matches!(
@@ -146,7 +117,7 @@ impl Adapter for Codex {
     }
 
     fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser> {
-        if live(spec) {
+        if self.is_live(spec) {
             let asks = !matches!(super::approval_policy(self, spec), ApprovalPolicy::Auto);
             return Box::new(CodexSession::new(
                 spec,

@@ -11,20 +11,15 @@ use serde_json::{Value, json};
 use super::acp::AcpSession;
 use super::failure::{ApiFailure, retry};
 use super::{
-    Adapter, Launch, Lifecycle, LineParser, OptionKind, OptionSpec, Parsed, TurnEnd, field,
-    json_object, push_opt, str_of, string_of, worker_env,
+    Adapter, Launch, LineParser, OptionKind, OptionSpec, Parsed, TurnEnd, field, json_object,
+    push_opt, str_of, string_of, worker_env,
 };
 use crate::approval::ApprovalPolicy;
-use crate::event::{AgentContent, Decision, Event, Pipe, ToolResult, ToolUse, TurnResult};
+use crate::event::{AgentContent, Event, Pipe, ToolResult, ToolUse, TurnResult};
 use crate::process::ProcessSpec;
-use crate::spec::{SessionKind, WorkerSpec};
+use crate::spec::WorkerSpec;
 
 pub struct Gemini;
-
-/// Whether the worker is a live ACP session (the default).
-fn live(spec: &WorkerSpec) -> bool {
-    spec.options.session != Some(SessionKind::PerTurn)
-}
 
 impl Adapter for Gemini {
     fn kind(&self) -> &str {
@@ -61,32 +56,8 @@ impl Adapter for Gemini {
         Some("gemini")
     }
 
-    fn lifecycle(&self, spec: &WorkerSpec) -> Lifecycle {
-        if live(spec) {
-            Lifecycle::LongRunning
-        } else {
-            Lifecycle::PerTurn
-        }
-    }
-
     fn session_modes(&self) -> &'static [&'static str] {
         &["live", "per-turn"]
-    }
-
-    fn live_by_default(&self, _: &WorkerSpec) -> bool {
-        true
-    }
-
-    fn asks_approval(&self, spec: &WorkerSpec) -> bool {
-        live(spec)
-    }
-
-    fn interrupt_resolves_as(&self, spec: &WorkerSpec) -> Decision {
-        if live(spec) {
-            Decision::Cancelled
-        } else {
-            Decision::Deny
-        }
     }
 
     fn command(&self, launch: &Launch<'_>) -> Result<ProcessSpec, String> {
@@ -94,7 +65,7 @@ impl Adapter for Gemini {
         // Without this Gemini CLI re-launches itself as a child, which then ignores a
         // SIGINT sent to the first process.
         let extra = vec![("GEMINI_CLI_NO_RELAUNCH".to_string(), "true".to_string())];
-        if live(spec) {
+        if self.is_live(spec) {
             // Asks unless the worker allows everything; rules are applied by the worker
             // to what it asks.
             let approval = match (
@@ -145,7 +116,7 @@ impl Adapter for Gemini {
     }
 
     fn parser_for(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
-        if live(launch.spec) {
+        if self.is_live(launch.spec) {
             return Box::new(
                 AcpSession::new(launch.spec, launch.session_id)
                     .for_kind(self.label(), self.credential_hint()),
@@ -155,7 +126,7 @@ impl Adapter for Gemini {
     }
 
     fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser> {
-        if live(spec) {
+        if self.is_live(spec) {
             return Box::new(
                 AcpSession::new(spec, None).for_kind(self.label(), self.credential_hint()),
             );

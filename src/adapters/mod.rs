@@ -26,9 +26,9 @@ pub mod settings;
 use serde_json::{Map, Value};
 
 use crate::approval::{Answer, ApprovalPolicy, Rule, Rules};
-use crate::event::{AgentContent, Decision, Event, Pipe};
+use crate::event::{AgentContent, Event, Pipe};
 use crate::process::ProcessSpec;
-use crate::spec::WorkerSpec;
+use crate::spec::{SessionKind, WorkerSpec};
 pub use registry::Registry;
 pub use settings::{CliSettings, KindSettings};
 
@@ -253,7 +253,15 @@ pub trait Adapter: Send + Sync {
     fn binary_name(&self) -> Option<&str> {
         None
     }
-    fn lifecycle(&self, spec: &WorkerSpec) -> Lifecycle;
+    /// How its process lives: a live session or a `command` for the worker's life, a
+    /// process per turn otherwise.
+    fn lifecycle(&self, spec: &WorkerSpec) -> Lifecycle {
+        if self.is_live(spec) {
+            Lifecycle::LongRunning
+        } else {
+            Lifecycle::PerTurn
+        }
+    }
     /// Whether the output marks the end of each turn (a `result`).
     fn has_turns(&self, _spec: &WorkerSpec) -> bool {
         true
@@ -322,23 +330,19 @@ pub trait Adapter: Send + Sync {
     fn session_modes(&self) -> &'static [&'static str] {
         &[]
     }
-    /// Whether a worker of this kind may keep one process for many turns
-    /// (`"session": "live"`), and does unless told otherwise.
-    fn live_by_default(&self, _spec: &WorkerSpec) -> bool {
-        false
+    /// Whether this worker keeps one process for many turns: the kind can, and the
+    /// worker did not ask for `"session": "per-turn"`.
+    fn is_live(&self, spec: &WorkerSpec) -> bool {
+        self.session_modes().contains(&"live") && spec.options.session != Some(SessionKind::PerTurn)
     }
     /// What to write to a new long-running process before anything else (a handshake).
     fn session_start(&self, _spec: &WorkerSpec) -> Vec<u8> {
         Vec::new()
     }
-    /// Whether the program asks before using tools, so that someone can answer.
-    fn asks_approval(&self, _spec: &WorkerSpec) -> bool {
-        false
-    }
-    /// How an interrupt resolves what waits: denied (the program is told) or cancelled
-    /// (the protocol's own cancel answers them, as ACP's does).
-    fn interrupt_resolves_as(&self, _spec: &WorkerSpec) -> Decision {
-        Decision::Deny
+    /// Whether the program asks before using tools, so that someone can answer (a live
+    /// session does).
+    fn asks_approval(&self, spec: &WorkerSpec) -> bool {
+        self.is_live(spec)
     }
     /// The bytes that answer `ask` (written to the program's stdin).
     fn answer_approval(&self, _ask: &Ask, _answer: &Answer) -> Vec<u8> {

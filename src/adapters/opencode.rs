@@ -12,20 +12,15 @@ use serde_json::{Value, json};
 use super::acp::AcpSession;
 use super::failure::{ApiFailure, rejects_key};
 use super::{
-    Adapter, Launch, Lifecycle, LineParser, Parsed, TurnEnd, json_object, push_opt, str_of,
-    string_in, worker_env,
+    Adapter, Launch, LineParser, Parsed, TurnEnd, json_object, push_opt, str_of, string_in,
+    worker_env,
 };
 use crate::approval::ApprovalPolicy;
-use crate::event::{AgentContent, Decision, Event, Pipe, ToolResult, ToolUse, TurnResult};
+use crate::event::{AgentContent, Event, Pipe, ToolResult, ToolUse, TurnResult};
 use crate::process::ProcessSpec;
-use crate::spec::{SessionKind, WorkerSpec};
+use crate::spec::WorkerSpec;
 
 pub struct OpenCode;
-
-/// Whether the worker is a live ACP session (the default).
-fn live(spec: &WorkerSpec) -> bool {
-    spec.options.session != Some(SessionKind::PerTurn)
-}
 
 /// The tools OpenCode asks about when the worker's policy asks (the rest, reading and
 /// searching, runs as OpenCode's own rules say).
@@ -48,38 +43,14 @@ impl Adapter for OpenCode {
         Some("opencode")
     }
 
-    fn lifecycle(&self, spec: &WorkerSpec) -> Lifecycle {
-        if live(spec) {
-            Lifecycle::LongRunning
-        } else {
-            Lifecycle::PerTurn
-        }
-    }
-
     fn session_modes(&self) -> &'static [&'static str] {
         &["live", "per-turn"]
-    }
-
-    fn live_by_default(&self, _: &WorkerSpec) -> bool {
-        true
-    }
-
-    fn asks_approval(&self, spec: &WorkerSpec) -> bool {
-        live(spec)
-    }
-
-    fn interrupt_resolves_as(&self, spec: &WorkerSpec) -> Decision {
-        if live(spec) {
-            Decision::Cancelled
-        } else {
-            Decision::Deny
-        }
     }
 
     fn command(&self, launch: &Launch<'_>) -> Result<ProcessSpec, String> {
         let spec = launch.spec;
         let settings = launch.settings.of(self.kind());
-        let live = live(spec);
+        let live = self.is_live(spec);
         let mut argv = vec![launch.binary.to_string()];
         if live {
             argv.push("acp".into());
@@ -150,7 +121,7 @@ impl Adapter for OpenCode {
     }
 
     fn parser_for(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
-        if live(launch.spec) {
+        if self.is_live(launch.spec) {
             return Box::new(
                 AcpSession::new(launch.spec, launch.session_id)
                     .for_kind(self.label(), self.credential_hint()),
@@ -160,7 +131,7 @@ impl Adapter for OpenCode {
     }
 
     fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser> {
-        if live(spec) {
+        if self.is_live(spec) {
             return Box::new(
                 AcpSession::new(spec, None).for_kind(self.label(), self.credential_hint()),
             );

@@ -197,6 +197,22 @@ impl Hub {
         })?;
         self.registry.check_usable(adapter.as_ref())?;
         adapter.validate(&spec).map_err(Error::invalid)?;
+        if let Some(session) = spec.options.session {
+            let name = match session {
+                crate::spec::SessionKind::Live => "live",
+                crate::spec::SessionKind::PerTurn => "per-turn",
+            };
+            if !adapter.session_modes().contains(&name) {
+                return Err(Error::invalid(format!(
+                    "`{}` workers take no `session` \"{name}\" (they take: {})",
+                    adapter.kind(),
+                    match adapter.session_modes() {
+                        [] => "none".to_string(),
+                        modes => modes.join(", "),
+                    }
+                )));
+            }
+        }
         let shown = spec.project_path.display().to_string();
         spec.project_path = spec.project_path.canonicalize().map_err(|err| {
             Error::invalid(format!("`project_path` {shown} cannot be used: {err}"))

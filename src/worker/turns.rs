@@ -664,19 +664,18 @@ impl Worker {
             Some((_, parser)) => parser.interrupt(),
             None => None,
         };
-        // A protocol whose cancel answers what waits is told first (ACP: the answers
-        // then say "cancelled"); otherwise the program hears the denials, then the
+        // A protocol's own cancel goes first, and what waits is answered "cancelled"
+        // (ACP, Codex's app server); otherwise the program hears the denials, then the
         // interrupt.
-        let resolve_as = self.adapter.interrupt_resolves_as(&self.spec);
         if let Some(bytes) = own {
             if process.write_stdin(bytes).is_err() {
                 process.signal(libc::SIGINT);
             }
-            self.end_approvals(st, resolve_as, "interrupt", why, true);
+            self.end_approvals(st, Decision::Cancelled, "interrupt", why, true);
             self.kill_if_ignored(number, process);
             return;
         }
-        self.end_approvals(st, resolve_as, "interrupt", why, true);
+        self.end_approvals(st, Decision::Deny, "interrupt", why, true);
         match self.adapter.interrupt(&self.spec) {
             Interrupt::Signal(sig) => process.signal(sig),
             Interrupt::Stdin(bytes) => {
