@@ -64,7 +64,11 @@ export class CreateForm {
     // The kinds that can run here first, each group in the server's order.
     const kinds = this.kinds.filter((k) => k.usable).concat(this.kinds.filter((k) => !k.usable));
     for (const k of kinds) select.appendChild(h('option', { value: k.name, text: kindOptionText(k), disabled: !k.usable }));
-    const pick = kinds.find((k) => k.usable && k.name === previous) || kinds.find((k) => k.usable);
+    // Else an AI CLI that can run, else Command (an ACP agent needs its own command).
+    const pick = kinds.find((k) => k.usable && k.name === previous)
+      || kinds.find((k) => k.usable && !k.needs_command)
+      || kinds.find((k) => k.usable && k.name === 'command')
+      || kinds.find((k) => k.usable);
     if (pick) select.value = pick.name;
     this.showFields();
     (pick ? $('cw-name') : select).focus();

@@ -108,7 +108,9 @@ export class Tasks {
       const data = await loadKinds();
       const select = $('task-kind');
       clear(select);
-      const ai = data.kinds.filter((k) => k.name !== 'command');
+      // Kinds that run a worker's own command (command, acp) cannot be started by a
+      // task from the kind alone.
+      const ai = data.kinds.filter((k) => !k.needs_command);
       for (const k of ai) select.appendChild(h('option', { value: k.name, text: kindOptionText(k), disabled: !k.usable }));
       this.aiKinds = ai.filter((k) => k.usable);
       this.whyNoKind = `none of ${ai.map((k) => kindLabel(k)).join(', ')} is installed and enabled; New worker says why for each`;

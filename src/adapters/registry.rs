@@ -260,6 +260,7 @@ impl Registry {
                     usable: enabled && probe.available,
                     reason,
                     credentials: self.credentials(adapter.as_ref()),
+                    needs_command: adapter.binary_name().is_none(),
                     sessions: adapter.session_modes().to_vec(),
                     // A live session asks; a per-turn process can only be allowed all.
                     approvals: if adapter.session_modes().contains(&"live") {
@@ -386,6 +387,9 @@ pub struct KindInfo {
     pub reason: Option<String>,
     /// Whether it has a key for its model API.
     pub credentials: Credentials,
+    /// A worker of this kind runs the `command` it is given (`command`, `acp`): there is
+    /// no program to find, and a task cannot start one by the kind alone.
+    pub needs_command: bool,
     /// The `session` modes it takes, and the `approval` policies.
     pub sessions: Vec<&'static str>,
     pub approvals: Vec<&'static str>,

@@ -15,7 +15,8 @@ run(async () => {
     await openPage(page);
     await waitConn(page, 'live');
     const kinds = (await api('GET', '/api/ai-clis')).ai_clis;
-    checkEqual(kinds.filter((k) => k.usable).map((k) => k.name), ['command'], 'only command can run on this server');
+    checkEqual(kinds.filter((k) => k.usable && !k.needs_command).map((k) => k.name), [], 'no AI CLI can run on this server');
+    checkEqual(kinds.filter((k) => k.usable).map((k) => k.name), ['acp', 'command'], 'what runs a command of its own still can');
 
     // The create form: Command first and chosen; the others say why not.
     await page.click('#new-worker');
