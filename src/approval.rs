@@ -174,7 +174,7 @@ impl ApprovalPolicy {
     pub fn decide(&self, session: &[Rule], tool: &str, input: &Value) -> Option<Verdict> {
         let by_rule = |rule: &Rule, decision| Verdict {
             decision,
-            by: "rules".into(),
+            by: Decider::Rules,
             message: (decision == Decision::Deny)
                 .then(|| format!("denied by the worker's approval rule `{rule}`")),
         };
@@ -182,7 +182,7 @@ impl ApprovalPolicy {
             ApprovalPolicy::Auto => {
                 return Some(Verdict {
                     decision: Decision::Allow,
-                    by: "auto".into(),
+                    by: Decider::Auto,
                     message: None,
                 });
             }
@@ -199,7 +199,7 @@ impl ApprovalPolicy {
         if session.iter().any(|r| r.matches(tool, input)) {
             return Some(Verdict {
                 decision: Decision::Allow,
-                by: "session rule".into(),
+                by: Decider::SessionRule,
                 message: None,
             });
         }
@@ -208,7 +208,7 @@ impl ApprovalPolicy {
                 ask: Rest::None, ..
             }) => Some(Verdict {
                 decision: Decision::Deny,
-                by: "rules".into(),
+                by: Decider::Rules,
                 message: Some("not allowed by the worker's approval rules".into()),
             }),
             _ => None,
@@ -220,8 +220,33 @@ impl ApprovalPolicy {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Verdict {
     pub decision: Decision,
-    pub by: String,
+    pub by: Decider,
     pub message: Option<String>,
+}
+
+/// What decided a request when no person did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decider {
+    /// `"approval": "auto"`: allowed without a word (no request is published).
+    Auto,
+    /// The worker's (or the task's) rules.
+    Rules,
+    /// An "allow for this session" answer given earlier.
+    SessionRule,
+    /// Too many requests already wait.
+    Limit,
+}
+
+impl Decider {
+    /// Its name in `approval_resolved.by`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decider::Auto => "auto",
+            Decider::Rules => "rules",
+            Decider::SessionRule => "session rule",
+            Decider::Limit => "limit",
+        }
+    }
 }
 
 /// An answer to a request: what, why (said to the program when it denies), and a
@@ -443,7 +468,7 @@ mod tests {
                 .decide(&session, "Bash", &call("touch a"))
                 .unwrap()
                 .by,
-            "session rule"
+            Decider::SessionRule
         );
         let unattended =
             ApprovalPolicy::from_value(&json!({"allow": ["Read"], "ask": "none"})).unwrap();

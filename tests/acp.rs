@@ -238,3 +238,39 @@ fn an_acp_agent_that_crashes_mid_turn_fails_the_turn_and_its_session_is_loaded_a
         "{events:#?}"
     );
 }
+
+#[test]
+fn an_agent_that_floods_requests_gets_at_most_64_waiting_and_the_rest_denied() {
+    let Some(case) = Case::new() else { return };
+    let id = case.worker();
+    let mut ws = case.hub.ws(&format!("/ws/{id}"));
+    ws.send_json(&json!({"type": "message", "content": "flood"}));
+    let limited = std::cell::Cell::new(0);
+    ws.recv_until(T, |e| {
+        if e["type"] == "approval_resolved" && e["by"] == "limit" {
+            limited.set(limited.get() + 1);
+        }
+        limited.get() == 6
+    });
+    let limited = limited.get();
+    assert_eq!(limited, 6, "the requests past 64 were denied at once");
+    assert_eq!(
+        case.hub.worker(&id)["pending_approvals"]
+            .as_array()
+            .unwrap()
+            .len(),
+        64
+    );
+    let resp = case
+        .hub
+        .post_json(&format!("/api/workers/{id}/interrupt"), &json!({}));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let events = turn_end(&mut ws);
+    assert!(
+        outputs(&events, "text")
+            .iter()
+            .any(|t| t["text"] == "rejected 6, cancelled 64"),
+        "{:?}",
+        outputs(&events, "text")
+    );
+}

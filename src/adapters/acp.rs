@@ -145,8 +145,6 @@ pub struct AcpSession {
     cancelling: bool,
     chunks: Chunks,
     usage: Option<Value>,
-    /// Tool calls seen, by id: their title (an update may not repeat it).
-    titles: HashMap<String, String>,
     /// The agent's name for people, and what to do about a missing or refused key.
     label: String,
     hint: String,
@@ -167,7 +165,6 @@ impl AcpSession {
             cancelling: false,
             chunks: Chunks::default(),
             usage: None,
-            titles: HashMap::new(),
             label: "The agent".into(),
             hint: "give the agent the key its model API wants (in the server's environment or the worker's env)".into(),
         }
@@ -392,7 +389,6 @@ impl AcpSession {
             "tool_call" => {
                 let id = update["toolCallId"].as_str().unwrap_or("").to_string();
                 let title = update["title"].as_str().unwrap_or("").to_string();
-                self.titles.insert(id.clone(), title.clone());
                 out.events.push(Event::agent(AgentContent::ToolUse(ToolUse {
                     id: Some(id),
                     // Its title says what it does ("touch a.txt"); its kind is kept

@@ -19,6 +19,9 @@ use crate::event::{
 
 /// Answered requests remembered, to tell a late answer who won.
 const REMEMBERED: usize = 200;
+/// The most requests that may wait at once on one worker: a program that asks more is
+/// denied the rest (nobody answers a thousand cards, and each costs memory).
+const MAX_WAITING: usize = 64;
 
 /// A request waiting for an answer.
 pub(super) struct Waiting {
@@ -68,10 +71,20 @@ impl Worker {
             .and_then(|t| t.message.approval.clone())
             .unwrap_or_else(|| approval_policy(self.adapter.as_ref(), &self.spec));
         for ask in asks {
-            let verdict = policy.decide(&st.approvals.session_rules, &ask.tool_name, &ask.input);
+            let mut verdict =
+                policy.decide(&st.approvals.session_rules, &ask.tool_name, &ask.input);
+            if verdict.is_none() && st.approvals.waiting.len() >= MAX_WAITING {
+                verdict = Some(crate::approval::Verdict {
+                    decision: Decision::Deny,
+                    by: crate::approval::Decider::Limit,
+                    message: Some(format!(
+                        "{MAX_WAITING} requests already wait for an answer; this one was denied"
+                    )),
+                });
+            }
             // Allowed with no one asked (auto): the program just goes on.
             if let Some(v) = &verdict
-                && v.by == "auto"
+                && v.by == crate::approval::Decider::Auto
             {
                 self.write_answer(st, process, &ask, &answer(Decision::Allow, None));
                 continue;
@@ -88,7 +101,7 @@ impl Worker {
                 Some(v) => {
                     let index = st.approvals.waiting.len() - 1;
                     let answer = answer(v.decision, v.message);
-                    self.resolve(st, index, &answer, &v.by, true);
+                    self.resolve(st, index, &answer, v.by.as_str(), true);
                 }
                 None => {
                     self.arm_approval_timeout(&approval_id);

@@ -10,6 +10,7 @@
 //                  the client does not offer (fs/read_text_file), then an answer
 //   "crash ..."    a chunk, then exits 3 in the middle of the turn
 //   "slow ..."     a chunk, then waits until the turn is cancelled
+//   "flood ..."    70 permission requests at once; says how each was answered
 //   anything else  "echo: " and the text
 // Sessions it opened are listed in .acp-sessions in its folder, so that a new process
 // can `session/load` them (and refuses ids it never opened).
@@ -101,6 +102,21 @@ async function prompt(id, params) {
     chunk(s, 'about to crash');
     setTimeout(() => process.exit(3), 50);
     return;
+  } else if (text.startsWith('flood')) {
+    const asks = [];
+    for (let i = 0; i < 70; i++) {
+      asks.push(ask('session/request_permission', {
+        sessionId: s,
+        toolCall: { toolCallId: `flood_${i}`, title: `touch flood-${i}`, kind: 'execute' },
+        options: [
+          { optionId: 'allow-once', name: 'Allow', kind: 'allow_once' },
+          { optionId: 'reject-once', name: 'Reject', kind: 'reject_once' },
+        ],
+      }));
+    }
+    const answers = await Promise.all(asks);
+    const count = (what) => answers.filter((a) => (a.outcome || {}).optionId === what || (a.outcome || {}).outcome === what).length;
+    chunk(s, `rejected ${count('reject-once')}, cancelled ${count('cancelled')}`);
   } else if (text.startsWith('slow')) {
     chunk(s, 'working slowly');
     await cancel;
