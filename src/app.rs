@@ -19,6 +19,8 @@ pub struct App {
     pub tasks: Arc<Tasks>,
     /// One-off commands.
     pub commands: Arc<Commands>,
+    /// Other machines workers may run on.
+    pub hosts: Arc<crate::hosts::Hosts>,
     /// Every agent-protocol connection, for pushes.
     pub dashboards: Arc<Dashboards>,
     /// WebSockets: the writer pool, the open connections, their limits.

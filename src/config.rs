@@ -115,6 +115,10 @@ pub struct ServeArgs {
     /// new NAME --role ROLE --tokens FILE` adds one.
     #[arg(long, env = "WORKERHUB_TOKENS")]
     pub tokens: Option<PathBuf>,
+    /// The hosts workers may run on, over ssh: a JSON file `{"NAME": {"ssh":
+    /// "destination", "port"?, "identity_file"?, "options"?, "path"?, "kinds"?}}`.
+    #[arg(long, env = "WORKERHUB_HOSTS")]
+    pub hosts: Option<PathBuf>,
     /// Turn authentication off (only allowed when bound to a loopback address).
     #[arg(long, env = "WORKERHUB_NO_AUTH")]
     pub no_auth: bool,
@@ -282,6 +286,8 @@ pub struct ServerConfig {
     pub commands: CommandConfig,
     /// Kinds from a `--config` file.
     pub kinds_file: Option<PathBuf>,
+    /// Hosts from a `--hosts` file.
+    pub hosts_file: Option<PathBuf>,
     pub cli: crate::adapters::CliSettings,
     /// Server variables passed to every child all the same.
     pub pass_env: Vec<String>,
@@ -475,6 +481,7 @@ impl ServeArgs {
                 max_per_token: self.max_commands_per_token.unwrap_or(self.max_commands),
             },
             kinds_file: self.config.clone(),
+            hosts_file: self.hosts.clone(),
             cli: self.cli_settings(),
             pass_env: self.pass_env.clone(),
             status_every: (self.status_interval > 0.0).then(|| seconds(self.status_interval)),

@@ -21,6 +21,7 @@ pub mod error;
 pub mod event;
 pub mod exec;
 pub mod feed;
+pub mod hosts;
 pub mod http;
 pub mod metrics;
 pub mod private_files;

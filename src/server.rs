@@ -176,10 +176,15 @@ impl Server {
         );
         let writers = Writers::start(config.writer_threads)
             .map_err(|err| format!("cannot start the writer threads: {err}"))?;
+        let hosts = match &config.hosts_file {
+            Some(file) => crate::hosts::Hosts::load(file, &data)?,
+            None => crate::hosts::Hosts::none(&data),
+        };
         let app = Arc::new(App {
             hub,
             tasks,
             commands,
+            hosts: Arc::new(hosts),
             dashboards,
             sockets: Sockets {
                 writers,

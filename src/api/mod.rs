@@ -4,6 +4,7 @@
 //! here, answered by `http::reply`, or upgraded to a WebSocket (`ws`).
 
 pub mod exec;
+pub mod hosts;
 pub mod routes;
 pub mod system;
 pub mod tasks;

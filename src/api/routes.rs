@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tiny_http::Method;
 
-use super::{exec, system, tasks, workers};
+use super::{exec, hosts, system, tasks, workers};
 use crate::app::App;
 use crate::error::Error;
 use crate::http::reply::Reply;
@@ -64,6 +64,8 @@ pub static ROUTES: &[Route<Handler>] = &[
     route(Post, "/api/exec", exec::run),
     route(Get, "/api/exec/{}", exec::get),
     route(Post, "/api/exec/batch", exec::batch),
+    route(Get, "/api/hosts", hosts::list),
+    route(Post, "/api/hosts/{}/check", hosts::check),
     route(Get, "/api/tasks", tasks::list),
     route(Post, "/api/tasks", tasks::create),
     route(Get, "/api/tasks/{}", tasks::get),

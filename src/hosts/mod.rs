@@ -1,0 +1,428 @@
+//! Other machines, reached over the user's own OpenSSH (their `~/.ssh/config`, keys,
+//! agent, `ProxyJump`, known hosts): nothing is installed on the remote side.
+//!
+//! `--hosts FILE` names the hosts workers may run on: `{"NAME": {"ssh": "dev-box" or
+//! "user@10.0.0.5", "port"?, "identity_file"?, "options"?: ["Key=value", ...],
+//! "path"?: [folders added to the remote PATH], "kinds"?: [...]}}`. An entry that
+//! cannot be used is reported (at start and in `GET /api/hosts`) and the others work.
+//! Every ssh this server runs shares one multiplexed connection per host
+//! (`ControlMaster=auto`, a `ControlPath` in the data folder), never waits for a
+//! password (`BatchMode=yes`) and notices a dead network in seconds
+//! (`ServerAliveInterval`). A host is checked (`POST /api/hosts/{name}/check`): reachable,
+//! the round trip, the OS, and which AI CLIs answer there with their versions.
+
+pub mod quote;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::Error;
+
+/// How long a check may take, connection included.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
+/// The AI CLIs a check looks for.
+const CLIS: &[&str] = &["claude", "codex", "gemini", "opencode"];
+
+/// One usable entry of the hosts file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Host {
+    pub name: String,
+    /// The ssh destination (`dev-box`, `user@10.0.0.5`).
+    pub ssh: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_file: Option<PathBuf>,
+    /// More `-o` options, `Key=value` each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    /// Folders added to the remote `PATH`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<String>,
+    /// The kinds it runs, when the file says.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
+}
+
+/// Whether a host answered its last check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostState {
+    /// Not checked yet.
+    Unknown,
+    Reachable,
+    Unreachable,
+    /// Its entry in the hosts file cannot be used.
+    Invalid,
+}
+
+/// What the last check found.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostStatus {
+    pub name: String,
+    pub state: HostState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<Host>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// Each AI CLI: its `--version` line there, or null when it is not found.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub clis: BTreeMap<String, Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl HostStatus {
+    fn new(name: &str, host: Option<Host>, state: HostState) -> HostStatus {
+        HostStatus {
+            name: name.to_string(),
+            state,
+            host,
+            latency_ms: None,
+            os: None,
+            clis: BTreeMap::new(),
+            checked_at: None,
+            error: None,
+        }
+    }
+}
+
+/// The hosts this server knows, and what their last checks found.
+pub struct Hosts {
+    /// `DATA_DIR/ssh`: the control sockets.
+    control_dir: PathBuf,
+    entries: Mutex<BTreeMap<String, HostStatus>>,
+}
+
+impl Hosts {
+    /// No hosts file: this machine only.
+    pub fn none(data_dir: &Path) -> Hosts {
+        Hosts {
+            control_dir: control_dir(data_dir),
+            entries: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Reads `file`. A file that cannot be read at all is an error; an entry that cannot
+    /// be used is listed as invalid, with why.
+    pub fn load(file: &Path, data_dir: &Path) -> Result<Hosts, String> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read the hosts file {}: {e}", file.display()))?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| format!("the hosts file {} is not valid JSON: {e}", file.display()))?;
+        let Value::Object(map) = value else {
+            return Err(format!(
+                "the hosts file {} must be an object: {{\"NAME\": {{\"ssh\": \"destination\"}}}}",
+                file.display()
+            ));
+        };
+        let hosts = Hosts::none(data_dir);
+        {
+            let mut entries = hosts.lock();
+            for (name, entry) in &map {
+                let status = match parse_host(name, entry) {
+                    Ok(host) => HostStatus::new(name, Some(host), HostState::Unknown),
+                    Err(why) => {
+                        log::warn!("hosts file {}: host `{name}`: {why}", file.display());
+                        let mut status = HostStatus::new(name, None, HostState::Invalid);
+                        status.error = Some(why);
+                        status
+                    }
+                };
+                entries.insert(name.clone(), status);
+            }
+        }
+        Ok(hosts)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, HostStatus>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every host, as its last check left it.
+    pub fn list(&self) -> Vec<HostStatus> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// A usable host by name.
+    pub fn get(&self, name: &str) -> Result<Host, Error> {
+        match self.lock().get(name) {
+            Some(status) => status.host.clone().ok_or_else(|| {
+                Error::invalid(format!(
+                    "host `{name}` cannot be used: {}",
+                    status.error.as_deref().unwrap_or("its entry is invalid")
+                ))
+            }),
+            None => Err(Error::not_found(format!(
+                "no host `{name}` (the hosts file names the hosts workers may run on)"
+            ))),
+        }
+    }
+
+    /// Checks `name` now (at most [`CHECK_TIMEOUT`]) and keeps what was found.
+    pub fn check(&self, name: &str) -> Result<HostStatus, Error> {
+        let host = self.get(name)?;
+        let mut status = HostStatus::new(name, Some(host.clone()), HostState::Unreachable);
+        status.checked_at = Some(crate::clock::now_rfc3339());
+        let started = Instant::now();
+        match self.run(&host, &probe_script(&host), CHECK_TIMEOUT) {
+            Ok(out) => {
+                status.state = HostState::Reachable;
+                status.latency_ms = Some(started.elapsed().as_millis() as u64);
+                let mut lines = out.lines();
+                status.os = lines.next().map(str::to_string);
+                for line in lines {
+                    if let Some((cli, version)) = line.split_once(' ')
+                        && CLIS.contains(&cli)
+                    {
+                        let version = version.trim();
+                        status.clis.insert(
+                            cli.to_string(),
+                            (!version.is_empty() && version != "-").then(|| version.to_string()),
+                        );
+                    }
+                }
+            }
+            Err(why) => status.error = Some(why),
+        }
+        self.lock().insert(name.to_string(), status.clone());
+        Ok(status)
+    }
+
+    /// The ssh command line for `host`, running `remote` (a command line for the remote
+    /// shell, built with [`quote`]).
+    pub fn ssh_argv(&self, host: &Host, remote: &str) -> Vec<String> {
+        let control = self.control_dir.join("%C");
+        let mut argv: Vec<String> = vec!["ssh".into(), "-T".into()];
+        for option in [
+            "BatchMode=yes".to_string(),
+            "ControlMaster=auto".to_string(),
+            "ControlPersist=60".to_string(),
+            format!("ControlPath={}", control.display()),
+            "ServerAliveInterval=5".to_string(),
+            "ServerAliveCountMax=3".to_string(),
+            "ConnectTimeout=10".to_string(),
+        ] {
+            argv.push("-o".into());
+            argv.push(option);
+        }
+        if let Some(port) = host.port {
+            argv.push("-p".into());
+            argv.push(port.to_string());
+        }
+        if let Some(identity) = &host.identity_file {
+            argv.push("-i".into());
+            argv.push(identity.display().to_string());
+        }
+        for option in &host.options {
+            argv.push("-o".into());
+            argv.push(option.clone());
+        }
+        // `--`: the destination and the command are never read as options.
+        argv.push("--".into());
+        argv.push(host.ssh.clone());
+        argv.push(remote.to_string());
+        argv
+    }
+
+    /// Runs `remote` on `host` and returns its stdout; an error says what ssh said.
+    fn run(&self, host: &Host, remote: &str, timeout: Duration) -> Result<String, String> {
+        crate::private_files::create_dir(&self.control_dir)
+            .map_err(|e| format!("cannot create {}: {e}", self.control_dir.display()))?;
+        let argv = self.ssh_argv(host, remote);
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run ssh: {e}"))?;
+        let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+        let read_out = std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(out) = stdout.as_mut() {
+                let _ = out.take(1 << 20).read_to_string(&mut text);
+            }
+            text
+        });
+        let read_err = std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(err) = stderr.as_mut() {
+                let _ = err.take(64 << 10).read_to_string(&mut text);
+            }
+            text
+        });
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() >= deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => return Err(format!("waiting for ssh: {e}")),
+            }
+        };
+        let out = read_out.join().unwrap_or_default();
+        let err = read_err.join().unwrap_or_default();
+        match status {
+            None => Err(format!("no answer within {}s", timeout.as_secs())),
+            Some(s) if s.success() => Ok(out),
+            Some(s) => Err(match err.trim() {
+                "" => format!("ssh exited with {s}"),
+                said => said.lines().last().unwrap_or(said).to_string(),
+            }),
+        }
+    }
+}
+
+/// Where the control sockets live: `DATA_DIR/ssh`, unless that path is too long for a
+/// socket's name (about 100 bytes, and ssh adds 41 for `%C`); then a private folder of
+/// this data folder's own under /tmp.
+fn control_dir(data_dir: &Path) -> PathBuf {
+    let dir = std::path::absolute(data_dir)
+        .unwrap_or_else(|_| data_dir.to_path_buf())
+        .join("ssh");
+    if dir.as_os_str().len() + 41 < 100 {
+        return dir;
+    }
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut hasher);
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    PathBuf::from(format!("/tmp/workerhub-ssh-{uid}-{:08x}", hasher.finish() as u32))
+}
+
+/// The remote script of a check: the OS, then each CLI and its version (`-` when it is
+/// not found).
+fn probe_script(host: &Host) -> String {
+    let mut script = String::new();
+    if !host.path.is_empty() {
+        let dirs: Vec<String> = host
+            .path
+            .iter()
+            .filter_map(|d| quote::quote(d).ok())
+            .collect();
+        script.push_str(&format!("PATH=\"$PATH\":{}; ", dirs.join(":")));
+    }
+    script.push_str("uname -sr; for c in");
+    for cli in CLIS {
+        script.push(' ');
+        script.push_str(cli);
+    }
+    script.push_str(
+        "; do v=-; if command -v \"$c\" >/dev/null 2>&1; then v=$(\"$c\" --version 2>/dev/null </dev/null | head -n 1); fi; echo \"$c ${v:--}\"; done",
+    );
+    script
+}
+
+/// One entry of the hosts file, checked: nothing in it can become an ssh option or
+/// remote shell code but what it says.
+fn parse_host(name: &str, entry: &Value) -> Result<Host, String> {
+    crate::spec::check_name(name).map_err(|e| e.message)?;
+    if name.is_empty() {
+        return Err("a host needs a name".into());
+    }
+    let text = |key: &str| entry.get(key).and_then(Value::as_str);
+    let ssh = text("ssh").ok_or("`ssh` (the destination, as for `ssh DESTINATION`) is required")?;
+    if ssh.is_empty()
+        || ssh.starts_with('-')
+        || ssh.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "`ssh` {ssh:?} is not a destination (no spaces, not starting with `-`)"
+        ));
+    }
+    let port = match entry.get("port") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .filter(|p| (1..=65535).contains(p))
+                .ok_or("`port` must be a number from 1 to 65535")? as u16,
+        ),
+    };
+    let strings = |key: &str| -> Result<Vec<String>, String> {
+        match entry.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| format!("`{key}` must be a list of strings"))
+                })
+                .collect(),
+            Some(_) => Err(format!("`{key}` must be a list of strings")),
+        }
+    };
+    let options = strings("options")?;
+    for option in &options {
+        let valid = option.split_once('=').is_some_and(|(key, value)| {
+            !key.is_empty()
+                && key.chars().all(|c| c.is_ascii_alphanumeric())
+                && !value.is_empty()
+                && !value.chars().any(|c| c.is_control())
+        });
+        if !valid {
+            return Err(format!(
+                "option {option:?} is not `Key=value` (as `ssh -o` takes it)"
+            ));
+        }
+    }
+    let path = strings("path")?;
+    if let Some(bad) = path.iter().find(|d| !d.starts_with('/') || d.contains('\0')) {
+        return Err(format!("`path` entry {bad:?} must be an absolute folder"));
+    }
+    Ok(Host {
+        name: name.to_string(),
+        ssh: ssh.to_string(),
+        port,
+        identity_file: text("identity_file").map(PathBuf::from),
+        options,
+        path,
+        kinds: strings("kinds")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn entries_are_checked_and_nothing_becomes_an_ssh_option() {
+        assert!(parse_host("dev", &json!({"ssh": "dev-box", "port": 2222})).is_ok());
+        assert!(parse_host("dev", &json!({"ssh": "-oProxyCommand=x"})).is_err());
+        assert!(parse_host("dev", &json!({"ssh": "a b"})).is_err());
+        assert!(parse_host("dev", &json!({"ssh": "a", "port": 0})).is_err());
+        assert!(parse_host("dev", &json!({"ssh": "a", "options": ["ProxyCommand sh"]})).is_err());
+        assert!(parse_host("dev", &json!({"ssh": "a", "options": ["ServerAliveInterval=3"]})).is_ok());
+        assert!(parse_host("a/b", &json!({"ssh": "a"})).is_err());
+        assert!(parse_host("dev", &json!({"ssh": "a", "path": ["relative"]})).is_err());
+    }
+
+    #[test]
+    fn the_ssh_command_line_ends_with_the_destination_after_dashes() {
+        let hosts = Hosts::none(Path::new("/data"));
+        let host = parse_host("dev", &json!({"ssh": "dev-box", "port": 2222})).unwrap();
+        let argv = hosts.ssh_argv(&host, "'uname'");
+        let n = argv.len();
+        assert_eq!(&argv[n - 3..], ["--", "dev-box", "'uname'"]);
+        assert!(argv.contains(&"BatchMode=yes".to_string()));
+        assert!(argv.contains(&"ControlPath=/data/ssh/%C".to_string()));
+    }
+}
