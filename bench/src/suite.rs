@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::client::http;
 use crate::procfs;
 use crate::stats::summary;
 use crate::sys;
@@ -256,42 +257,6 @@ fn free_port() -> Result<u16, String> {
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
-/// A tiny HTTP/1.1 client (one request per connection).
-fn http(
-    port: u16,
-    token: Option<&str>,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Result<(u16, Value), String> {
-    let mut sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
-         {auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    sock.write_all(head.as_bytes())
-        .and_then(|_| sock.write_all(body.as_bytes()))
-        .map_err(|e| e.to_string())?;
-    let mut resp = Vec::new();
-    sock.read_to_end(&mut resp).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&resp);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let json = text
-        .split_once("\r\n\r\n")
-        .and_then(|(_, b)| serde_json::from_str(b.trim()).ok())
-        .unwrap_or(Value::Null);
-    Ok((status, json))
-}
-
 /// Starts a server running `program`; `extra` are more flags for workerhub.
 fn start_server(
     kind: Kind,
@@ -357,8 +322,9 @@ fn start_server(
         }
     };
     if kind == Kind::Workerhub {
+        let addr = format!("127.0.0.1:{}", server.port);
         let (status, body) = http(
-            server.port,
+            &addr,
             p.token.as_deref(),
             "POST",
             "/api/workers",
@@ -372,7 +338,7 @@ fn start_server(
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let (_, w) = http(
-                server.port,
+                &addr,
                 p.token.as_deref(),
                 "GET",
                 &format!("/api/workers/{id}"),
