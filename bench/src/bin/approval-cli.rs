@@ -56,16 +56,18 @@ impl<R: BufRead, W: Write> Session<R, W> {
         self.out.flush()
     }
 
-    /// The next line that is a JSON object; None at the end of stdin.
-    fn next(&mut self) -> io::Result<Option<Value>> {
+    /// The next line that is a JSON object, and the time it was read; None at the end
+    /// of stdin.
+    fn next(&mut self) -> io::Result<Option<(Value, u64)>> {
         let mut line = String::new();
         loop {
             line.clear();
             if self.input.read_line(&mut line)? == 0 {
                 return Ok(None);
             }
+            let read_ns = monotonic_ns();
             if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(line.trim()) {
-                return Ok(Some(v));
+                return Ok(Some((v, read_ns)));
             }
         }
     }
@@ -83,7 +85,7 @@ impl<R: BufRead, W: Write> Session<R, W> {
     }
 
     fn run(&mut self) -> io::Result<()> {
-        while let Some(msg) = self.next()? {
+        while let Some((msg, _)) = self.next()? {
             match msg["type"].as_str() {
                 Some("control_request") => self.answer_control(&msg)?,
                 Some("user") => {
@@ -132,10 +134,9 @@ impl<R: BufRead, W: Write> Session<R, W> {
             }))?;
             // Wait for its answer, answering the server's own requests meanwhile.
             loop {
-                let Some(msg) = self.next()? else {
+                let Some((msg, read_ns)) = self.next()? else {
                     return Ok(false);
                 };
-                let read_ns = monotonic_ns();
                 match msg["type"].as_str() {
                     Some("control_request") => self.answer_control(&msg)?,
                     Some("control_response")
