@@ -1300,6 +1300,27 @@ fn agent_section(suite: &mut Suite) -> String {
     out
 }
 
+/// The file system `path` is on (its type and mount point, from /proc/mounts).
+fn file_system_of(path: &Path) -> String {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, at, kind) = (fields.next()?, fields.next()?, fields.next()?);
+            path.starts_with(at)
+                .then(|| (at.to_string(), kind.to_string()))
+        })
+        .max_by_key(|(at, _)| at.len())
+        .map_or_else(
+            || "unknown".to_string(),
+            |(at, kind)| format!("{kind} (mounted on {at})"),
+        )
+}
+
+/// Why a part of the supervision section was left out: `--only` named the other.
+const NOT_ASKED: &str = "not asked for (`--only`)";
+
 /// The pause of turn-start between a turn's end and the next message (s).
 const TURN_PAUSE_SECS: &str = "0.3";
 
@@ -1326,7 +1347,7 @@ fn supervision_section(suite: &mut Suite) -> String {
         |name: &str| a.only.is_empty() || a.only.iter().any(|s| s == name || s == "supervision");
     let approval_cli = suite.p.approval_cli.clone();
     let approvals: Result<(), String> = if !part("approvals") {
-        Err("not asked for (`--only`)".into())
+        Err(NOT_ASKED.into())
     } else if approval_cli.exists() {
         Ok(())
     } else {
@@ -1336,7 +1357,7 @@ fn supervision_section(suite: &mut Suite) -> String {
         ))
     };
     let claude: Result<PathBuf, String> = if !part("turn-start") {
-        Err("not asked for (`--only`)".into())
+        Err(NOT_ASKED.into())
     } else {
         std::fs::canonicalize(&a.claude).map_err(|_| {
             format!(
@@ -1553,12 +1574,13 @@ fn supervision_text(suite: &Suite, o: &SupervisionOutcome) -> String {
     }
     let mut targets: Vec<(String, String, Option<bool>)> = Vec::new();
 
-    let _ = writeln!(md, "### Approval round trips\n");
     match &o.approvals {
+        Some(why) if why == NOT_ASKED => {}
         Some(why) => {
-            let _ = writeln!(md, "Not measured: {why}.\n");
+            let _ = writeln!(md, "### Approval round trips\n\nNot measured: {why}.\n");
         }
         None => {
+            let _ = writeln!(md, "### Approval round trips\n");
             let counted = a.approval_turns.saturating_sub(1);
             let _ = writeln!(
                 md,
@@ -1572,7 +1594,8 @@ fn supervision_text(suite: &Suite, o: &SupervisionOutcome) -> String {
                  frame; **answer**, from just before the client sends its deny (the time rides in \
                  the deny message) to the program reading the `control_response` line. {} turns \
                  after one warm-up turn, {} requests per run.{} Median of {} runs (min–max), \
-                 each on a fresh server.\n",
+                 each on a fresh server whose data folder (TMP, under `{}`) is on {}: the server writes \
+                 the worker's history and state there as requests come and go.\n",
                 a.approval_asks,
                 counted,
                 num((counted * a.approval_asks) as f64),
@@ -1587,7 +1610,9 @@ fn supervision_text(suite: &Suite, o: &SupervisionOutcome) -> String {
                         n - 1
                     ),
                 },
-                a.runs
+                a.runs,
+                std::env::temp_dir().display(),
+                file_system_of(&suite.p.tmp)
             );
             let mut header = "| figure |".to_string();
             let mut rule = "| --- |".to_string();
@@ -1660,15 +1685,14 @@ fn supervision_text(suite: &Suite, o: &SupervisionOutcome) -> String {
         }
     }
 
-    let _ = writeln!(
-        md,
-        "### Turn start: live session against a process per turn\n"
-    );
+    let turn_start = "### Turn start: live session against a process per turn\n";
     match &o.claude {
+        Some(why) if why == NOT_ASKED => {}
         Some(why) => {
-            let _ = writeln!(md, "Not measured: {why}.\n");
+            let _ = writeln!(md, "{turn_start}\nNot measured: {why}.\n");
         }
         None => {
+            let _ = writeln!(md, "{turn_start}");
             let version = Command::new(&a.claude)
                 .arg("--version")
                 .stderr(Stdio::null())
