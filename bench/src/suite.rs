@@ -1427,6 +1427,7 @@ fn supervision_section(suite: &mut Suite) -> String {
                 .and_then(|l| l.parse().ok())
             {
                 loads.push(l);
+                suite.load_samples.push(l);
             }
             suite.counter += 1;
             let t = Instant::now();
