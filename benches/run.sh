@@ -7,6 +7,9 @@
 #   benches/run.sh --quick                 # tiny sizes, checks that everything runs
 #   benches/run.sh --only echo,stream      # some scenarios
 #   benches/run.sh --servers workerhub     # some servers
+#   benches/run.sh --only supervision --servers workerhub --out /tmp/supervision.md
+#                                          # approvals and turn start (needs `make clis`
+#                                          # for the real Claude Code), in a file of its own
 set -euo pipefail
 cd "$(dirname "$0")/.."
 "${CARGO:-cargo}" build --release --workspace --bins

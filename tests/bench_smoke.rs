@@ -1,7 +1,8 @@
 //! Smoke test of the benchmark load generator (`workerhub-bench`, run in full by
 //! `make bench`): every scenario with tiny sizes against the real workerhub binary, and
-//! echo through the limit reference. Checks only that each run completes and reports
-//! sane counts; it never asserts a time.
+//! echo through the limit reference; the supervision scenarios with `approval-cli`, and
+//! with the real Claude Code when it is installed. Checks only that each run completes
+//! and reports sane counts; it never asserts a time.
 
 mod support;
 
@@ -231,6 +232,89 @@ fn http_gets_the_worker_list_with_keep_alive() {
     );
     assert!(n(&v, "requests") > 0, "{v}");
     assert_eq!(n(&v, "errors"), 0, "{v}");
+}
+
+/// The workers the server has (the supervision scenarios delete theirs at the end).
+fn worker_count(hub: &Workerhub) -> usize {
+    let list = hub.get("/api/workers").json();
+    list["workers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no worker list: {list}"))
+        .len()
+}
+
+#[test]
+fn approvals_are_timed_both_ways_through_approval_cli() {
+    let cli = bench_bin("approval-cli");
+    let hub = Workerhub::start(&["--claude-binary", cli.to_str().expect("utf-8 path")]);
+    let v = bench_on(
+        &hub,
+        &[
+            "supervision",
+            "approvals",
+            "--addr",
+            &hub.addr(),
+            "--turns",
+            "3",
+            "--asks",
+            "4",
+            "--viewers",
+            "2",
+            "--timeout",
+            "20",
+        ],
+    );
+    // Two counted turns (one warm-up) of four requests; two viewers saw each.
+    assert_eq!(n(&v, "request_samples"), 8, "{v}");
+    assert_eq!(n(&v, "answer_samples"), 8, "{v}");
+    assert_eq!(n(&v, "request_all_viewers_samples"), 16, "{v}");
+    assert_eq!(n(&v, "unstamped_answers"), 0, "{v}");
+    for what in ["request", "answer", "request_all_viewers"] {
+        let (p50, p99) = (
+            f(&v, &format!("{what}_p50_us")),
+            f(&v, &format!("{what}_p99_us")),
+        );
+        assert!(p50 > 0.0 && p99 >= p50, "{what}: {v}");
+    }
+    assert_eq!(worker_count(&hub), 0, "the scenario deletes its worker");
+}
+
+#[test]
+fn turn_start_times_a_live_and_a_per_turn_claude() {
+    let Some(claude) = support::mock_llm::cli_path("claude") else {
+        println!("skipped: claude is not installed (run `make clis`)");
+        return;
+    };
+    let hub = Workerhub::start(&["--claude-binary", claude.to_str().expect("utf-8 path")]);
+    let v = bench_on(
+        &hub,
+        &[
+            "supervision",
+            "turn-start",
+            "--addr",
+            &hub.addr(),
+            "--turns",
+            "2",
+            "--pause-secs",
+            "0",
+            "--timeout",
+            "120",
+        ],
+    );
+    for key in ["live", "per_turn"] {
+        assert!(f(&v, &format!("{key}_median_ms")) > 0.0, "{v}");
+        assert!(
+            f(&v, &format!("{key}_text_median_ms")) >= f(&v, &format!("{key}_median_ms")),
+            "the model's text comes after the turn's first event: {v}"
+        );
+        assert!(f(&v, &format!("{key}_first_turn_ms")) > 0.0, "{v}");
+    }
+    assert!(f(&v, "per_turn_over_live") > 0.0, "{v}");
+    assert!(
+        n(&v, "model_requests") >= 4,
+        "a model request per turn at least: {v}"
+    );
+    assert_eq!(worker_count(&hub), 0, "the scenario deletes its workers");
 }
 
 /// The limit reference, killed however the test ends.

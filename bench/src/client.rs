@@ -5,7 +5,8 @@
 //! The load generator shares two cores with the server it measures, so it parses frames
 //! itself (no allocation per message, no JSON parsing of events: the emitter's line is
 //! found by a byte search) instead of running a full WebSocket stack per connection.
-//! tungstenite provides the handshake keys.
+//! tungstenite provides the handshake keys. And a tiny HTTP client for the REST calls
+//! a scenario needs (creating a worker).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -322,6 +323,43 @@ pub fn close_text(payload: &[u8]) -> String {
     } else {
         format!("{code} {reason}")
     }
+}
+
+/// A tiny HTTP/1.1 client for the REST API (one request per connection, JSON both
+/// ways): the status and the body (`Null` when it is not JSON). `addr` is `HOST:PORT`.
+pub fn http(
+    addr: &str,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<(u16, serde_json::Value), String> {
+    let mut sock = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         {auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    sock.write_all(head.as_bytes())
+        .and_then(|_| sock.write_all(body.as_bytes()))
+        .map_err(|e| e.to_string())?;
+    let mut resp = Vec::new();
+    sock.read_to_end(&mut resp).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&resp);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let json = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b.trim()).ok())
+        .unwrap_or(serde_json::Value::Null);
+    Ok((status, json))
 }
 
 /// A blocking client for the scenarios with one connection per thread.

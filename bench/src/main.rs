@@ -11,6 +11,9 @@
 //! * `conns`: C idle connections: how many hold, the server's memory, threads, idle CPU;
 //! * `http`: `GET /api/workers` with keep-alive from several threads: requests/s, p99;
 //! * `agent`: the agent protocol on `/ws` (when the server has it);
+//! * `supervision approvals`: tool approval round trips of a `claude` worker, timed by
+//!   the fake CLI `approval-cli`; `supervision turn-start`: the time to a turn's first
+//!   event with the real Claude Code, live session against a process per turn;
 //! * `emit`: the program of `stream` and `fanout` (waits for `go`, prints stamped lines);
 //! * `suite`: runs everything against workerhub, websocketd and the reference and
 //!   writes docs/BENCHMARKS.md (what `make bench` runs, through benches/run.sh).
@@ -18,11 +21,16 @@
 mod agent;
 mod client;
 mod emit;
+// The mock model API of the integration tests, for `supervision turn-start` (it allows
+// its own dead code: the bench uses its Anthropic side only).
+#[path = "../../tests/support/mock_llm.rs"]
+mod mock_llm;
 mod multi;
 mod procfs;
 mod scenarios;
 mod stats;
 mod suite;
+mod supervision;
 mod sys;
 
 use std::process::ExitCode;
@@ -55,6 +63,8 @@ enum Cmd {
     Http(scenarios::HttpArgs),
     /// The agent protocol on `/ws`: mixed requests from many clients.
     Agent(agent::AgentArgs),
+    /// Supervised Claude Code: approval round trips, and turn start live vs per-turn.
+    Supervision(supervision::SupervisionArgs),
     /// Every scenario against every server, several runs; writes the report.
     Suite(Box<suite::SuiteArgs>),
 }
@@ -86,6 +96,7 @@ fn main() -> ExitCode {
         Cmd::Conns(a) => multi::conns(a),
         Cmd::Http(a) => scenarios::http(a),
         Cmd::Agent(a) => agent::run(a),
+        Cmd::Supervision(a) => supervision::run(a),
     };
     match result {
         Ok(value) => {

@@ -1,7 +1,10 @@
 //! `suite`: every scenario against workerhub, websocketd and the limit reference, several
 //! runs each, interleaved (run 1 of each server, then run 2, ...) so that the noise of a
 //! shared machine spreads evenly; then docs/BENCHMARKS.md with medians, min and max,
-//! ratios and the issue's targets.
+//! ratios and the issue's targets. After them, workerhub alone: the agent protocol, and
+//! supervised Claude Code (approval round trips through `approval-cli`, turn start of a
+//! live session against a process per turn with the real Claude Code when it is
+//! installed).
 //!
 //! Every run gets a fresh server. Servers and load generators are child processes with
 //! a parent-death signal and a deadline, and are killed (with their process groups) on
@@ -9,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -18,11 +21,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::client::http;
 use crate::procfs;
 use crate::stats::summary;
 use crate::sys;
 
 #[derive(clap::Args, Debug, Clone)]
+// A later flag wins over an earlier one: benches/run.sh gives `--out` first, and
+// `benches/run.sh --out FILE` writes elsewhere.
+#[command(args_override_self = true)]
 pub struct SuiteArgs {
     /// Where to write the report.
     #[arg(long, default_value = "docs/BENCHMARKS.md")]
@@ -44,7 +51,8 @@ pub struct SuiteArgs {
     /// Runs of the heavy scenarios (fanout, conns).
     #[arg(long, default_value_t = 3)]
     pub heavy_runs: usize,
-    /// Only these scenarios (echo,stream,fanout,conns,http,agent).
+    /// Only these scenarios (echo,stream,fanout,fanout-paced,conns,http,agent,approvals,
+    /// turn-start; `supervision` is approvals and turn-start).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Only these servers (workerhub,websocketd,reference).
@@ -87,6 +95,24 @@ pub struct SuiteArgs {
     pub http_secs: f64,
     #[arg(long, default_value_t = 4)]
     pub http_threads: usize,
+    /// The fake CLI of the approval figures [default: approval-cli next to this one].
+    #[arg(long)]
+    pub approval_cli: Option<PathBuf>,
+    /// Claude Code, for the turn-start figures (not measured when it is missing).
+    #[arg(long, default_value = "tests/clis/node_modules/.bin/claude")]
+    pub claude: PathBuf,
+    /// Turns of the approvals scenario (the first is a warm-up).
+    #[arg(long, default_value_t = 21)]
+    pub approval_turns: usize,
+    /// Approval requests per turn.
+    #[arg(long, default_value_t = 50)]
+    pub approval_asks: usize,
+    /// Clients of the approvals variant with several viewers (one answers).
+    #[arg(long, default_value_t = 4)]
+    pub approval_viewers: usize,
+    /// Messages to each worker in turn-start (the first is reported apart).
+    #[arg(long, default_value_t = 6)]
+    pub turn_start_turns: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -151,6 +177,10 @@ struct Paths {
     /// Whether workerhub caps concurrent one-off commands (`--max-commands`,
     /// `--max-commands-per-token`), which the agent scenario's clients must not hit.
     command_limits: bool,
+    /// Whether workerhub takes `--claude-binary` (the supervision figures need it).
+    claude_binary_flag: bool,
+    /// The fake CLI of the approval figures.
+    approval_cli: PathBuf,
 }
 
 /// A server under test; stopped (with everything it started) when dropped.
@@ -256,43 +286,8 @@ fn free_port() -> Result<u16, String> {
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
-/// A tiny HTTP/1.1 client (one request per connection).
-fn http(
-    port: u16,
-    token: Option<&str>,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Result<(u16, Value), String> {
-    let mut sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
-         {auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    sock.write_all(head.as_bytes())
-        .and_then(|_| sock.write_all(body.as_bytes()))
-        .map_err(|e| e.to_string())?;
-    let mut resp = Vec::new();
-    sock.read_to_end(&mut resp).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&resp);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let json = text
-        .split_once("\r\n\r\n")
-        .and_then(|(_, b)| serde_json::from_str(b.trim()).ok())
-        .unwrap_or(Value::Null);
-    Ok((status, json))
-}
-
-/// Starts a server running `program`; `extra` are more flags for workerhub.
+/// Starts a server running `program`; `extra` are more flags for workerhub, which gets
+/// no worker when `program` is empty.
 fn start_server(
     kind: Kind,
     program: &[String],
@@ -356,9 +351,10 @@ fn start_server(
             port
         }
     };
-    if kind == Kind::Workerhub {
+    if kind == Kind::Workerhub && !program.is_empty() {
+        let addr = format!("127.0.0.1:{}", server.port);
         let (status, body) = http(
-            server.port,
+            &addr,
             p.token.as_deref(),
             "POST",
             "/api/workers",
@@ -372,7 +368,7 @@ fn start_server(
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let (_, w) = http(
-                server.port,
+                &addr,
                 p.token.as_deref(),
                 "GET",
                 &format!("/api/workers/{id}"),
@@ -994,6 +990,10 @@ pub fn run(a: &SuiteArgs) -> Result<(), String> {
         a_eff.conns_per_process = 20;
         a_eff.idle_secs = 0.5;
         a_eff.http_secs = 0.5;
+        a_eff.approval_turns = 3;
+        a_eff.approval_asks = 5;
+        a_eff.approval_viewers = 2;
+        a_eff.turn_start_turns = 2;
         &a_eff
     } else {
         a
@@ -1021,6 +1021,11 @@ pub fn run(a: &SuiteArgs) -> Result<(), String> {
         token: None,
         per_ip_limit: false,
         command_limits: false,
+        claude_binary_flag: false,
+        approval_cli: a
+            .approval_cli
+            .clone()
+            .unwrap_or_else(|| dir.join("approval-cli")),
     };
     // Servers of different ages: use the flags this one has (authentication stays on, as
     // it is by default, with a token of the suite's own).
@@ -1044,6 +1049,7 @@ pub fn run(a: &SuiteArgs) -> Result<(), String> {
     p.per_ip_limit = help.contains("--max-connections-per-ip");
     p.command_limits =
         help.contains("--max-commands ") && help.contains("--max-commands-per-token");
+    p.claude_binary_flag = help.contains("--claude-binary");
     let wanted = |name: &str, list: &[String]| list.is_empty() || list.iter().any(|s| s == name);
     let mut kinds = Vec::new();
     for kind in [Kind::Workerhub, Kind::Websocketd, Kind::Reference] {
@@ -1122,9 +1128,17 @@ pub fn run(a: &SuiteArgs) -> Result<(), String> {
     } else {
         None
     };
+    let supervised = ["approvals", "turn-start", "supervision"]
+        .iter()
+        .any(|name| wanted(name, &a.only));
+    let supervision = if supervised && suite.kinds.contains(&Kind::Workerhub) {
+        Some(supervision_section(&mut suite))
+    } else {
+        None
+    };
     suite.load.1 = load_average();
     let secs = started.elapsed().as_secs_f64();
-    let report = report(&suite, agent, secs);
+    let report = report(&suite, agent, supervision, secs);
     if let Some(parent) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }
@@ -1286,6 +1300,525 @@ fn agent_section(suite: &mut Suite) -> String {
     out
 }
 
+/// The file system `path` is on (its type and mount point, from /proc/mounts).
+fn file_system_of(path: &Path) -> String {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, at, kind) = (fields.next()?, fields.next()?, fields.next()?);
+            path.starts_with(at)
+                .then(|| (at.to_string(), kind.to_string()))
+        })
+        .max_by_key(|(at, _)| at.len())
+        .map_or_else(
+            || "unknown".to_string(),
+            |(at, kind)| format!("{kind} (mounted on {at})"),
+        )
+}
+
+/// Why a part of the supervision section was left out: `--only` named the other.
+const NOT_ASKED: &str = "not asked for (`--only`)";
+
+/// The pause of turn-start between a turn's end and the next message (s).
+const TURN_PAUSE_SECS: &str = "0.3";
+
+/// One load generator run of the supervision section.
+struct SupervisionJob {
+    /// `approvals-V` (V viewers) or `turn-start`.
+    name: String,
+    /// The server's `--claude-binary`, and how the report shows it.
+    binary: PathBuf,
+    shown_binary: String,
+    args: Vec<String>,
+    timeout: Duration,
+}
+
+/// The supervision figures: approval round trips through approval-cli, and turn start
+/// with the real Claude Code, a live worker against a per-turn one. As in the other
+/// scenarios the variants take turns run by run, each run on a fresh server.
+fn supervision_section(suite: &mut Suite) -> String {
+    let a = suite.a;
+    if !suite.p.claude_binary_flag {
+        return "Not measured: this workerhub has no `--claude-binary`.\n".into();
+    }
+    let part =
+        |name: &str| a.only.is_empty() || a.only.iter().any(|s| s == name || s == "supervision");
+    let approval_cli = suite.p.approval_cli.clone();
+    let approvals: Result<(), String> = if !part("approvals") {
+        Err(NOT_ASKED.into())
+    } else if approval_cli.exists() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is missing (`cargo build --release --workspace --bins` builds it)",
+            approval_cli.display()
+        ))
+    };
+    let claude: Result<PathBuf, String> = if !part("turn-start") {
+        Err(NOT_ASKED.into())
+    } else {
+        std::fs::canonicalize(&a.claude).map_err(|_| {
+            format!(
+                "Claude Code is not installed at `{}` (`make clis` installs it)",
+                a.claude.display()
+            )
+        })
+    };
+    let mut viewers = vec![1];
+    if a.approval_viewers > 1 {
+        viewers.push(a.approval_viewers);
+    }
+    let shown_cli = match &a.approval_cli {
+        None => "target/release/approval-cli".to_string(),
+        Some(p) => p.display().to_string(),
+    };
+    let mut results: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut commands: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut loads: Vec<f64> = Vec::new();
+    let approval_runs = if approvals.is_ok() { a.runs } else { 0 };
+    let turn_runs = if claude.is_ok() { a.heavy_runs } else { 0 };
+    let v = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    for run in 1..=approval_runs.max(turn_runs) {
+        let mut jobs = Vec::new();
+        if run <= approval_runs {
+            for &n in &viewers {
+                jobs.push(SupervisionJob {
+                    name: format!("approvals-{n}"),
+                    binary: approval_cli.clone(),
+                    shown_binary: shown_cli.clone(),
+                    args: v(&[
+                        "approvals",
+                        "--turns",
+                        &a.approval_turns.to_string(),
+                        "--asks",
+                        &a.approval_asks.to_string(),
+                        "--viewers",
+                        &n.to_string(),
+                    ]),
+                    timeout: Duration::from_secs(180),
+                });
+            }
+        }
+        if let Ok(claude) = &claude
+            && run <= turn_runs
+        {
+            jobs.push(SupervisionJob {
+                name: "turn-start".into(),
+                binary: claude.clone(),
+                shown_binary: a.claude.display().to_string(),
+                args: v(&[
+                    "turn-start",
+                    "--turns",
+                    &a.turn_start_turns.to_string(),
+                    "--pause-secs",
+                    TURN_PAUSE_SECS,
+                    "--timeout",
+                    "300",
+                ]),
+                timeout: Duration::from_secs(330),
+            });
+        }
+        for job in jobs {
+            if let Some(l) = load_average()
+                .split_whitespace()
+                .next()
+                .and_then(|l| l.parse().ok())
+            {
+                loads.push(l);
+                suite.load_samples.push(l);
+            }
+            suite.counter += 1;
+            let t = Instant::now();
+            let result = run_supervision_job(suite, &job, &mut commands);
+            match result {
+                Ok(v) => {
+                    eprintln!(
+                        "[{} {run}] {} ({:.1} s)",
+                        job.name,
+                        supervision_headline(&v),
+                        t.elapsed().as_secs_f64()
+                    );
+                    results.entry(job.name.clone()).or_default().push(v);
+                }
+                Err(e) => {
+                    eprintln!("[{} {run}] FAILED: {e}", job.name);
+                    suite.errors.push(format!("{} run {run}: {e}", job.name));
+                }
+            }
+        }
+    }
+    supervision_text(
+        suite,
+        &SupervisionOutcome {
+            approvals: approvals.err(),
+            claude: claude.err(),
+            viewers,
+            results,
+            commands,
+            loads,
+        },
+    )
+}
+
+/// Starts a server for `job` and runs its load generator.
+fn run_supervision_job(
+    suite: &Suite,
+    job: &SupervisionJob,
+    commands: &mut BTreeMap<String, (String, String)>,
+) -> Result<Value, String> {
+    let extra = vec![
+        "--claude-binary".to_string(),
+        job.binary.display().to_string(),
+    ];
+    let server = start_server(
+        Kind::Workerhub,
+        &[],
+        &suite.p,
+        200_000 + suite.counter,
+        &extra,
+    )?;
+    let mut args = vec!["supervision".to_string()];
+    args.extend(job.args.iter().cloned());
+    args.extend(["--addr".to_string(), format!("127.0.0.1:{}", server.port)]);
+    let args = with_token(args, &suite.p);
+    commands.entry(job.name.clone()).or_insert_with(|| {
+        let mut load = format!("target/release/workerhub-bench {}", args.join(" "))
+            .replace(&format!(":{}", server.port), ":PORT");
+        if let Some(token) = &suite.p.token {
+            load = load.replace(token.as_str(), "TOKEN");
+        }
+        let server = format!(
+            "target/release/workerhub --port 0 --data-dir TMP{} --claude-binary {}",
+            if suite.p.token.is_some() {
+                " --token TOKEN"
+            } else {
+                ""
+            },
+            job.shown_binary
+        );
+        (server, load)
+    });
+    loadgen(&suite.p, &args, job.timeout).map_err(|e| {
+        let said = server.complaints();
+        if said.is_empty() {
+            e
+        } else {
+            format!("{e} [server log: {said}]")
+        }
+    })
+}
+
+fn supervision_headline(v: &Value) -> String {
+    let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    if v["scenario"] == "turn-start" {
+        format!(
+            "first event: live {:.1} ms, per-turn {:.0} ms ({:.0}×)",
+            f("live_median_ms"),
+            f("per_turn_median_ms"),
+            f("per_turn_over_live")
+        )
+    } else {
+        format!(
+            "{} viewer(s): request p50 {:.0} µs p99 {:.0} µs, answer p50 {:.0} µs p99 {:.0} µs",
+            v["viewers"],
+            f("request_p50_us"),
+            f("request_p99_us"),
+            f("answer_p50_us"),
+            f("answer_p99_us")
+        )
+    }
+}
+
+/// What the supervision runs gave, for the report.
+struct SupervisionOutcome {
+    /// Why approvals were not measured.
+    approvals: Option<String>,
+    /// Why turn start was not measured.
+    claude: Option<String>,
+    viewers: Vec<usize>,
+    /// `approvals-V` / `turn-start` -> each run's answer.
+    results: BTreeMap<String, Vec<Value>>,
+    /// `approvals-V` / `turn-start` -> (server command, load command).
+    commands: BTreeMap<String, (String, String)>,
+    /// The 1-minute load average before each run.
+    loads: Vec<f64>,
+}
+
+fn supervision_text(suite: &Suite, o: &SupervisionOutcome) -> String {
+    let a = suite.a;
+    let judged = !a.quick;
+    let vals = |name: &str, key: &str| -> Vec<f64> {
+        o.results
+            .get(name)
+            .map(|runs| runs.iter().filter_map(|v| v[key].as_f64()).collect())
+            .unwrap_or_default()
+    };
+    let med = |name: &str, key: &str| summary(&vals(name, key)).map(|s| s.0);
+    let fmt = |x: Option<f64>| x.map_or("–".to_string(), num);
+    let mut md = String::new();
+    if let Some((lo, hi)) = o
+        .loads
+        .iter()
+        .fold(None, |acc: Option<(f64, f64)>, &l| match acc {
+            None => Some((l, l)),
+            Some((lo, hi)) => Some((lo.min(l), hi.max(l))),
+        })
+    {
+        let _ = writeln!(
+            md,
+            "1-minute load average before each of these runs: {} to {}.\n",
+            num(lo),
+            num(hi)
+        );
+    }
+    let mut targets: Vec<(String, String, Option<bool>)> = Vec::new();
+
+    match &o.approvals {
+        Some(why) if why == NOT_ASKED => {}
+        Some(why) => {
+            let _ = writeln!(md, "### Approval round trips\n\nNot measured: {why}.\n");
+        }
+        None => {
+            let _ = writeln!(md, "### Approval round trips\n");
+            let counted = a.approval_turns.saturating_sub(1);
+            let _ = writeln!(
+                md,
+                "A `claude` worker whose program is `approval-cli` (`bench/src/bin/approval-cli.rs`, \
+                 not product code): a stand-in for Claude Code's live stream-json session that \
+                 answers at once, so that only workerhub's path is timed. Each turn it asks {} \
+                 times to use a tool, one request after the other, and a client on `/ws/{{id}}` \
+                 denies each request as it arrives. Both one-way times are taken on the machine's \
+                 CLOCK_MONOTONIC: **request**, from just before the program writes its \
+                 `can_use_tool` control request to the client reading the `approval_request` \
+                 frame; **answer**, from just before the client sends its deny (the time rides in \
+                 the deny message) to the program reading the `control_response` line. {} turns \
+                 after one warm-up turn, {} requests per run.{} Median of {} runs (min–max), \
+                 each on a fresh server whose data folder (TMP, under `{}`) is on {}: the server writes \
+                 the worker's history and state there as requests come and go.\n",
+                a.approval_asks,
+                counted,
+                num((counted * a.approval_asks) as f64),
+                match o.viewers.last().copied().unwrap_or(1) {
+                    1 => String::new(),
+                    2 => " With 2 viewers, one more client watches the worker without answering; \
+                          *every viewer* pools the request times of both."
+                        .to_string(),
+                    n => format!(
+                        " With {n} viewers, {} more clients watch the worker without answering; \
+                         *every viewer* pools the request times of all of them.",
+                        n - 1
+                    ),
+                },
+                a.runs,
+                std::env::temp_dir().display(),
+                file_system_of(&suite.p.tmp)
+            );
+            let mut header = "| figure |".to_string();
+            let mut rule = "| --- |".to_string();
+            for n in &o.viewers {
+                header.push_str(&format!(" {n} viewer{} |", if *n == 1 { "" } else { "s" }));
+                rule.push_str(" --- |");
+            }
+            let _ = writeln!(md, "{header}\n{rule}");
+            let rows = [
+                (
+                    "request_p50_us",
+                    "request: `can_use_tool` → `approval_request` at the answering client, p50 (µs)",
+                ),
+                ("request_p99_us", "request, p99 (µs)"),
+                ("request_max_us", "request, max (µs)"),
+                (
+                    "request_all_viewers_p50_us",
+                    "request to every viewer, p50 (µs)",
+                ),
+                (
+                    "request_all_viewers_p99_us",
+                    "request to every viewer, p99 (µs)",
+                ),
+                (
+                    "answer_p50_us",
+                    "answer: the client's deny → `control_response` read by the program, p50 (µs)",
+                ),
+                ("answer_p99_us", "answer, p99 (µs)"),
+                ("answer_max_us", "answer, max (µs)"),
+            ];
+            for (key, label) in rows {
+                if key.contains("all_viewers") && o.viewers.len() < 2 {
+                    continue;
+                }
+                let mut row = format!("| {label} |");
+                for n in &o.viewers {
+                    row.push_str(&format!(
+                        " {} |",
+                        cell(&vals(&format!("approvals-{n}"), key))
+                    ));
+                }
+                let _ = writeln!(md, "{row}");
+            }
+            let _ = writeln!(md);
+            for n in &o.viewers {
+                let name = format!("approvals-{n}");
+                let viewers = if *n == 1 {
+                    String::new()
+                } else {
+                    format!(", {n} viewers")
+                };
+                for (what, key) in [
+                    ("request (`can_use_tool` → `approval_request`)", "request"),
+                    ("answer (deny → `control_response`)", "answer"),
+                ] {
+                    let (p50, p99) = (
+                        med(&name, &format!("{key}_p50_us")),
+                        med(&name, &format!("{key}_p99_us")),
+                    );
+                    targets.push((
+                        format!("approval {what}{viewers}: p50 and p99 under 5 ms"),
+                        format!("p50 {} µs, p99 {} µs", fmt(p50), fmt(p99)),
+                        match (p50, p99) {
+                            (Some(x), Some(y)) if judged => Some(x < 5000.0 && y < 5000.0),
+                            _ => None,
+                        },
+                    ));
+                }
+            }
+        }
+    }
+
+    let turn_start = "### Turn start: live session against a process per turn\n";
+    match &o.claude {
+        Some(why) if why == NOT_ASKED => {}
+        Some(why) => {
+            let _ = writeln!(md, "{turn_start}\nNot measured: {why}.\n");
+        }
+        None => {
+            let _ = writeln!(md, "{turn_start}");
+            let version = Command::new(&a.claude)
+                .arg("--version")
+                .stderr(Stdio::null())
+                .output()
+                .ok()
+                .filter(|out| out.status.success())
+                .and_then(|out| {
+                    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                    text.split_whitespace().next().map(|v| format!(" {v}"))
+                })
+                .unwrap_or_default();
+            let first_events: Vec<String> = o
+                .results
+                .get("turn-start")
+                .into_iter()
+                .flatten()
+                .flat_map(|v| {
+                    ["live_first_events", "per_turn_first_events"]
+                        .iter()
+                        .flat_map(|k| v[*k].as_array().cloned().unwrap_or_default())
+                        .filter_map(|e| e.as_str().map(|s| format!("`{s}`")))
+                        .collect::<Vec<_>>()
+                })
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let _ = writeln!(
+                md,
+                "The real Claude Code{version} against the integration tests' mock model API \
+                 (`tests/support/mock_llm.rs`, run by the load generator; every request gets the \
+                 same short text), the same prompt every turn, two workers on one server: \
+                 `\"session\": \"live\"` (one process for every turn) and `\"session\": \
+                 \"per-turn\"` (a process per message, resuming the session). Their messages take \
+                 turns, each {TURN_PAUSE_SECS} s after the previous turn ended. The figure is the time from \
+                 sending the message on `/ws/{{id}}` to the turn's first `output` event (here {}), \
+                 over turns 2–{} (on turn 1 the live worker starts its process; it is shown \
+                 apart). Median of {} runs (min–max) of each run's median; the ratio is of the \
+                 medians.\n",
+                if first_events.is_empty() {
+                    "–".to_string()
+                } else {
+                    first_events.join(", ")
+                },
+                a.turn_start_turns,
+                a.heavy_runs
+            );
+            let _ = writeln!(
+                md,
+                "| figure | live | per-turn | per-turn / live |\n| --- | --- | --- | --- |"
+            );
+            for (key, label) in [
+                (
+                    "median_ms",
+                    format!(
+                        "message → first output event, turns 2–{} (ms)",
+                        a.turn_start_turns
+                    ),
+                ),
+                (
+                    "text_median_ms",
+                    "message → first `text` (the model's answer) (ms)".to_string(),
+                ),
+                (
+                    "turn_median_ms",
+                    "message → end of the turn (`idle`) (ms)".to_string(),
+                ),
+                (
+                    "first_turn_ms",
+                    "turn 1: message → first output event (ms)".to_string(),
+                ),
+            ] {
+                let (live, per_turn) = (format!("live_{key}"), format!("per_turn_{key}"));
+                let _ = writeln!(
+                    md,
+                    "| {label} | {} | {} | {} |",
+                    cell(&vals("turn-start", &live)),
+                    cell(&vals("turn-start", &per_turn)),
+                    ratio(med("turn-start", &per_turn), med("turn-start", &live))
+                );
+            }
+            let _ = writeln!(md);
+            let (live, per_turn) = (
+                med("turn-start", "live_median_ms"),
+                med("turn-start", "per_turn_median_ms"),
+            );
+            targets.push((
+                "turn start: a live session's later turns at least 5× sooner than a process per turn"
+                    .into(),
+                format!(
+                    "per-turn {} ms, live {} ms ({})",
+                    fmt(per_turn),
+                    fmt(live),
+                    ratio(per_turn, live)
+                ),
+                match (live, per_turn) {
+                    (Some(l), Some(p)) if judged => Some(p >= 5.0 * l),
+                    _ => None,
+                },
+            ));
+        }
+    }
+
+    if !targets.is_empty() {
+        let _ = writeln!(md, "### Targets\n");
+        let _ = writeln!(md, "| target | measured (medians) | |\n| --- | --- | --- |");
+        for (target, measured, met) in targets {
+            let verdict = match met {
+                Some(true) => "**MET**",
+                Some(false) => "**MISSED**",
+                None => "not judged",
+            };
+            let _ = writeln!(md, "| {target} | {measured} | {verdict} |");
+        }
+        let _ = writeln!(md);
+    }
+    if !o.commands.is_empty() {
+        let _ = writeln!(md, "### Commands\n");
+        for (name, (server, load)) in &o.commands {
+            let _ = writeln!(md, "* {name}:\n  * server: `{server}`\n  * load: `{load}`");
+        }
+        let _ = writeln!(md);
+    }
+    md
+}
+
 fn values(suite: &Suite, scen: Scen, kind: Kind, key: &str) -> Vec<f64> {
     suite
         .results
@@ -1324,7 +1857,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
-fn report(suite: &Suite, agent: Option<String>, secs: f64) -> String {
+fn report(suite: &Suite, agent: Option<String>, supervision: Option<String>, secs: f64) -> String {
     let a = suite.a;
     let mut md = String::new();
     let date = time::OffsetDateTime::now_utc()
@@ -1510,6 +2043,12 @@ fn report(suite: &Suite, agent: Option<String>, secs: f64) -> String {
 
     if let Some(agent) = agent {
         let _ = writeln!(md, "## Agent protocol (`/ws`)\n\n{agent}");
+    }
+    if let Some(text) = supervision {
+        let _ = writeln!(
+            md,
+            "## Supervised Claude Code: approvals and live sessions\n\n{text}"
+        );
     }
 
     if !suite.errors.is_empty() {

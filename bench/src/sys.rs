@@ -25,6 +25,18 @@ pub fn realtime_micros() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// CLOCK_MONOTONIC in nanoseconds: comparable between processes on one machine (the
+/// approval round trips are timed from stamps the other process took).
+pub fn monotonic_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes to the local, initialized timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// CPU seconds (user + system) this process has used so far.
 pub fn self_cpu_seconds() -> f64 {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
