@@ -438,7 +438,29 @@ export class Conversation {
       decisions: this.decisions,
       answer: (approvalId, decision, message) => this.answer(approvalId, decision, message),
       explained: (seq) => this.explained.has(seq),
+      planSuperseded: (seq) => this.planNear(seq, 1) !== null,
+      earlierPlanRow: (seq) => {
+        const earlier = this.planNear(seq, -1);
+        return earlier ? this.rowEls.get(earlier.seq) || null : null;
+      },
     };
+  }
+
+  /**
+   * The plan event of the same turn nearest to the one at `seq`, after it (`dir` 1) or
+   * before it (-1), among the events held; null when the turn ends first.
+   */
+  planNear(seq, dir) {
+    let i = this.indexOf(seq);
+    if (i < 0) return null;
+    for (i += dir; i >= 0 && i < this.events.length; i += dir) {
+      const ev = this.events[i];
+      const kind = ev.type === 'output' && ev.content ? ev.content.kind : null;
+      if (kind === 'plan') return ev;
+      if (kind === 'result' || (ev.type === 'user_message' && ev.state !== 'queued')) return null;
+      if (ev.type === 'status' && ['idle', 'exited', 'error', 'interrupted'].includes(ev.status)) return null;
+    }
+    return null;
   }
 
   /** Renders held events lo..hi at the end or the start of the page. */

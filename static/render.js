@@ -7,6 +7,7 @@ import { clock, cost, duration, seconds } from './format.js';
 import { appendAnsi, stripAnsi } from './ansi.js';
 import { renderMarkdown } from './markdown.js';
 import { approvalCard, outcomeText } from './approvals.js';
+import { planEntries, planList, planProgress } from './plan.js';
 
 const LONG_LINE = 4000;
 const COLLAPSE_LINES = 12;
@@ -289,6 +290,35 @@ function outputLine(ev) {
   return el;
 }
 
+/**
+ * An agent's plan as a checklist. A plan is whole each time it changes: a later plan of
+ * the same turn supersedes this one, which then folds into a quiet line (shown with
+ * "All events"), so that a turn reads with its latest plan only.
+ */
+function planRow(ev, ctx) {
+  const el = row(ev, 'plan-row');
+  const entries = planEntries(ev.content);
+  const idBase = `plan-${ev.seq}`;
+  const show = (superseded) => {
+    el.textContent = '';
+    el.classList.toggle('quiet', superseded);
+    el.classList.toggle('superseded', superseded);
+    if (superseded) {
+      const [, list] = planList(entries, { idBase, title: 'Earlier plan' });
+      el.appendChild(h('details', { class: 'plan plan-old' },
+        h('summary', null, h('span', { text: 'Earlier plan' }), h('span', { class: 'muted', text: ` — ${planProgress(entries)}; superseded by a later one` })),
+        list));
+    } else {
+      el.appendChild(h('div', { class: 'card plan', attrs: { role: 'group', 'aria-labelledby': `${idBase}-title` } }, planList(entries, { idBase })));
+    }
+  };
+  show(!!(ctx.planSuperseded && ctx.planSuperseded(ev.seq)));
+  el.__supersede = () => { if (!el.classList.contains('superseded')) show(true); };
+  const earlier = ctx.earlierPlanRow ? ctx.earlierPlanRow(ev.seq) : null;
+  if (earlier && earlier.__supersede) earlier.__supersede();
+  return el;
+}
+
 function thinkingRow(ev) {
   const c = ev.content || {};
   const text = String(c.text ?? '');
@@ -512,7 +542,9 @@ export function userBubble(el, ev, label) {
  * `resultRows` (tool id → result row), `messageLabel(ev)`, `bubbles` (message id →
  * state element), `approvals` (approval id → card on the page), `decisions` (approval
  * id → its `approval_resolved` event), `answer(approvalId, decision, message)`,
- * `explained(seq)` (whether an error event already said why that result failed).
+ * `explained(seq)` (whether an error event already said why that result failed),
+ * `planSuperseded(seq)` (whether a later plan of the same turn is held) and
+ * `earlierPlanRow(seq)` (the row of the plan it supersedes, when on the page).
  */
 export function renderEvent(ev, ctx) {
   switch (ev.type) {
@@ -554,6 +586,7 @@ export function renderEvent(ev, ctx) {
         case 'result': return resultRow(ev, ctx);
         case 'retry': return retryRow(ev);
         case 'system': return systemRow(ev);
+        case 'plan': return planRow(ev, ctx);
         case 'log': return logRow(ev);
         default: {
           const el = row(ev, 'quiet');
