@@ -123,7 +123,7 @@ function describeInput(name, input) {
   if (path && typeof input.content === 'string') {
     body.appendChild(h('div', { class: 'edit-path', text: `${path} (new content)` }));
     const box = h('div', { class: 'diff mono' });
-    const lines = input.content.split('\n');
+    const lines = input.content.replace(/\n$/, '').split('\n');
     const shown = lines.length > 40 ? lines.slice(0, 40) : lines;
     for (const line of shown) box.appendChild(h('span', { class: 'add', text: `+ ${line}` }));
     if (lines.length > shown.length) box.appendChild(h('span', { class: 'ctx', text: `… ${lines.length - shown.length} more lines` }));
@@ -432,13 +432,14 @@ function num(n) {
 function usageText(usage) {
   if (!usage || typeof usage !== 'object') return [];
   const parts = [];
-  const input = usage.input_tokens ?? usage.input ?? usage.prompt_tokens;
-  const output = usage.output_tokens ?? usage.candidates_tokens ?? usage.completion_tokens;
+  const input = usage.input_tokens ?? usage.input ?? usage.prompt_tokens ?? usage.inputTokens;
+  const output = usage.output_tokens ?? usage.candidates_tokens ?? usage.completion_tokens ?? usage.outputTokens;
   if (Number.isFinite(input)) parts.push(`${num(input)} in`);
   if (Number.isFinite(output)) parts.push(`${num(output)} out`);
-  const cached = (usage.cache_read_input_tokens ?? 0) + (usage.cached_input_tokens ?? 0) + (usage.cached ?? 0);
+  const cached = (usage.cache_read_input_tokens ?? 0) + (usage.cached_input_tokens ?? 0) + (usage.cached ?? 0) + (usage.cachedReadTokens ?? 0);
   if (cached > 0) parts.push(`${num(cached)} cached`);
-  if (!parts.length && Number.isFinite(usage.total_tokens)) parts.push(`${num(usage.total_tokens)} tokens`);
+  const total = usage.total_tokens ?? usage.totalTokens;
+  if (!parts.length && Number.isFinite(total)) parts.push(`${num(total)} tokens`);
   return parts.length ? [`tokens: ${parts.join(' · ')}`] : [];
 }
 
@@ -555,9 +556,17 @@ function systemRow(ev) {
     if (c.model) bits.push(String(c.model));
     if (Array.isArray(c.tools)) bits.push(`${c.tools.length} tools`);
     if (c.permission_mode) bits.push(`permissions: ${c.permission_mode}`);
+    // An ACP agent says who it is.
+    if (c.agent && typeof c.agent === 'object' && c.agent.name) bits.push([c.agent.title || c.agent.name, c.agent.version].filter(Boolean).join(' '));
     if (c.cwd) bits.push(String(c.cwd));
     el.appendChild(h('span', { text: bits.join(' · ') }));
     if (c.session_id) el.title = `session ${c.session_id}`;
+    return el;
+  }
+  if (c.subtype === 'unknown_request' && c.method) {
+    // An ACP agent asked for something this client does not offer (and was told so).
+    const el = row(ev, 'notice warn unknown-request');
+    el.appendChild(h('span', { text: `The agent asked for ${c.method}, which workerhub does not offer; it was told so` }));
     return el;
   }
   if (c.subtype === 'session_lost') {
