@@ -7,8 +7,7 @@
 
 import { h } from './dom.js';
 import { clock } from './format.js';
-
-const DIFF_LINES = 40; // diff lines shown before "Show all"
+import { diffView } from './diff.js';
 
 /** What each decision reads as once made. */
 const OUTCOME = {
@@ -31,35 +30,6 @@ export function outcomeText(resolved) {
   const what = OUTCOME[resolved.decision] || String(resolved.decision || 'Decided');
   const by = resolved.by ? ` by ${resolved.by}` : '';
   return `${what}${by}`;
-}
-
-/** A unified diff as coloured lines: added, removed, context, file and hunk headers. */
-export function diffView(text) {
-  const lines = String(text).replace(/\n$/, '').split('\n');
-  const box = h('div', { class: 'diff mono approval-diff', attrs: { role: 'region', 'aria-label': 'Change', tabindex: '0' } });
-  const fill = (all) => {
-    box.textContent = '';
-    for (const line of all ? lines : lines.slice(0, DIFF_LINES)) {
-      let cls = 'ctx';
-      if (line.startsWith('+++') || line.startsWith('---')) cls = 'hdr';
-      else if (line.startsWith('@@')) cls = 'hunk';
-      else if (line.startsWith('+')) cls = 'add';
-      else if (line.startsWith('-')) cls = 'del';
-      box.appendChild(h('span', { class: cls, text: line || ' ' }));
-    }
-  };
-  fill(false);
-  if (lines.length <= DIFF_LINES) return box;
-  const wrap = h('div', null, box);
-  const more = h('button', { type: 'button', class: 'link-button', text: `Show all ${lines.length} lines`, attrs: { 'aria-expanded': 'false' } });
-  more.addEventListener('click', () => {
-    const all = more.getAttribute('aria-expanded') !== 'true';
-    fill(all);
-    more.setAttribute('aria-expanded', String(all));
-    more.textContent = all ? 'Show less' : `Show all ${lines.length} lines`;
-  });
-  wrap.appendChild(h('div', { class: 'collapse-note' }, h('span', { text: `${lines.length} lines, ${lines.length - DIFF_LINES} more` }), more));
-  return wrap;
 }
 
 /** A diff made from an edit's old and new text, when the request carries none. */
@@ -95,7 +65,7 @@ function proposal(req) {
   if (path || diff) {
     return [
       path ? h('div', { class: 'edit-path', text: path }) : null,
-      diff ? diffView(diff) : null,
+      diff ? diffView(diff, { label: path ? `Change to ${path}` : 'Change', cls: 'approval-diff' }) : null,
     ];
   }
   let json;

@@ -89,6 +89,7 @@ export class Conversation {
     this.rowEls = new Map();
     this.cards = new Map();
     this.resultRows = new Map();
+    this.toolUpdates = new Map(); // tool id → rows of its tool_call_update events on the page
     this.bubbles = new Map();
     this.bubbleEvents = new Map();
     this.started = new Set();
@@ -438,7 +439,31 @@ export class Conversation {
       decisions: this.decisions,
       answer: (approvalId, decision, message) => this.answer(approvalId, decision, message),
       explained: (seq) => this.explained.has(seq),
+      toolUpdates: this.toolUpdates,
+      project: this.worker ? this.worker.project_path : '',
+      planSuperseded: (seq) => this.planNear(seq, 1) !== null,
+      earlierPlanRow: (seq) => {
+        const earlier = this.planNear(seq, -1);
+        return earlier ? this.rowEls.get(earlier.seq) || null : null;
+      },
     };
+  }
+
+  /**
+   * The plan event of the same turn nearest to the one at `seq`, after it (`dir` 1) or
+   * before it (-1), among the events held; null when the turn ends first.
+   */
+  planNear(seq, dir) {
+    let i = this.indexOf(seq);
+    if (i < 0) return null;
+    for (i += dir; i >= 0 && i < this.events.length; i += dir) {
+      const ev = this.events[i];
+      const kind = ev.type === 'output' && ev.content ? ev.content.kind : null;
+      if (kind === 'plan') return ev;
+      if (kind === 'result' || (ev.type === 'user_message' && ev.state !== 'queued')) return null;
+      if (ev.type === 'status' && ['idle', 'exited', 'error', 'interrupted'].includes(ev.status)) return null;
+    }
+    return null;
   }
 
   /** Renders held events lo..hi at the end or the start of the page. */
@@ -489,6 +514,7 @@ export class Conversation {
     this.rowEls.clear();
     this.cards.clear();
     this.resultRows.clear();
+    this.toolUpdates.clear();
     this.bubbles.clear();
     this.approvals.clear();
     this.domLo = 0;
@@ -507,6 +533,11 @@ export class Conversation {
     if (ev && ev.type === 'output' && ev.content && ev.content.kind === 'tool_result') {
       const id = ev.content.tool_use_id;
       if (id && this.resultRows.get(id) === el) this.resultRows.delete(id);
+    }
+    if (el.__toolUpdate && this.toolUpdates.has(el.__toolUpdate)) {
+      const rows = this.toolUpdates.get(el.__toolUpdate);
+      rows.delete(el);
+      if (!rows.size) this.toolUpdates.delete(el.__toolUpdate);
     }
     if (ev && ev.type === 'user_message' && ev.message_id) this.bubbles.delete(ev.message_id);
     if (el.__approval && this.approvals.get(el.__approval.id) === el.__approval) this.approvals.delete(el.__approval.id);

@@ -7,6 +7,8 @@ import { clock, cost, duration, seconds } from './format.js';
 import { appendAnsi, stripAnsi } from './ansi.js';
 import { renderMarkdown } from './markdown.js';
 import { approvalCard, outcomeText } from './approvals.js';
+import { diffView, unifiedDiff } from './diff.js';
+import { planEntries, planList, planProgress } from './plan.js';
 
 const LONG_LINE = 4000;
 const COLLAPSE_LINES = 12;
@@ -121,7 +123,7 @@ function describeInput(name, input) {
   if (path && typeof input.content === 'string') {
     body.appendChild(h('div', { class: 'edit-path', text: `${path} (new content)` }));
     const box = h('div', { class: 'diff mono' });
-    const lines = input.content.split('\n');
+    const lines = input.content.replace(/\n$/, '').split('\n');
     const shown = lines.length > 40 ? lines.slice(0, 40) : lines;
     for (const line of shown) box.appendChild(h('span', { class: 'add', text: `+ ${line}` }));
     if (lines.length > shown.length) box.appendChild(h('span', { class: 'ctx', text: `… ${lines.length - shown.length} more lines` }));
@@ -202,6 +204,198 @@ function toolCard(ev) {
   };
 }
 
+// ---- tool calls of ACP agents ----
+
+/** An ACP tool call's status: what it reads as, and the state its colour follows. */
+const ACP_STATUS = {
+  pending: { text: 'pending', state: 'pending' },
+  in_progress: { text: 'in progress', state: 'running' },
+  completed: { text: 'completed', state: 'ok' },
+  failed: { text: 'failed', state: 'error' },
+};
+
+/** Whether a tool_use carries what an ACP agent says about its call. */
+function isAcpCall(c) {
+  return ['tool_kind', 'title', 'status', 'locations'].some((k) => c[k] !== undefined && c[k] !== null) || Array.isArray(c.content);
+}
+
+/**
+ * The agent's own `session/update` an event was made from (its `raw` line), for what
+ * the event leaves out: the call a `tool_call_update` is about, the blocks of a final
+ * update. Null when `raw` is not one.
+ */
+function rawUpdate(c) {
+  if (!c || typeof c.raw !== 'string' || !c.raw.includes('toolCallId')) return null;
+  try {
+    const update = JSON.parse(c.raw).params.update;
+    return update && typeof update === 'object' ? update : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The tool call id a `system` `tool_call_update` event is about. */
+function updateCallId(c) {
+  const id = c.tool_call_id ?? c.tool_use_id ?? c.toolCallId;
+  if (typeof id === 'string' && id) return id;
+  const update = rawUpdate(c);
+  return update && typeof update.toolCallId === 'string' ? update.toolCallId : null;
+}
+
+/** A path as the project sees it: relative to the project folder when inside it. */
+function projectPath(path, project) {
+  const p = String(path ?? '');
+  const root = project ? String(project).replace(/\/+$/, '') : '';
+  return root && p.startsWith(`${root}/`) ? p.slice(root.length + 1) : p;
+}
+
+/**
+ * An ACP tool call's card: its kind as a label, its title and status, the files it
+ * touches, its diffs (as approvals show them) and its text output. `update(details)`
+ * takes a later state of the call (`tool_kind`, `title`, `status`, `locations`,
+ * `content`); `setResult` its end.
+ */
+function acpToolCard(ev, ctx) {
+  const c = ev.content || {};
+  const project = ctx.project || '';
+  const kindEl = h('span', { class: 'tool-kind' });
+  const titleEl = h('span', { class: 'tool-summary tool-title' });
+  const state = h('span', { class: 'tool-state' });
+  const card = h('details', { class: 'card tool acp-tool', open: true });
+  card.appendChild(h('summary', null, kindEl, titleEl, state));
+  const locations = h('ul', { class: 'tool-locations mono', attrs: { 'aria-label': 'Files' } });
+  const diffs = h('div', { class: 'tool-diffs' });
+  const inputBox = h('div', { class: 'tool-input-box' });
+  const resultBox = h('div', { class: 'tool-result' });
+  const inner = h('div', { class: 'card-body' }, locations, diffs, inputBox, resultBox);
+  card.appendChild(inner);
+  card.dataset.toolId = c.id || '';
+  let status = 'pending';
+  let approval = null; // 'waiting' or 'denied' while that says more than the status
+
+  const showState = () => {
+    const known = ACP_STATUS[status] || { text: status, state: 'pending' };
+    let text = known.text;
+    let cls = known.state;
+    if (approval === 'waiting' && cls !== 'ok' && cls !== 'error') { text = 'needs approval'; cls = 'waiting'; }
+    if (approval === 'denied' && cls !== 'ok' && cls !== 'error') { text = 'not allowed'; cls = 'error'; }
+    state.textContent = text;
+    state.dataset.state = cls;
+    card.dataset.status = status;
+    card.classList.toggle('error', status === 'failed');
+  };
+  const setKind = (kind) => {
+    kindEl.textContent = kind;
+    kindEl.hidden = !kind;
+    card.dataset.kind = kind;
+  };
+  const setTitle = (title) => {
+    titleEl.textContent = title;
+    titleEl.title = title;
+  };
+  const setLocations = (list) => {
+    locations.textContent = '';
+    for (const loc of list) {
+      if (!loc || typeof loc.path !== 'string') continue;
+      const shown = projectPath(loc.path, project);
+      const line = Number.isFinite(loc.line) ? `:${loc.line}` : '';
+      locations.appendChild(h('li', { text: `${shown}${line}`, title: `${loc.path}${line}` }));
+    }
+    locations.hidden = !locations.firstChild;
+  };
+  /** Output text, shown as a tool's output is. */
+  const setOutput = (text, failed) => {
+    resultBox.textContent = '';
+    if (!text) return;
+    resultBox.appendChild(h('div', { class: 'section-label', text: failed ? 'Error' : 'Output' }));
+    const box = h('div');
+    box.dataset.preClass = failed ? 'tool-output error' : 'tool-output';
+    collapsible(box, text);
+    resultBox.appendChild(box);
+  };
+  /**
+   * The call's content blocks: diffs as diffs, text as output. A later state without
+   * diffs (a completion that only says "done") leaves the diffs shown before.
+   */
+  const setContent = (blocks, failed) => {
+    const texts = [];
+    const views = [];
+    for (const block of blocks) {
+      if (!block || typeof block !== 'object') continue;
+      if (block.type === 'diff') {
+        const shown = projectPath(block.path, project) || 'file';
+        const diff = unifiedDiff(shown, block.oldText, block.newText ?? '');
+        views.push(diff
+          ? diffView(diff, { label: `Change to ${shown}`, cls: 'tool-diff' })
+          : h('div', { class: 'muted small', text: `No change to ${shown}` }));
+      } else if (block.type === 'content') {
+        const inner = block.content || {};
+        if (inner.type === 'text') texts.push(String(inner.text ?? ''));
+        else texts.push(`[${inner.type || 'content'}${inner.uri ? ` ${inner.uri}` : ''}]`);
+      } else if (block.type === 'terminal') {
+        // Its output stays in the agent's terminal, which this client does not offer.
+        texts.push(block.terminalId ? `(terminal ${block.terminalId})` : '(terminal)');
+      }
+    }
+    if (views.length) {
+      diffs.textContent = '';
+      for (const view of views) diffs.appendChild(view);
+    }
+    diffs.hidden = !diffs.firstChild;
+    if (texts.length || !api.hasResult) setOutput(texts.join('\n'), failed);
+    return views.length > 0;
+  };
+
+  setKind(typeof c.tool_kind === 'string' ? c.tool_kind : '');
+  setTitle(String(c.title || c.name || c.tool_kind || 'tool'));
+  if (typeof c.status === 'string' && c.status) status = c.status;
+  setLocations(Array.isArray(c.locations) ? c.locations : []);
+  const api = {
+    el: card,
+    id: c.id,
+    hasResult: false,
+    /** A later state of the call, as ACP's `tool_call_update` says it. */
+    update(details) {
+      if (!details || typeof details !== 'object') return;
+      if (typeof details.tool_kind === 'string') setKind(details.tool_kind);
+      if (typeof details.title === 'string' && details.title) setTitle(details.title);
+      if (Array.isArray(details.locations)) setLocations(details.locations);
+      if (Array.isArray(details.content)) setContent(details.content, status === 'failed');
+      if (typeof details.status === 'string' && details.status && !this.hasResult) status = details.status;
+      showState();
+    },
+    setApproval(how) {
+      approval = how === 'waiting' || how === 'denied' ? how : null;
+      showState();
+    },
+    setResult(resultEv) {
+      const rc = resultEv.content || {};
+      this.hasResult = true;
+      resultBox.dataset.seq = String(resultEv.seq);
+      status = rc.is_error ? 'failed' : 'completed';
+      // The agent's own final update holds its blocks (the event has them as text).
+      const update = rawUpdate(rc);
+      if (update && Array.isArray(update.content)) {
+        setContent(update.content, !!rc.is_error);
+      } else {
+        const text = typeof rc.content === 'string' ? rc.content : prettyJson(rc.content);
+        if (text) setOutput(text, !!rc.is_error);
+      }
+      if (update && Array.isArray(update.locations)) setLocations(update.locations);
+      showState();
+    },
+  };
+  const hasDiff = setContent(Array.isArray(c.content) ? c.content : [], false);
+  // The input, unless a diff already shows what it does.
+  if (!hasDiff) {
+    const { body } = describeInput(c.name || '', c.input);
+    if (body) inputBox.appendChild(body);
+  }
+  inputBox.hidden = !inputBox.firstChild;
+  showState();
+  return api;
+}
+
 /** A tool result whose call is not on the page (not loaded, or from another turn). */
 function standaloneResult(ev, el) {
   const c = ev.content || {};
@@ -238,13 +432,14 @@ function num(n) {
 function usageText(usage) {
   if (!usage || typeof usage !== 'object') return [];
   const parts = [];
-  const input = usage.input_tokens ?? usage.input ?? usage.prompt_tokens;
-  const output = usage.output_tokens ?? usage.candidates_tokens ?? usage.completion_tokens;
+  const input = usage.input_tokens ?? usage.input ?? usage.prompt_tokens ?? usage.inputTokens;
+  const output = usage.output_tokens ?? usage.candidates_tokens ?? usage.completion_tokens ?? usage.outputTokens;
   if (Number.isFinite(input)) parts.push(`${num(input)} in`);
   if (Number.isFinite(output)) parts.push(`${num(output)} out`);
-  const cached = (usage.cache_read_input_tokens ?? 0) + (usage.cached_input_tokens ?? 0) + (usage.cached ?? 0);
+  const cached = (usage.cache_read_input_tokens ?? 0) + (usage.cached_input_tokens ?? 0) + (usage.cached ?? 0) + (usage.cachedReadTokens ?? 0);
   if (cached > 0) parts.push(`${num(cached)} cached`);
-  if (!parts.length && Number.isFinite(usage.total_tokens)) parts.push(`${num(usage.total_tokens)} tokens`);
+  const total = usage.total_tokens ?? usage.totalTokens;
+  if (!parts.length && Number.isFinite(total)) parts.push(`${num(total)} tokens`);
   return parts.length ? [`tokens: ${parts.join(' · ')}`] : [];
 }
 
@@ -289,6 +484,49 @@ function outputLine(ev) {
   return el;
 }
 
+/**
+ * An agent's plan as a checklist. A plan is whole each time it changes: a later plan of
+ * the same turn supersedes this one, which then folds into a quiet line (shown with
+ * "All events"), so that a turn reads with its latest plan only.
+ */
+function planRow(ev, ctx) {
+  const el = row(ev, 'plan-row');
+  const entries = planEntries(ev.content);
+  const idBase = `plan-${ev.seq}`;
+  const show = (superseded) => {
+    el.textContent = '';
+    el.classList.toggle('quiet', superseded);
+    el.classList.toggle('superseded', superseded);
+    if (superseded) {
+      const [, list] = planList(entries, { idBase, title: 'Earlier plan' });
+      el.appendChild(h('details', { class: 'plan plan-old' },
+        h('summary', null, h('span', { text: 'Earlier plan' }), h('span', { class: 'muted', text: ` — ${planProgress(entries)}; superseded by a later one` })),
+        list));
+    } else {
+      el.appendChild(h('div', { class: 'card plan', attrs: { role: 'group', 'aria-labelledby': `${idBase}-title` } }, planList(entries, { idBase })));
+    }
+  };
+  show(!!(ctx.planSuperseded && ctx.planSuperseded(ev.seq)));
+  el.__supersede = () => { if (!el.classList.contains('superseded')) show(true); };
+  const earlier = ctx.earlierPlanRow ? ctx.earlierPlanRow(ev.seq) : null;
+  if (earlier && earlier.__supersede) earlier.__supersede();
+  return el;
+}
+
+/** A state of an ACP tool call between its start and its end: said on its card. */
+function toolUpdateRow(ev, ctx) {
+  const c = ev.content || {};
+  const el = systemRow(ev);
+  const id = updateCallId(c);
+  if (!id) return el;
+  el.__toolUpdate = id;
+  if (!ctx.toolUpdates.has(id)) ctx.toolUpdates.set(id, new Set());
+  ctx.toolUpdates.get(id).add(el);
+  const card = ctx.cards.get(id);
+  if (card && card.update) card.update(c);
+  return el;
+}
+
 function thinkingRow(ev) {
   const c = ev.content || {};
   const text = String(c.text ?? '');
@@ -318,9 +556,17 @@ function systemRow(ev) {
     if (c.model) bits.push(String(c.model));
     if (Array.isArray(c.tools)) bits.push(`${c.tools.length} tools`);
     if (c.permission_mode) bits.push(`permissions: ${c.permission_mode}`);
+    // An ACP agent says who it is.
+    if (c.agent && typeof c.agent === 'object' && c.agent.name) bits.push([c.agent.title || c.agent.name, c.agent.version].filter(Boolean).join(' '));
     if (c.cwd) bits.push(String(c.cwd));
     el.appendChild(h('span', { text: bits.join(' · ') }));
     if (c.session_id) el.title = `session ${c.session_id}`;
+    return el;
+  }
+  if (c.subtype === 'unknown_request' && c.method) {
+    // An ACP agent asked for something this client does not offer (and was told so).
+    const el = row(ev, 'notice warn unknown-request');
+    el.appendChild(h('span', { text: `The agent asked for ${c.method}, which workerhub does not offer; it was told so` }));
     return el;
   }
   if (c.subtype === 'session_lost') {
@@ -512,7 +758,11 @@ export function userBubble(el, ev, label) {
  * `resultRows` (tool id → result row), `messageLabel(ev)`, `bubbles` (message id →
  * state element), `approvals` (approval id → card on the page), `decisions` (approval
  * id → its `approval_resolved` event), `answer(approvalId, decision, message)`,
- * `explained(seq)` (whether an error event already said why that result failed).
+ * `explained(seq)` (whether an error event already said why that result failed),
+ * `toolUpdates` (tool id → rows of its `tool_call_update`s), `project` (the worker's
+ * folder, which paths are shown relative to), `planSuperseded(seq)` (whether a later
+ * plan of the same turn is held) and `earlierPlanRow(seq)` (the row of the plan it
+ * supersedes, when on the page).
  */
 export function renderEvent(ev, ctx) {
   switch (ev.type) {
@@ -524,11 +774,16 @@ export function renderEvent(ev, ctx) {
         case 'thinking': return thinkingRow(ev);
         case 'tool_use': {
           const el = row(ev, 'tool-row');
-          const card = toolCard(ev);
+          const card = isAcpCall(c) ? acpToolCard(ev, ctx) : toolCard(ev);
           el.appendChild(card.el);
           el.__card = card;
           if (c.id) {
             ctx.cards.set(c.id, card);
+            // Later states of the call already on the page (rendered before it).
+            const updates = ctx.toolUpdates ? ctx.toolUpdates.get(c.id) : null;
+            if (updates && card.update) {
+              for (const u of [...updates].filter((r) => r.__ev.seq > ev.seq).sort((a, b) => a.__ev.seq - b.__ev.seq)) card.update(u.__ev.content);
+            }
             // Its result may already be on the page on its own (rendered before the call).
             const result = ctx.resultRows.get(c.id);
             if (result) {
@@ -553,7 +808,8 @@ export function renderEvent(ev, ctx) {
         }
         case 'result': return resultRow(ev, ctx);
         case 'retry': return retryRow(ev);
-        case 'system': return systemRow(ev);
+        case 'system': return c.subtype === 'tool_call_update' ? toolUpdateRow(ev, ctx) : systemRow(ev);
+        case 'plan': return planRow(ev, ctx);
         case 'log': return logRow(ev);
         default: {
           const el = row(ev, 'quiet');

@@ -603,3 +603,19 @@ fn without_any_ai_cli_the_page_says_so_and_tasks_go_to_command_workers() {
         || hub.log(),
     );
 }
+
+#[test]
+fn acp_agents_show_their_plans_tool_calls_diffs_and_approvals() {
+    let Some(browser) = browser() else { return };
+    let _one = one_at_a_time();
+    let hub = Workerhub::start(&[]);
+    let project = TempDir::new("wh-ui-acp").expect("temp dir");
+    run_script(
+        &browser,
+        "acp.mjs",
+        target(&hub).as_tuple(),
+        &[("WH_PROJECT", project.path().display().to_string())],
+        no_requests,
+        || hub.log(),
+    );
+}
