@@ -177,8 +177,8 @@ impl Server {
         let writers = Writers::start(config.writer_threads)
             .map_err(|err| format!("cannot start the writer threads: {err}"))?;
         let hosts = match &config.hosts_file {
-            Some(file) => crate::hosts::Hosts::load(file, &data)?,
-            None => crate::hosts::Hosts::none(&data),
+            Some(file) => crate::hosts::Hosts::load(file, data)?,
+            None => crate::hosts::Hosts::none(data),
         };
         let app = Arc::new(App {
             hub,

@@ -20,7 +20,10 @@ pub fn check(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     if !caller.may_create() {
         return Err(Error::forbidden(
             ErrorCode::Forbidden,
-            format!("the token `{}` is a viewer: it may not check hosts", caller.name),
+            format!(
+                "the token `{}` is a viewer: it may not check hosts",
+                caller.name
+            ),
         ));
     }
     let status = app.hosts.check(req.param(0))?;

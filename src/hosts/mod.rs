@@ -304,7 +304,10 @@ fn control_dir(data_dir: &Path) -> PathBuf {
     dir.hash(&mut hasher);
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
-    PathBuf::from(format!("/tmp/workerhub-ssh-{uid}-{:08x}", hasher.finish() as u32))
+    PathBuf::from(format!(
+        "/tmp/workerhub-ssh-{uid}-{:08x}",
+        hasher.finish() as u32
+    ))
 }
 
 /// The remote script of a check: the OS, then each CLI and its version (`-` when it is
@@ -384,7 +387,10 @@ fn parse_host(name: &str, entry: &Value) -> Result<Host, String> {
         }
     }
     let path = strings("path")?;
-    if let Some(bad) = path.iter().find(|d| !d.starts_with('/') || d.contains('\0')) {
+    if let Some(bad) = path
+        .iter()
+        .find(|d| !d.starts_with('/') || d.contains('\0'))
+    {
         return Err(format!("`path` entry {bad:?} must be an absolute folder"));
     }
     Ok(Host {
@@ -410,7 +416,13 @@ mod tests {
         assert!(parse_host("dev", &json!({"ssh": "a b"})).is_err());
         assert!(parse_host("dev", &json!({"ssh": "a", "port": 0})).is_err());
         assert!(parse_host("dev", &json!({"ssh": "a", "options": ["ProxyCommand sh"]})).is_err());
-        assert!(parse_host("dev", &json!({"ssh": "a", "options": ["ServerAliveInterval=3"]})).is_ok());
+        assert!(
+            parse_host(
+                "dev",
+                &json!({"ssh": "a", "options": ["ServerAliveInterval=3"]})
+            )
+            .is_ok()
+        );
         assert!(parse_host("a/b", &json!({"ssh": "a"})).is_err());
         assert!(parse_host("dev", &json!({"ssh": "a", "path": ["relative"]})).is_err());
     }
