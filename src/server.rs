@@ -416,6 +416,8 @@ impl Server {
             scope.spawn(|| app.commands.stop_all());
             app.hub.stop_all();
         });
+        // The ssh connections kept open for the hosts end with the server.
+        app.hosts.close();
         // Give close frames a moment to go out, then cut whatever is left.
         let deadline = Instant::now() + Duration::from_secs(1);
         while sockets

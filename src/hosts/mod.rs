@@ -2,7 +2,8 @@
 //! agent, `ProxyJump`, known hosts): nothing is installed on the remote side.
 //!
 //! `--hosts FILE` names the hosts workers may run on: `{"NAME": {"ssh": "dev-box" or
-//! "user@10.0.0.5", "port"?, "identity_file"?, "options"?: ["Key=value", ...],
+//! "user@10.0.0.5", "port"?, "identity_file"?, "config_file"? (instead of
+//! `~/.ssh/config`), "options"?: ["Key=value", ...],
 //! "path"?: [folders added to the remote PATH], "kinds"?: [...]}}`. An entry that
 //! cannot be used is reported (at start and in `GET /api/hosts`) and the others work.
 //! Every ssh this server runs shares one multiplexed connection per host
@@ -40,6 +41,9 @@ pub struct Host {
     pub port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_file: Option<PathBuf>,
+    /// An ssh configuration file to read instead of the user's `~/.ssh/config` (`-F`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_file: Option<PathBuf>,
     /// More `-o` options, `Key=value` each.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
@@ -200,6 +204,37 @@ impl Hosts {
         Ok(status)
     }
 
+    /// Ends the multiplexed connections (`ssh -O exit`), each within a second or two:
+    /// they outlive the ssh that opened them, but not the server.
+    pub fn close(&self) {
+        let hosts: Vec<Host> = self
+            .lock()
+            .values()
+            .filter_map(|s| s.host.clone())
+            .collect();
+        for host in hosts {
+            let mut argv = self.ssh_argv(&host, "");
+            argv.pop();
+            let at = argv.len() - 2;
+            argv.insert(at, "exit".into());
+            argv.insert(at, "-O".into());
+            let child = Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            if let Ok(mut child) = child {
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
     /// The ssh command line for `host`, running `remote` (a command line for the remote
     /// shell, built with [`quote`]).
     pub fn ssh_argv(&self, host: &Host, remote: &str) -> Vec<String> {
@@ -221,6 +256,10 @@ impl Hosts {
             argv.push("-p".into());
             argv.push(port.to_string());
         }
+        if let Some(config) = &host.config_file {
+            argv.push("-F".into());
+            argv.push(config.display().to_string());
+        }
         if let Some(identity) = &host.identity_file {
             argv.push("-i".into());
             argv.push(identity.display().to_string());
@@ -238,8 +277,7 @@ impl Hosts {
 
     /// Runs `remote` on `host` and returns its stdout; an error says what ssh said.
     fn run(&self, host: &Host, remote: &str, timeout: Duration) -> Result<String, String> {
-        crate::private_files::create_dir(&self.control_dir)
-            .map_err(|e| format!("cannot create {}: {e}", self.control_dir.display()))?;
+        private_control_dir(&self.control_dir)?;
         let argv = self.ssh_argv(host, remote);
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])
@@ -290,13 +328,13 @@ impl Hosts {
 }
 
 /// Where the control sockets live: `DATA_DIR/ssh`, unless that path is too long for a
-/// socket's name (about 100 bytes, and ssh adds 41 for `%C`); then a private folder of
-/// this data folder's own under /tmp.
+/// socket's name (108 bytes; ssh adds 41 for `%C` and 17 for a temporary suffix while
+/// it sets the socket up); then a private folder of this data folder's own under /tmp.
 fn control_dir(data_dir: &Path) -> PathBuf {
     let dir = std::path::absolute(data_dir)
         .unwrap_or_else(|_| data_dir.to_path_buf())
         .join("ssh");
-    if dir.as_os_str().len() + 41 < 100 {
+    if dir.as_os_str().len() + 60 < 104 {
         return dir;
     }
     use std::hash::{Hash, Hasher};
@@ -308,6 +346,25 @@ fn control_dir(data_dir: &Path) -> PathBuf {
         "/tmp/workerhub-ssh-{uid}-{:08x}",
         hasher.finish() as u32
     ))
+}
+
+/// Creates the control sockets' folder, and makes sure it is ours alone: ssh connects
+/// to a socket it finds there, so a folder someone else made (under /tmp) or could write
+/// into would hand them our commands.
+fn private_control_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    crate::private_files::create_dir(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // SAFETY: getuid cannot fail.
+    let me = unsafe { libc::getuid() };
+    if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o077 != 0 {
+        return Err(format!(
+            "{} is not a private folder of this user; remove it and try again",
+            dir.display()
+        ));
+    }
+    Ok(())
 }
 
 /// The remote script of a check: the OS, then each CLI and its version (`-` when it is
@@ -398,6 +455,7 @@ fn parse_host(name: &str, entry: &Value) -> Result<Host, String> {
         ssh: ssh.to_string(),
         port,
         identity_file: text("identity_file").map(PathBuf::from),
+        config_file: text("config_file").map(PathBuf::from),
         options,
         path,
         kinds: strings("kinds")?,

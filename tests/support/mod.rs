@@ -4,6 +4,7 @@
 
 pub mod mock_llm;
 pub mod server;
+pub mod sshd;
 
 use std::ffi::OsStr;
 use std::fs;
