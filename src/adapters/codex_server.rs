@@ -47,6 +47,8 @@ pub struct CodexSession {
     next_id: u64,
     sent: HashMap<u64, Sent>,
     held: Option<String>,
+    /// An interrupt asked for before the turn had its id: sent once it has.
+    interrupt_pending: bool,
     usage: Option<Value>,
     label: String,
     hint: String,
@@ -62,13 +64,14 @@ impl CodexSession {
         asks: bool,
         hint: String,
     ) -> CodexSession {
-        let sandbox = spec.options.permission_mode.clone().unwrap_or_else(|| {
-            if asks {
-                "workspace-write".into()
-            } else {
-                "danger-full-access".into()
-            }
-        });
+        // Commands may write in the project folder unless the worker says otherwise
+        // (`permission_mode`: read-only, workspace-write, danger-full-access), asking or
+        // not.
+        let sandbox = spec
+            .options
+            .permission_mode
+            .clone()
+            .unwrap_or_else(|| "workspace-write".into());
         CodexSession {
             cwd: spec.project_path.display().to_string(),
             model,
@@ -81,6 +84,7 @@ impl CodexSession {
             next_id: 0,
             sent: HashMap::new(),
             held: None,
+            interrupt_pending: false,
             usage: None,
             label: "Codex".into(),
             hint,
@@ -120,7 +124,26 @@ impl CodexSession {
         out.replies.push(reply);
     }
 
+    fn interrupt_request(&mut self) -> Option<Vec<u8>> {
+        let (thread, turn) = (self.thread.clone()?, self.turn.clone()?);
+        Some(self.request(
+            "turn/interrupt",
+            json!({"threadId": thread, "turnId": turn}),
+            Sent::Interrupt,
+        ))
+    }
+
+    fn send_pending_interrupt(&mut self, out: &mut Parsed) {
+        if self.interrupt_pending
+            && let Some(bytes) = self.interrupt_request()
+        {
+            self.interrupt_pending = false;
+            out.replies.push(bytes);
+        }
+    }
+
     fn start_turn(&mut self, message: &str) -> Vec<u8> {
+        self.interrupt_pending = false;
         let params = json!({
             "threadId": self.thread,
             "input": [{"type": "text", "text": message}],
@@ -182,6 +205,7 @@ impl CodexSession {
             (Sent::StartTurn, None) => {
                 self.turn = result["turn"]["id"].as_str().map(str::to_string);
                 out.events.push(system("turn_started", map, raw));
+                self.send_pending_interrupt(out);
             }
             (Sent::StartTurn, Some(error)) => {
                 out.events.push(Event::error(
@@ -206,6 +230,7 @@ impl CodexSession {
         )));
         out.events
             .push(Event::error(crate::error::ErrorCode::TurnFailed, why));
+        out.stop_process = true;
         if self.held.take().is_some() {
             out.turn_end = Some(TurnEnd { is_error: true });
         }
@@ -217,6 +242,7 @@ impl CodexSession {
                 if let Some(turn) = params["turn"]["id"].as_str() {
                     self.turn = Some(turn.to_string());
                 }
+                self.send_pending_interrupt(out);
                 out.events.push(Event::agent(AgentContent::system(
                     "turn_started",
                     json!({"turn_id": self.turn}),
@@ -432,6 +458,7 @@ impl CodexSession {
             session_rule: None,
             summary: Some(summary),
             diff: None,
+            takes_new_input: false,
             extra: json!({"id": id, "method": method}),
         });
     }
@@ -490,21 +517,22 @@ impl LineParser for CodexSession {
             (Decision::Deny, true) => "denied",
             (Decision::Cancelled | Decision::Expired, true) => "abort",
         };
-        let decision = answer.option_id.as_deref().unwrap_or(decision);
         Some(line(json!({"id": id, "result": {"decision": decision}})))
     }
 
     fn interrupt(&mut self) -> Option<Vec<u8>> {
-        let (Some(thread), Some(turn)) = (self.thread.clone(), self.turn.clone()) else {
-            // No turn yet: the held message goes with the turn.
-            self.held = None;
-            return None;
-        };
-        Some(self.request(
-            "turn/interrupt",
-            json!({"threadId": thread, "turnId": turn}),
-            Sent::Interrupt,
-        ))
+        if self.held.take().is_some() {
+            // The message never reached Codex: nothing to interrupt but the wait.
+            return Some(Vec::new());
+        }
+        match self.interrupt_request() {
+            Some(bytes) => Some(bytes),
+            None => {
+                // The turn has no id yet: it is interrupted as soon as it has one.
+                self.interrupt_pending = true;
+                Some(Vec::new())
+            }
+        }
     }
 }
 

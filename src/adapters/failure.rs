@@ -80,9 +80,14 @@ pub fn rejects_key(status: Option<u64>) -> bool {
 /// refused key (401, 403, "UNAUTHENTICATED", "invalid api key") or no connection.
 pub fn classify_text(text: &str) -> Option<ApiFailure> {
     let lower = text.to_ascii_lowercase();
+    // A status is a number of its own, not digits inside an id or a duration.
+    if lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|w| w == "401" || w == "403")
+    {
+        return Some(ApiFailure::CredentialsRejected);
+    }
     let refused = [
-        "401",
-        "403",
         "unauthenticated",
         "unauthorized",
         "permission_denied",
@@ -104,5 +109,27 @@ pub fn classify_text(text: &str) -> Option<ApiFailure> {
         Some(ApiFailure::Unreachable)
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_is_a_word_of_its_own() {
+        assert_eq!(
+            classify_text("HTTP 401 Unauthorized"),
+            Some(ApiFailure::CredentialsRejected)
+        );
+        assert_eq!(
+            classify_text("{\"code\":403}"),
+            Some(ApiFailure::CredentialsRejected)
+        );
+        assert_eq!(classify_text("request req_4013 took 4013 ms"), None);
+        assert_eq!(
+            classify_text("connect ECONNREFUSED 127.0.0.1:1"),
+            Some(ApiFailure::Unreachable)
+        );
     }
 }

@@ -158,6 +158,9 @@ pub struct Parsed {
     pub session_lost: bool,
     /// Bytes for the process's stdin, in order (a protocol's own replies).
     pub replies: Vec<Vec<u8>>,
+    /// The process cannot serve (its protocol session would not start): end it, so
+    /// that the next message starts another.
+    pub stop_process: bool,
 }
 
 /// A tool call the program asks permission for.
@@ -176,7 +179,10 @@ pub struct Ask {
     /// does (an ACP tool call's title), and the change as a diff.
     pub summary: Option<String>,
     pub diff: Option<String>,
-    /// What else the adapter needs to answer it (its suggestions, its options).
+    /// Whether an answer may give the input to run instead (`updated_input`): Claude
+    /// Code's protocol carries it, ACP's and Codex's do not.
+    pub takes_new_input: bool,
+    /// What else the adapter needs to answer it (its suggestions, ACP's `options`).
     pub extra: Value,
 }
 

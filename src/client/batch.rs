@@ -633,18 +633,40 @@ fn answer_approval(
             Some("not in this batch message's `approve` list (nobody watches a batch run)"),
         ),
     };
-    let sent = session.request(
-        RequestType::AgentApprove,
-        json!({"worker_id": worker_id, "approval_id": ask.approval_id, "decision": decision, "message": message}),
-        None,
-    );
+    // The server's answer says what was decided: ours, or what decided before us (the
+    // worker's rules, a session rule).
+    let answered = session
+        .request(
+            RequestType::AgentApprove,
+            json!({"worker_id": worker_id, "approval_id": ask.approval_id, "decision": decision, "message": message}),
+            None,
+        )
+        .and_then(|id| session.answer(&id, Duration::from_secs(30)));
+    let (decided, by, error) = match answered {
+        Ok(reply) => (
+            reply["payload"]["decision"]
+                .as_str()
+                .unwrap_or(decision)
+                .to_string(),
+            reply["payload"]["by"].as_str().map(str::to_string),
+            None,
+        ),
+        Err(err) if err.0.contains("already decided") => {
+            // "approval … was already decided: allow by rules"
+            let how = err.0.rsplit(": ").next().unwrap_or("").to_string();
+            let (decision, by) = how.split_once(" by ").unwrap_or((how.as_str(), ""));
+            (decision.to_string(), Some(by.to_string()), None)
+        }
+        Err(err) => (decision.to_string(), None, Some(err.0)),
+    };
     json!({
         "approval_id": ask.approval_id,
         "tool_name": ask.tool_name,
         "summary": ask.summary,
-        "decision": decision,
+        "decision": decided,
+        "by": by,
         "rule": rule.map(|r| r.to_string()),
-        "error": sent.err().map(|e| e.0),
+        "error": error,
     })
 }
 

@@ -52,6 +52,11 @@ impl Approvals {
             .collect()
     }
 
+    /// The session's process is gone: its "allow for this session" rules go with it.
+    pub fn end_session(&mut self) {
+        self.session_rules.clear();
+    }
+
     fn remember(&mut self, id: &str, decision: Decision, by: &str) {
         if self.decided.len() >= REMEMBERED {
             self.decided.pop_front();
@@ -65,14 +70,17 @@ impl Worker {
     /// The program asked: decide by policy, or publish the request and wait.
     pub(super) fn on_asks(&self, st: &mut WorkerState, process: u64, asks: Vec<Ask>) {
         // The turn's own policy (a task's), else the worker's.
-        let policy = st
-            .turn
-            .as_ref()
-            .and_then(|t| t.message.approval.clone())
-            .unwrap_or_else(|| approval_policy(self.adapter.as_ref(), &self.spec));
+        let own = st.turn.as_ref().and_then(|t| t.message.approval.clone());
+        // A turn with its own policy (a task's) is decided by it alone: what someone
+        // allowed for the session before does not carry into an unattended turn.
+        let session_rules = if own.is_some() {
+            Vec::new()
+        } else {
+            st.approvals.session_rules.clone()
+        };
+        let policy = own.unwrap_or_else(|| approval_policy(self.adapter.as_ref(), &self.spec));
         for ask in asks {
-            let mut verdict =
-                policy.decide(&st.approvals.session_rules, &ask.tool_name, &ask.input);
+            let mut verdict = policy.decide(&session_rules, &ask.tool_name, &ask.input);
             if verdict.is_none() && st.approvals.waiting.len() >= MAX_WAITING {
                 verdict = Some(crate::approval::Verdict {
                     decision: Decision::Deny,
@@ -111,10 +119,16 @@ impl Worker {
         }
     }
 
-    /// The program withdrew requests (by its own ids).
-    pub(super) fn on_withdrawn(&self, st: &mut WorkerState, keys: &[String]) {
+    /// The program withdrew requests (by its own ids, which only mean something for the
+    /// process that asked).
+    pub(super) fn on_withdrawn(&self, st: &mut WorkerState, process: u64, keys: &[String]) {
         for key in keys {
-            if let Some(index) = st.approvals.waiting.iter().position(|w| &w.ask.key == key) {
+            if let Some(index) = st
+                .approvals
+                .waiting
+                .iter()
+                .position(|w| &w.ask.key == key && w.process == process)
+            {
                 let answer = answer(
                     Decision::Cancelled,
                     Some("the program withdrew its request".into()),
@@ -197,10 +211,8 @@ impl Worker {
                 )),
             });
         };
+        check_answer(&st.approvals.waiting[index].ask, &answer)?;
         let resolved = self.resolve(&mut st, index, &answer, by, true);
-        drop(st);
-        // `worker.json` lists what still waits (for a restart in the middle).
-        self.save();
         Ok(resolved)
     }
 
@@ -232,9 +244,29 @@ impl Worker {
         }
     }
 
-    /// The requests of the history's tail that were never resolved: what waited when
-    /// the server died (its `worker.json` may have been saved just before the request).
-    pub(super) fn unanswered_in_history(feed: &crate::feed::Feed) -> Vec<ApprovalRequest> {
+    /// What waited when the server died: the history is the record (every request and
+    /// resolution is an event; `worker.json` is saved lazily); requests `worker.json`
+    /// lists that the history's tail no longer shows count too, unless resolved there.
+    pub(super) fn waiting_at_restart(
+        feed: &crate::feed::Feed,
+        saved: Vec<ApprovalRequest>,
+    ) -> Vec<ApprovalRequest> {
+        let (mut open, resolved) = Worker::unanswered_in_history(feed);
+        for request in saved {
+            let known = open.iter().any(|r| r.approval_id == request.approval_id)
+                || resolved.contains(&request.approval_id);
+            if !known {
+                open.push(request);
+            }
+        }
+        open
+    }
+
+    /// The requests of the history's tail that were never resolved, and the ids of
+    /// those that were.
+    fn unanswered_in_history(
+        feed: &crate::feed::Feed,
+    ) -> (Vec<ApprovalRequest>, std::collections::HashSet<String>) {
         const TAIL: u64 = 2000;
         let page = feed.page(
             feed.last_seq().saturating_sub(TAIL),
@@ -242,16 +274,18 @@ impl Worker {
             16 << 20,
         );
         let mut open: Vec<ApprovalRequest> = Vec::new();
+        let mut resolved_ids = std::collections::HashSet::new();
         for published in &page.events {
             match serde_json::from_slice::<Event>(published.json()) {
                 Ok(Event::ApprovalRequest(request)) => open.push(request),
                 Ok(Event::ApprovalResolved(resolved)) => {
                     open.retain(|r| r.approval_id != resolved.approval_id);
+                    resolved_ids.insert(resolved.approval_id);
                 }
                 _ => {}
             }
         }
-        open
+        (open, resolved_ids)
     }
 
     /// The requests waiting for an answer, whole.
@@ -358,6 +392,8 @@ impl Worker {
             Some(summary) => (summary.clone(), ask.diff.clone()),
             None => summarize(&ask.tool_name, &ask.input),
         };
+        // Status events list every waiting summary: each is kept short.
+        let summary = crate::approval::shorten(&summary, 300);
         let session_rule = ask
             .session_rule
             .clone()
@@ -425,6 +461,53 @@ impl Worker {
     }
 }
 
+/// Refuses an answer the program could not take as meant: an input to run instead
+/// where the protocol carries none, or an option the program did not offer or that says
+/// the opposite of the decision.
+fn check_answer(ask: &Ask, answer: &Answer) -> Result<(), Error> {
+    if answer.updated_input.is_some() && !ask.takes_new_input {
+        return Err(Error::invalid(
+            "this program cannot be given another input to run (`updated_input`): allow or deny the call as it is",
+        ));
+    }
+    let Some(option) = &answer.option_id else {
+        return Ok(());
+    };
+    let offered = ask.extra["options"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let kind = offered
+        .iter()
+        .find(|o| o["optionId"].as_str() == Some(option.as_str()))
+        .and_then(|o| o["kind"].as_str());
+    let consistent = match (kind, answer.decision) {
+        (Some(kind), Decision::Allow | Decision::AllowSession) => kind.starts_with("allow"),
+        (Some(kind), Decision::Deny) => kind.starts_with("reject"),
+        _ => false,
+    };
+    if consistent {
+        return Ok(());
+    }
+    let ids: Vec<&str> = offered
+        .iter()
+        .filter_map(|o| o["optionId"].as_str())
+        .collect();
+    Err(Error::invalid(match kind {
+        None if ids.is_empty() => {
+            "this program offers no options of its own: answer with `decision` alone".to_string()
+        }
+        None => format!(
+            "`option_id` {option:?} is not one of the program's options ({})",
+            ids.join(", ")
+        ),
+        Some(kind) => format!(
+            "`option_id` {option:?} is a `{kind}` option, which contradicts the decision `{}`",
+            answer.decision.as_str()
+        ),
+    }))
+}
+
 fn answer(decision: Decision, message: Option<String>) -> Answer {
     Answer {
         decision,
@@ -436,10 +519,7 @@ fn answer(decision: Decision, message: Option<String>) -> Answer {
 
 /// A rule for exactly this call: the tool and what it acts on.
 fn exact_rule(ask: &Ask) -> Rule {
-    Rule {
-        tool: ask.tool_name.clone(),
-        pattern: crate::approval::subject(&ask.input).map(str::to_string),
-    }
+    Rule::exactly(&ask.tool_name, crate::approval::subject(&ask.input))
 }
 
 fn seconds(d: Duration) -> String {

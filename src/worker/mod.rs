@@ -330,14 +330,12 @@ impl Worker {
             saved.status = Status::Interrupted;
         }
         let resume = saved.resume;
-        let mut expired = std::mem::take(&mut saved.pending_approvals);
-        if was_running {
-            for request in Worker::unanswered_in_history(&feed) {
-                if !expired.iter().any(|r| r.approval_id == request.approval_id) {
-                    expired.push(request);
-                }
-            }
-        }
+        let saved_pending = std::mem::take(&mut saved.pending_approvals);
+        let expired = if was_running {
+            Worker::waiting_at_restart(&feed, saved_pending)
+        } else {
+            saved_pending
+        };
         let worker = Worker::assemble(saved, adapter, engine, feed, dir.to_path_buf());
         if !expired.is_empty() {
             worker.expire_after_restart(expired);
@@ -686,6 +684,16 @@ impl Worker {
     }
 
     /// Everything a client may know about the worker.
+    /// Whether its program asks before using tools (so a task's stricter policy can hold
+    /// it back): a live session whose policy is not `auto`.
+    pub fn asks_before_tools(&self) -> bool {
+        self.adapter.asks_approval(&self.spec)
+            && !matches!(
+                crate::adapters::approval_policy(self.adapter.as_ref(), &self.spec),
+                crate::approval::ApprovalPolicy::Auto
+            )
+    }
+
     pub fn view(&self) -> WorkerView {
         let st = self.lock();
         let (first_seq, last_seq) = self.feed.bounds();
@@ -742,11 +750,17 @@ impl Worker {
             owner: self.owner.clone(),
             resume: st.resume,
             reason: st.reason.clone(),
+            // What expires at a restart: ids and summaries, not inputs and diffs.
             pending_approvals: st
                 .approvals
                 .waiting
                 .iter()
-                .map(|w| w.request.clone())
+                .map(|w| ApprovalRequest {
+                    input: serde_json::Value::Null,
+                    diff: None,
+                    options: Vec::new(),
+                    ..w.request.clone()
+                })
                 .collect(),
         };
         drop(st);
@@ -787,6 +801,8 @@ impl Worker {
 
     /// Removes the worker's files (after it was stopped and its feed closed).
     pub fn remove_files(&self) {
+        // No save may be half-way (its file would bring the folder back).
+        let _saving = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(err) = std::fs::remove_dir_all(&self.dir) {
             log::warn!(
                 "worker {}: could not remove {}: {err}",
@@ -847,13 +863,19 @@ impl Worker {
             st.session_id = Some(session);
             changed = true;
         }
+        // Requests and their ends are in the history, which a restart reads: no save of
+        // worker.json on this path (it cost the approval round trip its p99).
         if !parsed.asks.is_empty() {
             self.on_asks(&mut st, process, std::mem::take(&mut parsed.asks));
-            changed = true;
         }
         if !parsed.withdrawn.is_empty() {
-            self.on_withdrawn(&mut st, &parsed.withdrawn);
-            changed = true;
+            self.on_withdrawn(&mut st, process, &parsed.withdrawn);
+        }
+        if parsed.stop_process
+            && let Some(running) = st.process.clone().filter(|p| p.id == process)
+        {
+            // The protocol's session cannot start: the next message starts a new process.
+            self.end_process(&running);
         }
         if parsed.fail_turn
             && let Some(running) = st.process.clone().filter(|p| p.id == process)
@@ -871,8 +893,21 @@ impl Worker {
         }
     }
 
+    /// Ends `process` (SIGTERM, then SIGKILL after the grace) without waiting.
+    fn end_process(&self, process: &Arc<Process>) {
+        process.signal(libc::SIGTERM);
+        let process = process.clone();
+        self.engine.timer.after(self.engine.kill_grace, move || {
+            if process.is_running() {
+                process.signal(libc::SIGKILL);
+            }
+        });
+    }
+
     fn on_exit(&self, process: u64, exit: Exit) {
         let mut st = self.lock();
+        // What "allow for this session" allowed ends with the session's process.
+        st.approvals.end_session();
         if st.process.as_ref().is_none_or(|p| p.id != process) {
             return;
         }

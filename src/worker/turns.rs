@@ -586,12 +586,14 @@ impl Worker {
 
     /// Ends the running turn with `outcome` and starts the next queued message.
     fn end_turn(&self, st: &mut WorkerState, outcome: Outcome) {
+        // A live process still waits for its answers: it is told they are cancelled.
+        let alive = st.process.as_ref().is_some_and(|p| p.is_running());
         self.end_approvals(
             st,
             Decision::Cancelled,
             "the program",
             "the turn ended before anyone answered",
-            false,
+            alive,
         );
         let Some(turn) = st.turn.take() else { return };
         let last = LastTurn {
@@ -668,7 +670,7 @@ impl Worker {
         // (ACP, Codex's app server); otherwise the program hears the denials, then the
         // interrupt.
         if let Some(bytes) = own {
-            if process.write_stdin(bytes).is_err() {
+            if !bytes.is_empty() && process.write_stdin(bytes).is_err() {
                 process.signal(libc::SIGINT);
             }
             self.end_approvals(st, Decision::Cancelled, "interrupt", why, true);
