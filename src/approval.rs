@@ -434,12 +434,38 @@ pub fn unified_diff(file: &str, old: &str, new: &str) -> String {
         .zip(new_lines[head..].iter().rev())
         .take_while(|(a, b)| a == b)
         .count();
+    // One hunk: the changed lines with up to three lines of context each side.
+    const CONTEXT: usize = 3;
+    let before = head.min(CONTEXT);
+    let after = tail.min(CONTEXT);
+    let (old_changed, new_changed) = (old_lines.len() - head - tail, new_lines.len() - head - tail);
+    let range = |changed: usize| {
+        let count = before + changed + after;
+        // A side with no lines is at 0 (`-0,0` for a new file).
+        let start = if count == 0 {
+            head - before
+        } else {
+            head - before + 1
+        };
+        format!("{start},{count}")
+    };
+    let path = file.trim_start_matches('/');
+    let old_name = if old_lines.is_empty() {
+        "/dev/null".to_string()
+    } else {
+        format!("a/{path}")
+    };
+    let new_name = if new_lines.is_empty() {
+        "/dev/null".to_string()
+    } else {
+        format!("b/{path}")
+    };
     let mut out = format!(
-        "--- a/{file}\n+++ b/{file}\n@@ -1,{} +1,{} @@\n",
-        old_lines.len(),
-        new_lines.len()
+        "--- {old_name}\n+++ {new_name}\n@@ -{} +{} @@\n",
+        range(old_changed),
+        range(new_changed)
     );
-    for line in &old_lines[..head] {
+    for line in &old_lines[head - before..head] {
         out.push_str(&format!(" {line}\n"));
     }
     for line in &old_lines[head..old_lines.len() - tail] {
@@ -448,7 +474,8 @@ pub fn unified_diff(file: &str, old: &str, new: &str) -> String {
     for line in &new_lines[head..new_lines.len() - tail] {
         out.push_str(&format!("+{line}\n"));
     }
-    for line in &old_lines[old_lines.len() - tail..] {
+    let tail_start = old_lines.len() - tail;
+    for line in &old_lines[tail_start..tail_start + after] {
         out.push_str(&format!(" {line}\n"));
     }
     out
@@ -458,6 +485,22 @@ pub fn unified_diff(file: &str, old: &str, new: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn diffs_show_the_change_with_three_lines_of_context() {
+        let old: String = (1..=20).map(|n| format!("line {n}\n")).collect();
+        let new = old.replace("line 10\n", "line ten\n");
+        let diff = unified_diff("/srv/app/notes.txt", &old, &new);
+        assert_eq!(
+            diff,
+            "--- a/srv/app/notes.txt\n+++ b/srv/app/notes.txt\n@@ -7,7 +7,7 @@\n line 7\n line 8\n line 9\n-line 10\n+line ten\n line 11\n line 12\n line 13\n"
+        );
+        let created = unified_diff("a.txt", "", "yes\n");
+        assert_eq!(
+            created,
+            "--- /dev/null\n+++ b/a.txt\n@@ -0,0 +1,1 @@\n+yes\n"
+        );
+    }
 
     #[test]
     fn a_prefix_rule_never_covers_a_second_command_or_a_climb_out() {

@@ -424,9 +424,14 @@ impl AcpSession {
             }
             "tool_call_update" => {
                 if !self.tool_result(update, raw, out) {
+                    let mut fields = tool_details(update);
+                    fields.insert("tool_use_id".into(), update["toolCallId"].clone());
+                    if let Some(input) = update.get("rawInput").filter(|v| !v.is_null()) {
+                        fields.insert("input".into(), input.clone());
+                    }
                     out.events.push(Event::agent(AgentContent::system(
                         "tool_call_update",
-                        Value::Object(tool_details(update)),
+                        Value::Object(fields),
                         raw,
                     )));
                 }
