@@ -17,7 +17,10 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::{Adapter, Ask, Launch, LineParser, Parsed, TurnEnd, json_object, worker_env};
+use super::{
+    Adapter, Ask, Launch, LineParser, Parsed, TurnEnd, error_text, json_line as line, json_object,
+    system_of as system, worker_env,
+};
 use crate::approval::Answer;
 use crate::event::{AgentContent, Decision, Event, Pipe, ToolResult, ToolUse, TurnResult};
 use crate::process::ProcessSpec;
@@ -168,6 +171,16 @@ impl AcpSession {
             label: "The agent".into(),
             hint: "give the agent the key its model API wants (in the server's environment or the worker's env)".into(),
         }
+    }
+
+    /// The session of a built-in kind speaking ACP (Gemini CLI, OpenCode): named, with
+    /// its key's hint.
+    pub fn of_kind(
+        adapter: &dyn Adapter,
+        spec: &WorkerSpec,
+        resume: Option<&str>,
+    ) -> Box<dyn LineParser> {
+        Box::new(AcpSession::new(spec, resume).for_kind(adapter.label(), adapter.credential_hint()))
     }
 
     /// Names the agent and its key's hint in what a failing prompt says.
@@ -675,27 +688,6 @@ fn tool_details(update: &Value) -> Map<String, Value> {
             .map(|v| (name.to_string(), v.clone()))
     })
     .collect()
-}
-
-fn system(subtype: &str, map: &Map<String, Value>, raw: &str) -> Event {
-    Event::agent(AgentContent::system(
-        subtype,
-        Value::Object(map.clone()),
-        raw,
-    ))
-}
-
-fn error_text(error: &Value) -> String {
-    match error["message"].as_str() {
-        Some(message) => message.to_string(),
-        None => error.to_string(),
-    }
-}
-
-fn line(value: Value) -> Vec<u8> {
-    let mut text = value.to_string();
-    text.push('\n');
-    text.into_bytes()
 }
 
 #[cfg(test)]

@@ -255,7 +255,7 @@ impl Adapter for Claude {
             return Vec::new();
         }
         let id = format!("req_init_{}", uuid::Uuid::new_v4().simple());
-        line(
+        super::json_line(
             json!({"type": "control_request", "request_id": id, "request": {"subtype": "initialize", "hooks": null}}),
         )
     }
@@ -278,7 +278,7 @@ impl Adapter for Claude {
                 "message": answer.message.clone().unwrap_or_else(|| "The user denied this tool call.".into()),
             }),
         };
-        line(json!({
+        super::json_line(json!({
             "type": "control_response",
             "response": {"subtype": "success", "request_id": ask.key, "response": response},
         }))
@@ -331,13 +331,6 @@ impl Adapter for Claude {
             )),
         }
     }
-}
-
-/// One JSON object as a line for the CLI's stdin.
-fn line(value: Value) -> Vec<u8> {
-    let mut text = value.to_string();
-    text.push('\n');
-    text.into_bytes()
 }
 
 /// The permission updates of an "allow for this session" answer: the CLI's own
@@ -685,7 +678,7 @@ impl LineParser for ClaudeParser {
                         out.events.push(system(&map, &raw));
                         // A request it waits on must be answered, if only to say no.
                         if !id.is_empty() {
-                            out.replies.push(self::line(json!({
+                            out.replies.push(super::json_line(json!({
                                 "type": "control_response",
                                 "response": {
                                     "subtype": "error",

@@ -15,7 +15,10 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::failure::retry;
-use super::{Ask, LineParser, Parsed, TurnEnd, json_object};
+use super::{
+    Ask, LineParser, Parsed, TurnEnd, error_text, json_line as line, json_object,
+    system_of as system,
+};
 use crate::approval::Answer;
 use crate::event::{AgentContent, Decision, Event, Pipe, ToolResult, ToolUse, TurnResult};
 use crate::spec::WorkerSpec;
@@ -534,25 +537,4 @@ impl LineParser for CodexSession {
             }
         }
     }
-}
-
-fn system(subtype: &str, map: &Map<String, Value>, raw: &str) -> Event {
-    Event::agent(AgentContent::system(
-        subtype,
-        Value::Object(map.clone()),
-        raw,
-    ))
-}
-
-fn error_text(error: &Value) -> String {
-    match error["message"].as_str() {
-        Some(message) => message.to_string(),
-        None => error.to_string(),
-    }
-}
-
-fn line(value: Value) -> Vec<u8> {
-    let mut text = value.to_string();
-    text.push('\n');
-    text.into_bytes()
 }

@@ -428,6 +428,30 @@ pub fn json_object(
     None
 }
 
+/// One JSON message as a line for a program's stdin.
+pub fn json_line(value: Value) -> Vec<u8> {
+    let mut text = value.to_string();
+    text.push('\n');
+    text.into_bytes()
+}
+
+/// A JSON-RPC error's words (its `message`, else the whole error).
+pub fn error_text(error: &Value) -> String {
+    match error["message"].as_str() {
+        Some(message) => message.to_string(),
+        None => error.to_string(),
+    }
+}
+
+/// A message kept as a `system` event: its fields and its line.
+pub fn system_of(subtype: &str, map: &Map<String, Value>, raw: &str) -> Event {
+    Event::agent(AgentContent::system(
+        subtype,
+        Value::Object(map.clone()),
+        raw,
+    ))
+}
+
 /// `map[key]` as a string.
 pub fn str_of<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     map.get(key).and_then(Value::as_str)

@@ -122,19 +122,14 @@ impl Adapter for OpenCode {
 
     fn parser_for(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
         if self.is_live(launch.spec) {
-            return Box::new(
-                AcpSession::new(launch.spec, launch.session_id)
-                    .for_kind(self.label(), self.credential_hint()),
-            );
+            return AcpSession::of_kind(self, launch.spec, launch.session_id);
         }
         self.parser(launch.spec)
     }
 
     fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser> {
         if self.is_live(spec) {
-            return Box::new(
-                AcpSession::new(spec, None).for_kind(self.label(), self.credential_hint()),
-            );
+            return AcpSession::of_kind(self, spec, None);
         }
         Box::new(OpenCodeParser {
             hint: self.credential_hint(),
