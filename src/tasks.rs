@@ -555,12 +555,22 @@ impl Tasks {
             Err(err) => return self.fail(id, &err.message),
         };
         let message_id = uuid::Uuid::new_v4().to_string();
+        // A program without turns (a `command` worker): the run is the line reaching it,
+        // decided before the task is shown running (a stopped worker fails it at once).
+        let delivered = (!worker.has_turns()).then(|| {
+            let by = task.owner.clone().unwrap_or_else(|| "task".into());
+            worker.send_message(&task.instruction, &by)
+        });
         {
             let mut tasks = self.lock();
             let Some(task) = tasks.iter_mut().find(|t| t.id == id) else {
                 return;
             };
-            task.status = TaskStatus::Running;
+            task.status = if delivered.is_some() {
+                task.status
+            } else {
+                TaskStatus::Running
+            };
             task.runs += 1;
             task.started_at = Some(clock::now_rfc3339());
             task.finished_at = None;
@@ -585,10 +595,8 @@ impl Tasks {
             },
         );
         let by = task.owner.clone().unwrap_or_else(|| "task".into());
-        if !worker.has_turns() {
-            // A program without turns (a `command` worker): the run is done once the
-            // program has the line.
-            return match worker.send_message(&task.instruction, &by) {
+        if let Some(delivered) = delivered {
+            return match delivered {
                 Ok(_) => self.end(id, TurnOutcome::delivered(), None),
                 Err(err) => self.fail(id, &err.message),
             };
