@@ -199,6 +199,7 @@ fn run(
         cwd: request.cwd.clone(),
         env: Vec::new(),
         stdin: false,
+        long_lines: false,
     };
     if let Err(err) = engine.check_root(&request.cwd) {
         result.error = Some(err.message);

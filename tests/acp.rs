@@ -274,3 +274,32 @@ fn an_agent_that_floods_requests_gets_at_most_64_waiting_and_the_rest_denied() {
         outputs(&events, "text")
     );
 }
+
+#[test]
+fn a_request_on_a_line_of_megabytes_is_still_one_request() {
+    let Some(case) = Case::new() else { return };
+    let id = case.worker();
+    let mut ws = case.hub.ws(&format!("/ws/{id}"));
+    ws.send_json(&json!({"type": "message", "content": "huge"}));
+    let request = next_of(&mut ws, "approval_request");
+    assert_eq!(request["summary"], "Write big.txt");
+    let diff = request["diff"].as_str().unwrap();
+    assert!(
+        diff.len() <= (256 << 10) + 4 && diff.ends_with('…'),
+        "the diff shown is cut"
+    );
+    ws.send_json(
+        &json!({"type": "approval", "approval_id": request["approval_id"], "decision": "deny"}),
+    );
+    let events = turn_end(&mut ws);
+    assert_eq!(
+        outcome(&events),
+        "completed",
+        "{:?}",
+        outputs(&events, "text")
+    );
+    assert_eq!(
+        outputs(&events, "text")[0]["text"],
+        "huge answered: reject-once"
+    );
+}

@@ -84,6 +84,7 @@ impl Adapter for Acp {
             cwd: launch.spec.project_path.clone(),
             env: worker_env(launch.spec, Vec::new()),
             stdin: true,
+            long_lines: true,
         })
     }
 

@@ -174,6 +174,7 @@ impl Adapter for Claude {
                 cwd: spec.project_path.clone(),
                 env: Vec::new(),
                 stdin: false,
+                long_lines: false,
             });
         }
         let mut argv = vec![launch.binary.to_string(), "-p".into()];
@@ -232,6 +233,7 @@ impl Adapter for Claude {
             cwd: spec.project_path.clone(),
             env: worker_env(spec, extra),
             stdin: m == Mode::Stream,
+            long_lines: m == Mode::Stream,
         })
     }
 
@@ -645,6 +647,19 @@ impl LineParser for ClaudeParser {
             }
             "result" => {
                 self.reported = false;
+                // The resume failed: said here and on stderr, in either order.
+                if map
+                    .get("errors")
+                    .and_then(Value::as_array)
+                    .is_some_and(|errors| {
+                        errors.iter().any(|e| {
+                            e.as_str()
+                                .is_some_and(|e| e.starts_with("No conversation found"))
+                        })
+                    })
+                {
+                    out.session_lost = true;
+                }
                 let subtype = str_of(&map, "subtype").unwrap_or("");
                 let is_error = map
                     .get("is_error")

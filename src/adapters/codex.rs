@@ -67,6 +67,7 @@ impl Adapter for Codex {
                 cwd: spec.project_path.clone(),
                 env: worker_env(spec, Vec::new()),
                 stdin: true,
+                long_lines: true,
             });
         }
         let message = launch.message.ok_or("a Codex turn needs a message")?;
@@ -96,6 +97,7 @@ impl Adapter for Codex {
             cwd: spec.project_path.clone(),
             env: worker_env(spec, Vec::new()),
             stdin: false,
+            long_lines: false,
         })
     }
 

@@ -56,6 +56,7 @@ impl Adapter for Command {
             cwd: launch.spec.project_path.clone(),
             env: worker_env(launch.spec, Vec::new()),
             stdin: true,
+            long_lines: false,
         })
     }
 

@@ -171,6 +171,7 @@ impl Adapter for CustomKind {
             cwd: launch.spec.project_path.clone(),
             env: worker_env(launch.spec, Vec::new()),
             stdin: self.mode == Mode::LongRunning,
+            long_lines: false,
         })
     }
 

@@ -89,6 +89,7 @@ impl Adapter for Gemini {
                 cwd: spec.project_path.clone(),
                 env: worker_env(spec, extra),
                 stdin: true,
+                long_lines: true,
             });
         }
         let message = launch.message.ok_or("a Gemini turn needs a message")?;
@@ -112,6 +113,7 @@ impl Adapter for Gemini {
             cwd: spec.project_path.clone(),
             env: worker_env(spec, extra),
             stdin: false,
+            long_lines: false,
         })
     }
 

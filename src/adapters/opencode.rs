@@ -117,6 +117,7 @@ impl Adapter for OpenCode {
             cwd: spec.project_path.clone(),
             env: worker_env(spec, extra),
             stdin: live,
+            long_lines: live,
         })
     }
 

@@ -49,6 +49,7 @@ impl Adapter for Scratch {
             cwd: launch.spec.project_path.clone(),
             env: Vec::new(),
             stdin: false,
+            long_lines: false,
         })
     }
 

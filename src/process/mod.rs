@@ -45,7 +45,14 @@ pub struct ProcessSpec {
     pub env: Vec<(String, String)>,
     /// Whether the child gets a stdin pipe (otherwise /dev/null).
     pub stdin: bool,
+    /// Its lines are whole protocol messages (a live session's JSON): kept whole up to
+    /// 64 MiB rather than cut at `max_line`, since a cut request would never be
+    /// answered and its turn would wait for nothing.
+    pub long_lines: bool,
 }
+
+/// The longest line of a process whose lines are protocol messages.
+pub const MAX_PROTOCOL_LINE: usize = 64 << 20;
 
 /// How a process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,7 +218,11 @@ impl Processes {
                 sink: sink.clone(),
                 process: id,
                 output: output.clone(),
-                max_line: config.max_line,
+                max_line: if spec.long_lines {
+                    MAX_PROTOCOL_LINE
+                } else {
+                    config.max_line
+                },
                 _done: done_tx.clone(),
             };
             readers.push(

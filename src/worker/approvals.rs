@@ -392,8 +392,10 @@ impl Worker {
             Some(summary) => (summary.clone(), ask.diff.clone()),
             None => summarize(&ask.tool_name, &ask.input),
         };
-        // Status events list every waiting summary: each is kept short.
+        // Status events list every waiting summary: each is kept short. A diff is for
+        // reading: past 256 KiB it is cut (the program's own request keeps it whole).
         let summary = crate::approval::shorten(&summary, 300);
+        let diff = diff.map(|d| crate::approval::shorten(&d, 256 << 10));
         let session_rule = ask
             .session_rule
             .clone()

@@ -11,6 +11,7 @@
 //   "crash ..."    a chunk, then exits 3 in the middle of the turn
 //   "slow ..."     a chunk, then waits until the turn is cancelled
 //   "flood ..."    70 permission requests at once; says how each was answered
+//   "huge ..."     a permission request whose diff is 2 MB (one 2 MB line)
 //   anything else  "echo: " and the text
 // Sessions it opened are listed in .acp-sessions in its folder, so that a new process
 // can `session/load` them (and refuses ids it never opened).
@@ -102,6 +103,18 @@ async function prompt(id, params) {
     chunk(s, 'about to crash');
     setTimeout(() => process.exit(3), 50);
     return;
+  } else if (text.startsWith('huge')) {
+    const big = 'x'.repeat(2 * 1024 * 1024) + '\n';
+    const answer = await ask('session/request_permission', {
+      sessionId: s,
+      toolCall: { toolCallId: 'call_huge', title: 'Write big.txt', kind: 'edit',
+        content: [{ type: 'diff', path: join(cwd, 'big.txt'), oldText: null, newText: big }] },
+      options: [
+        { optionId: 'allow-once', name: 'Allow', kind: 'allow_once' },
+        { optionId: 'reject-once', name: 'Reject', kind: 'reject_once' },
+      ],
+    });
+    chunk(s, `huge answered: ${(answer.outcome || {}).optionId || (answer.outcome || {}).outcome}`);
   } else if (text.startsWith('flood')) {
     const asks = [];
     for (let i = 0; i < 70; i++) {
