@@ -303,3 +303,52 @@ fn a_request_on_a_line_of_megabytes_is_still_one_request() {
         "huge answered: reject-once"
     );
 }
+
+#[test]
+fn a_config_file_kind_can_be_an_acp_agent() {
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("skipped: node is not installed");
+        return;
+    }
+    let tmp = TempDir::new("wh-acp-config").unwrap();
+    let project = tmp.subdir("project").unwrap();
+    let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_cli/acp-agent.mjs");
+    let config =
+        json!({"ai_clis": [{"name": "scripted", "command": ["node", agent], "output": "acp"}]});
+    let file = tmp.path().join("kinds.json");
+    std::fs::write(&file, config.to_string()).unwrap();
+    let hub = Workerhub::start_in(
+        &tmp.path().join("data"),
+        &["--config", file.to_str().unwrap()],
+    );
+    let kinds = hub.get("/api/ai-clis").json();
+    let kind = kinds["ai_clis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "scripted")
+        .cloned()
+        .unwrap();
+    assert_eq!(kind["sessions"], json!(["live"]), "{kind}");
+    let id =
+        hub.create_worker(json!({"name": "s", "ai_cli_type": "scripted", "project_path": project}));
+    assert_eq!(hub.worker(&id)["approval"], "ask");
+    let mut ws = hub.ws(&format!("/ws/{id}"));
+    let events = turn(&mut ws, "plan it");
+    assert_eq!(outcome(&events), "completed", "{events:#?}");
+    assert_eq!(
+        outputs(&events, "plan")[0]["entries"][0]["status"],
+        "completed"
+    );
+    ws.send_json(&json!({"type": "message", "content": "ask to write"}));
+    let request = next_of(&mut ws, "approval_request");
+    ws.send_json(
+        &json!({"type": "approval", "approval_id": request["approval_id"], "decision": "allow"}),
+    );
+    turn_end(&mut ws);
+    assert!(project.join("acp-approved.txt").exists());
+}

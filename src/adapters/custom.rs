@@ -13,8 +13,10 @@
 //!
 //! `command` may use `{message}`, `{session_id}`, `{project_path}` and `{model}`;
 //! `resume_args` are added only when there is a session to resume and `model_args` only
-//! when a model is set. `output` is `text` (each line is assistant text) or one of the
-//! built-in JSON line formats `claude`, `codex`, `gemini`, `opencode`. `mode` is
+//! when a model is set. `output` is `text` (each line is assistant text), one of the
+//! built-in JSON line formats `claude`, `codex`, `gemini`, `opencode`, or `acp`: the
+//! program is an Agent Client Protocol agent, run as a live, supervised session (as
+//! the `acp` kind, with its command here). `mode` is
 //! `per_turn` (a process per message) or `long_running` (one process reading messages on
 //! stdin). `credentials` lists environment variables that only this kind's workers
 //! receive from the server's environment.
@@ -38,6 +40,8 @@ pub enum Output {
     Codex,
     Gemini,
     Opencode,
+    /// An Agent Client Protocol agent.
+    Acp,
 }
 
 #[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -106,7 +110,8 @@ pub fn parse_config(
         if kind.command.is_empty() {
             return Err(format!("kind `{}` has an empty `command`", kind.name));
         }
-        if kind.mode == Mode::LongRunning && kind.command.iter().any(|a| a.contains("{message}")) {
+        let long_running = kind.mode == Mode::LongRunning || kind.output == Output::Acp;
+        if long_running && kind.command.iter().any(|a| a.contains("{message}")) {
             return Err(format!(
                 "kind `{}` is long_running, so its command cannot use {{message}}",
                 kind.name
@@ -145,9 +150,17 @@ impl Adapter for CustomKind {
     }
 
     fn lifecycle(&self, _: &WorkerSpec) -> Lifecycle {
-        match self.mode {
-            Mode::PerTurn => Lifecycle::PerTurn,
-            Mode::LongRunning => Lifecycle::LongRunning,
+        match (self.mode, self.output) {
+            (_, Output::Acp) | (Mode::LongRunning, _) => Lifecycle::LongRunning,
+            (Mode::PerTurn, _) => Lifecycle::PerTurn,
+        }
+    }
+
+    fn session_modes(&self) -> &'static [&'static str] {
+        if self.output == Output::Acp {
+            &["live"]
+        } else {
+            &[]
         }
     }
 
@@ -170,13 +183,21 @@ impl Adapter for CustomKind {
             argv,
             cwd: launch.spec.project_path.clone(),
             env: worker_env(launch.spec, Vec::new()),
-            stdin: self.mode == Mode::LongRunning,
-            long_lines: false,
+            stdin: self.lifecycle(launch.spec) == Lifecycle::LongRunning,
+            long_lines: self.output == Output::Acp,
         })
     }
 
-    fn parser(&self, _: &WorkerSpec) -> Box<dyn LineParser> {
+    fn parser_for(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
         match self.output {
+            Output::Acp => super::acp::AcpSession::of_kind(self, launch.spec, launch.session_id),
+            _ => self.parser(launch.spec),
+        }
+    }
+
+    fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser> {
+        match self.output {
+            Output::Acp => super::acp::AcpSession::of_kind(self, spec, None),
             Output::Text => Box::new(TextParser),
             Output::Claude => Box::new(ClaudeParser::new(false, self.credential_hint())),
             Output::Codex => Box::new(CodexParser::default()),
@@ -220,6 +241,7 @@ mod tests {
             r#"{"ai_clis":[{"name":"x","command":[],"output":"text"}]}"#,
             r#"{"ai_clis":[{"name":"x","command":["a","{message}"],"output":"text","mode":"long_running"}]}"#,
             r#"{"ai_clis":[{"name":"x","command":["a"],"output":"xml"}]}"#,
+            r#"{"ai_clis":[{"name":"x","command":["a","{message}"],"output":"acp"}]}"#,
             r#"{"kinds":[]}"#,
         ] {
             assert!(parse(bad).is_err(), "{bad}");
