@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::TempDir;
 use support::server::{Workerhub, Ws};
+use support::turns::{next_of, outcome, outputs, turn_end};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -53,30 +54,6 @@ impl Case {
 fn turn(ws: &mut Ws, message: &str) -> Vec<Value> {
     ws.send_json(&json!({"type": "message", "content": message}));
     turn_end(ws)
-}
-
-fn turn_end(ws: &mut Ws) -> Vec<Value> {
-    ws.recv_until(T, |e| e["type"] == "status" && e.get("last_turn").is_some())
-}
-
-fn next_of(ws: &mut Ws, kind: &str) -> Value {
-    ws.recv_until(T, |e| e["type"] == kind)
-        .pop()
-        .unwrap_or_else(|| panic!("no {kind}"))
-}
-
-fn outputs<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    events
-        .iter()
-        .filter(|e| e["type"] == "output" && e["content"]["kind"] == kind)
-        .map(|e| &e["content"])
-        .collect()
-}
-
-fn outcome(events: &[Value]) -> &str {
-    events.last().unwrap()["last_turn"]["outcome"]
-        .as_str()
-        .unwrap_or("")
 }
 
 #[test]

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::TempDir;
 use support::mock_llm::{Behaviour, MockLlm, cli_path};
-use support::server::{Workerhub, Ws};
+use support::server::Workerhub;
+use support::turns::{env_object, next_of, turn_end};
 
 const T: Duration = Duration::from_secs(60);
 const FILE: &str = "approved.txt";
@@ -53,13 +54,7 @@ impl Case {
     /// A Claude Code worker with default options (a live session that asks), talking
     /// to the mock; `extra` fields on top.
     fn worker(&self, extra: Value) -> String {
-        let env: serde_json::Map<String, Value> = self
-            .mock
-            .claude_env(&self.home)
-            .unwrap()
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
+        let env = env_object(self.mock.claude_env(&self.home).unwrap());
         let mut body = json!({"name": "claude", "ai_cli_type": "claude", "project_path": self.project, "env": env});
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             b.extend(e.clone());
@@ -70,16 +65,6 @@ impl Case {
     fn file(&self) -> PathBuf {
         self.project.join(FILE)
     }
-}
-
-fn next_of(ws: &mut Ws, kind: &str) -> Value {
-    ws.recv_until(T, |e| e["type"] == kind)
-        .pop()
-        .unwrap_or_else(|| panic!("no {kind}"))
-}
-
-fn turn_end(ws: &mut Ws) -> Vec<Value> {
-    ws.recv_until(T, |e| e["type"] == "status" && e.get("last_turn").is_some())
 }
 
 fn final_text(events: &[Value]) -> String {
@@ -576,13 +561,7 @@ fn the_cli_watches_a_pending_request_and_answers_it() {
 #[test]
 fn a_batch_run_answers_by_each_messages_approve_list_and_reports_it() {
     let Some(case) = Case::new(&[]) else { return };
-    let env: serde_json::Map<String, Value> = case
-        .mock
-        .claude_env(&case.home)
-        .unwrap()
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
+    let env = env_object(case.mock.claude_env(&case.home).unwrap());
     let script = json!({
         "metadata": {"title": "supervised", "ai_cli_type": "claude", "project_path": case.project, "env": env},
         "messages": [

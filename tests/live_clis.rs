@@ -6,14 +6,13 @@
 mod support;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::TempDir;
 use support::mock_llm::{Behaviour, MockLlm, cli_path};
-use support::server::{Workerhub, Ws};
+use support::server::Workerhub;
+use support::turns::{env_object, next_of, outcome, turn_end};
 
-const T: Duration = Duration::from_secs(90);
 const FILE: &str = "approved.txt";
 
 struct Case {
@@ -61,10 +60,7 @@ impl Case {
             _ => self.mock.opencode_env(&self.home, &self.project),
         }
         .unwrap();
-        let env: serde_json::Map<String, Value> = env
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
+        let env = env_object(env);
         let mut body = json!({"name": name, "ai_cli_type": self.cli, "project_path": self.project, "env": env});
         if self.cli == "gemini" {
             body["model"] = json!("gemini-2.5-pro");
@@ -78,23 +74,6 @@ impl Case {
     fn file(&self) -> PathBuf {
         self.project.join(FILE)
     }
-}
-
-fn next_of(ws: &mut Ws, kind: &str) -> Value {
-    ws.recv_until(T, |e| e["type"] == kind)
-        .pop()
-        .unwrap_or_else(|| panic!("no {kind}"))
-}
-
-fn turn_end(ws: &mut Ws) -> Vec<Value> {
-    ws.recv_until(T, |e| e["type"] == "status" && e.get("last_turn").is_some())
-}
-
-fn outcome(events: &[Value]) -> String {
-    events.last().unwrap()["last_turn"]["outcome"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
 }
 
 /// Deny, allow, allow for the session, an interrupt while a request waits, and the
