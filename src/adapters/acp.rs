@@ -384,14 +384,7 @@ impl AcpSession {
 
     /// The session cannot start: a message waiting for it fails.
     fn fail(&mut self, why: &str, raw: &str, out: &mut Parsed) {
-        out.events.push(Event::agent(AgentContent::system(
-            "session_failed",
-            json!({"message": why}),
-            raw,
-        )));
-        out.events
-            .push(Event::error(crate::error::ErrorCode::TurnFailed, why));
-        out.stop_process = true;
+        super::session_failed(why, raw, out);
         if self.held.take().is_some() || self.prompting {
             self.prompting = false;
             out.turn_end = Some(TurnEnd { is_error: true });

@@ -226,14 +226,7 @@ impl CodexSession {
     }
 
     fn fail(&mut self, why: &str, raw: &str, out: &mut Parsed) {
-        out.events.push(Event::agent(AgentContent::system(
-            "session_failed",
-            json!({"message": why}),
-            raw,
-        )));
-        out.events
-            .push(Event::error(crate::error::ErrorCode::TurnFailed, why));
-        out.stop_process = true;
+        super::session_failed(why, raw, out);
         if self.held.take().is_some() {
             out.turn_end = Some(TurnEnd { is_error: true });
         }

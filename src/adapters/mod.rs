@@ -443,6 +443,19 @@ pub fn error_text(error: &Value) -> String {
     }
 }
 
+/// A protocol session that cannot start: said as a `system` event and an error, and
+/// its process ended (the next message starts another).
+pub fn session_failed(why: &str, raw: &str, out: &mut Parsed) {
+    out.events.push(Event::agent(AgentContent::system(
+        "session_failed",
+        serde_json::json!({"message": why}),
+        raw,
+    )));
+    out.events
+        .push(Event::error(crate::error::ErrorCode::TurnFailed, why));
+    out.stop_process = true;
+}
+
 /// A message kept as a `system` event: its fields and its line.
 pub fn system_of(subtype: &str, map: &Map<String, Value>, raw: &str) -> Event {
     Event::agent(AgentContent::system(
