@@ -177,3 +177,32 @@ fn opencode_over_acp_asks_and_obeys() {
 fn codex_over_its_app_server_asks_and_obeys() {
     supervised("codex");
 }
+
+#[test]
+fn a_version_without_the_live_protocol_is_offered_per_turn_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = TempDir::new("wh-old-cli").unwrap();
+    // An older Gemini CLI: it answers --version, and its help knows no --acp.
+    let old = tmp.path().join("gemini");
+    std::fs::write(
+        &old,
+        "#!/bin/sh\ncase \"$1\" in --version) echo 0.1.0;; *) echo 'usage: gemini --prompt TEXT';; esac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let hub = Workerhub::start_in(
+        &tmp.path().join("data"),
+        &["--gemini-binary", old.to_str().unwrap()],
+    );
+    let kinds = hub.get("/api/ai-clis").json();
+    let gemini = kinds["ai_clis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "gemini")
+        .cloned()
+        .unwrap();
+    assert_eq!(gemini["usable"], true, "{gemini}");
+    assert_eq!(gemini["sessions"], json!(["per-turn"]), "{gemini}");
+    assert_eq!(gemini["approvals"], json!([]), "{gemini}");
+}

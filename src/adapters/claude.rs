@@ -248,6 +248,10 @@ impl Adapter for Claude {
         mode(spec) == Mode::Stream
     }
 
+    fn live_probe(&self) -> Option<(Vec<String>, &'static str)> {
+        Some((super::names(&["--help"]), "--input-format"))
+    }
+
     fn session_modes(&self) -> &'static [&'static str] {
         &["live", "per-turn"]
     }

@@ -52,6 +52,10 @@ impl Adapter for Codex {
         Some("codex")
     }
 
+    fn live_probe(&self) -> Option<(Vec<String>, &'static str)> {
+        Some((super::names(&["app-server", "--help"]), "app-server"))
+    }
+
     fn session_modes(&self) -> &'static [&'static str] {
         &["live", "per-turn"]
     }

@@ -56,6 +56,10 @@ impl Adapter for Gemini {
         Some("gemini")
     }
 
+    fn live_probe(&self) -> Option<(Vec<String>, &'static str)> {
+        Some((super::names(&["--help"]), "--acp"))
+    }
+
     fn session_modes(&self) -> &'static [&'static str] {
         &["live", "per-turn"]
     }

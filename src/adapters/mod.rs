@@ -331,6 +331,11 @@ pub trait Adapter: Send + Sync {
     fn credentials(&self) -> Vec<String> {
         Vec::new()
     }
+    /// How to ask the installed program whether it has its live protocol: arguments
+    /// and a word its output then holds (`gemini --help` lists `--acp`).
+    fn live_probe(&self) -> Option<(Vec<String>, &'static str)> {
+        None
+    }
     /// The `session` values a worker of this kind takes (`live`: one process for many
     /// turns, asking before it uses tools; `per-turn`), for `/api/ai-clis`.
     fn session_modes(&self) -> &'static [&'static str] {

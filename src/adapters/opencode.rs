@@ -43,6 +43,10 @@ impl Adapter for OpenCode {
         Some("opencode")
     }
 
+    fn live_probe(&self) -> Option<(Vec<String>, &'static str)> {
+        Some((super::names(&["acp", "--help"]), "ACP"))
+    }
+
     fn session_modes(&self) -> &'static [&'static str] {
         &["live", "per-turn"]
     }

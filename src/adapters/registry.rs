@@ -18,6 +18,8 @@ pub struct Probe {
     pub available: bool,
     pub version: Option<String>,
     pub reason: Option<String>,
+    /// Whether the installed version can run a live session (None: not asked).
+    pub live: Option<bool>,
 }
 
 pub struct Registry {
@@ -169,6 +171,7 @@ impl Registry {
                 available: true,
                 version: None,
                 reason: None,
+                live: None,
             };
         }
         if let Some((at, probe)) = self.lock_probes().get(&kind)
@@ -181,6 +184,7 @@ impl Registry {
                 binary: None,
                 available: false,
                 version: None,
+                live: None,
                 reason: Some(format!(
                     "`{}` was not found on PATH (set WORKERHUB_{}_BINARY to its path)",
                     self.binary_setting(adapter).unwrap_or_default(),
@@ -193,6 +197,10 @@ impl Registry {
                 .transpose()
             {
                 Ok(version) => Probe {
+                    // The help text names the live protocol when this version has it.
+                    live: adapter.live_probe().map(|(args, needle)| {
+                        output_of(&path, &args).is_ok_and(|(_, text)| text.contains(needle))
+                    }),
                     binary: Some(path),
                     available: true,
                     version,
@@ -203,6 +211,7 @@ impl Registry {
                     available: false,
                     version: None,
                     reason: Some(reason),
+                    live: None,
                 },
             },
         };
@@ -233,6 +242,7 @@ impl Registry {
                         available: false,
                         version: None,
                         reason: Some(format!("probing {} failed", a.kind())),
+                        live: None,
                     })
                 })
                 .collect()
@@ -261,9 +271,18 @@ impl Registry {
                     reason,
                     credentials: self.credentials(adapter.as_ref()),
                     needs_command: adapter.binary_name().is_none(),
-                    sessions: adapter.session_modes().to_vec(),
+                    // What the installed version can do: a live session only when
+                    // its help names the protocol (or it was not asked).
+                    sessions: adapter
+                        .session_modes()
+                        .iter()
+                        .copied()
+                        .filter(|m| *m != "live" || probe.live != Some(false))
+                        .collect(),
                     // A live session asks; a per-turn process can only be allowed all.
-                    approvals: if adapter.session_modes().contains(&"live") {
+                    approvals: if adapter.session_modes().contains(&"live")
+                        && probe.live != Some(false)
+                    {
                         vec!["ask", "auto", "rules"]
                     } else {
                         Vec::new()
@@ -431,37 +450,61 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
 /// Runs `PROGRAM --version` (or `args`) with a time limit; returns the first line it
 /// printed.
 fn version_of(program: &Path, args: &[String]) -> Result<String, String> {
+    let shown = format!("{} {}", program.display(), args.join(" "));
+    let (success, out) = output_of(program, args)?;
+    let line = out
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    if success && !line.is_empty() {
+        Ok(line)
+    } else {
+        Err(format!("`{shown}` failed"))
+    }
+}
+
+/// Runs `PROGRAM ARGS` in its own process group, at most [`PROBE_TIMEOUT`], and returns
+/// whether it succeeded and what it printed (stdout, then stderr; 256 KiB each at most,
+/// read while it runs so that a long help text cannot block it).
+fn output_of(program: &Path, args: &[String]) -> Result<(bool, String), String> {
+    use std::io::Read;
     use std::os::unix::process::CommandExt;
     let shown = format!("{} {}", program.display(), args.join(" "));
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
         .map_err(|e| format!("{} cannot be started: {e}", program.display()))?;
-    let deadline = Instant::now() + PROBE_TIMEOUT;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                let mut out = String::new();
-                if let Some(mut stdout) = child.stdout.take() {
-                    use std::io::Read;
-                    let _ = stdout.read_to_string(&mut out);
-                }
-                let line = out
-                    .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
-                return if status.success() && !line.is_empty() {
-                    Ok(line)
-                } else {
-                    Err(format!("`{shown}` failed ({status})"))
-                };
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(pipe) = pipe {
+                let _ = pipe.take(256 << 10).read_to_string(&mut text);
             }
+            text
+        })
+    };
+    let out = read(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = read(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + PROBE_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             _ => {
                 crate::sys::kill_group(child.id(), libc::SIGKILL);
@@ -472,7 +515,12 @@ fn version_of(program: &Path, args: &[String]) -> Result<String, String> {
                 ));
             }
         }
-    }
+    };
+    // The group is ended too: a grandchild holding the pipes open cannot hold us.
+    crate::sys::kill_group(child.id(), libc::SIGKILL);
+    let mut text = out.join().unwrap_or_default();
+    text.push_str(&err.join().unwrap_or_default());
+    Ok((status.success(), text))
 }
 
 #[cfg(test)]
