@@ -379,16 +379,14 @@ fn connection_and_worker_churn_gives_threads_and_descriptors_back() {
     churn(2_000, 100);
     std::thread::sleep(Duration::from_secs(6));
     // Threads named by workerhub must all be given back. tiny_http's connection threads
-    // (unnamed: they carry the process's name, as do `main` and tiny_http's accept thread)
-    // come and go: idle ones leave after 5 s, but up to 4 stay for good, however many
-    // connections came before.
+    // (`http-conn`, and unnamed ones that carry the process's name, as do `main` and
+    // tiny_http's accept thread) come and go: idle ones leave after 5 s, but up to 4
+    // stay for good, however many connections came before.
     const UNNAMED_AT_MOST: usize = 2 + 4;
+    let pooled = |n: &String| n == "workerhub" || n == "http-conn";
     let split = |names: Vec<String>| -> (Vec<String>, usize) {
-        let unnamed = names.iter().filter(|n| *n == "workerhub").count();
-        (
-            names.into_iter().filter(|n| n != "workerhub").collect(),
-            unnamed,
-        )
+        let unnamed = names.iter().filter(|n| pooled(n)).count();
+        (names.into_iter().filter(|n| !pooled(n)).collect(), unnamed)
     };
     let (rss0, _, fds0) = proc_stats(hub.pid());
     let (named0, _) = split(thread_names(hub.pid()));
