@@ -23,7 +23,7 @@ pub fn workers_by_status(app: &App) -> Map<String, Value> {
 fn pending_approvals(app: &App) -> Value {
     let (mut pending, mut workers) = (0, 0);
     for worker in app.hub.list() {
-        let n = worker.pending_approvals().len();
+        let n = worker.pending_count();
         pending += n;
         workers += usize::from(n > 0);
     }

@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Adapter, Ask, Launch, LineParser, Parsed, TurnEnd, error_text, json_line as line, json_object,
-    system_of as system, worker_env,
+    Adapter, Ask, Launch, LineParser, METHOD_NOT_FOUND, Parsed, TurnEnd, error_text,
+    json_line as line, json_object, system_of as system, worker_env,
 };
 use crate::approval::Answer;
 use crate::event::{AgentContent, Decision, Event, Pipe, ToolResult, ToolUse, TurnResult};
@@ -28,8 +28,6 @@ use crate::spec::WorkerSpec;
 
 /// The protocol version this client speaks.
 const PROTOCOL_VERSION: u64 = 1;
-/// JSON-RPC: the method does not exist (or is not offered).
-const METHOD_NOT_FOUND: i64 = -32601;
 
 /// The generic kind: any ACP agent, run from the worker's `command`.
 pub struct Acp;
@@ -96,11 +94,7 @@ impl Adapter for Acp {
         None
     }
 
-    fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser> {
-        Box::new(AcpSession::new(spec, None))
-    }
-
-    fn parser_for(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
+    fn parser(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
         Box::new(AcpSession::new(launch.spec, launch.session_id))
     }
 }
@@ -176,12 +170,11 @@ impl AcpSession {
 
     /// The session of a built-in kind speaking ACP (Gemini CLI, OpenCode): named, with
     /// its key's hint.
-    pub fn of_kind(
-        adapter: &dyn Adapter,
-        spec: &WorkerSpec,
-        resume: Option<&str>,
-    ) -> Box<dyn LineParser> {
-        Box::new(AcpSession::new(spec, resume).for_kind(adapter.label(), adapter.credential_hint()))
+    pub fn of_kind(adapter: &dyn Adapter, launch: &Launch<'_>) -> Box<dyn LineParser> {
+        Box::new(
+            AcpSession::new(launch.spec, launch.session_id)
+                .for_kind(adapter.label(), adapter.credential_hint()),
+        )
     }
 
     /// Names the agent and its key's hint in what a failing prompt says.
@@ -263,7 +256,8 @@ impl AcpSession {
                     .push_str(content["text"].as_str().unwrap_or(""));
                 self.chunks.raw.push(raw.to_string());
                 // A long stream of chunks is shown as it goes, in pieces of this size.
-                if self.chunks.text.len() >= 64 << 10 {
+                let held: usize = self.chunks.raw.iter().map(String::len).sum();
+                if held >= 64 << 10 {
                     self.flush(out);
                 }
             }
@@ -324,12 +318,9 @@ impl AcpSession {
             (Sent::LoadSession, Some(error)) => {
                 // The session is gone: a new one, and the worker says so.
                 let lost = self.resume.take().unwrap_or_default();
-                out.events.push(Event::agent(AgentContent::system(
-                    "session_lost",
-                    json!({
-                        "session_id": lost,
-                        "message": format!("the agent could not load the earlier session ({}); this message starts a new session", error_text(error)),
-                    }),
+                out.events.push(Event::agent(AgentContent::session_lost(
+                    &lost,
+                    format!("the agent could not load the earlier session ({}); this message starts a new session", error_text(error)),
                     raw,
                 )));
                 self.can_load = false;
@@ -543,13 +534,13 @@ impl LineParser for AcpSession {
         let id = map.get("id").filter(|v| !v.is_null());
         match (method, id) {
             (Some(method), Some(id)) => {
-                let params = map.get("params").cloned().unwrap_or(Value::Null);
+                let params = map.get("params").unwrap_or(&Value::Null);
                 let id = id.clone();
-                self.on_request(&id, method, &params, &raw, out);
+                self.on_request(&id, method, params, &raw, out);
             }
             (Some("session/update"), None) => {
-                let params = map.get("params").cloned().unwrap_or(Value::Null);
-                self.on_update(&params, &raw, out);
+                let params = map.get("params").unwrap_or(&Value::Null);
+                self.on_update(params, &raw, out);
             }
             (Some(_), None) => out.events.push(system("notification", &map, &raw)),
             (None, Some(id)) => match id.as_u64() {

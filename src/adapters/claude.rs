@@ -303,9 +303,9 @@ impl Adapter for Claude {
         }
     }
 
-    fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser> {
+    fn parser(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
         Box::new(ClaudeParser::new(
-            mode(spec) == Mode::Watch,
+            mode(launch.spec) == Mode::Watch,
             self.credential_hint(),
         ))
     }

@@ -17,7 +17,6 @@ use super::{
 use crate::approval::ApprovalPolicy;
 use crate::event::{AgentContent, Event, Pipe, ToolResult, ToolUse, TurnResult};
 use crate::process::ProcessSpec;
-use crate::spec::WorkerSpec;
 
 pub struct Codex;
 
@@ -105,30 +104,16 @@ impl Adapter for Codex {
         })
     }
 
-    fn parser_for(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
-        if !self.is_live(launch.spec) {
-            return self.parser(launch.spec);
-        }
-        let asks = !matches!(
-            super::approval_policy(self, launch.spec),
-            ApprovalPolicy::Auto
-        );
-        Box::new(CodexSession::new(
-            launch.spec,
-            launch.session_id,
-            launch.model(self.kind()),
-            asks,
-            self.credential_hint(),
-        ))
-    }
-
-    fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser> {
-        if self.is_live(spec) {
-            let asks = !matches!(super::approval_policy(self, spec), ApprovalPolicy::Auto);
+    fn parser(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
+        if self.is_live(launch.spec) {
+            let asks = !matches!(
+                super::approval_policy(self, launch.spec),
+                ApprovalPolicy::Auto
+            );
             return Box::new(CodexSession::new(
-                spec,
-                None,
-                None,
+                launch.spec,
+                launch.session_id,
+                launch.model(self.kind()),
                 asks,
                 self.credential_hint(),
             ));

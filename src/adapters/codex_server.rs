@@ -16,15 +16,12 @@ use serde_json::{Map, Value, json};
 
 use super::failure::retry;
 use super::{
-    Ask, LineParser, Parsed, TurnEnd, error_text, json_line as line, json_object,
+    Ask, LineParser, METHOD_NOT_FOUND, Parsed, TurnEnd, error_text, json_line as line, json_object,
     system_of as system,
 };
 use crate::approval::Answer;
 use crate::event::{AgentContent, Decision, Event, Pipe, ToolResult, ToolUse, TurnResult};
 use crate::spec::WorkerSpec;
-
-/// JSON-RPC: the method does not exist (or is not offered).
-const METHOD_NOT_FOUND: i64 = -32601;
 
 /// What a request this client sent was for.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -195,12 +192,9 @@ impl CodexSession {
             }
             (Sent::ResumeThread, Some(error)) => {
                 let lost = self.resume.take().unwrap_or_default();
-                out.events.push(Event::agent(AgentContent::system(
-                    "session_lost",
-                    json!({
-                        "session_id": lost,
-                        "message": format!("Codex could not resume the earlier thread ({}); this message starts a new one", error_text(error)),
-                    }),
+                out.events.push(Event::agent(AgentContent::session_lost(
+                    &lost,
+                    format!("Codex could not resume the earlier thread ({}); this message starts a new one", error_text(error)),
                     raw,
                 )));
                 self.open_thread(out);
@@ -467,13 +461,13 @@ impl LineParser for CodexSession {
         };
         let method = map.get("method").and_then(Value::as_str);
         let id = map.get("id").filter(|v| !v.is_null());
-        let params = map.get("params").cloned().unwrap_or(Value::Null);
+        let params = map.get("params").unwrap_or(&Value::Null);
         match (method, id) {
             (Some(method), Some(id)) => {
                 let id = id.clone();
-                self.on_request(&id, method, &params, &raw, out);
+                self.on_request(&id, method, params, &raw, out);
             }
-            (Some(method), None) => self.on_notification(method, &params, &raw, out),
+            (Some(method), None) => self.on_notification(method, params, &raw, out),
             (None, Some(id)) => match id.as_u64() {
                 Some(id) => self.on_response(id, &map, &raw, out),
                 None => out.events.push(system("unexpected_response", &map, &raw)),

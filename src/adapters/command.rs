@@ -60,7 +60,7 @@ impl Adapter for Command {
         })
     }
 
-    fn parser(&self, _: &WorkerSpec) -> Box<dyn LineParser> {
+    fn parser(&self, _: &Launch<'_>) -> Box<dyn LineParser> {
         Box::new(Lines)
     }
 

@@ -188,16 +188,9 @@ impl Adapter for CustomKind {
         })
     }
 
-    fn parser_for(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
+    fn parser(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
         match self.output {
-            Output::Acp => super::acp::AcpSession::of_kind(self, launch.spec, launch.session_id),
-            _ => self.parser(launch.spec),
-        }
-    }
-
-    fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser> {
-        match self.output {
-            Output::Acp => super::acp::AcpSession::of_kind(self, spec, None),
+            Output::Acp => super::acp::AcpSession::of_kind(self, launch),
             Output::Text => Box::new(TextParser),
             Output::Claude => Box::new(ClaudeParser::new(false, self.credential_hint())),
             Output::Codex => Box::new(CodexParser::default()),

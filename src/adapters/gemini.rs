@@ -17,7 +17,6 @@ use super::{
 use crate::approval::ApprovalPolicy;
 use crate::event::{AgentContent, Event, Pipe, ToolResult, ToolUse, TurnResult};
 use crate::process::ProcessSpec;
-use crate::spec::WorkerSpec;
 
 pub struct Gemini;
 
@@ -121,16 +120,9 @@ impl Adapter for Gemini {
         })
     }
 
-    fn parser_for(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
+    fn parser(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
         if self.is_live(launch.spec) {
-            return AcpSession::of_kind(self, launch.spec, launch.session_id);
-        }
-        self.parser(launch.spec)
-    }
-
-    fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser> {
-        if self.is_live(spec) {
-            return AcpSession::of_kind(self, spec, None);
+            return AcpSession::of_kind(self, launch);
         }
         Box::new(GeminiParser {
             hint: self.credential_hint(),

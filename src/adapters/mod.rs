@@ -283,12 +283,9 @@ pub trait Adapter: Send + Sync {
     fn interrupt(&self, _spec: &WorkerSpec) -> Interrupt {
         Interrupt::Signal(libc::SIGINT)
     }
-    fn parser(&self, spec: &WorkerSpec) -> Box<dyn LineParser>;
     /// The parser of a process started with `launch` (a protocol's parser needs the
-    /// session to resume and the folder).
-    fn parser_for(&self, launch: &Launch<'_>) -> Box<dyn LineParser> {
-        self.parser(launch.spec)
-    }
+    /// session to resume, the folder and the model).
+    fn parser(&self, launch: &Launch<'_>) -> Box<dyn LineParser>;
     /// What an exit code with a known meaning says, as an `error` event.
     fn explain_exit(&self, _code: i32) -> Option<Event> {
         None
@@ -432,6 +429,9 @@ pub fn json_object(
     out.events.push(log_line(pipe, text));
     None
 }
+
+/// JSON-RPC: the method does not exist (or is not offered).
+pub const METHOD_NOT_FOUND: i64 = -32601;
 
 /// One JSON message as a line for a program's stdin.
 pub fn json_line(value: Value) -> Vec<u8> {

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -199,7 +199,9 @@ impl Registry {
                 Ok(version) => Probe {
                     // The help text names the live protocol when this version has it.
                     live: adapter.live_probe().map(|(args, needle)| {
-                        output_of(&path, &args).is_ok_and(|(_, text)| text.contains(needle))
+                        crate::process::bounded::run(&path, &args, PROBE_TIMEOUT).is_ok_and(|out| {
+                            out.stdout.contains(needle) || out.stderr.contains(needle)
+                        })
                     }),
                     binary: Some(path),
                     available: true,
@@ -451,7 +453,8 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
 /// printed.
 fn version_of(program: &Path, args: &[String]) -> Result<String, String> {
     let shown = format!("{} {}", program.display(), args.join(" "));
-    let (success, out) = output_of(program, args)?;
+    let run = crate::process::bounded::run(program, args, PROBE_TIMEOUT)?;
+    let (success, out) = (run.success, run.stdout);
     let line = out
         .lines()
         .find(|l| !l.trim().is_empty())
@@ -463,64 +466,6 @@ fn version_of(program: &Path, args: &[String]) -> Result<String, String> {
     } else {
         Err(format!("`{shown}` failed"))
     }
-}
-
-/// Runs `PROGRAM ARGS` in its own process group, at most [`PROBE_TIMEOUT`], and returns
-/// whether it succeeded and what it printed (stdout, then stderr; 256 KiB each at most,
-/// read while it runs so that a long help text cannot block it).
-fn output_of(program: &Path, args: &[String]) -> Result<(bool, String), String> {
-    use std::io::Read;
-    use std::os::unix::process::CommandExt;
-    let shown = format!("{} {}", program.display(), args.join(" "));
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("{} cannot be started: {e}", program.display()))?;
-    let read = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(pipe) = pipe {
-                let _ = pipe.take(256 << 10).read_to_string(&mut text);
-            }
-            text
-        })
-    };
-    let out = read(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = read(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + PROBE_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                crate::sys::kill_group(child.id(), libc::SIGKILL);
-                let _ = child.wait();
-                return Err(format!(
-                    "`{shown}` did not answer within {}s",
-                    PROBE_TIMEOUT.as_secs()
-                ));
-            }
-        }
-    };
-    // The group is ended too: a grandchild holding the pipes open cannot hold us.
-    crate::sys::kill_group(child.id(), libc::SIGKILL);
-    let mut text = out.join().unwrap_or_default();
-    text.push_str(&err.join().unwrap_or_default());
-    Ok((status.success(), text))
 }
 
 #[cfg(test)]

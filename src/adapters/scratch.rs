@@ -53,7 +53,7 @@ impl Adapter for Scratch {
         })
     }
 
-    fn parser(&self, _: &WorkerSpec) -> Box<dyn LineParser> {
+    fn parser(&self, _: &Launch<'_>) -> Box<dyn LineParser> {
         Box::new(ScratchParser)
     }
 }

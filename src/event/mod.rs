@@ -360,10 +360,6 @@ impl Decision {
             Decision::Allow | Decision::AllowSession | Decision::Deny
         )
     }
-
-    pub fn allows(self) -> bool {
-        matches!(self, Decision::Allow | Decision::AllowSession)
-    }
 }
 
 /// One answer a request offers.
@@ -475,6 +471,16 @@ pub enum AgentContent {
 }
 
 impl AgentContent {
+    /// The session the program was to resume is gone, and what happens instead (a
+    /// `system` event of subtype `session_lost`).
+    pub fn session_lost(session_id: &str, message: String, raw: &str) -> AgentContent {
+        AgentContent::system(
+            "session_lost",
+            serde_json::json!({"session_id": session_id, "message": message}),
+            raw,
+        )
+    }
+
     pub fn text(text: impl Into<String>, raw: impl Into<String>) -> AgentContent {
         AgentContent::Text {
             text: text.into(),

@@ -15,9 +15,8 @@
 pub mod quote;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -218,20 +217,11 @@ impl Hosts {
             let at = argv.len() - 2;
             argv.insert(at, "exit".into());
             argv.insert(at, "-O".into());
-            let child = Command::new(&argv[0])
-                .args(&argv[1..])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            if let Ok(mut child) = child {
-                let deadline = Instant::now() + Duration::from_secs(2);
-                while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            let _ = crate::process::bounded::run(
+                Path::new(&argv[0]),
+                &argv[1..],
+                Duration::from_secs(2),
+            );
         }
     }
 
@@ -279,51 +269,23 @@ impl Hosts {
     fn run(&self, host: &Host, remote: &str, timeout: Duration) -> Result<String, String> {
         private_control_dir(&self.control_dir)?;
         let argv = self.ssh_argv(host, remote);
-        let mut child = Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run ssh: {e}"))?;
-        let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
-        let read_out = std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(out) = stdout.as_mut() {
-                let _ = out.take(1 << 20).read_to_string(&mut text);
-            }
-            text
-        });
-        let read_err = std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(err) = stderr.as_mut() {
-                let _ = err.take(64 << 10).read_to_string(&mut text);
-            }
-            text
-        });
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
+        let out = crate::process::bounded::run(Path::new(&argv[0]), &argv[1..], timeout).map_err(
+            |e| {
+                if e.contains("did not answer") {
+                    format!("no answer within {}s", timeout.as_secs())
+                } else {
+                    e
                 }
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(e) => return Err(format!("waiting for ssh: {e}")),
-            }
-        };
-        let out = read_out.join().unwrap_or_default();
-        let err = read_err.join().unwrap_or_default();
-        match status {
-            None => Err(format!("no answer within {}s", timeout.as_secs())),
-            Some(s) if s.success() => Ok(out),
-            Some(s) => Err(match err.trim() {
-                "" => format!("ssh exited with {s}"),
-                said => said.lines().last().unwrap_or(said).to_string(),
-            }),
+            },
+        )?;
+        if out.success {
+            return Ok(out.stdout);
         }
+        let said = out.stderr.trim();
+        Err(match said.lines().last() {
+            Some(last) => last.to_string(),
+            None => "ssh failed and said nothing".to_string(),
+        })
     }
 }
 

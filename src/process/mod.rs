@@ -10,6 +10,7 @@
 //! every child go, in order, through one bounded channel to the broadcast thread
 //! (`broadcast`), which hands each to its owner.
 
+pub mod bounded;
 pub mod broadcast;
 pub mod env;
 pub mod launcher;

@@ -288,6 +288,11 @@ impl Worker {
         (open, resolved_ids)
     }
 
+    /// How many requests wait for an answer.
+    pub fn pending_count(&self) -> usize {
+        self.lock().approvals.waiting.len()
+    }
+
     /// The requests waiting for an answer, whole.
     pub fn pending_approvals(&self) -> Vec<ApprovalRequest> {
         self.lock()

@@ -507,7 +507,7 @@ impl Worker {
             })?;
         // A long-running session's handshake goes first (Claude Code's `initialize`, an
         // ACP agent's `initialize`).
-        let mut parser = self.adapter.parser_for(&launch);
+        let mut parser = self.adapter.parser(&launch);
         let handshake = parser
             .start()
             .unwrap_or_else(|| self.adapter.session_start(&self.spec));
@@ -683,7 +683,6 @@ impl Worker {
         }
     }
 
-    /// Everything a client may know about the worker.
     /// Whether its program asks before using tools (so a task's stricter policy can hold
     /// it back): a live session whose policy is not `auto`.
     pub fn asks_before_tools(&self) -> bool {
@@ -694,6 +693,7 @@ impl Worker {
             )
     }
 
+    /// Everything a client may know about the worker.
     pub fn view(&self) -> WorkerView {
         let st = self.lock();
         let (first_seq, last_seq) = self.feed.bounds();
@@ -828,11 +828,23 @@ impl Worker {
                 }
             }
             None => {
-                // Lines of an earlier process, arriving after it was replaced.
-                let mut parser = self.adapter.parser(&self.spec);
+                // Lines of an earlier process, arriving after it was replaced: shown,
+                // but nothing it asks or answers can reach it any more.
+                let launch = Launch {
+                    spec: &self.spec,
+                    message: None,
+                    session_id: None,
+                    binary: "",
+                    settings: &self.engine.registry.settings,
+                };
+                let mut parser = self.adapter.parser(&launch);
                 for line in body.split(|&b| b == b'\n') {
                     parser.line(pipe, line, &mut parsed);
                 }
+                parsed = Parsed {
+                    events: std::mem::take(&mut parsed.events),
+                    ..Parsed::default()
+                };
             }
         }
         let events = std::mem::take(&mut parsed.events);
@@ -906,11 +918,11 @@ impl Worker {
 
     fn on_exit(&self, process: u64, exit: Exit) {
         let mut st = self.lock();
-        // What "allow for this session" allowed ends with the session's process.
-        st.approvals.end_session();
         if st.process.as_ref().is_none_or(|p| p.id != process) {
             return;
         }
+        // What "allow for this session" allowed ends with the session's process.
+        st.approvals.end_session();
         if let Some((_, mut parser)) = st.parser.take() {
             let mut parsed = Parsed::default();
             parser.finish(&mut parsed);

@@ -132,15 +132,7 @@ pub struct Stopped {
 }
 
 fn preview(text: &str) -> String {
-    const MAX: usize = 200;
-    if text.len() <= MAX {
-        return text.to_string();
-    }
-    let mut cut = MAX;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &text[..cut])
+    crate::approval::shorten(text, 200)
 }
 
 /// The queue as events and views show it.
@@ -547,12 +539,9 @@ impl Worker {
         let lost = st.session_id.take().unwrap_or_default();
         self.publish(
             st,
-            vec![Event::agent(crate::event::AgentContent::system(
-                "session_lost",
-                serde_json::json!({
-                    "session_id": lost,
-                    "message": "the earlier session could not be resumed (the program has no record of it); this message starts a new session",
-                }),
+            vec![Event::agent(crate::event::AgentContent::session_lost(
+                &lost,
+                "the earlier session could not be resumed (the program has no record of it); this message starts a new session".into(),
                 "",
             ))],
         );

@@ -51,6 +51,25 @@ impl WorkerStream {
             caller,
         }
     }
+
+    /// Whether the connection's token may drive the worker; if not, tells the client it
+    /// may watch but not `what`.
+    fn may_drive(&self, conn: &Arc<Conn>, what: &str) -> bool {
+        let may = self
+            .caller
+            .may(Access::Change, self.worker.owner.as_deref());
+        if !may {
+            conn.send_error(
+                ErrorCode::Forbidden,
+                &format!(
+                    "the token `{}` ({}) may watch this worker but not {what}",
+                    self.caller.name,
+                    self.caller.role.as_str()
+                ),
+            );
+        }
+        may
+    }
 }
 
 impl Session for WorkerStream {
@@ -105,18 +124,8 @@ impl Session for WorkerStream {
         };
         match message {
             ClientMessage::Message { content } => {
-                if !self
-                    .caller
-                    .may(Access::Change, self.worker.owner.as_deref())
-                {
-                    return conn.send_error(
-                        ErrorCode::Forbidden,
-                        &format!(
-                            "the token `{}` ({}) may watch this worker but not send to it",
-                            self.caller.name,
-                            self.caller.role.as_str()
-                        ),
-                    );
+                if !self.may_drive(conn, "send to it") {
+                    return;
                 }
                 if let Err(err) = self.worker.send_message(&content, &self.caller.name) {
                     conn.send_error(err.code, &err.message);
@@ -126,18 +135,8 @@ impl Session for WorkerStream {
                 approval_id,
                 answer,
             } => {
-                if !self
-                    .caller
-                    .may(Access::Change, self.worker.owner.as_deref())
-                {
-                    return conn.send_error(
-                        ErrorCode::Forbidden,
-                        &format!(
-                            "the token `{}` ({}) may watch this worker but not answer its approvals",
-                            self.caller.name,
-                            self.caller.role.as_str()
-                        ),
-                    );
+                if !self.may_drive(conn, "answer its approvals") {
+                    return;
                 }
                 // Everyone sees the `approval_resolved` event; only a failure is this
                 // client's own.
