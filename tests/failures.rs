@@ -186,6 +186,42 @@ fn claude_shows_each_retry_as_it_happens_then_one_error() {
 }
 
 #[test]
+fn claude_with_an_unreachable_api_shows_its_retries_then_says_it_cannot_reach_it() {
+    let Some(case) = Case::new("claude", Behaviour::text("unused")) else {
+        return;
+    };
+    // A port nothing listens on: every connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{closed}");
+    let id = case.worker(
+        "claude",
+        &[
+            ("ANTHROPIC_BASE_URL", &base),
+            ("CLAUDE_CODE_MAX_RETRIES", "2"),
+        ],
+        json!({}),
+    );
+    let mut ws = case.hub.ws(&format!("/ws/{id}"));
+    let (events, took) = one_turn(&mut ws);
+    let seen = retries(&events);
+    assert_eq!(seen.len(), 2, "the retries, as they happen: {events:#?}");
+    let unreachable = errors(&events, "api_unreachable");
+    assert_eq!(
+        unreachable.len(),
+        1,
+        "one error in plain words: {events:#?}"
+    );
+    assert!(unreachable[0]["hint"].is_string(), "{:?}", unreachable[0]);
+    assert_eq!(events.iter().filter(|e| e["type"] == "error").count(), 1);
+    assert_eq!(events.last().unwrap()["last_turn"]["outcome"], "failed");
+    println!("an unreachable API ended the turn in {took:?}");
+}
+
+#[test]
 fn codex_gemini_and_opencode_report_a_rejected_key() {
     for cli in ["codex", "gemini", "opencode"] {
         let Some(case) = Case::new(cli, Behaviour::Error(401)) else {
