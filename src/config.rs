@@ -119,6 +119,9 @@ pub struct ServeArgs {
     /// "destination", "port"?, "identity_file"?, "options"?, "path"?, "kinds"?}}`.
     #[arg(long, env = "WORKERHUB_HOSTS")]
     pub hosts: Option<PathBuf>,
+    /// Let a worker's `host` be any ssh destination, not only a name from `--hosts`.
+    #[arg(long, env = "WORKERHUB_ALLOW_ADHOC_HOSTS")]
+    pub allow_adhoc_hosts: bool,
     /// Turn authentication off (only allowed when bound to a loopback address).
     #[arg(long, env = "WORKERHUB_NO_AUTH")]
     pub no_auth: bool,
@@ -288,6 +291,8 @@ pub struct ServerConfig {
     pub kinds_file: Option<PathBuf>,
     /// Hosts from a `--hosts` file.
     pub hosts_file: Option<PathBuf>,
+    /// Any ssh destination may be a worker's host.
+    pub allow_adhoc_hosts: bool,
     pub cli: crate::adapters::CliSettings,
     /// Server variables passed to every child all the same.
     pub pass_env: Vec<String>,
@@ -482,6 +487,7 @@ impl ServeArgs {
             },
             kinds_file: self.config.clone(),
             hosts_file: self.hosts.clone(),
+            allow_adhoc_hosts: self.allow_adhoc_hosts,
             cli: self.cli_settings(),
             pass_env: self.pass_env.clone(),
             status_every: (self.status_interval > 0.0).then(|| seconds(self.status_interval)),

@@ -86,6 +86,8 @@ pub enum ErrorCode {
     /// The CLI could not reach its model API (after its retries).
     ApiUnreachable,
     StartFailed,
+    /// The worker's host cannot be reached over ssh right now.
+    HostUnreachable,
     TurnFailed,
     Timeout,
     HistoryGap,
@@ -147,6 +149,7 @@ impl ErrorCode {
             ErrorCode::CredentialsRejected => "credentials_rejected",
             ErrorCode::ApiUnreachable => "api_unreachable",
             ErrorCode::StartFailed => "start_failed",
+            ErrorCode::HostUnreachable => "host_unreachable",
             ErrorCode::TurnFailed => "turn_failed",
             ErrorCode::Timeout => "timeout",
             ErrorCode::HistoryGap => "history_gap",

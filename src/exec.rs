@@ -245,6 +245,8 @@ fn run(
                 result.signal = exit.signal;
                 break;
             }
+            // One-off commands run on this machine only.
+            Ok(ProcEvent::Disconnected { .. } | ProcEvent::Reconnected) => {}
             Err(RecvTimeoutError::Timeout) if !result.timed_out => {
                 result.timed_out = true;
                 result.error = Some(format!(

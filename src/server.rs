@@ -125,6 +125,15 @@ impl Server {
                 drain_grace: Duration::from_millis(500),
             },
         );
+        let hosts = match &config.hosts_file {
+            Some(file) => crate::hosts::Hosts::load(file, data)?,
+            None => crate::hosts::Hosts::none(data),
+        };
+        let hosts = Arc::new(
+            hosts
+                .with_env(child_env.build(&[], &[]))
+                .allow_adhoc(config.allow_adhoc_hosts),
+        );
         let w = &config.workers;
         let engine = Arc::new(Engine::new(
             processes,
@@ -140,6 +149,7 @@ impl Server {
             registry,
             child_env,
             canonical_roots(&w.project_roots)?,
+            hosts.clone(),
         ));
         let hub = Arc::new(Hub::new(
             engine.clone(),
@@ -176,15 +186,11 @@ impl Server {
         );
         let writers = Writers::start(config.writer_threads)
             .map_err(|err| format!("cannot start the writer threads: {err}"))?;
-        let hosts = match &config.hosts_file {
-            Some(file) => crate::hosts::Hosts::load(file, data)?,
-            None => crate::hosts::Hosts::none(data),
-        };
         let app = Arc::new(App {
             hub,
             tasks,
             commands,
-            hosts: Arc::new(hosts),
+            hosts,
             dashboards,
             sockets: Sockets {
                 writers,

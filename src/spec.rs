@@ -82,6 +82,9 @@ pub struct WorkerSpec {
     pub options: WorkerOptions,
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// The host it runs on (`--hosts`), over ssh; this machine when None.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// The spec as clients see it: values of environment variables that look secret are
@@ -103,6 +106,8 @@ pub struct PublicSpec {
     pub session: Option<SessionKind>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalPolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 const FIELDS: &[&str] = &[
@@ -120,6 +125,7 @@ const FIELDS: &[&str] = &[
     "restart",
     "session",
     "approval",
+    "host",
 ];
 
 fn string_field(body: &Map<String, Value>, key: &str) -> Result<Option<String>, Error> {
@@ -173,7 +179,24 @@ impl WorkerSpec {
             .ok_or_else(|| {
                 Error::invalid("`project_path` is required: the folder the worker runs in")
             })?;
-        let project_path = base_dir.join(project);
+        let host = string_field(body, "host")?;
+        if host.as_deref() == Some("") {
+            return Err(Error::invalid(
+                "`host` must name a host (or be left out for this machine)",
+            ));
+        }
+        // On another host the folder is a path there: it cannot be taken from here.
+        let project_path = match &host {
+            None => base_dir.join(project),
+            Some(host) if project.starts_with('/') && !project.contains('\0') => {
+                PathBuf::from(project)
+            }
+            Some(host) => {
+                return Err(Error::invalid(format!(
+                    "`project_path` {project:?} must be an absolute path on host `{host}`"
+                )));
+            }
+        };
         let name = string_field(body, "name")?.unwrap_or_default();
         check_name(&name)?;
         let env = env_vars(body.get("env"))?;
@@ -188,6 +211,7 @@ impl WorkerSpec {
             project_path,
             ai_cli_type: kind,
             restart,
+            host,
             command: string_list(body, "command")?,
             options: WorkerOptions {
                 model: string_field(body, "model")?,
@@ -232,6 +256,7 @@ impl WorkerSpec {
             restart: self.restart,
             session: self.options.session,
             approval: self.options.approval.clone(),
+            host: self.host.clone(),
         }
     }
 }

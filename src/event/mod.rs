@@ -107,6 +107,9 @@ pub enum Status {
     Busy,
     /// A turn waits for someone to answer a tool approval.
     WaitingApproval,
+    /// Its host cannot be reached: the program may still run there, and is followed
+    /// again once the host answers (`reason` says what happened).
+    Disconnected,
     /// The process ended by itself or was stopped.
     Exited,
     /// The server restarted while the process ran.
@@ -123,6 +126,7 @@ impl Status {
             Status::Idle => "idle",
             Status::Busy => "busy",
             Status::WaitingApproval => "waiting_approval",
+            Status::Disconnected => "disconnected",
             Status::Exited => "exited",
             Status::Interrupted => "interrupted",
             Status::Error => "error",
@@ -137,6 +141,7 @@ impl Status {
             Status::Idle => "is idle",
             Status::Busy => "is busy",
             Status::WaitingApproval => "is waiting for an approval",
+            Status::Disconnected => "cannot reach its host",
             Status::Exited => "has exited",
             Status::Interrupted => "was interrupted by a restart of the server",
             Status::Error => "could not be started",
@@ -152,6 +157,7 @@ impl Status {
                 | Status::Idle
                 | Status::Busy
                 | Status::WaitingApproval
+                | Status::Disconnected
         )
     }
 }

@@ -13,17 +13,20 @@
 //! the round trip, the OS, and which AI CLIs answer there with their versions.
 
 pub mod quote;
+pub mod remote;
+mod scripts;
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
+use remote::{StartError, Traffic, TrafficView};
 
 /// How long a check may take, connection included.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
@@ -84,6 +87,8 @@ pub struct HostStatus {
     pub checked_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Its workers' connections: followed now, down now, reconnections, bytes.
+    pub workers: TrafficView,
 }
 
 impl HostStatus {
@@ -97,6 +102,7 @@ impl HostStatus {
             clis: BTreeMap::new(),
             checked_at: None,
             error: None,
+            workers: TrafficView::default(),
         }
     }
 }
@@ -105,15 +111,97 @@ impl HostStatus {
 pub struct Hosts {
     /// `DATA_DIR/ssh`: the control sockets.
     control_dir: PathBuf,
+    /// This server's name for its spools on other hosts (from its data folder), so two
+    /// servers using one host keep apart.
+    tag: String,
     entries: Mutex<BTreeMap<String, HostStatus>>,
+    /// What went over ssh, by host.
+    traffic: Mutex<BTreeMap<String, Arc<Traffic>>>,
+    /// The environment every ssh gets (the server's, without its own settings): None
+    /// inherits the server's (unit tests).
+    ssh_env: Option<Vec<(OsString, OsString)>>,
+    /// Whether a worker may name an ssh destination that is not in the hosts file.
+    allow_adhoc: bool,
 }
 
 impl Hosts {
     /// No hosts file: this machine only.
     pub fn none(data_dir: &Path) -> Hosts {
+        use std::hash::{Hash, Hasher};
+        let absolute = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        absolute.hash(&mut hasher);
         Hosts {
             control_dir: control_dir(data_dir),
+            tag: format!("{:016x}", hasher.finish()),
             entries: Mutex::new(BTreeMap::new()),
+            traffic: Mutex::new(BTreeMap::new()),
+            ssh_env: None,
+            allow_adhoc: false,
+        }
+    }
+
+    /// Every ssh gets `env` as its whole environment.
+    pub fn with_env(mut self, env: Vec<(OsString, OsString)>) -> Hosts {
+        self.ssh_env = Some(env);
+        self
+    }
+
+    /// Workers may name ssh destinations that are not in the hosts file
+    /// (`--allow-adhoc-hosts`).
+    pub fn allow_adhoc(mut self, allow: bool) -> Hosts {
+        self.allow_adhoc = allow;
+        self
+    }
+
+    fn ssh_env(&self) -> Vec<(OsString, OsString)> {
+        self.ssh_env
+            .clone()
+            .unwrap_or_else(|| std::env::vars_os().collect())
+    }
+
+    /// A worker's spool on its host, under `$HOME/.cache/workerhub/`.
+    fn spool_key(&self, worker: &str) -> String {
+        let worker: String = worker
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        format!("{}/{worker}", self.tag)
+    }
+
+    fn traffic(&self, host: &str) -> Arc<Traffic> {
+        self.traffic
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(host.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Per host: connected, disconnected, reconnects, bytes (for `/metrics`).
+    pub fn traffic_views(&self) -> Vec<(String, TrafficView)> {
+        self.traffic
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(name, t)| (name.clone(), t.view()))
+            .collect()
+    }
+
+    /// The host a worker names: an entry of the hosts file, or, when ad-hoc hosts are
+    /// allowed, an ssh destination.
+    pub fn find(&self, name: &str) -> Result<Host, Error> {
+        let found = self.get(name);
+        match found {
+            Err(err) if self.allow_adhoc && err.kind == ErrorKind::NotFound => {
+                parse_host(name, &serde_json::json!({ "ssh": name })).map_err(|why| {
+                    Error::invalid(format!("`host` {name:?} is not an ssh destination: {why}"))
+                })
+            }
+            Err(err) if err.kind == ErrorKind::NotFound => Err(Error::invalid(format!(
+                "no host `{name}` in the hosts file (--hosts), and ad-hoc hosts are not allowed (--allow-adhoc-hosts)"
+            ))),
+            other => other,
         }
     }
 
@@ -155,7 +243,11 @@ impl Hosts {
 
     /// Every host, as its last check left it.
     pub fn list(&self) -> Vec<HostStatus> {
-        self.lock().values().cloned().collect()
+        let mut list: Vec<HostStatus> = self.lock().values().cloned().collect();
+        for status in &mut list {
+            status.workers = self.traffic(&status.name).view();
+        }
+        list
     }
 
     /// A usable host by name.
@@ -179,7 +271,7 @@ impl Hosts {
         let mut status = HostStatus::new(name, Some(host.clone()), HostState::Unreachable);
         status.checked_at = Some(crate::clock::now_rfc3339());
         let started = Instant::now();
-        match self.run(&host, &probe_script(&host), CHECK_TIMEOUT) {
+        match self.ssh(&host, &probe_script(&host), b"", CHECK_TIMEOUT) {
             Ok(out) => {
                 status.state = HostState::Reachable;
                 status.latency_ms = Some(started.elapsed().as_millis() as u64);
@@ -197,8 +289,9 @@ impl Hosts {
                     }
                 }
             }
-            Err(why) => status.error = Some(why),
+            Err(StartError::Unreachable(why) | StartError::Failed(why)) => status.error = Some(why),
         }
+        status.workers = self.traffic(name).view();
         self.lock().insert(name.to_string(), status.clone());
         Ok(status)
     }
@@ -217,10 +310,16 @@ impl Hosts {
             let at = argv.len() - 2;
             argv.insert(at, "exit".into());
             argv.insert(at, "-O".into());
-            let _ = crate::process::bounded::run(
+            let env = self.ssh_env();
+            let input = crate::process::bounded::Input {
+                env: Some(&env),
+                stdin: b"",
+            };
+            let _ = crate::process::bounded::run_with(
                 Path::new(&argv[0]),
                 &argv[1..],
                 Duration::from_secs(2),
+                &input,
             );
         }
     }
@@ -265,26 +364,42 @@ impl Hosts {
         argv
     }
 
-    /// Runs `remote` on `host` and returns its stdout; an error says what ssh said.
-    fn run(&self, host: &Host, remote: &str, timeout: Duration) -> Result<String, String> {
-        private_control_dir(&self.control_dir)?;
+    /// Runs `remote` on `host` with `stdin` as its input and returns its stdout. ssh's
+    /// own failure (255, or no answer in time) is `Unreachable`; the remote command's,
+    /// `Failed`; each with the last thing said.
+    fn ssh(
+        &self,
+        host: &Host,
+        remote: &str,
+        stdin: &[u8],
+        timeout: Duration,
+    ) -> Result<String, StartError> {
+        private_control_dir(&self.control_dir).map_err(StartError::Failed)?;
         let argv = self.ssh_argv(host, remote);
-        let out = crate::process::bounded::run(Path::new(&argv[0]), &argv[1..], timeout).map_err(
-            |e| {
-                if e.contains("did not answer") {
-                    format!("no answer within {}s", timeout.as_secs())
-                } else {
-                    e
-                }
-            },
-        )?;
+        let env = self.ssh_env();
+        let input = crate::process::bounded::Input {
+            env: Some(&env),
+            stdin,
+        };
+        let out =
+            crate::process::bounded::run_with(Path::new(&argv[0]), &argv[1..], timeout, &input)
+                .map_err(|e| {
+                    StartError::Unreachable(if e.contains("did not answer") {
+                        format!("no answer within {}s", timeout.as_secs())
+                    } else {
+                        e
+                    })
+                })?;
         if out.success {
             return Ok(out.stdout);
         }
-        let said = out.stderr.trim();
-        Err(match said.lines().last() {
+        let said = match out.stderr.trim().lines().last() {
             Some(last) => last.to_string(),
             None => "ssh failed and said nothing".to_string(),
+        };
+        Err(match out.code {
+            Some(255) | None => StartError::Unreachable(said),
+            Some(_) => StartError::Failed(said),
         })
     }
 }

@@ -3,6 +3,7 @@
 //! cannot block it) and capped, and the whole group killed when time is up or it has
 //! ended (a grandchild holding the pipes cannot hold the caller).
 
+use std::ffi::OsString;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -12,6 +13,8 @@ use std::time::{Duration, Instant};
 /// What the program printed, and whether it succeeded.
 pub struct Output {
     pub success: bool,
+    /// Its exit code (None when a signal ended it).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -22,15 +25,51 @@ const MAX_OUTPUT: u64 = 1 << 20;
 /// Runs `program args` for at most `timeout`; an error says it could not start or did
 /// not end in time.
 pub fn run(program: &Path, args: &[String], timeout: Duration) -> Result<Output, String> {
+    run_with(program, args, timeout, &Input::default())
+}
+
+/// What a bounded program is given besides its arguments.
+#[derive(Default)]
+pub struct Input<'a> {
+    /// Its whole environment (the server's when None).
+    pub env: Option<&'a [(OsString, OsString)]>,
+    /// Written to its stdin, which is then closed (/dev/null when empty).
+    pub stdin: &'a [u8],
+}
+
+/// [`run`], with an environment and input.
+pub fn run_with(
+    program: &Path,
+    args: &[String],
+    timeout: Duration,
+    input: &Input<'_>,
+) -> Result<Output, String> {
     let shown = format!("{} {}", program.display(), args.join(" "));
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(if input.stdin.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
+        .process_group(0);
+    if let Some(env) = input.env {
+        command.env_clear().envs(env.iter().cloned());
+    }
+    let mut child = command
         .spawn()
         .map_err(|e| format!("{} cannot be started: {e}", program.display()))?;
+    if let Some(mut pipe) = child.stdin.take() {
+        // Written on a thread: a program that does not read cannot hold the caller
+        // past the deadline (its group is killed, which closes the pipe).
+        let bytes = input.stdin.to_vec();
+        std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut pipe, &bytes);
+        });
+    }
     let read = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut text = String::new();
@@ -71,6 +110,7 @@ pub fn run(program: &Path, args: &[String], timeout: Duration) -> Result<Output,
     match status {
         Some(status) => Ok(Output {
             success: status.success(),
+            code: status.code(),
             stdout,
             stderr,
         }),

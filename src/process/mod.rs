@@ -78,6 +78,16 @@ impl Exit {
     }
 }
 
+/// A command line for the log: its first 160 characters (an ssh command carries a
+/// whole script).
+fn shown_command(argv: &[String]) -> String {
+    let line = argv.join(" ");
+    match line.char_indices().nth(160) {
+        Some((at, _)) => format!("{}...", &line[..at]),
+        None => line,
+    }
+}
+
 pub fn signal_name(sig: i32) -> String {
     match sig {
         libc::SIGHUP => "SIGHUP".into(),
@@ -101,6 +111,13 @@ pub enum ProcEvent {
         data: Vec<u8>,
     },
     Exited(Exit),
+    /// A process on another host can no longer be reached (its ssh connection died);
+    /// it may still run there. Lines and the exit follow once it is reached again.
+    Disconnected {
+        reason: String,
+    },
+    /// It is reached again after `Disconnected`.
+    Reconnected,
 }
 
 /// The owner of a process's output (a worker, a one-off command).
@@ -132,22 +149,56 @@ pub enum StdinError {
     Closed,
     /// The process is not reading its stdin and the backlog is full.
     Full,
+    /// The process runs on a host that cannot be reached right now.
+    Disconnected,
+}
+
+/// How a process on another host is fed and signalled (`hosts::remote`): its input and
+/// signals travel over ssh, and it reports its exit itself (`Process::set_exit`).
+pub trait RemoteIo: Send + Sync {
+    /// Writes to the remote program's stdin, or refuses while the host is unreachable.
+    fn write(&self, bytes: Vec<u8>) -> Result<(), StdinError>;
+    /// Sends `signal` to the remote process group (over the control connection; never
+    /// waits for the network).
+    fn signal(&self, signal: libc::c_int);
+    /// Gives up on a process that could not be stopped (its host unreachable): it is
+    /// reported as ended, killed, and no longer followed.
+    fn abandon(&self);
+}
+
+/// How a process takes its input and signals.
+enum Io {
+    /// A child of this server: its stdin pipe, and signals to its group.
+    Local(Mutex<Option<Stdin>>),
+    /// A program on another host. `order` keeps what a caller numbers before writing in
+    /// the same order as the writes.
+    Remote {
+        order: Mutex<()>,
+        link: Arc<dyn RemoteIo>,
+    },
 }
 
 pub struct Process {
     pub id: u64,
+    /// The process id here, or on its host (its process group there).
     pub pid: u32,
     pub started: Instant,
-    stdin: Mutex<Option<Stdin>>,
+    io: Io,
     exit: Arc<(Mutex<Option<Exit>>, Condvar)>,
 }
 
 static NEXT_PROCESS: AtomicU64 = AtomicU64::new(1);
 
+/// A number for a new process, unique in this server.
+pub fn next_process_id() -> u64 {
+    NEXT_PROCESS.fetch_add(1, Ordering::Relaxed)
+}
+
 /// What starting a child takes, shared by every worker and command: the launcher
 /// thread, the ledger, and the channel to the broadcast thread.
+#[derive(Clone)]
 pub struct Processes {
-    launcher: Launcher,
+    launcher: Arc<Launcher>,
     ledger: Arc<Ledger>,
     output: OutputTx,
     config: ProcessConfig,
@@ -161,11 +212,30 @@ impl Processes {
         config: ProcessConfig,
     ) -> Processes {
         Processes {
-            launcher,
+            launcher: Arc::new(launcher),
             ledger: Arc::new(ledger),
             output,
             config,
         }
+    }
+
+    /// The longest line passed on whole for `spec`'s process.
+    pub fn max_line(&self, spec: &ProcessSpec) -> usize {
+        if spec.long_lines {
+            MAX_PROTOCOL_LINE
+        } else {
+            self.config.max_line
+        }
+    }
+
+    /// Hands `event` to `sink` on the broadcast thread, after everything sent before it
+    /// (a remote process reports this way what no local child reports for it).
+    pub fn deliver(&self, sink: Arc<dyn ProcessSink>, process: u64, event: ProcEvent) {
+        let _ = self.output.send(Output {
+            sink,
+            process,
+            event,
+        });
     }
 
     /// Starts `spec` for `owner` with `env` as its whole environment; its lines and exit
@@ -200,9 +270,12 @@ impl Processes {
         let mut child = self.launcher.spawn(command)?;
         let pid = child.id();
         self.ledger.add(pid, owner);
-        let id = NEXT_PROCESS.fetch_add(1, Ordering::Relaxed);
+        let id = next_process_id();
         let started = Instant::now();
-        log::info!("process {id}: started pid {pid}: {}", spec.argv.join(" "));
+        log::info!(
+            "process {id}: started pid {pid}: {}",
+            shown_command(&spec.argv)
+        );
 
         let wake = Arc::new(EventFd::new()?);
         let (done_tx, done_rx) = bounded::<()>(0);
@@ -219,11 +292,7 @@ impl Processes {
                 sink: sink.clone(),
                 process: id,
                 output: output.clone(),
-                max_line: if spec.long_lines {
-                    MAX_PROTOCOL_LINE
-                } else {
-                    config.max_line
-                },
+                max_line: self.max_line(spec),
                 _done: done_tx.clone(),
             };
             readers.push(
@@ -244,7 +313,7 @@ impl Processes {
             id,
             pid,
             started,
-            stdin: Mutex::new(stdin),
+            io: Io::Local(Mutex::new(stdin)),
             exit: Arc::new((Mutex::new(None), Condvar::new())),
         });
         let waiter = Waiter {
@@ -267,6 +336,36 @@ impl Processes {
 }
 
 impl Process {
+    /// A program on another host, run by `hosts::remote`: `pgid` is its process group
+    /// there.
+    pub fn remote(id: u64, pgid: u32, link: Arc<dyn RemoteIo>) -> Process {
+        Process {
+            id,
+            pid: pgid,
+            started: Instant::now(),
+            io: Io::Remote {
+                order: Mutex::new(()),
+                link,
+            },
+            exit: Arc::new((Mutex::new(None), Condvar::new())),
+        }
+    }
+
+    /// Whether it runs on another host.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.io, Io::Remote { .. })
+    }
+
+    /// Records how a remote program ended (once) and wakes whoever waits for it.
+    pub fn set_exit(&self, exit: Exit) {
+        let (lock, cvar) = &*self.exit;
+        let mut slot = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(exit);
+        }
+        cvar.notify_all();
+    }
+
     /// Writes bytes to the child's stdin without blocking: straight into the pipe when
     /// it has room and nothing is queued before them (the common case: no thread hop on
     /// the way to the child), otherwise queued for the stdin thread, in order.
@@ -281,26 +380,47 @@ impl Process {
         bytes: Vec<u8>,
         before: impl FnOnce() -> T,
     ) -> (Result<(), StdinError>, T) {
-        let mut guard = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
-        let done = before();
-        let written = match guard.as_mut() {
-            Some(stdin) => stdin.write(bytes),
-            None => Err(StdinError::Closed),
-        };
-        (written, done)
+        match &self.io {
+            Io::Local(stdin) => {
+                let mut guard = stdin.lock().unwrap_or_else(|p| p.into_inner());
+                let done = before();
+                let written = match guard.as_mut() {
+                    Some(stdin) => stdin.write(bytes),
+                    None => Err(StdinError::Closed),
+                };
+                (written, done)
+            }
+            Io::Remote { order, link } => {
+                let _order = order.lock().unwrap_or_else(|p| p.into_inner());
+                let done = before();
+                let written = match self.exit() {
+                    Some(_) => Err(StdinError::Closed),
+                    None => link.write(bytes),
+                };
+                (written, done)
+            }
+        }
     }
 
     /// Closes the child's stdin: what is queued is still written while the child takes
     /// it without waiting; once the pipe is full, the rest is dropped.
+    /// A remote program's stdin stays open (it is kept by its host, not by ssh).
     pub fn close_stdin(&self) {
-        self.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Io::Local(stdin) = &self.io {
+            stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
     }
 
     /// Sends `signal` to the child's whole process group, unless it has been reaped.
     pub fn signal(&self, signal: libc::c_int) {
         let exited = self.exit.0.lock().unwrap_or_else(|p| p.into_inner());
         if exited.is_none() {
-            sys::kill_group(self.pid, signal);
+            match &self.io {
+                Io::Local(_) => {
+                    sys::kill_group(self.pid, signal);
+                }
+                Io::Remote { link, .. } => link.signal(signal),
+            }
         }
     }
 
@@ -343,6 +463,14 @@ impl Process {
         self.signal(libc::SIGKILL);
         let exit = self.wait_timeout(Duration::from_secs(2));
         if exit.is_none() {
+            if let Io::Remote { link, .. } = &self.io {
+                log::error!(
+                    "process {}: its host did not confirm SIGKILL within 2s; it is given up",
+                    self.id
+                );
+                link.abandon();
+                return self.wait_timeout(Duration::from_secs(1));
+            }
             log::error!("process {}: not reaped 2s after SIGKILL", self.id);
         }
         exit

@@ -173,6 +173,22 @@ impl Hub {
         self.engine.check_root(folder)
     }
 
+    /// A worker's folder here: it exists, is a folder, and is inside the project roots
+    /// once its symlinks are resolved.
+    fn local_folder(&self, folder: &std::path::Path) -> Result<std::path::PathBuf, Error> {
+        let shown = folder.display().to_string();
+        let real = folder.canonicalize().map_err(|err| {
+            Error::invalid(format!("`project_path` {shown} cannot be used: {err}"))
+        })?;
+        if !real.is_dir() {
+            return Err(Error::invalid(format!(
+                "`project_path` {shown} is not a directory"
+            )));
+        }
+        self.check_root(&real)?;
+        Ok(real)
+    }
+
     /// Creates and starts a worker from a create request made by `caller`, who owns it.
     pub fn create(&self, body: &Value, caller: &Caller) -> Result<Arc<Worker>, Error> {
         if !caller.may_create() {
@@ -195,7 +211,19 @@ impl Hub {
                 kinds.join(", ")
             ))
         })?;
-        self.registry.check_usable(adapter.as_ref())?;
+        match spec.host.clone() {
+            None => self.registry.check_usable(adapter.as_ref())?,
+            Some(name) => {
+                let host = self.engine.hosts.find(&name)?;
+                if !host.kinds.is_empty() && !host.kinds.contains(&spec.ai_cli_type) {
+                    return Err(Error::invalid(format!(
+                        "host `{name}` runs {} (its `kinds` in the hosts file), not `{}`",
+                        host.kinds.join(", "),
+                        spec.ai_cli_type
+                    )));
+                }
+            }
+        }
         adapter.validate(&spec).map_err(Error::invalid)?;
         if let Some(session) = spec.options.session {
             let name = match session {
@@ -213,16 +241,10 @@ impl Hub {
                 )));
             }
         }
-        let shown = spec.project_path.display().to_string();
-        spec.project_path = spec.project_path.canonicalize().map_err(|err| {
-            Error::invalid(format!("`project_path` {shown} cannot be used: {err}"))
-        })?;
-        if !spec.project_path.is_dir() {
-            return Err(Error::invalid(format!(
-                "`project_path` {shown} is not a directory"
-            )));
-        }
-        self.check_root(&spec.project_path)?;
+        spec.project_path = match &spec.host {
+            None => self.local_folder(&spec.project_path)?,
+            Some(name) => self.engine.remote_folder(name, &spec.project_path)?,
+        };
 
         let _creating = self.creating.lock().unwrap_or_else(|p| p.into_inner());
         if !spec.name.is_empty() && self.get(&spec.name).is_some() {

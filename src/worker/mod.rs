@@ -62,6 +62,8 @@ pub struct Engine {
     pub child_env: ChildEnv,
     /// Folders processes may run in (canonical); anywhere when empty.
     pub project_roots: Vec<PathBuf>,
+    /// Other machines workers may run on, over ssh.
+    pub hosts: Arc<crate::hosts::Hosts>,
     /// Told of every worker's changes.
     observers: Mutex<Vec<Arc<dyn Observer>>>,
 }
@@ -106,6 +108,7 @@ impl Engine {
         registry: Arc<Registry>,
         child_env: ChildEnv,
         project_roots: Vec<PathBuf>,
+        hosts: Arc<crate::hosts::Hosts>,
     ) -> Engine {
         Engine {
             processes,
@@ -119,6 +122,7 @@ impl Engine {
             registry,
             child_env,
             project_roots,
+            hosts,
             observers: Mutex::new(Vec::new()),
         }
     }
@@ -160,6 +164,33 @@ impl Engine {
             format!(
                 "{} is outside the allowed project roots (--project-root)",
                 canonical.display()
+            ),
+        ))
+    }
+}
+
+impl Engine {
+    /// A worker's folder on host `name`: it exists there, and is inside the project
+    /// roots once its symlinks are resolved there (its start script checks again).
+    pub fn remote_folder(&self, name: &str, folder: &Path) -> Result<PathBuf, Error> {
+        let host = self.hosts.find(name)?;
+        let shown = folder.display().to_string();
+        let real = self.hosts.resolve(&host, &shown).map_err(|err| match err {
+            crate::hosts::remote::StartError::Failed(_) => Error::invalid(format!(
+                "`project_path` {shown} is not a folder on host `{name}`"
+            )),
+            unreachable => unreachable.into_error(name),
+        })?;
+        let real = PathBuf::from(real);
+        let roots = &self.project_roots;
+        if roots.is_empty() || roots.iter().any(|root| real.starts_with(root)) {
+            return Ok(real);
+        }
+        Err(Error::forbidden(
+            ErrorCode::ForbiddenPath,
+            format!(
+                "{} on host `{name}` is outside the allowed project roots (--project-root)",
+                real.display()
             ),
         ))
     }
@@ -220,6 +251,8 @@ struct WorkerState {
     resume: bool,
     /// Tool approvals waiting, and what the session allowed.
     approvals: approvals::Approvals,
+    /// Why its (remote) process cannot be reached now; it is shown as `disconnected`.
+    disconnected: Option<String>,
 }
 
 pub struct Worker {
@@ -401,6 +434,7 @@ impl Worker {
                 restarts: Restarts::default(),
                 resume: saved.resume,
                 approvals: approvals::Approvals::default(),
+                disconnected: None,
             }),
             dir,
             saving: Mutex::new(()),
@@ -459,14 +493,23 @@ impl Worker {
 
     /// Starts the program for a turn (`message`) or for the worker's life (None).
     fn spawn(&self, st: &mut WorkerState, message: Option<&str>) -> Result<(), Error> {
-        // The folder is checked against the project roots every time a process starts
-        // in it, symlinks resolved: it may have been swapped for a link since creation.
-        self.engine.check_root(&self.spec.project_path)?;
         let start_failed =
             |message: String| Error::new(ErrorKind::Unavailable, ErrorCode::StartFailed, message);
-        let binary = match self.adapter.binary_name() {
-            None => String::new(),
-            Some(_) => self
+        let host = match &self.spec.host {
+            Some(name) => Some(self.engine.hosts.find(name)?),
+            // The folder is checked against the project roots every time a process
+            // starts in it, symlinks resolved: it may have been swapped for a link since
+            // creation. (On another host, its start script checks.)
+            None => {
+                self.engine.check_root(&self.spec.project_path)?;
+                None
+            }
+        };
+        let binary = match (self.adapter.binary_name(), &host) {
+            (None, _) => String::new(),
+            // Found through the host's PATH (and the hosts file's `path`).
+            (Some(name), Some(_)) => name.to_string(),
+            (Some(_), None) => self
                 .engine
                 .registry
                 .resolve_binary(self.adapter.as_ref())
@@ -487,24 +530,28 @@ impl Worker {
             settings: &self.engine.registry.settings,
         };
         let spec = self.adapter.command(&launch).map_err(start_failed)?;
-        let env = self
-            .engine
-            .child_env
-            .build(&self.adapter.credentials(), &spec.env);
         let sink = self
             .me
             .upgrade()
             .ok_or_else(|| start_failed("the worker is gone".into()))?;
-        let process = self
-            .engine
-            .processes
-            .spawn(&spec, env, sink, Owner::Worker(self.id.clone()))
-            .map_err(|err| {
-                start_failed(format!(
-                    "could not start `{}`: {err}",
-                    spec.argv.first().map_or("", |s| s.as_str())
-                ))
-            })?;
+        let process = match &host {
+            Some(host) => self.spawn_remote(host, &spec, sink)?,
+            None => {
+                let env = self
+                    .engine
+                    .child_env
+                    .build(&self.adapter.credentials(), &spec.env);
+                self.engine
+                    .processes
+                    .spawn(&spec, env, sink, Owner::Worker(self.id.clone()))
+                    .map_err(|err| {
+                        start_failed(format!(
+                            "could not start `{}`: {err}",
+                            spec.argv.first().map_or("", |s| s.as_str())
+                        ))
+                    })?
+            }
+        };
         // A long-running session's handshake goes first (Claude Code's `initialize`, an
         // ACP agent's `initialize`).
         let mut parser = self.adapter.parser(&launch);
@@ -521,6 +568,29 @@ impl Worker {
         Ok(())
     }
 
+    /// Starts `spec` on `host` over ssh. Only what the kind and the worker add go with
+    /// it: the host's own environment (its credentials, its PATH) is the rest.
+    fn spawn_remote(
+        &self,
+        host: &crate::hosts::Host,
+        spec: &crate::process::ProcessSpec,
+        sink: Arc<Worker>,
+    ) -> Result<Arc<Process>, Error> {
+        use crate::hosts::remote::RemoteLaunch;
+        let launch = RemoteLaunch {
+            host,
+            worker: &self.id,
+            spec,
+            roots: &self.engine.project_roots,
+            sink,
+            owner: Owner::Worker(self.id.clone()),
+        };
+        self.engine
+            .hosts
+            .spawn(&self.engine.processes, launch)
+            .map_err(|err| err.into_error(&host.name))
+    }
+
     fn fail(&self, st: &mut WorkerState, err: &Error) {
         log::warn!("worker {}: {}", self.id, err.message);
         self.publish(st, vec![Event::error(err.code, err.message.clone())]);
@@ -535,6 +605,10 @@ impl Worker {
 
     fn status_event_as(&self, st: &WorkerState, status: Status) -> StatusEvent {
         let mut event = StatusEvent::new(status);
+        if let Some(reason) = st.disconnected.as_ref().filter(|_| status.is_live()) {
+            event.status = Status::Disconnected;
+            event.reason = Some(reason.clone());
+        }
         match status {
             Status::Exited => {
                 if let Some(exit) = &st.exit {
@@ -600,7 +674,8 @@ impl Worker {
                 } if !r.is_error => Some(KeyUse::Worked),
                 _ => None,
             };
-            if let Some(used) = used {
+            // (A key on another host says nothing about this machine's.)
+            if let Some(used) = used.filter(|_| self.spec.host.is_none()) {
                 self.engine.registry.note_key_use(self.adapter.kind(), used);
             }
         }
@@ -654,7 +729,9 @@ impl Worker {
                 ));
             }
         }
-        self.engine.check_root(&self.spec.project_path)?;
+        if self.spec.host.is_none() {
+            self.engine.check_root(&self.spec.project_path)?;
+        }
         self.lock().restarts.reset();
         self.start();
         Ok(())
@@ -700,7 +777,10 @@ impl Worker {
         WorkerView {
             id: self.id.clone(),
             spec: self.spec.public(),
-            status: st.status,
+            status: match st.disconnected {
+                Some(_) if st.status.is_live() => Status::Disconnected,
+                _ => st.status,
+            },
             created_at: self.created_at.clone(),
             pid: st
                 .process
@@ -801,6 +881,21 @@ impl Worker {
 
     /// Removes the worker's files (after it was stopped and its feed closed).
     pub fn remove_files(&self) {
+        // Its spool on its host goes too (and whatever of it still runs there).
+        if let Some(name) = &self.spec.host {
+            let forgotten = self
+                .engine
+                .hosts
+                .find(name)
+                .map_err(|err| err.message)
+                .and_then(|host| self.engine.hosts.forget(&host, &self.id));
+            if let Err(why) = forgotten {
+                log::warn!(
+                    "worker {}: its files on host `{name}` could not be removed: {why}",
+                    self.id
+                );
+            }
+        }
         // No save may be half-way (its file would bring the folder back).
         let _saving = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(err) = std::fs::remove_dir_all(&self.dir) {
@@ -916,11 +1011,37 @@ impl Worker {
         });
     }
 
+    /// The host of its (remote) process stopped answering (`Some(reason)`), or answers
+    /// again: viewers see `disconnected`, then the state it was in.
+    fn on_link(&self, process: u64, lost: Option<String>) {
+        let mut st = self.lock();
+        if st.process.as_ref().is_none_or(|p| p.id != process) {
+            return;
+        }
+        st.disconnected = lost;
+        let event = self.status_event(&st);
+        self.publish_status(&mut st, event);
+    }
+
+    /// Input for a worker whose host is not answering.
+    fn unreachable(&self) -> Error {
+        Error::new(
+            ErrorKind::Unavailable,
+            ErrorCode::HostUnreachable,
+            format!(
+                "{} runs on host `{}`, which cannot be reached right now; nothing was sent (it is tried again, watch for the status to change)",
+                self.display_name(),
+                self.spec.host.as_deref().unwrap_or("?")
+            ),
+        )
+    }
+
     fn on_exit(&self, process: u64, exit: Exit) {
         let mut st = self.lock();
         if st.process.as_ref().is_none_or(|p| p.id != process) {
             return;
         }
+        st.disconnected = None;
         // What "allow for this session" allowed ends with the session's process.
         st.approvals.end_session();
         if let Some((_, mut parser)) = st.parser.take() {
@@ -954,6 +1075,8 @@ impl ProcessSink for Worker {
         match event {
             ProcEvent::Lines { pipe, data } => self.on_lines(process, pipe, &data),
             ProcEvent::Exited(exit) => self.on_exit(process, exit),
+            ProcEvent::Disconnected { reason } => self.on_link(process, Some(reason)),
+            ProcEvent::Reconnected => self.on_link(process, None),
         }
     }
 }

@@ -205,6 +205,10 @@ impl Worker {
                 self.display_name()
             )));
         }
+        // Never queued for later nor dropped: the sender learns now.
+        if st.disconnected.is_some() {
+            return Err(self.unreachable());
+        }
         if !self.has_turns() {
             return self.send_to_stdin(st, content, by);
         }
@@ -298,6 +302,7 @@ impl Worker {
                     self.display_name()
                 ),
             ),
+            Err(StdinError::Disconnected) => self.unreachable(),
             Err(StdinError::Closed) => Error::conflict(
                 ErrorCode::WorkerNotRunning,
                 format!(

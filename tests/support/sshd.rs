@@ -11,6 +11,7 @@ pub struct Sshd {
     /// A HOME holding `.ssh/config` with `Host NAME` entries for this server.
     pub home: PathBuf,
     child: Child,
+    dir: PathBuf,
 }
 
 impl Sshd {
@@ -50,14 +51,7 @@ impl Sshd {
             dir.join("sshd.pid").display()
         );
         std::fs::write(dir.join("sshd_config"), config).map_err(|e| e.to_string())?;
-        let child = Command::new(sshd)
-            .args(["-D", "-f"])
-            .arg(dir.join("sshd_config"))
-            .arg("-E")
-            .arg(dir.join("sshd.log"))
-            .stdin(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("sshd: {e}"))?;
+        let child = spawn_sshd(dir)?;
         let home = dir.join("home");
         std::fs::create_dir_all(home.join(".ssh")).map_err(|e| e.to_string())?;
         let mut client = String::new();
@@ -68,16 +62,53 @@ impl Sshd {
             ));
         }
         std::fs::write(home.join(".ssh/config"), client).map_err(|e| e.to_string())?;
-        let sshd = Sshd { port, home, child };
+        let sshd = Sshd {
+            port,
+            home,
+            child,
+            dir: dir.to_path_buf(),
+        };
+        sshd.wait_listening()?;
+        Ok(sshd)
+    }
+
+    fn wait_listening(&self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if Instant::now() > deadline {
                 return Err("sshd did not listen within 10 s".into());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(sshd)
+        Ok(())
     }
+
+    /// Stops the server, and every session it serves (the host "goes down").
+    pub fn stop(&mut self) {
+        // Its sessions first, found as its descendants while they still are.
+        for pid in descendants(self.child.id() as i32) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port (the host "comes back").
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.child = spawn_sshd(&self.dir)?;
+        self.wait_listening()
+    }
+}
+
+fn spawn_sshd(dir: &Path) -> Result<Child, String> {
+    Command::new("/usr/sbin/sshd")
+        .args(["-D", "-f"])
+        .arg(dir.join("sshd_config"))
+        .arg("-E")
+        .arg(dir.join("sshd.log"))
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("sshd: {e}"))
 }
 
 impl Drop for Sshd {
@@ -85,4 +116,37 @@ impl Drop for Sshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Every process below `root`, by the parent ids in /proc.
+fn descendants(root: i32) -> Vec<i32> {
+    let mut parents: Vec<(i32, i32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let after = stat.rsplit(')').next().unwrap_or("");
+            if let Some(ppid) = after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
 }

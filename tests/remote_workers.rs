@@ -1,0 +1,418 @@
+//! Workers on another host, over a real OpenSSH server this test starts (`local-ssh`,
+//! on a loopback port, as a user's `~/.ssh/config` names it): the same events as a local
+//! worker, input byte for byte, signals and deletion leaving nothing behind on the host,
+//! and not a line lost or repeated when the connection or the host goes away mid-stream.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::TempDir;
+use support::server::{Got, Workerhub, Ws};
+use support::sshd::Sshd;
+
+const T: Duration = Duration::from_secs(20);
+
+/// A server whose hosts file names the test's sshd `local-ssh` (and a host that is down).
+struct Remote {
+    hub: Workerhub,
+    sshd: Sshd,
+    tmp: TempDir,
+}
+
+fn start(extra_args: &[&str]) -> Option<Remote> {
+    let tmp = TempDir::new("wh-remote").unwrap();
+    let sshd = match Sshd::start(tmp.path(), &["local-ssh"]) {
+        Ok(sshd) => sshd,
+        Err(why) => {
+            println!("skipped: {why}");
+            return None;
+        }
+    };
+    let down_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let clis = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clis/node_modules/.bin");
+    let hosts = json!({
+        "local-ssh": {"ssh": "local-ssh", "config_file": sshd.home.join(".ssh/config"), "path": [clis]},
+        "down": {"ssh": "root@127.0.0.1", "port": down_port, "options": ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "ConnectTimeout=3"]},
+    });
+    let file = tmp.path().join("hosts.json");
+    std::fs::write(&file, hosts.to_string()).unwrap();
+    let mut args = vec!["--hosts", file.to_str().unwrap()];
+    args.extend_from_slice(extra_args);
+    let hub = Workerhub::start_in(&tmp.path().join("data"), &args);
+    Some(Remote { hub, sshd, tmp })
+}
+
+impl Drop for Remote {
+    /// Deletes every worker, so that no spool stays on the (real) host.
+    fn drop(&mut self) {
+        let list = self.hub.get("/api/workers").json();
+        for worker in list["workers"].as_array().into_iter().flatten() {
+            if let Some(id) = worker["id"].as_str() {
+                self.hub.delete(&format!("/api/workers/{id}"));
+            }
+        }
+    }
+}
+
+impl Remote {
+    fn project(&self) -> PathBuf {
+        self.tmp.subdir("project").unwrap()
+    }
+
+    fn worker(&self, command: &[&str]) -> String {
+        self.hub.create_worker(json!({
+            "host": "local-ssh",
+            "project_path": self.project(),
+            "command": command,
+        }))
+    }
+}
+
+/// Every process whose process group is `pgid`.
+fn group_members(pgid: u64) -> Vec<String> {
+    let out = std::process::Command::new("ps")
+        .args(["-eo", "pgid=,pid=,args="])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.split_whitespace().next() == Some(&pgid.to_string()))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The worker's spool on the host (`$HOME/.cache/workerhub/SERVER/WORKER`; the test
+/// host logs in as this user).
+fn spools(id: &str) -> Vec<PathBuf> {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let base = Path::new(&home).join(".cache/workerhub");
+    let mut found = Vec::new();
+    for server in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        let spool = server.path().join(id);
+        if spool.exists() {
+            found.push(spool);
+        }
+    }
+    found
+}
+
+/// The control masters of this server's ssh connections (their name says `[mux]`).
+fn kill_control_masters(data: &Path) {
+    let out = std::process::Command::new("ps")
+        .args(["-eo", "pid=,args="])
+        .output()
+        .unwrap();
+    let data = data.display().to_string();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut words = line.split_whitespace();
+        let pid: i32 = words.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let args: Vec<&str> = words.collect();
+        let args = args.join(" ");
+        if args.starts_with("ssh: ") && args.contains("[mux]") && args.contains(&data) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+fn texts(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "output")
+        .filter_map(|e| e["content"]["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn next_output(ws: &mut Ws) -> Value {
+    loop {
+        let e = ws.recv(T);
+        if e["type"] == "output" {
+            return e;
+        }
+    }
+}
+
+#[test]
+fn cat_on_the_host_echoes_every_awkward_message_byte_for_byte() {
+    let Some(remote) = start(&[]) else { return };
+    let hub = &remote.hub;
+    let id = remote.worker(&["cat"]);
+    let view = hub.wait_status(&id, |s| s == "running", T);
+    assert_eq!(view["status"], "running", "{view}");
+    assert_eq!(view["host"], "local-ssh", "{view}");
+    let mut ws = hub.ws(&format!("/ws/{id}"));
+    std::thread::sleep(Duration::from_millis(200));
+    let messages = [
+        "'; rm -rf ~ #",
+        "--version",
+        "-n",
+        "$HOME `id` $(id) ${PATH}",
+        "a \"quoted\" 'word' \\ back\\slash",
+        "tab\there; semi; & amp | pipe > out < in",
+        "ünïcödé ✓ 日本語",
+        "  leading and trailing spaces  ",
+    ];
+    for message in messages {
+        ws.send_json(&json!({"type": "message", "content": message}));
+        let echo = next_output(&mut ws);
+        assert_eq!(echo["content"]["text"], message, "{echo}");
+        assert_eq!(echo["content"]["stream"], "stdout");
+    }
+    assert!(
+        !Path::new("/root/pwned").exists() && spools(&id).len() == 1,
+        "the spool is there while it runs"
+    );
+
+    // Interrupt: SIGINT to its group on the host, as for a local worker.
+    let pgid = hub.worker(&id)["pid"].as_u64().expect("the remote group");
+    assert!(!group_members(pgid).is_empty(), "cat runs in its group");
+    let interrupted = hub.post_json(&format!("/api/workers/{id}/interrupt"), &json!({}));
+    assert!(interrupted.status < 300, "{}", interrupted.text());
+    let view = hub.wait_status(&id, |s| s == "exited", T);
+    assert_eq!(view["signal"], 2, "{view}");
+    let deadline = Instant::now() + T;
+    while !group_members(pgid).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(group_members(pgid), Vec::<String>::new());
+
+    // Deleted: nothing of it stays on the host.
+    assert_eq!(hub.delete(&format!("/api/workers/{id}")).status, 200);
+    assert_eq!(spools(&id), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn stop_and_delete_end_the_remote_group_and_remove_the_spool() {
+    let Some(remote) = start(&[]) else { return };
+    let hub = &remote.hub;
+    // A program that ignores SIGTERM, with a child in its group.
+    let id = remote.worker(&["sh", "-c", "trap '' TERM; sleep 300 & echo ready; wait"]);
+    let mut ws = hub.ws(&format!("/ws/{id}?since=0"));
+    assert_eq!(next_output(&mut ws)["content"]["text"], "ready");
+    let pgid = hub.worker(&id)["pid"].as_u64().expect("the remote group");
+    assert!(group_members(pgid).len() >= 2, "{:?}", group_members(pgid));
+    let stopped = hub.post_json(&format!("/api/workers/{id}/stop"), &json!({}));
+    assert!(stopped.status < 300, "{}", stopped.text());
+    let view = hub.wait_status(&id, |s| s == "exited", T);
+    assert_eq!(view["signal"], 9, "SIGTERM ignored, then SIGKILL: {view}");
+    assert_eq!(group_members(pgid), Vec::<String>::new());
+
+    // Started again, then deleted while it runs.
+    assert!(
+        hub.post_json(&format!("/api/workers/{id}/start"), &json!({}))
+            .status
+            < 300
+    );
+    let view = hub.wait_status(&id, |s| s == "running", T);
+    let pgid = view["pid"].as_u64().expect("the new group");
+    assert!(!group_members(pgid).is_empty());
+    assert_eq!(hub.delete(&format!("/api/workers/{id}")).status, 200);
+    let deadline = Instant::now() + T;
+    while !group_members(pgid).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        group_members(pgid),
+        Vec::<String>::new(),
+        "no process of it"
+    );
+    assert_eq!(spools(&id), Vec::<PathBuf>::new(), "no spool of it");
+}
+
+#[test]
+fn a_hundred_thousand_lines_arrive_once_each_across_a_dropped_connection_and_a_dead_host() {
+    let Some(mut remote) = start(&[]) else { return };
+    // 100,000 numbered lines, in bursts, so that the connection dies mid-stream.
+    let script = "i=1; while [ $i -le 100000 ]; do echo \"line $i\"; \
+                  if [ $((i % 2000)) -eq 0 ]; then sleep 0.1; fi; i=$((i+1)); done";
+    let id = remote.worker(&["sh", "-c", script]);
+    let mut ws = remote.hub.ws(&format!("/ws/{id}?since=0"));
+    let mut lines = Vec::with_capacity(100_000);
+    let mut statuses = Vec::new();
+    let mut cut_master = false;
+    let mut cut_host = false;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "{} lines so far", lines.len());
+        match ws.next(Duration::from_secs(30)) {
+            Got::Json(e) if e["type"] == "output" => {
+                lines.push(e["content"]["text"].as_str().unwrap_or("").to_string());
+            }
+            Got::Json(e) if e["type"] == "status" => {
+                let status = e["status"].as_str().unwrap_or("").to_string();
+                statuses.push(status.clone());
+                if status == "exited" {
+                    assert_eq!(e["exit_code"], 0, "{e}");
+                    break;
+                }
+            }
+            Got::Json(_) => {}
+            other => panic!("{other:?} after {} lines", lines.len()),
+        }
+        if !cut_master && lines.len() >= 20_000 {
+            cut_master = true;
+            kill_control_masters(&remote.tmp.path().join("data"));
+        }
+        if !cut_host && lines.len() >= 50_000 {
+            cut_host = true;
+            remote.sshd.stop();
+            std::thread::sleep(Duration::from_secs(2));
+            remote.sshd.restart().unwrap();
+        }
+    }
+    assert_eq!(lines.len(), 100_000, "every line, once");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line, &format!("line {}", i + 1), "in order");
+    }
+    let disconnects = statuses.iter().filter(|s| *s == "disconnected").count();
+    assert!(
+        disconnects >= 1,
+        "it passed through disconnected: {statuses:?}"
+    );
+    let hosts = remote.hub.get("/api/hosts").json();
+    let ours = hosts["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "local-ssh")
+        .unwrap()
+        .clone();
+    assert!(
+        ours["workers"]["reconnects"].as_u64().unwrap() >= 1,
+        "{ours}"
+    );
+    assert!(
+        ours["workers"]["bytes"].as_u64().unwrap() >= 988_895,
+        "{ours}"
+    );
+}
+
+#[test]
+fn a_program_that_ends_while_its_host_is_down_is_drained_then_its_exit_reported() {
+    let Some(mut remote) = start(&[]) else { return };
+    let hub = &remote.hub;
+    let id = remote.worker(&[
+        "sh",
+        "-c",
+        "echo started; sleep 2; echo 'after 1'; printf 'after 2 (no newline)'; exit 7",
+    ]);
+    let mut ws = hub.ws(&format!("/ws/{id}?since=0"));
+    assert_eq!(next_output(&mut ws)["content"]["text"], "started");
+    remote.sshd.stop();
+    let down = ws.recv_until(T, |e| {
+        e["type"] == "status" && e["status"] == "disconnected"
+    });
+    let status = down.last().unwrap();
+    assert!(
+        status["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("local-ssh"),
+        "{status}"
+    );
+    // Input while the host is down is refused, never dropped in silence.
+    let refused = hub.post_json(
+        &format!("/api/workers/{id}/messages"),
+        &json!({"content": "hello?"}),
+    );
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.error_code(), "host_unreachable");
+    std::thread::sleep(Duration::from_secs(3));
+    remote.sshd.restart().unwrap();
+    let rest = ws.recv_until(T, |e| e["type"] == "status" && e["status"] == "exited");
+    assert_eq!(
+        texts(&rest),
+        ["after 1", "after 2 (no newline)"],
+        "{rest:#?}"
+    );
+    assert_eq!(rest.last().unwrap()["exit_code"], 7);
+}
+
+#[test]
+fn a_host_that_is_down_or_unknown_is_a_clear_error_at_creation() {
+    let Some(remote) = start(&[]) else { return };
+    let hub = &remote.hub;
+    let project = remote.project();
+    let down = hub.post_json(
+        "/api/workers",
+        &json!({"host": "down", "project_path": project, "command": ["cat"]}),
+    );
+    assert_eq!(down.status, 503, "{}", down.text());
+    assert_eq!(down.error_code(), "host_unreachable");
+    let unknown = hub.post_json(
+        "/api/workers",
+        &json!({"host": "user@elsewhere", "project_path": project, "command": ["cat"]}),
+    );
+    assert_eq!(unknown.status, 400, "{}", unknown.text());
+    assert!(
+        unknown.text().contains("--allow-adhoc-hosts"),
+        "{}",
+        unknown.text()
+    );
+    let relative = hub.post_json(
+        "/api/workers",
+        &json!({"host": "local-ssh", "project_path": "project", "command": ["cat"]}),
+    );
+    assert_eq!(relative.status, 400, "{}", relative.text());
+    let missing = hub.post_json(
+        "/api/workers",
+        &json!({"host": "local-ssh", "project_path": "/no/such/folder", "command": ["cat"]}),
+    );
+    assert_eq!(missing.status, 400, "{}", missing.text());
+    assert!(
+        missing.text().contains("not a folder on host"),
+        "{}",
+        missing.text()
+    );
+    let no_program = hub.create_worker(json!({
+        "host": "local-ssh", "project_path": project, "command": ["no-such-program-here"],
+    }));
+    let view = hub.wait_status(&no_program, |s| s == "error", T);
+    assert!(
+        view["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("was not found on this host"),
+        "{view}"
+    );
+}
+
+#[test]
+fn project_roots_are_checked_on_the_host_after_resolving_symlinks() {
+    let tmp_root = TempDir::new("wh-remote-root").unwrap();
+    let inside = tmp_root.subdir("inside").unwrap();
+    let Some(remote) = start(&["--project-root", inside.to_str().unwrap()]) else {
+        return;
+    };
+    let hub = &remote.hub;
+    let outside = remote.project();
+    let refused = hub.post_json(
+        "/api/workers",
+        &json!({"host": "local-ssh", "project_path": outside, "command": ["cat"]}),
+    );
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    // A link inside that points outside is outside.
+    let link = inside.join("link");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    let refused = hub.post_json(
+        "/api/workers",
+        &json!({"host": "local-ssh", "project_path": link, "command": ["cat"]}),
+    );
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    let id = hub.create_worker(json!({
+        "host": "local-ssh", "project_path": inside, "command": ["pwd"],
+    }));
+    let view = hub.wait_status(&id, |s| s == "exited", T);
+    assert_eq!(view["exit_code"], 0, "{view}");
+    let events = hub.history(&id);
+    assert_eq!(
+        texts(&events),
+        [inside.canonicalize().unwrap().display().to_string()]
+    );
+}
