@@ -383,6 +383,9 @@ impl Render {
                     .unwrap_or_default();
                 let _ = writeln!(out, "  {how} by {}{because}", done.by);
             }
+            Event::Diff(diff) => {
+                let _ = writeln!(out, "  Δ {}", diff.describe());
+            }
             Event::Status(_) | Event::Unknown => {}
         }
     }

@@ -3,6 +3,7 @@
 //! cannot block it) and capped, and the whole group killed when time is up or it has
 //! ended (a grandchild holding the pipes cannot hold the caller).
 
+use std::ffi::OsString;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -22,22 +23,88 @@ const MAX_OUTPUT: u64 = 1 << 20;
 /// Runs `program args` for at most `timeout`; an error says it could not start or did
 /// not end in time.
 pub fn run(program: &Path, args: &[String], timeout: Duration) -> Result<Output, String> {
+    let raw = run_with(program, args, &Options::new(timeout))?;
+    Ok(Output {
+        success: raw.success(),
+        stdout: String::from_utf8_lossy(&raw.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&raw.stderr).into_owned(),
+    })
+}
+
+/// Where and how a program of [`run_with`] runs.
+pub struct Options<'a> {
+    pub timeout: Duration,
+    /// Its working folder (the server's when None).
+    pub cwd: Option<&'a Path>,
+    /// Variables set for it, on top of the server's.
+    pub env: Vec<(OsString, OsString)>,
+    /// Variables taken away from what it inherits.
+    pub env_remove: &'a [&'a str],
+    /// The most read of each stream; what is past it is dropped (`truncated`).
+    pub max_output: u64,
+}
+
+impl Options<'_> {
+    pub fn new(timeout: Duration) -> Options<'static> {
+        Options {
+            timeout,
+            cwd: None,
+            env: Vec::new(),
+            env_remove: &[],
+            max_output: MAX_OUTPUT,
+        }
+    }
+}
+
+/// What a program of [`run_with`] printed, as bytes, and how it ended.
+pub struct RawOutput {
+    /// Its exit code (None when a signal ended it).
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Its stdout was longer than `max_output`.
+    pub truncated: bool,
+}
+
+impl RawOutput {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Runs `program args` as `options` say, for at most `options.timeout`, its output read
+/// as bytes while it runs; an error says it could not start or did not end in time.
+pub fn run_with(program: &Path, args: &[String], options: &Options) -> Result<RawOutput, String> {
     let shown = format!("{} {}", program.display(), args.join(" "));
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
+        .process_group(0);
+    if let Some(cwd) = options.cwd {
+        command.current_dir(cwd);
+    }
+    for name in options.env_remove {
+        command.env_remove(name);
+    }
+    command.envs(options.env.iter().map(|(k, v)| (k, v)));
+    let mut child = command
         .spawn()
         .map_err(|e| format!("{} cannot be started: {e}", program.display()))?;
+    let max = options.max_output;
     let read = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(pipe) = pipe {
-                let _ = pipe.take(MAX_OUTPUT).read_to_string(&mut text);
+            let mut bytes = Vec::new();
+            let mut more = false;
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.by_ref().take(max).read_to_end(&mut bytes);
+                // Whatever is past the cap is read and dropped, so the program is not
+                // blocked on a full pipe.
+                more = std::io::copy(&mut pipe, &mut std::io::sink()).unwrap_or(0) > 0;
             }
-            text
+            (bytes, more)
         })
     };
     let out = read(
@@ -52,11 +119,11 @@ pub fn run(program: &Path, args: &[String], timeout: Duration) -> Result<Output,
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + options.timeout;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
             _ => break None,
         }
     };
@@ -64,19 +131,20 @@ pub fn run(program: &Path, args: &[String], timeout: Duration) -> Result<Output,
     if status.is_none() {
         let _ = child.wait();
     }
-    let (stdout, stderr) = (
+    let ((stdout, truncated), (stderr, _)) = (
         out.join().unwrap_or_default(),
         err.join().unwrap_or_default(),
     );
     match status {
-        Some(status) => Ok(Output {
-            success: status.success(),
+        Some(status) => Ok(RawOutput {
+            code: status.code(),
             stdout,
             stderr,
+            truncated,
         }),
         None => Err(format!(
             "`{shown}` did not answer within {}s",
-            timeout.as_secs()
+            options.timeout.as_secs()
         )),
     }
 }
