@@ -60,6 +60,10 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::client::cli::TokenCommand,
     },
+    /// What a worker changed in its worktree (the unified diff, or `--stat`).
+    Diff(crate::client::changes::DiffArgs),
+    /// Merge a worker's branch into the branch its worktree came from.
+    Merge(crate::client::changes::MergeArgs),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -346,6 +346,54 @@ fn three_workers_on_one_repository_keep_their_diffs_apart_and_a_conflict_changes
     assert_eq!(checkout_state(&repo), before);
 }
 
+/// `workerhub ARGS --url URL --token TOKEN`: its stdout, and whether it succeeded.
+fn cli(hub: &Workerhub, args: &[&str]) -> (bool, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_workerhub"));
+    command
+        .args(args)
+        .args(["--url", &format!("http://{}", hub.addr())]);
+    if let Some(token) = &hub.token {
+        command.args(["--token", token]);
+    }
+    let out = command.output().expect("the CLI runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_shows_a_workers_diff_and_merges_it() {
+    let tmp = TempDir::new("wh-worktree-cli").unwrap();
+    let repo = repository(&tmp);
+    let hub = Workerhub::start(&[]);
+    let id = script_worker(&hub, &repo, "clier", "printf 'cli\\n' >> a.txt")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_diff(&hub, &id);
+    let (ok, out, err) = cli(&hub, &["diff", "clier", "--stat"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("modified") && out.contains("a.txt"), "{out}");
+    let (ok, out, err) = cli(&hub, &["diff", "clier"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("+cli"), "{out}");
+    let (ok, out, err) = cli(&hub, &["merge", "clier", "--rebase", "-m", "from the cli"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("into main (rebase)"), "{out}");
+    assert_eq!(
+        git(&repo, &["log", "-1", "--format=%s"]).trim(),
+        "from the cli"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("a.txt")).unwrap(),
+        "one\ntwo\nthree\ncli\n"
+    );
+    let (ok, _, err) = cli(&hub, &["merge", "clier"]);
+    assert!(!ok && err.contains("nothing_to_merge"), "{err}");
+}
+
 #[test]
 fn worktrees_branches_and_diffs_survive_a_server_restart() {
     let tmp = TempDir::new("wh-worktree-restart").unwrap();
