@@ -510,3 +510,47 @@ fn a_real_claude_code_writes_a_file_in_its_worktree_and_the_diff_follows_the_tur
         "the user's checkout is untouched"
     );
 }
+
+#[test]
+fn a_task_with_worktree_isolation_gets_a_worker_and_a_branch_of_its_own() {
+    let tmp = TempDir::new("wh-worktree-task").unwrap();
+    let repo = repository(&tmp);
+    // A stand-in Claude Code whose `ask bash …` turn writes approved.txt once allowed.
+    let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/fake-claude.mjs");
+    if Command::new("node").arg("--version").output().is_err() {
+        println!("skipped: node is not installed");
+        return;
+    }
+    let hub = Workerhub::start(&["--claude-binary", fake.to_str().unwrap()]);
+    let busy = hub
+        .create_worker(json!({"name": "idle-one", "ai_cli_type": "claude", "project_path": repo}));
+    let resp = hub.post_json(
+        "/api/tasks",
+        &json!({"instruction": "ask bash from the task", "ai_cli_type": "claude", "project_path": repo,
+                "isolation": "worktree", "approval": "auto"}),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    let task = resp.json()["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + T;
+    let worker = loop {
+        let t = hub.get(&format!("/api/tasks/{task}")).json();
+        if let Some(w) = t["assigned_worker"].as_str() {
+            break w.to_string();
+        }
+        assert!(Instant::now() < deadline, "the task was not assigned: {t}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_ne!(
+        worker, busy,
+        "an idle worker outside a worktree is not picked"
+    );
+    let event = wait_diff(&hub, &worker);
+    assert_eq!(paths(&event), ["approved.txt"]);
+    assert!(
+        event["branch"]
+            .as_str()
+            .unwrap()
+            .starts_with("workerhub/task-")
+    );
+    assert!(!repo.join("approved.txt").exists());
+}
