@@ -134,6 +134,15 @@ impl Worker {
         let name = format!("diff-{}", &self.id[..8.min(self.id.len())]);
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
             loop {
+                // A worker being deleted stops (its program's end asked for this diff);
+                // its worktree is about to go.
+                if me.lock().deleted {
+                    if let Some(isolated) = &me.worktree {
+                        *isolated.refresh.lock().unwrap_or_else(|p| p.into_inner()) =
+                            (false, false);
+                    }
+                    return;
+                }
                 if let Err(err) = me.publish_diff() {
                     log::warn!("worker {}: no diff: {}", me.id, err.message);
                 }
