@@ -60,6 +60,10 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::client::cli::TokenCommand,
     },
+    /// What a worker changed in its worktree (the unified diff, or `--stat`).
+    Diff(crate::client::changes::DiffArgs),
+    /// Merge a worker's branch into the branch its worktree came from.
+    Merge(crate::client::changes::MergeArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -251,6 +255,10 @@ pub struct ServeArgs {
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, env = "WORKERHUB_LOG", default_value = "info")]
     pub log: String,
+    /// Where workers with `"isolation": "worktree"` get their git worktrees [default:
+    /// DATA_DIR/worktrees].
+    #[arg(long, env = "WORKERHUB_WORKTREES_DIR")]
+    pub worktrees_dir: Option<PathBuf>,
 }
 
 /// Old names still read from `.env` and the environment, and the flag each stands for.
@@ -341,6 +349,8 @@ pub struct WorkerConfig {
     /// As given; resolved (symlinks and all) at start.
     pub project_roots: Vec<PathBuf>,
     pub feed: crate::feed::FeedConfig,
+    /// Where worktrees are made (`DATA_DIR/worktrees` unless `--worktrees-dir`).
+    pub worktrees_dir: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -478,6 +488,13 @@ impl ServeArgs {
                         max_bytes: self.history_max_bytes,
                     },
                 },
+                // git runs in the repository: the folder must not be relative to here.
+                worktrees_dir: std::path::absolute(
+                    self.worktrees_dir
+                        .clone()
+                        .unwrap_or_else(|| self.data_dir.join("worktrees")),
+                )
+                .map_err(|err| format!("--worktrees-dir cannot be used: {err}"))?,
             },
             commands: CommandConfig {
                 default_timeout: seconds(self.exec_timeout),

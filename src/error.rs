@@ -100,6 +100,26 @@ pub enum ErrorCode {
     BinaryNotSupported,
     // The server.
     Internal,
+    // Worktrees (`"isolation": "worktree"`).
+    /// `project_path` is not inside a git repository (with a work tree).
+    NotARepository,
+    /// `base_ref` (or a merge's `into`) names no commit or branch.
+    UnknownRef,
+    /// The worker's branch exists already.
+    BranchExists,
+    /// The worker has no worktree.
+    NotIsolated,
+    /// A merge would conflict: nothing was touched (`paths` names the files).
+    Conflict,
+    /// There is nothing to commit, or nothing to merge.
+    NothingToCommit,
+    NothingToMerge,
+    /// The checkout the merge goes into has changes the merge would overwrite.
+    DirtyCheckout,
+    /// A turn is running: the worktree is the agent's until it ends.
+    WorkerBusy,
+    /// git failed (or did not answer in time).
+    GitFailed,
 }
 
 impl ErrorCode {
@@ -160,6 +180,16 @@ impl ErrorCode {
             ErrorCode::MessageTooLarge => "message_too_large",
             ErrorCode::BinaryNotSupported => "binary_not_supported",
             ErrorCode::Internal => "internal",
+            ErrorCode::NotARepository => "not_a_repository",
+            ErrorCode::UnknownRef => "unknown_ref",
+            ErrorCode::BranchExists => "branch_exists",
+            ErrorCode::NotIsolated => "not_isolated",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::NothingToCommit => "nothing_to_commit",
+            ErrorCode::NothingToMerge => "nothing_to_merge",
+            ErrorCode::DirtyCheckout => "dirty_checkout",
+            ErrorCode::WorkerBusy => "worker_busy",
+            ErrorCode::GitFailed => "git_failed",
         }
     }
 }
@@ -175,6 +205,8 @@ pub struct Error {
     pub kind: ErrorKind,
     pub code: ErrorCode,
     pub message: String,
+    /// The files the error is about (a merge's conflicting paths), listed in the body.
+    pub paths: Vec<String>,
 }
 
 impl Error {
@@ -183,6 +215,7 @@ impl Error {
             kind,
             code,
             message: message.into(),
+            paths: Vec::new(),
         }
     }
 
@@ -220,9 +253,17 @@ impl Error {
         Error { code, ..self }
     }
 
-    /// `{"error": {"code", "message"}}`, the body of every error answer.
+    /// The same error about these files.
+    pub fn with_paths(self, paths: Vec<String>) -> Error {
+        Error { paths, ..self }
+    }
+
+    /// `{"error": {"code", "message", "paths"?}}`, the body of every error answer.
     pub fn body(&self) -> serde_json::Value {
-        json!({"error": {"code": self.code, "message": self.message}})
+        if self.paths.is_empty() {
+            return json!({"error": {"code": self.code, "message": self.message}});
+        }
+        json!({"error": {"code": self.code, "message": self.message, "paths": self.paths}})
     }
 }
 

@@ -35,4 +35,5 @@ pub mod tasks;
 pub mod timer;
 pub mod wire;
 pub mod worker;
+pub mod worktree;
 pub mod ws;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use workerhub::client::{batch, cli};
+use workerhub::client::{batch, changes, cli};
 use workerhub::config::{self, Cli, Command};
 
 fn init_logging(level: &str) {
@@ -39,5 +39,7 @@ fn main() -> ExitCode {
         Some(Command::Tasks { command }) => cli::run(|| cli::tasks(&command)),
         Some(Command::Status(args)) => cli::run(|| cli::status(&args)),
         Some(Command::Token { command }) => cli::run(|| cli::token(&command)),
+        Some(Command::Diff(args)) => cli::run(|| changes::diff(&args)),
+        Some(Command::Merge(args)) => cli::run(|| changes::merge(&args)),
     }
 }

@@ -159,6 +159,7 @@ impl Server {
                 max_workers_per_token: w.max_workers_per_token,
                 base_dir: w.base_dir.clone(),
                 default_kind: w.default_kind.clone(),
+                worktrees_dir: w.worktrees_dir.clone(),
             },
         ));
         let dashboards = Arc::new(Dashboards::default());

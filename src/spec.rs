@@ -85,6 +85,42 @@ pub struct WorkerSpec {
     /// The host it runs on (`--hosts`), over ssh; this machine when None.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// Where it works: the project folder itself, or a git worktree of its own.
+    #[serde(default, skip_serializing_if = "Isolation::is_none")]
+    pub isolation: Isolation,
+    /// The commit or branch its worktree starts from (the repository's `HEAD` when None).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_ref: Option<String>,
+    /// Globs (relative to the repository) of files git ignores that its worktree gets a
+    /// copy of (`.env`, local settings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copy_files: Vec<String>,
+}
+
+/// Where a worker works.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// In its `project_path`, with whoever else works there.
+    #[default]
+    None,
+    /// In a git worktree of its own, on a branch of its own (`worktree/`).
+    Worktree,
+}
+
+impl Isolation {
+    pub fn is_none(&self) -> bool {
+        *self == Isolation::None
+    }
+
+    /// Reads an `isolation` field (absent or null is none).
+    pub fn from_field(value: Option<&Value>) -> Result<Isolation, Error> {
+        match value {
+            None | Some(Value::Null) => Ok(Isolation::None),
+            Some(value) => serde_json::from_value(value.clone())
+                .map_err(|_| Error::invalid("`isolation` must be \"none\" or \"worktree\"")),
+        }
+    }
 }
 
 /// The spec as clients see it: values of environment variables that look secret are
@@ -108,6 +144,12 @@ pub struct PublicSpec {
     pub approval: Option<ApprovalPolicy>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    #[serde(skip_serializing_if = "Isolation::is_none")]
+    pub isolation: Isolation,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_ref: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copy_files: Vec<String>,
 }
 
 const FIELDS: &[&str] = &[
@@ -126,6 +168,9 @@ const FIELDS: &[&str] = &[
     "session",
     "approval",
     "host",
+    "isolation",
+    "base_ref",
+    "copy_files",
 ];
 
 fn string_field(body: &Map<String, Value>, key: &str) -> Result<Option<String>, Error> {
@@ -206,12 +251,29 @@ impl WorkerSpec {
                 Error::invalid("`restart` must be \"no\", \"on-failure\" or \"always\"")
             })?,
         };
+        let isolation = Isolation::from_field(body.get("isolation"))?;
+        let base_ref = string_field(body, "base_ref")?;
+        let copy_files = string_list(body, "copy_files")?.unwrap_or_default();
+        if isolation.is_none() && (base_ref.is_some() || !copy_files.is_empty()) {
+            return Err(Error::invalid(
+                "`base_ref` and `copy_files` go with `\"isolation\": \"worktree\"`",
+            ));
+        }
+        if let Some(base) = &base_ref {
+            check_ref(base, "base_ref")?;
+        }
+        for glob in &copy_files {
+            check_relative_glob(glob)?;
+        }
         Ok(WorkerSpec {
             name,
             project_path,
             ai_cli_type: kind,
             restart,
             host,
+            isolation,
+            base_ref,
+            copy_files,
             command: string_list(body, "command")?,
             options: WorkerOptions {
                 model: string_field(body, "model")?,
@@ -257,8 +319,51 @@ impl WorkerSpec {
             session: self.options.session,
             approval: self.options.approval.clone(),
             host: self.host.clone(),
+            isolation: self.isolation,
+            base_ref: self.base_ref.clone(),
+            copy_files: self.copy_files.clone(),
         }
     }
+}
+
+/// A git ref a client names (`base_ref`, a merge's `into`): never an option to git (no
+/// leading `-`), no spaces, control characters or the characters git forbids in refs.
+pub fn check_ref(name: &str, field: &str) -> Result<(), Error> {
+    let bad = name.is_empty()
+        || name.len() > 256
+        || name.starts_with('-')
+        || name.contains("..")
+        || name.contains("@{")
+        || name.chars().any(|c| {
+            c.is_control()
+                || c.is_whitespace()
+                || matches!(c, '~' | '^' | ':' | '?' | '*' | '[' | '\\')
+        });
+    if bad {
+        return Err(Error::invalid(format!(
+            "`{field}` {name:?} is not a ref git takes: a branch, tag or commit, without spaces, `..`, `~`, `^`, `:` or a leading `-`"
+        )));
+    }
+    Ok(())
+}
+
+/// A `copy_files` glob: relative to the repository, and staying inside it (no `..`, no
+/// absolute path, no `.git`).
+pub fn check_relative_glob(glob: &str) -> Result<(), Error> {
+    let parts: Vec<&str> = glob.split('/').collect();
+    let bad = glob.is_empty()
+        || glob.starts_with('/')
+        || glob.contains('\0')
+        || glob.contains('\\')
+        || parts
+            .iter()
+            .any(|p| *p == ".." || *p == "." || *p == ".git" || p.is_empty());
+    if bad {
+        return Err(Error::invalid(format!(
+            "`copy_files` {glob:?} cannot be used: a glob relative to the repository (`.env`, `config/*.local`, `**/.env`), without `..`, `.git` or a leading `/`"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether an environment variable's name says it holds a secret.

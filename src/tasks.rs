@@ -98,6 +98,10 @@ pub struct Task {
     pub owner: Option<String>,
     #[serde(default)]
     pub owner_role: Option<Role>,
+    /// `worktree`: the task gets a worker of its own, in a git worktree of its own
+    /// (never an idle worker picked from others).
+    #[serde(default, skip_serializing_if = "crate::spec::Isolation::is_none")]
+    pub isolation: crate::spec::Isolation,
 }
 
 impl Task {
@@ -194,6 +198,7 @@ const TEXT_FIELDS: &[&str] = &[
     "project_path",
     "schedule",
     "approval",
+    "isolation",
 ];
 
 impl Tasks {
@@ -437,6 +442,7 @@ impl Tasks {
             error: None,
             owner: Some(caller.name.to_string()),
             owner_role: Some(caller.role),
+            isolation: crate::spec::Isolation::from_field(body.get("isolation"))?,
         };
         self.lock().push(task.clone());
         self.save();
@@ -622,8 +628,10 @@ impl Tasks {
             return self.hub.require_for(&owner, id, Access::Change);
         }
         let kind = task.ai_cli_type.clone().unwrap_or_default();
+        let isolated = task.isolation == crate::spec::Isolation::Worktree;
         let idle = self.hub.list_for(&owner).into_iter().find(|w| {
-            owner.may(Access::Change, w.owner.as_deref())
+            !isolated
+                && owner.may(Access::Change, w.owner.as_deref())
                 && w.spec.ai_cli_type == kind
                 && w.status() == Status::Idle
                 && w.accepts_tasks()
@@ -643,10 +651,12 @@ impl Tasks {
             ))
         })?;
         let short: String = task.id.chars().take(8).collect();
-        self.hub.create(
-            &json!({"name": format!("task-{short}"), "ai_cli_type": kind, "project_path": project}),
-            &owner,
-        )
+        let mut body =
+            json!({"name": format!("task-{short}"), "ai_cli_type": kind, "project_path": project});
+        if isolated {
+            body["isolation"] = json!(task.isolation);
+        }
+        self.hub.create(&body, &owner)
     }
 
     fn fail(&self, id: &str, error: &str) {

@@ -49,7 +49,9 @@ async function api(method, path, body, { timeoutMs = 20000 } = {}) {
   if (!resp.ok) {
     const err = (data && data.error) || {};
     if (resp.status === 401) onUnauthorized();
-    throw new ApiError(resp.status, err.code || `http_${resp.status}`, err.message || `${resp.status} ${resp.statusText}`);
+    const error = new ApiError(resp.status, err.code || `http_${resp.status}`, err.message || `${resp.status} ${resp.statusText}`);
+    if (Array.isArray(err.paths)) error.paths = err.paths; // a merge's conflicting files
+    throw error;
   }
   return data;
 }

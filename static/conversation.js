@@ -272,6 +272,8 @@ export class Conversation {
       this.failedIds.add(ev.message_id);
     } else if (ev.type === 'user_message') {
       this.settlePending(ev);
+    } else if (ev.type === 'diff') {
+      if (this.hooks.onDiff) this.hooks.onDiff(ev);
     } else if (ev.type === 'approval_resolved') {
       this.decisions.set(ev.approval_id, ev);
       this.answering.delete(ev.approval_id);

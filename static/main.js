@@ -15,6 +15,7 @@ import { StatusFooter } from './status.js';
 import { AgentSocket } from './agents.js';
 import { Attention } from './attention.js';
 import { setTitle } from './title.js';
+import { Changes } from './changes.js';
 
 const SELECTED_KEY = 'workerhub.selected';
 const QUIET_KEY = 'workerhub.showQuiet';
@@ -67,7 +68,10 @@ const conversation = new Conversation({
   },
   onClose: (id, seq) => markSeen(id, seq),
   editText: (text) => composer.edit(text),
+  onDiff: (ev) => changes.onDiff(ev),
 });
+
+const changes = new Changes();
 
 const composer = new Composer(conversation);
 
@@ -136,6 +140,7 @@ function showConn() {
 function showWorker(w) {
   header.render(w);
   composer.render(w);
+  changes.render(w);
 }
 
 // ---- the worker list, kept current by the server's pushes ----

@@ -8,6 +8,7 @@ import { appendAnsi, stripAnsi } from './ansi.js';
 import { renderMarkdown } from './markdown.js';
 import { approvalCard, outcomeText } from './approvals.js';
 import { diffView, unifiedDiff } from './diff.js';
+import { describeDiff } from './changes.js';
 import { planEntries, planList, planProgress } from './plan.js';
 
 const LONG_LINE = 4000;
@@ -828,6 +829,11 @@ export function renderEvent(ev, ctx) {
     case 'error': return errorRow(ev);
     case 'approval_request': return approvalRow(ev, ctx);
     case 'approval_resolved': return approvalResolvedRow(ev, ctx);
+    case 'diff': {
+      const el = row(ev, 'notice diff-event');
+      el.appendChild(h('span', { class: 'small', text: `Changes: ${describeDiff(ev)}` }));
+      return el;
+    }
     default: {
       const el = row(ev, 'quiet');
       el.appendChild(h('span', { class: 'mono', text: `${ev.type}: ${compactJson(ev, 300)}` }));

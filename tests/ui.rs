@@ -619,3 +619,42 @@ fn acp_agents_show_their_plans_tool_calls_diffs_and_approvals() {
         || hub.log(),
     );
 }
+
+#[test]
+fn the_changes_view_follows_a_worktree_workers_turns_at_desktop_and_phone_width() {
+    let Some(browser) = browser() else { return };
+    let _one = one_at_a_time();
+    let fake = root().join("tests/ui/fake-claude.mjs");
+    let hub = Workerhub::start(&["--claude-binary", &fake.display().to_string()]);
+    let tmp = TempDir::new("wh-ui-changes").expect("temp dir");
+    let repo = tmp.subdir("repo").expect("repo");
+    for args in [
+        &["init", "--quiet", "--initial-branch=main"][..],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "--quiet",
+            "--allow-empty",
+            "-m",
+            "base",
+        ],
+    ] {
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "git {args:?}");
+    }
+    run_script(
+        &browser,
+        "changes.mjs",
+        target(&hub).as_tuple(),
+        &[("WH_REPO", repo.display().to_string())],
+        no_requests,
+        || hub.log(),
+    );
+}

@@ -9,6 +9,7 @@ pub mod routes;
 pub mod system;
 pub mod tasks;
 pub mod workers;
+pub mod worktrees;
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tiny_http::Method;
 
-use super::{exec, hosts, system, tasks, workers};
+use super::{exec, hosts, system, tasks, workers, worktrees};
 use crate::app::App;
 use crate::error::Error;
 use crate::http::reply::Reply;
@@ -61,6 +61,11 @@ pub static ROUTES: &[Route<Handler>] = &[
     route(Post, "/api/workers/{}/start", workers::start),
     route(Get, "/api/workers/{}/approvals", workers::approvals),
     route(Post, "/api/workers/{}/approvals/{}", workers::approve),
+    route(Get, "/api/workers/{}/diff", worktrees::get),
+    route(Post, "/api/workers/{}/diff", worktrees::publish),
+    route(Post, "/api/workers/{}/commit", worktrees::commit),
+    route(Post, "/api/workers/{}/merge", worktrees::merge),
+    route(Post, "/api/workers/{}/discard", worktrees::discard),
     route(Post, "/api/exec", exec::run),
     route(Get, "/api/exec/{}", exec::get),
     route(Post, "/api/exec/batch", exec::batch),

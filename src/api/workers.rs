@@ -52,10 +52,24 @@ pub fn get(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     Ok(Reply::typed(200, &worker(app, req, Access::Read)?.view()))
 }
 
+/// `?keep_branch=false` deletes a worktree's branch too (it is kept by default).
 pub fn delete(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {
     let worker = worker(app, req, Access::Change)?;
-    app.hub.delete(&worker.id)?;
-    Ok(Reply::ok(json!({"deleted": req.param(0)})))
+    let keep_branch = match req.query("keep_branch") {
+        None | Some("" | "true" | "1") => true,
+        Some("false" | "0") => false,
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "`keep_branch` must be true or false, not `{other}`"
+            )));
+        }
+    };
+    let removed = app.hub.delete_keeping(&worker.id, keep_branch)?;
+    let mut body = json!({"deleted": req.param(0)});
+    if let Some(removed) = removed {
+        body["worktree"] = serde_json::to_value(removed).unwrap_or(Value::Null);
+    }
+    Ok(Reply::ok(body))
 }
 
 pub fn send(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error> {

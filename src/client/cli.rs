@@ -64,6 +64,12 @@ pub struct CreateArgs {
     pub mode: Option<String>,
     #[command(flatten)]
     pub client: ClientArgs,
+    /// Work in a git worktree of its own, on a branch of its own.
+    #[arg(long)]
+    pub worktree: bool,
+    /// With --worktree: the commit or branch it starts from [default: HEAD].
+    #[arg(long, requires = "worktree")]
+    pub base_ref: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -192,6 +198,7 @@ const CREATE_TERMS: &[(&str, &str)] = &[
     ("allowed_tools", "--allowed-tool"),
     ("permission_mode", "--permission-mode"),
     ("mode", "--mode"),
+    ("base_ref", "--base-ref"),
 ];
 
 /// The task request's fields as `workerhub tasks add` names them.
@@ -267,6 +274,12 @@ pub fn create(args: &CreateArgs) -> Result<ExitCode, ClientError> {
     }
     if !args.command.is_empty() {
         set(&mut body, "command", json!(args.command));
+    }
+    if args.worktree {
+        set(&mut body, "isolation", json!("worktree"));
+    }
+    if let Some(base) = &args.base_ref {
+        set(&mut body, "base_ref", json!(base));
     }
     for (key, value) in [
         ("model", &args.model),
@@ -382,6 +395,9 @@ impl Render {
                     .map(|m| format!(": {m}"))
                     .unwrap_or_default();
                 let _ = writeln!(out, "  {how} by {}{because}", done.by);
+            }
+            Event::Diff(diff) => {
+                let _ = writeln!(out, "  Δ {}", diff.describe());
             }
             Event::Status(_) | Event::Unknown => {}
         }

@@ -3,6 +3,7 @@
 //! with the token.
 
 pub mod batch;
+pub mod changes;
 pub mod cli;
 
 use std::net::TcpStream;

@@ -9,6 +9,7 @@
 //! JSON. The hot path of a `command` worker, its lines, is written straight into frames
 //! (`published::LineTemplate`) as the same JSON `Event::Output` with a `Line` gives.
 
+pub mod diff;
 pub mod published;
 
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,8 @@ pub enum Event {
     ApprovalRequest(ApprovalRequest),
     /// A request was answered, withdrawn or expired.
     ApprovalResolved(ApprovalResolved),
+    /// What the worker changed in its git worktree, after a turn (or when asked).
+    Diff(diff::DiffSummary),
     /// A type this build does not know (from a newer server): kept, not understood.
     #[serde(other)]
     Unknown,
@@ -67,6 +70,7 @@ impl Event {
             Event::Error(_) => "error",
             Event::ApprovalRequest(_) => "approval_request",
             Event::ApprovalResolved(_) => "approval_resolved",
+            Event::Diff(_) => "diff",
             Event::Unknown => "unknown",
         }
     }

@@ -310,17 +310,7 @@ impl Hosts {
             let at = argv.len() - 2;
             argv.insert(at, "exit".into());
             argv.insert(at, "-O".into());
-            let env = self.ssh_env();
-            let input = crate::process::bounded::Input {
-                env: Some(&env),
-                stdin: b"",
-            };
-            let _ = crate::process::bounded::run_with(
-                Path::new(&argv[0]),
-                &argv[1..],
-                Duration::from_secs(2),
-                &input,
-            );
+            let _ = self.run_ssh(&argv, b"", Duration::from_secs(2));
         }
     }
 
@@ -364,6 +354,22 @@ impl Hosts {
         argv
     }
 
+    /// Runs one ssh command line to its end, with this server's ssh environment.
+    fn run_ssh(
+        &self,
+        argv: &[String],
+        stdin: &[u8],
+        timeout: Duration,
+    ) -> Result<crate::process::bounded::RawOutput, String> {
+        let mut options = crate::process::bounded::Options::new(timeout);
+        options.stdin = stdin;
+        if let Some(env) = &self.ssh_env {
+            options.clear_env = true;
+            options.env = env.clone();
+        }
+        crate::process::bounded::run_with(Path::new(&argv[0]), &argv[1..], &options)
+    }
+
     /// Runs `remote` on `host` with `stdin` as its input and returns its stdout. ssh's
     /// own failure (255, or no answer in time) is `Unreachable`; the remote command's,
     /// `Failed`; each with the last thing said.
@@ -376,24 +382,18 @@ impl Hosts {
     ) -> Result<String, StartError> {
         private_control_dir(&self.control_dir).map_err(StartError::Failed)?;
         let argv = self.ssh_argv(host, remote);
-        let env = self.ssh_env();
-        let input = crate::process::bounded::Input {
-            env: Some(&env),
-            stdin,
-        };
-        let out =
-            crate::process::bounded::run_with(Path::new(&argv[0]), &argv[1..], timeout, &input)
-                .map_err(|e| {
-                    StartError::Unreachable(if e.contains("did not answer") {
-                        format!("no answer within {}s", timeout.as_secs())
-                    } else {
-                        e
-                    })
-                })?;
-        if out.success {
-            return Ok(out.stdout);
+        let out = self.run_ssh(&argv, stdin, timeout).map_err(|e| {
+            StartError::Unreachable(if e.contains("did not answer") {
+                format!("no answer within {}s", timeout.as_secs())
+            } else {
+                e
+            })
+        })?;
+        if out.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
-        let said = match out.stderr.trim().lines().last() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said = match stderr.trim().lines().last() {
             Some(last) => last.to_string(),
             None => "ssh failed and said nothing".to_string(),
         };

@@ -25,30 +25,70 @@ const MAX_OUTPUT: u64 = 1 << 20;
 /// Runs `program args` for at most `timeout`; an error says it could not start or did
 /// not end in time.
 pub fn run(program: &Path, args: &[String], timeout: Duration) -> Result<Output, String> {
-    run_with(program, args, timeout, &Input::default())
+    let raw = run_with(program, args, &Options::new(timeout))?;
+    Ok(Output {
+        success: raw.success(),
+        code: raw.code,
+        stdout: String::from_utf8_lossy(&raw.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&raw.stderr).into_owned(),
+    })
 }
 
-/// What a bounded program is given besides its arguments.
-#[derive(Default)]
-pub struct Input<'a> {
-    /// Its whole environment (the server's when None).
-    pub env: Option<&'a [(OsString, OsString)]>,
+/// Where and how a program of [`run_with`] runs.
+pub struct Options<'a> {
+    pub timeout: Duration,
+    /// Its working folder (the server's when None).
+    pub cwd: Option<&'a Path>,
+    /// Variables set for it, on top of the server's (or alone, with `clear_env`).
+    pub env: Vec<(OsString, OsString)>,
+    /// It inherits nothing of the server's environment.
+    pub clear_env: bool,
     /// Written to its stdin, which is then closed (/dev/null when empty).
     pub stdin: &'a [u8],
+    /// Variables taken away from what it inherits.
+    pub env_remove: &'a [&'a str],
+    /// The most read of each stream; what is past it is dropped (`truncated`).
+    pub max_output: u64,
 }
 
-/// [`run`], with an environment and input.
-pub fn run_with(
-    program: &Path,
-    args: &[String],
-    timeout: Duration,
-    input: &Input<'_>,
-) -> Result<Output, String> {
+impl Options<'_> {
+    pub fn new(timeout: Duration) -> Options<'static> {
+        Options {
+            timeout,
+            cwd: None,
+            env: Vec::new(),
+            clear_env: false,
+            stdin: &[],
+            env_remove: &[],
+            max_output: MAX_OUTPUT,
+        }
+    }
+}
+
+/// What a program of [`run_with`] printed, as bytes, and how it ended.
+pub struct RawOutput {
+    /// Its exit code (None when a signal ended it).
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Its stdout was longer than `max_output`.
+    pub truncated: bool,
+}
+
+impl RawOutput {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Runs `program args` as `options` say, for at most `options.timeout`, its output read
+/// as bytes while it runs; an error says it could not start or did not end in time.
+pub fn run_with(program: &Path, args: &[String], options: &Options) -> Result<RawOutput, String> {
     let shown = format!("{} {}", program.display(), args.join(" "));
     let mut command = Command::new(program);
     command
         .args(args)
-        .stdin(if input.stdin.is_empty() {
+        .stdin(if options.stdin.is_empty() {
             Stdio::null()
         } else {
             Stdio::piped()
@@ -56,27 +96,39 @@ pub fn run_with(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    if let Some(env) = input.env {
-        command.env_clear().envs(env.iter().cloned());
+    if let Some(cwd) = options.cwd {
+        command.current_dir(cwd);
     }
+    if options.clear_env {
+        command.env_clear();
+    }
+    for name in options.env_remove {
+        command.env_remove(name);
+    }
+    command.envs(options.env.iter().map(|(k, v)| (k, v)));
     let mut child = command
         .spawn()
         .map_err(|e| format!("{} cannot be started: {e}", program.display()))?;
     if let Some(mut pipe) = child.stdin.take() {
         // Written on a thread: a program that does not read cannot hold the caller
         // past the deadline (its group is killed, which closes the pipe).
-        let bytes = input.stdin.to_vec();
+        let bytes = options.stdin.to_vec();
         std::thread::spawn(move || {
             let _ = std::io::Write::write_all(&mut pipe, &bytes);
         });
     }
+    let max = options.max_output;
     let read = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(pipe) = pipe {
-                let _ = pipe.take(MAX_OUTPUT).read_to_string(&mut text);
+            let mut bytes = Vec::new();
+            let mut more = false;
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.by_ref().take(max).read_to_end(&mut bytes);
+                // Whatever is past the cap is read and dropped, so the program is not
+                // blocked on a full pipe.
+                more = std::io::copy(&mut pipe, &mut std::io::sink()).unwrap_or(0) > 0;
             }
-            text
+            (bytes, more)
         })
     };
     let out = read(
@@ -91,11 +143,11 @@ pub fn run_with(
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + options.timeout;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
             _ => break None,
         }
     };
@@ -103,20 +155,20 @@ pub fn run_with(
     if status.is_none() {
         let _ = child.wait();
     }
-    let (stdout, stderr) = (
+    let ((stdout, truncated), (stderr, _)) = (
         out.join().unwrap_or_default(),
         err.join().unwrap_or_default(),
     );
     match status {
-        Some(status) => Ok(Output {
-            success: status.success(),
+        Some(status) => Ok(RawOutput {
             code: status.code(),
             stdout,
             stderr,
+            truncated,
         }),
         None => Err(format!(
             "`{shown}` did not answer within {}s",
-            timeout.as_secs()
+            options.timeout.as_secs()
         )),
     }
 }

@@ -21,6 +21,8 @@ pub struct HubConfig {
     /// Relative `project_path`s are taken from here.
     pub base_dir: PathBuf,
     pub default_kind: String,
+    /// Where workers with `"isolation": "worktree"` get their worktrees.
+    pub worktrees_dir: PathBuf,
 }
 
 pub struct Hub {
@@ -290,10 +292,22 @@ impl Hub {
             }
         }
         let id = uuid::Uuid::new_v4().to_string();
-        let worker =
-            Worker::create(id, spec, adapter, self.engine.clone(), owner).map_err(|err| {
-                Error::internal(format!("could not create the worker's files: {err}"))
-            })?;
+        let worktree = self.make_worktree(&mut spec, &id)?;
+        let runner = crate::worktree::GitRunner::Local;
+        let worker = Worker::create(
+            id,
+            spec,
+            adapter,
+            self.engine.clone(),
+            owner,
+            worktree.clone(),
+        )
+        .map_err(|err| {
+            if let Some(worktree) = &worktree {
+                let _ = crate::worktree::remove(&runner, worktree, false);
+            }
+            Error::internal(format!("could not create the worker's files: {err}"))
+        })?;
         self.write().push(worker.clone());
         drop(_creating);
         worker.start();
@@ -319,8 +333,49 @@ impl Hub {
         worker.restart()
     }
 
-    /// Stops a worker, tells its viewers, and removes it and its files.
+    /// A new worker's worktree, when it asks for one (`"isolation": "worktree"`): made
+    /// from its `project_path`, which then becomes the worktree's folder.
+    fn make_worktree(
+        &self,
+        spec: &mut WorkerSpec,
+        id: &str,
+    ) -> Result<Option<crate::worktree::Worktree>, Error> {
+        if spec.isolation != crate::spec::Isolation::Worktree {
+            return Ok(None);
+        }
+        if let Some(host) = &spec.host {
+            return Err(Error::invalid(format!(
+                "`\"isolation\": \"worktree\"` is for workers on this machine for now, not on host `{host}`"
+            )));
+        }
+        let worktree = crate::worktree::create(
+            &crate::worktree::GitRunner::Local,
+            &crate::worktree::NewWorktree {
+                project: &spec.project_path,
+                base_ref: spec.base_ref.as_deref(),
+                copy_files: &spec.copy_files,
+                name: &spec.name,
+                short_id: &id[..8.min(id.len())],
+                base_dir: &self.config.worktrees_dir,
+            },
+        )?;
+        spec.project_path = worktree.workdir();
+        Ok(Some(worktree))
+    }
+
+    /// Stops a worker, tells its viewers, and removes it and its files (and its
+    /// worktree, keeping its branch).
     pub fn delete(&self, id_or_name: &str) -> Result<(), Error> {
+        self.delete_keeping(id_or_name, true).map(|_| ())
+    }
+
+    /// Deletes a worker as `delete` does; its worktree is removed, and its branch too
+    /// unless `keep_branch`. Says what became of the worktree.
+    pub fn delete_keeping(
+        &self,
+        id_or_name: &str,
+        keep_branch: bool,
+    ) -> Result<Option<super::isolation::WorktreeRemoved>, Error> {
         let worker = self.require(id_or_name)?;
         self.write().retain(|w| !Arc::ptr_eq(w, &worker));
         worker.mark_deleted();
@@ -330,9 +385,10 @@ impl Hub {
         for subscriber in worker.feed.close() {
             subscriber.feed_closed("worker deleted");
         }
+        let removed = worker.remove_worktree(keep_branch);
         worker.remove_files();
         log::info!("worker {} deleted", worker.id);
-        Ok(())
+        Ok(removed)
     }
 
     /// Stops every worker's process, all at once (server shutdown).

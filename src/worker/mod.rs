@@ -11,6 +11,7 @@
 mod approvals;
 pub mod follow;
 pub mod hub;
+pub mod isolation;
 mod restart;
 mod turns;
 
@@ -224,6 +225,9 @@ struct Saved {
     /// Why it is in its state (its last status's `reason`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    /// Its git worktree, when it works in one of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    worktree: Option<crate::worktree::Worktree>,
 }
 
 struct WorkerState {
@@ -271,6 +275,8 @@ pub struct Worker {
     saving: Mutex<()>,
     dir: PathBuf,
     me: Weak<Worker>,
+    /// Its git worktree, when it works in one of its own (`isolation.rs`).
+    worktree: Option<isolation::Isolated>,
 }
 
 /// Everything a client may know about a worker.
@@ -306,6 +312,9 @@ pub struct WorkerView {
     pub approval: ApprovalPolicy,
     /// Whether one process serves many turns.
     pub live_session: bool,
+    /// Its git worktree (path, branch, base commit), when it works in one of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<crate::worktree::Worktree>,
 }
 
 impl Worker {
@@ -316,6 +325,7 @@ impl Worker {
         adapter: Arc<dyn Adapter>,
         engine: Arc<Engine>,
         owner: Option<String>,
+        worktree: Option<crate::worktree::Worktree>,
     ) -> std::io::Result<Arc<Worker>> {
         let dir = engine.workers_dir.join(&id);
         let feed = Feed::open(&dir.join("events"), engine.feed)?;
@@ -333,6 +343,7 @@ impl Worker {
             resume: false,
             pending_approvals: Vec::new(),
             reason: None,
+            worktree,
         };
         let worker = Worker::assemble(saved, adapter, engine, feed, dir);
         worker.save();
@@ -439,6 +450,7 @@ impl Worker {
             dir,
             saving: Mutex::new(()),
             me: me.clone(),
+            worktree: saved.worktree.map(isolation::Isolated::new),
         })
     }
 
@@ -501,7 +513,7 @@ impl Worker {
             // starts in it, symlinks resolved: it may have been swapped for a link since
             // creation. (On another host, its start script checks.)
             None => {
-                self.engine.check_root(&self.spec.project_path)?;
+                self.engine.check_root(&self.checked_folder())?;
                 None
             }
         };
@@ -637,6 +649,10 @@ impl Worker {
     fn publish_status(&self, st: &mut WorkerState, status: StatusEvent) {
         // Why the worker is in this state, for views (a reload) until the next change.
         st.reason = status.reason.clone();
+        // A turn ended, or the program: what it changed, as a `diff` event.
+        if status.last_turn.is_some() || status.status == Status::Exited {
+            self.diff_soon();
+        }
         // A deleted worker's last word to observers was `Deleted`.
         if !st.deleted {
             self.engine.tell(self, &Notice::Status(&status));
@@ -730,7 +746,7 @@ impl Worker {
             }
         }
         if self.spec.host.is_none() {
-            self.engine.check_root(&self.spec.project_path)?;
+            self.engine.check_root(&self.checked_folder())?;
         }
         self.lock().restarts.reset();
         self.start();
@@ -809,6 +825,7 @@ impl Worker {
                 .collect(),
             approval: crate::adapters::approval_policy(self.adapter.as_ref(), &self.spec),
             live_session: self.has_turns() && self.lifecycle() == Lifecycle::LongRunning,
+            worktree: self.worktree(),
         }
     }
 
@@ -842,6 +859,7 @@ impl Worker {
                     ..w.request.clone()
                 })
                 .collect(),
+            worktree: self.worktree(),
         };
         drop(st);
         let path = self.dir.join("worker.json");
