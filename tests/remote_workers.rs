@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::TempDir;
+use support::mock_llm::{Behaviour, MockLlm, cli_path};
 use support::server::{Got, Workerhub, Ws};
 use support::sshd::Sshd;
+use support::turns::{env_object, next_of, outcome, turn_end};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -415,4 +417,104 @@ fn project_roots_are_checked_on_the_host_after_resolving_symlinks() {
         texts(&events),
         [inside.canonicalize().unwrap().display().to_string()]
     );
+}
+
+#[test]
+fn a_real_claude_code_session_on_the_host_asks_runs_its_tool_and_ends_its_turns() {
+    if cli_path("claude").is_none() {
+        println!("skipped: claude is not installed (run `make clis`)");
+        return;
+    }
+    let Some(remote) = start(&[]) else { return };
+    let hub = &remote.hub;
+    let mock = MockLlm::start(Behaviour::tool_then_text(
+        "touch made-on-the-host.txt",
+        "MOCK saw the tool result: {tool_output}",
+    ))
+    .unwrap();
+    let home = remote.tmp.subdir("claude-home").unwrap();
+    let project = remote.project();
+    // Nothing of this server's environment goes to the host: the worker says what
+    // its CLI needs there (here, the mock's address and a key).
+    let env = env_object(mock.claude_env(&home).unwrap());
+    let id = hub.create_worker(json!({
+        "name": "remote-claude", "ai_cli_type": "claude", "host": "local-ssh",
+        "project_path": project, "env": env,
+    }));
+    let view = hub.worker(&id);
+    assert_eq!(view["live_session"], true, "{view}");
+    assert_eq!(view["host"], "local-ssh", "{view}");
+    let mut ws = hub.ws(&format!("/ws/{id}?since=0"));
+    ws.send_json(&json!({"type": "message", "content": "please create the file"}));
+    let request = next_of(&mut ws, "approval_request");
+    assert_eq!(request["tool_name"], "Bash", "{request}");
+    assert_eq!(request["summary"], "touch made-on-the-host.txt");
+    let pgid = hub.worker(&id)["pid"]
+        .as_u64()
+        .expect("its group on the host");
+    assert!(
+        group_members(pgid).iter().any(|p| p.contains("claude")),
+        "{:?}",
+        group_members(pgid)
+    );
+    ws.send_json(
+        &json!({"type": "approval", "approval_id": request["approval_id"], "decision": "allow"}),
+    );
+    let events = turn_end(&mut ws);
+    assert_eq!(outcome(&events), "completed", "{events:#?}");
+    assert!(
+        project.join("made-on-the-host.txt").exists(),
+        "the tool ran there"
+    );
+    let events = hub.history(&id);
+    assert!(
+        events.iter().any(|e| e["type"] == "output"
+            && e["content"]["kind"] == "tool_use"
+            && e["content"]["name"] == "Bash"),
+        "{events:#?}"
+    );
+    // A second turn in the same live session, then deletion ends it on the host.
+    ws.send_json(&json!({"type": "message", "content": "again"}));
+    let request = next_of(&mut ws, "approval_request");
+    ws.send_json(&json!({"type": "approval", "approval_id": request["approval_id"], "decision": "deny", "message": "enough"}));
+    let events = turn_end(&mut ws);
+    assert_eq!(hub.worker(&id)["turns"], 2, "{events:#?}");
+    assert_eq!(hub.delete(&format!("/api/workers/{id}")).status, 200);
+    let deadline = Instant::now() + T;
+    while !group_members(pgid).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(group_members(pgid), Vec::<String>::new());
+    assert_eq!(spools(&id), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_crash_of_the_server_does_not_leave_the_remote_program_running() {
+    let Some(mut remote) = start(&[]) else { return };
+    let id = remote.worker(&["sh", "-c", "echo up; exec sleep 300"]);
+    let mut ws = remote.hub.ws(&format!("/ws/{id}?since=0"));
+    assert_eq!(next_output(&mut ws)["content"]["text"], "up");
+    let pgid = remote.hub.worker(&id)["pid"].as_u64().unwrap();
+    remote.hub.crash();
+    assert!(
+        !group_members(pgid).is_empty(),
+        "on a real host the program outlives a crash of the server"
+    );
+    let args = [
+        "--hosts",
+        &remote.tmp.path().join("hosts.json").display().to_string(),
+    ]
+    .map(|s| s.to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    remote.hub = Workerhub::start_in(&remote.tmp.path().join("data"), &args);
+    let deadline = Instant::now() + T;
+    while !group_members(pgid).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        group_members(pgid),
+        Vec::<String>::new(),
+        "ended at the restart"
+    );
+    assert_eq!(remote.hub.worker(&id)["status"], "interrupted");
 }

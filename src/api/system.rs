@@ -96,6 +96,38 @@ pub fn prometheus(app: &Arc<App>, req: &mut Request<'_>) -> Result<Reply, Error>
         "Bytes of events published per worker since the server started.",
         &bytes,
     );
+    // Per host: its workers' connections and what came over them.
+    let hosts = app.hosts.traffic_views();
+    let per_host = |value: fn(&crate::hosts::remote::TrafficView) -> u64| -> Vec<(String, f64)> {
+        hosts
+            .iter()
+            .map(|(name, t)| (format!("host=\"{}\"", label(name)), value(t) as f64))
+            .collect()
+    };
+    out.metric(
+        "workerhub_host_workers_connected",
+        "gauge",
+        "Remote programs followed now, per host.",
+        &per_host(|t| t.connected),
+    );
+    out.metric(
+        "workerhub_host_workers_disconnected",
+        "gauge",
+        "Remote programs whose host cannot be reached now, per host.",
+        &per_host(|t| t.disconnected),
+    );
+    out.metric(
+        "workerhub_host_reconnects_total",
+        "counter",
+        "Connections to a host that ended before their program did.",
+        &per_host(|t| t.reconnects),
+    );
+    out.metric(
+        "workerhub_host_output_bytes_total",
+        "counter",
+        "Output bytes received from programs on each host.",
+        &per_host(|t| t.bytes),
+    );
     out.histogram(
         "workerhub_http_request_seconds",
         "Time to answer an HTTP request.",

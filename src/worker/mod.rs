@@ -385,6 +385,12 @@ impl Worker {
             worker.expire_after_restart(expired);
         }
         let restart = worker.spec.restart.after_server_restart() && !worker.has_turns();
+        // A program on another host does not die with this server: what a crash left
+        // running there is ended (a start ends it too, first thing).
+        if worker.spec.host.is_some() && (was_running || resume) && !(resume && restart) {
+            let left = worker.clone();
+            std::thread::spawn(move || left.forget_remote());
+        }
         if resume && restart {
             worker.start();
         } else if was_running || ended.is_some() {
@@ -898,22 +904,26 @@ impl Worker {
     }
 
     /// Removes the worker's files (after it was stopped and its feed closed).
+    /// Ends what runs of it on its host and removes its spool there.
+    fn forget_remote(&self) {
+        let Some(name) = &self.spec.host else { return };
+        let forgotten = self
+            .engine
+            .hosts
+            .find(name)
+            .map_err(|err| err.message)
+            .and_then(|host| self.engine.hosts.forget(&host, &self.id));
+        if let Err(why) = forgotten {
+            log::warn!(
+                "worker {}: what it left on host `{name}` could not be removed: {why}",
+                self.id
+            );
+        }
+    }
+
     pub fn remove_files(&self) {
         // Its spool on its host goes too (and whatever of it still runs there).
-        if let Some(name) = &self.spec.host {
-            let forgotten = self
-                .engine
-                .hosts
-                .find(name)
-                .map_err(|err| err.message)
-                .and_then(|host| self.engine.hosts.forget(&host, &self.id));
-            if let Err(why) = forgotten {
-                log::warn!(
-                    "worker {}: its files on host `{name}` could not be removed: {why}",
-                    self.id
-                );
-            }
-        }
+        self.forget_remote();
         // No save may be half-way (its file would bring the folder back).
         let _saving = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(err) = std::fs::remove_dir_all(&self.dir) {
