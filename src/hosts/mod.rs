@@ -194,8 +194,18 @@ impl Hosts {
         let found = self.get(name);
         match found {
             Err(err) if self.allow_adhoc && err.kind == ErrorKind::NotFound => {
-                parse_host(name, &serde_json::json!({ "ssh": name })).map_err(|why| {
+                check_destination(name).map_err(|why| {
                     Error::invalid(format!("`host` {name:?} is not an ssh destination: {why}"))
+                })?;
+                Ok(Host {
+                    name: name.to_string(),
+                    ssh: name.to_string(),
+                    port: None,
+                    identity_file: None,
+                    config_file: None,
+                    options: Vec::new(),
+                    path: Vec::new(),
+                    kinds: Vec::new(),
                 })
             }
             Err(err) if err.kind == ErrorKind::NotFound => Err(Error::invalid(format!(
@@ -467,6 +477,21 @@ fn probe_script(host: &Host) -> String {
     script
 }
 
+/// An ssh destination that ssh can only read as one: not empty, no spaces or control
+/// characters, not starting with `-` (an option).
+fn check_destination(ssh: &str) -> Result<(), String> {
+    if ssh.is_empty()
+        || ssh.len() > 255
+        || ssh.starts_with('-')
+        || ssh.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "`ssh` {ssh:?} is not a destination (no spaces, not starting with `-`)"
+        ));
+    }
+    Ok(())
+}
+
 /// One entry of the hosts file, checked: nothing in it can become an ssh option or
 /// remote shell code but what it says.
 fn parse_host(name: &str, entry: &Value) -> Result<Host, String> {
@@ -476,14 +501,7 @@ fn parse_host(name: &str, entry: &Value) -> Result<Host, String> {
     }
     let text = |key: &str| entry.get(key).and_then(Value::as_str);
     let ssh = text("ssh").ok_or("`ssh` (the destination, as for `ssh DESTINATION`) is required")?;
-    if ssh.is_empty()
-        || ssh.starts_with('-')
-        || ssh.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(format!(
-            "`ssh` {ssh:?} is not a destination (no spaces, not starting with `-`)"
-        ));
-    }
+    check_destination(ssh)?;
     let port = match entry.get("port") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
@@ -560,6 +578,21 @@ mod tests {
         );
         assert!(parse_host("a/b", &json!({"ssh": "a"})).is_err());
         assert!(parse_host("dev", &json!({"ssh": "a", "path": ["relative"]})).is_err());
+    }
+
+    #[test]
+    fn ad_hoc_hosts_are_destinations_only_when_allowed() {
+        let strict = Hosts::none(Path::new("/data"));
+        let err = strict.find("me@box").unwrap_err();
+        assert!(
+            err.message.contains("--allow-adhoc-hosts"),
+            "{}",
+            err.message
+        );
+        let open = Hosts::none(Path::new("/data")).allow_adhoc(true);
+        assert_eq!(open.find("me@box").unwrap().ssh, "me@box");
+        assert!(open.find("-oProxyCommand=sh").is_err());
+        assert!(open.find("a b").is_err());
     }
 
     #[test]
