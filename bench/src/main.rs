@@ -27,6 +27,7 @@ mod emit;
 mod mock_llm;
 mod multi;
 mod procfs;
+mod remote;
 mod scenarios;
 mod stats;
 mod suite;
@@ -65,6 +66,8 @@ enum Cmd {
     Agent(agent::AgentArgs),
     /// Supervised Claude Code: approval round trips, and turn start live vs per-turn.
     Supervision(supervision::SupervisionArgs),
+    /// Workers on another host over ssh against local ones (starts its own sshd).
+    Remote(remote::RemoteArgs),
     /// Every scenario against every server, several runs; writes the report.
     Suite(Box<suite::SuiteArgs>),
 }
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
         Cmd::Fanout(a) => multi::fanout(a),
         Cmd::Conns(a) => multi::conns(a),
         Cmd::Http(a) => scenarios::http(a),
+        Cmd::Remote(a) => remote::run(a),
         Cmd::Agent(a) => agent::run(a),
         Cmd::Supervision(a) => supervision::run(a),
     };

@@ -1136,9 +1136,14 @@ pub fn run(a: &SuiteArgs) -> Result<(), String> {
     } else {
         None
     };
+    let remote = if wanted("remote", &a.only) && suite.kinds.contains(&Kind::Workerhub) {
+        Some(remote_section(&mut suite))
+    } else {
+        None
+    };
     suite.load.1 = load_average();
     let secs = started.elapsed().as_secs_f64();
-    let report = report(&suite, agent, supervision, secs);
+    let report = report(&suite, agent, supervision, remote, secs);
     if let Some(parent) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }
@@ -1148,6 +1153,104 @@ pub fn run(a: &SuiteArgs) -> Result<(), String> {
         .map_err(|e| format!("write {}: {e}", a.out.display()))?;
     eprintln!("wrote {} ({secs:.0} s)", a.out.display());
     Ok(())
+}
+
+/// Workers on another host against local ones: `workerhub-bench remote` starts its own
+/// sshd and workerhub, local and remote variants taking turns in one run.
+fn remote_section(suite: &mut Suite) -> String {
+    let a = suite.a;
+    let (runs, lines, pings) = if a.quick {
+        ("1", "20000", "20")
+    } else {
+        ("5", "1000000", "300")
+    };
+    let args: Vec<String> = [
+        "remote",
+        "--workerhub",
+        &suite.p.workerhub.display().to_string(),
+        "--runs",
+        runs,
+        "--lines",
+        lines,
+        "--pings",
+        pings,
+        "--outages",
+        "3",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let shown = format!("target/release/workerhub-bench {}", args.join(" ")).replace(
+        &suite.p.workerhub.display().to_string(),
+        "target/release/workerhub",
+    );
+    let t = Instant::now();
+    let v = match loadgen(&suite.p, &args, Duration::from_secs(900)) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("[remote] not measured: {e}");
+            return format!("Not measured: {e}.\n");
+        }
+    };
+    let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    eprintln!(
+        "[remote] stream {:.2}× local, echo p50 {:.0} µs vs {:.0} µs, reconnect {:.0} ms ({:.0} s)",
+        f("stream_remote_over_local"),
+        f("echo_remote_p50_us"),
+        f("echo_local_p50_us"),
+        f("reconnect_median_ms"),
+        t.elapsed().as_secs_f64()
+    );
+    let ratio = f("stream_remote_over_local");
+    let verdict = if a.quick {
+        "not judged (quick run)"
+    } else if ratio >= 0.5 {
+        "met"
+    } else {
+        "**missed**"
+    };
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "A real OpenSSH server on this machine (`bench-ssh`, a loopback port) is the other \
+         host, so the figures are workerhub's and ssh's own costs, not a network's. Local \
+         and remote workers take turns, {runs} runs each, on one server.\n\n\
+         | | local | remote (ssh) | remote / local |\n| --- | --- | --- | --- |"
+    );
+    let _ = writeln!(
+        md,
+        "| stream, {} lines to one client (events/s, median) | {} | {} | {:.2} (target ≥ 0.5: {verdict}) |",
+        v["lines"],
+        num(f("stream_local_eps")),
+        num(f("stream_remote_eps")),
+        ratio
+    );
+    let _ = writeln!(
+        md,
+        "| message to first output, `cat` (p50 / p99, µs, {} messages) | {} / {} | {} / {} | {:.1} / {:.1} |",
+        v["pings"],
+        num(f("echo_local_p50_us")),
+        num(f("echo_local_p99_us")),
+        num(f("echo_remote_p50_us")),
+        num(f("echo_remote_p99_us")),
+        f("echo_remote_p50_us") / f("echo_local_p50_us"),
+        f("echo_remote_p99_us") / f("echo_local_p99_us"),
+    );
+    let outages: Vec<String> = v["reconnect_ms"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_f64()).map(num).collect())
+        .unwrap_or_default();
+    let _ = writeln!(
+        md,
+        "\n**Reconnect**: sshd stopped (with every session) until the worker showed \
+         `disconnected`, down 1 s, started again: from sshd listening to the first resumed \
+         `output` event, median {} ms (each outage: {} ms). This includes workerhub's \
+         back-off between attempts (0.2 s doubling), which is most of it.\n\n\
+         Command: `{shown}`\n",
+        num(f("reconnect_median_ms")),
+        outages.join(", ")
+    );
+    md
 }
 
 /// `args` with `--token` added when workerhub runs with one.
@@ -1857,7 +1960,13 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
-fn report(suite: &Suite, agent: Option<String>, supervision: Option<String>, secs: f64) -> String {
+fn report(
+    suite: &Suite,
+    agent: Option<String>,
+    supervision: Option<String>,
+    remote: Option<String>,
+    secs: f64,
+) -> String {
     let a = suite.a;
     let mut md = String::new();
     let date = time::OffsetDateTime::now_utc()
@@ -2049,6 +2158,9 @@ fn report(suite: &Suite, agent: Option<String>, supervision: Option<String>, sec
             md,
             "## Supervised Claude Code: approvals and live sessions\n\n{text}"
         );
+    }
+    if let Some(text) = remote {
+        let _ = writeln!(md, "## Workers on another host (over ssh)\n\n{text}");
     }
 
     if !suite.errors.is_empty() {
