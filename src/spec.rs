@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::approval::ApprovalPolicy;
 use crate::error::Error;
+use crate::event::TerminalSize;
 
 /// Options passed to the program the way it takes them.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -35,6 +36,9 @@ pub struct WorkerOptions {
     /// What happens when the program asks to use a tool (the kind's default when None).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalPolicy>,
+    /// A `command` in a pseudo-terminal of this size at the start (a terminal worker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal: Option<TerminalSize>,
 }
 
 /// How an AI worker's program lives across turns.
@@ -103,6 +107,8 @@ pub struct PublicSpec {
     pub session: Option<SessionKind>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalPolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminal: Option<TerminalSize>,
 }
 
 const FIELDS: &[&str] = &[
@@ -120,6 +126,9 @@ const FIELDS: &[&str] = &[
     "restart",
     "session",
     "approval",
+    "terminal",
+    "cols",
+    "rows",
 ];
 
 fn string_field(body: &Map<String, Value>, key: &str) -> Result<Option<String>, Error> {
@@ -183,6 +192,7 @@ impl WorkerSpec {
                 Error::invalid("`restart` must be \"no\", \"on-failure\" or \"always\"")
             })?,
         };
+        let terminal = terminal_field(body, &kind)?;
         Ok(WorkerSpec {
             name,
             project_path,
@@ -207,6 +217,7 @@ impl WorkerSpec {
                     None | Some(Value::Null) => None,
                     Some(value) => Some(ApprovalPolicy::from_field(value)?),
                 },
+                terminal,
             },
         })
     }
@@ -232,7 +243,39 @@ impl WorkerSpec {
             restart: self.restart,
             session: self.options.session,
             approval: self.options.approval.clone(),
+            terminal: self.options.terminal,
         }
+    }
+}
+
+/// `"terminal": true` with optional `cols` and `rows`: a `command` in a pseudo-terminal.
+fn terminal_field(body: &Map<String, Value>, kind: &str) -> Result<Option<TerminalSize>, Error> {
+    let size_field = |key: &str, default: u16| match body.get(key) {
+        None | Some(Value::Null) => Ok(u64::from(default)),
+        Some(value) => value
+            .as_u64()
+            .ok_or_else(|| Error::invalid(format!("`{key}` must be a whole number"))),
+    };
+    match body.get("terminal") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {
+            if body.contains_key("cols") || body.contains_key("rows") {
+                return Err(Error::invalid(
+                    "`cols` and `rows` size a terminal: they need `\"terminal\": true`",
+                ));
+            }
+            Ok(None)
+        }
+        Some(Value::Bool(true)) if kind == "command" => {
+            let cols = size_field("cols", TerminalSize::DEFAULT.cols)?;
+            let rows = size_field("rows", TerminalSize::DEFAULT.rows)?;
+            TerminalSize::checked(cols, rows)
+                .map(Some)
+                .map_err(Error::invalid)
+        }
+        Some(Value::Bool(true)) => Err(Error::invalid(format!(
+            "`terminal` runs a `command` in a terminal, not `{kind}`: give `command` (for example [\"claude\"]) instead"
+        ))),
+        Some(_) => Err(Error::invalid("`terminal` must be true or false")),
     }
 }
 

@@ -383,7 +383,16 @@ impl Render {
                     .unwrap_or_default();
                 let _ = writeln!(out, "  {how} by {}{because}", done.by);
             }
-            Event::Status(_) | Event::Unknown => {}
+            // A terminal's bytes go to the terminal as they came (escapes and all).
+            Event::Terminal(data) => {
+                let _ = out.write_all(&data.bytes().unwrap_or_default());
+                let _ = out.flush();
+            }
+            Event::TerminalSnapshot(snapshot) => {
+                let _ = out.write_all(&snapshot.screen.bytes().unwrap_or_default());
+                let _ = out.flush();
+            }
+            Event::Status(_) | Event::TerminalResize(_) | Event::Unknown => {}
         }
     }
 }

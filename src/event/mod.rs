@@ -10,12 +10,14 @@
 //! (`published::LineTemplate`) as the same JSON `Event::Output` with a `Line` gives.
 
 pub mod published;
+pub mod terminal;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::ErrorCode;
 pub use published::{EventBatch, LineTemplate, Published, line_str, one_off_frame, seq_of_line};
+pub use terminal::{TerminalData, TerminalSize, TerminalSnapshot};
 
 /// Which pipe of the child a line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +54,12 @@ pub enum Event {
     ApprovalRequest(ApprovalRequest),
     /// A request was answered, withdrawn or expired.
     ApprovalResolved(ApprovalResolved),
+    /// Bytes a terminal worker's program wrote to its terminal.
+    Terminal(TerminalData),
+    /// A terminal worker's terminal changed size.
+    TerminalResize(TerminalSize),
+    /// A terminal worker's screen as it is, sent to one viewer as it connects (no seq).
+    TerminalSnapshot(TerminalSnapshot),
     /// A type this build does not know (from a newer server): kept, not understood.
     #[serde(other)]
     Unknown,
@@ -67,6 +75,9 @@ impl Event {
             Event::Error(_) => "error",
             Event::ApprovalRequest(_) => "approval_request",
             Event::ApprovalResolved(_) => "approval_resolved",
+            Event::Terminal(_) => "terminal",
+            Event::TerminalResize(_) => "terminal_resize",
+            Event::TerminalSnapshot(_) => "terminal_snapshot",
             Event::Unknown => "unknown",
         }
     }

@@ -12,6 +12,7 @@ mod approvals;
 pub mod follow;
 pub mod hub;
 mod restart;
+mod terminal;
 mod turns;
 
 use std::collections::VecDeque;
@@ -32,7 +33,7 @@ use crate::event::{
 };
 use crate::feed::{Feed, FeedConfig};
 use crate::process::env::ChildEnv;
-use crate::process::ledger::{Ended, Owner};
+use crate::process::ledger::Ended;
 use crate::process::{Exit, ProcEvent, Process, ProcessSink, Processes};
 pub use crate::spec::{PublicSpec, WorkerOptions, WorkerSpec};
 use crate::timer::Timer;
@@ -220,6 +221,8 @@ struct WorkerState {
     resume: bool,
     /// Tool approvals waiting, and what the session allowed.
     approvals: approvals::Approvals,
+    /// A terminal worker's screen and who sizes it (`terminal.rs`).
+    terminal: Option<crate::terminal::TerminalState>,
 }
 
 pub struct Worker {
@@ -377,6 +380,7 @@ impl Worker {
             signal: saved.signal,
             duration: Duration::ZERO,
         });
+        let terminal = (saved.spec.options.terminal).map(crate::terminal::TerminalState::new);
         Arc::new_cyclic(|me| Worker {
             id: saved.id,
             owner: saved.owner,
@@ -401,6 +405,7 @@ impl Worker {
                 restarts: Restarts::default(),
                 resume: saved.resume,
                 approvals: approvals::Approvals::default(),
+                terminal,
             }),
             dir,
             saving: Mutex::new(()),
@@ -495,16 +500,12 @@ impl Worker {
             .me
             .upgrade()
             .ok_or_else(|| start_failed("the worker is gone".into()))?;
-        let process = self
-            .engine
-            .processes
-            .spawn(&spec, env, sink, Owner::Worker(self.id.clone()))
-            .map_err(|err| {
-                start_failed(format!(
-                    "could not start `{}`: {err}",
-                    spec.argv.first().map_or("", |s| s.as_str())
-                ))
-            })?;
+        let process = self.spawn_process(st, &spec, env, sink).map_err(|err| {
+            start_failed(format!(
+                "could not start `{}`: {err}",
+                spec.argv.first().map_or("", |s| s.as_str())
+            ))
+        })?;
         // A long-running session's handshake goes first (Claude Code's `initialize`, an
         // ACP agent's `initialize`).
         let mut parser = self.adapter.parser(&launch);
@@ -953,6 +954,7 @@ impl ProcessSink for Worker {
     fn on_process_event(&self, process: u64, event: ProcEvent) {
         match event {
             ProcEvent::Lines { pipe, data } => self.on_lines(process, pipe, &data),
+            ProcEvent::Terminal(data) => self.on_terminal(&data),
             ProcEvent::Exited(exit) => self.on_exit(process, exit),
         }
     }
