@@ -6,6 +6,8 @@
 //! It lives in the worker's state and is changed under the worker's lock, in the same
 //! step that publishes the bytes: a snapshot names exactly the last event it includes.
 
+pub mod charset;
+
 use std::collections::HashMap;
 
 use crate::event::{TerminalData, TerminalSize, TerminalSnapshot};
@@ -17,17 +19,21 @@ pub const SCROLLBACK_LINES: usize = 1000;
 /// The screen of a terminal worker.
 pub struct Screen {
     parser: vt100::Parser,
+    /// What `vt100` does not keep: line drawing (`charset.rs`).
+    charset: charset::LineDrawing,
 }
 
 impl Screen {
     pub fn new(size: TerminalSize) -> Screen {
         Screen {
             parser: vt100::Parser::new(size.rows, size.cols, SCROLLBACK_LINES),
+            charset: charset::LineDrawing::default(),
         }
     }
 
     pub fn process(&mut self, bytes: &[u8]) {
-        self.parser.process(bytes);
+        let bytes = self.charset.filter(bytes);
+        self.parser.process(&bytes);
     }
 
     pub fn size(&self) -> TerminalSize {
@@ -65,6 +71,7 @@ impl Screen {
         }
         let screen = self.parser.screen();
         bytes.extend_from_slice(&screen.input_mode_formatted());
+        bytes.extend_from_slice(&self.charset.restore());
         TerminalSnapshot {
             seq,
             cols: size.cols,

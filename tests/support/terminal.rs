@@ -6,12 +6,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use workerhub::event::TerminalData;
+use workerhub::terminal::charset::LineDrawing;
 
 use super::server::{Got, Workerhub, Ws};
 
 pub struct Viewer {
     pub ws: Ws,
     pub parser: vt100::Parser,
+    /// Line drawing, which a terminal emulator keeps and `vt100` does not.
+    charset: LineDrawing,
     /// Every `terminal` byte received, in order (not the snapshot's).
     pub bytes: Vec<u8>,
     /// Every message received, in order.
@@ -29,6 +32,7 @@ impl Viewer {
         Viewer {
             ws: hub.ws(&path),
             parser: vt100::Parser::new(24, 80, 1000),
+            charset: LineDrawing::default(),
             bytes: Vec::new(),
             messages: Vec::new(),
             snapshot: None,
@@ -42,13 +46,15 @@ impl Viewer {
                 let cols = message["cols"].as_u64().expect("cols") as u16;
                 let data: TerminalData = serde_json::from_value(message.clone()).expect("data");
                 self.parser = vt100::Parser::new(rows, cols, 1000);
-                self.parser.process(&data.bytes().expect("snapshot bytes"));
+                self.charset = LineDrawing::default();
+                let bytes = data.bytes().expect("snapshot bytes");
+                self.parser.process(&self.charset.filter(&bytes));
                 self.snapshot = Some(message.clone());
             }
             Some("terminal") => {
                 let data: TerminalData = serde_json::from_value(message.clone()).expect("data");
                 let bytes = data.bytes().expect("terminal bytes");
-                self.parser.process(&bytes);
+                self.parser.process(&self.charset.filter(&bytes));
                 self.bytes.extend_from_slice(&bytes);
             }
             Some("terminal_resize") => {
