@@ -336,3 +336,149 @@ fn a_terminal_is_asked_for_with_a_size_in_range_on_a_command() {
     let error = ws.recv_until(T, |m| m["type"] == "error").pop().unwrap();
     assert_eq!(error["code"], "bad_message", "{error}");
 }
+
+/// `workerhub attach` in a pseudo-terminal of the test's own, with its output read.
+struct Attached {
+    child: std::process::Child,
+    master: std::os::fd::OwnedFd,
+    slave: std::os::fd::OwnedFd,
+    output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Attached {
+    fn start(hub: &Workerhub, worker: &str) -> Attached {
+        use rustix::pty::OpenptFlags;
+        let master =
+            rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+                .unwrap();
+        rustix::pty::grantpt(&master).unwrap();
+        rustix::pty::unlockpt(&master).unwrap();
+        let name = rustix::pty::ptsname(&master, Vec::new()).unwrap();
+        let slave = rustix::fs::open(
+            name.as_c_str(),
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        rustix::termios::tcsetwinsize(
+            &master,
+            rustix::termios::Winsize {
+                ws_row: 30,
+                ws_col: 100,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            },
+        )
+        .unwrap();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_workerhub"));
+        command
+            .args(["attach", worker, "--url", &format!("http://{}", hub.addr())])
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave.try_clone().unwrap());
+        if let Some(token) = &hub.token {
+            command.args(["--token", token]);
+        }
+        let child = command.spawn().expect("start workerhub attach");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (sink, mut reader) = (
+            output.clone(),
+            std::fs::File::from(master.try_clone().unwrap()),
+        );
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Attached {
+            child,
+            master,
+            slave,
+            output,
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
+    }
+
+    fn wait_for(&self, what: &str) {
+        let deadline = Instant::now() + T;
+        while !self.text().contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "attach never showed {what:?}; it showed:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn type_keys(&self, keys: &[u8]) {
+        use std::io::Write;
+        std::fs::File::from(self.master.try_clone().unwrap())
+            .write_all(keys)
+            .unwrap();
+    }
+}
+
+#[test]
+fn attach_and_a_websocket_viewer_drive_the_same_shell() {
+    let hub = Workerhub::start(&[]);
+    let dir = TempDir::new("term-attach").unwrap();
+    let (id, mut viewer) = bash(&hub, &dir);
+    let before = rustix::termios::tcgetattr(&{
+        // The settings of a fresh terminal, to compare with what attach leaves.
+        let probe = Attached::start(&hub, "no-such-worker");
+        let status = wait_exit(probe.child);
+        assert!(!status.success(), "attach to a missing worker fails");
+        probe.slave
+    })
+    .unwrap();
+    let mut attached = Attached::start(&hub, &id);
+    attached.wait_for("detach with Ctrl-]");
+    // From the browser's side: the attached terminal shows it.
+    viewer.input("echo from-$((1+1))-ws\r");
+    attached.wait_for("from-2-ws");
+    // From the attached terminal: the other viewer sees it, and the terminal takes the
+    // size of the one who typed.
+    attached.type_keys(b"echo from-$((2+1))-attach; stty size\r");
+    viewer.wait_screen(T, |s| s.contains("from-3-attach\n30 100"));
+    // Ctrl-C from the attached terminal is a byte for the shell.
+    attached.type_keys(b"sleep 30\r");
+    std::thread::sleep(Duration::from_millis(300));
+    attached.type_keys(b"\x03echo still-$((3+1))\r");
+    viewer.wait_screen(T, |s| s.contains("still-4"));
+    // Ctrl-] detaches: attach ends, the terminal's settings are back, the shell runs on.
+    attached.type_keys(&[0x1d]);
+    let status = wait_exit(std::mem::replace(
+        &mut attached.child,
+        std::process::Command::new("true").spawn().unwrap(),
+    ));
+    assert!(status.success(), "{status:?}: {}", attached.text());
+    attached.wait_for("detached from");
+    let after = rustix::termios::tcgetattr(&attached.slave).unwrap();
+    assert_eq!(after.local_modes, before.local_modes);
+    assert_eq!(after.input_modes, before.input_modes);
+    assert_eq!(after.output_modes, before.output_modes);
+    assert_eq!(hub.worker(&id)["status"], "running");
+}
+
+fn wait_exit(mut child: std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + T;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the child did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
