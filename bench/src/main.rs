@@ -14,6 +14,8 @@
 //! * `supervision approvals`: tool approval round trips of a `claude` worker, timed by
 //!   the fake CLI `approval-cli`; `supervision turn-start`: the time to a turn's first
 //!   event with the real Claude Code, live session against a process per turn;
+//! * `terminal`: terminal workers' keystroke echo against a `command` worker's, and
+//!   `yes | head -c 200M` to 1 and 100 viewers with the server's CPU;
 //! * `emit`: the program of `stream` and `fanout` (waits for `go`, prints stamped lines);
 //! * `suite`: runs everything against workerhub, websocketd and the reference and
 //!   writes docs/BENCHMARKS.md (what `make bench` runs, through benches/run.sh).
@@ -32,6 +34,7 @@ mod stats;
 mod suite;
 mod supervision;
 mod sys;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -65,6 +68,8 @@ enum Cmd {
     Agent(agent::AgentArgs),
     /// Supervised Claude Code: approval round trips, and turn start live vs per-turn.
     Supervision(supervision::SupervisionArgs),
+    /// Terminal workers: keystroke echo, and a burst to 1 and 100 viewers.
+    Terminal(terminal::TerminalArgs),
     /// Every scenario against every server, several runs; writes the report.
     Suite(Box<suite::SuiteArgs>),
 }
@@ -97,6 +102,7 @@ fn main() -> ExitCode {
         Cmd::Http(a) => scenarios::http(a),
         Cmd::Agent(a) => agent::run(a),
         Cmd::Supervision(a) => supervision::run(a),
+        Cmd::Terminal(a) => terminal::run(a),
     };
     match result {
         Ok(value) => {
