@@ -482,3 +482,74 @@ fn wait_exit(mut child: std::process::Child) -> std::process::ExitStatus {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn the_agent_protocol_subscribes_with_a_snapshot_and_types_and_sizes() {
+    let hub = Workerhub::start(&[]);
+    let dir = TempDir::new("term-agent").unwrap();
+    let (id, mut viewer) = bash(&hub, &dir);
+    viewer.input("echo before-agent\r");
+    viewer.wait_screen(T, |s| s.contains("before-agent\n"));
+    let mut ws = hub.ws("/ws");
+    ws.recv_until(T, |m| m["type"] == "connection:ack");
+    let request =
+        |ws: &mut support::server::Ws, rid: &str, kind: &str, payload: serde_json::Value| {
+            ws.send_json(&json!({"id": rid, "type": kind, "payload": payload}));
+        };
+    request(&mut ws, "s", "agent:subscribe", json!({"worker_id": id}));
+    let got = ws.recv_until(T, |m| {
+        m["type"] == "agent:event" && m["payload"]["type"] == "terminal_snapshot"
+    });
+    let subscribed = got
+        .iter()
+        .find(|m| m["type"] == "agent:subscribed")
+        .unwrap();
+    let snapshot = &got.last().unwrap()["payload"];
+    assert_eq!(subscribed["payload"]["since"], snapshot["seq"]);
+    let data: workerhub::event::TerminalData = serde_json::from_value(snapshot.clone()).unwrap();
+    let text = String::from_utf8(data.bytes().unwrap()).unwrap();
+    assert!(text.contains("before-agent"), "{text}");
+
+    request(
+        &mut ws,
+        "r",
+        "agent:resize",
+        json!({"worker_id": id, "cols": 90, "rows": 20}),
+    );
+    let answer = ws
+        .recv_until(T, |m| m["correlation_id"] == "r")
+        .pop()
+        .unwrap();
+    assert_eq!(answer["type"], "agent:resize", "{answer}");
+    request(
+        &mut ws,
+        "i",
+        "agent:input",
+        json!({"worker_id": id, "data": "stty size; echo agent-$((5*5))\r"}),
+    );
+    let answer = ws
+        .recv_until(T, |m| m["correlation_id"] == "i")
+        .pop()
+        .unwrap();
+    assert_eq!(answer["type"], "agent:input", "{answer}");
+    viewer.wait_screen(T, |s| s.contains("20 90\nagent-25"));
+    ws.recv_until(T, |m| {
+        m["type"] == "agent:event"
+            && m["payload"]["type"] == "terminal"
+            && m["payload"]["data"]
+                .as_str()
+                .is_some_and(|d| d.contains("agent-25"))
+    });
+    // Out of range, and a worker without a terminal: errors that say so.
+    request(
+        &mut ws,
+        "bad",
+        "agent:resize",
+        json!({"worker_id": id, "cols": 5000, "rows": 20}),
+    );
+    let answer = ws
+        .recv_until(T, |m| m["correlation_id"] == "bad")
+        .pop()
+        .unwrap();
+    assert_eq!(answer["type"], "agent:error", "{answer}");
+}
