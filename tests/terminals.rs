@@ -553,3 +553,30 @@ fn the_agent_protocol_subscribes_with_a_snapshot_and_types_and_sizes() {
         .unwrap();
     assert_eq!(answer["type"], "agent:error", "{answer}");
 }
+
+#[test]
+fn input_that_is_not_utf8_goes_as_base64_and_arrives_exactly() {
+    let hub = Workerhub::start(&[]);
+    let dir = TempDir::new("term-input-raw").unwrap();
+    let id = terminal_worker(
+        &hub,
+        &[
+            "sh",
+            "-c",
+            "stty raw -echo; echo ready; od -An -tx1 -N4; sleep 5",
+        ],
+        dir.path(),
+    );
+    let mut viewer = Viewer::open(&hub, &id, Some(0));
+    viewer.wait_screen(T, |s| s.contains("ready"));
+    // 0xff 0xfe 'A' 0x03: Ctrl-C is a plain byte in a raw terminal.
+    viewer
+        .ws
+        .send_json(&json!({"type": "input", "data": "//5BAw==", "encoding": "base64"}));
+    viewer.wait_screen(T, |s| s.contains("ff fe 41 03"));
+    viewer
+        .ws
+        .send_json(&json!({"type": "input", "data": "not base64!", "encoding": "base64"}));
+    let error = viewer.wait_message(T, |m| m["type"] == "error");
+    assert_eq!(error["code"], "bad_message", "{error}");
+}

@@ -22,7 +22,7 @@ use tungstenite::Message;
 
 use super::cli::ClientArgs;
 use super::{ClientError, Socket, set_read_timeout};
-use crate::event::{Event, Status};
+use crate::event::{Event, Status, TerminalData};
 
 /// Ctrl-]: the key that detaches (as telnet's escape).
 const DETACH: u8 = 0x1d;
@@ -176,8 +176,14 @@ fn session(
                 None => (typed, false),
             };
             if !before.is_empty() {
-                let data = String::from_utf8_lossy(before).into_owned();
-                send(socket, json!({"type": "input", "data": data}))?;
+                // Keys as they are; a byte that is not UTF-8 (Meta sends some) as base64.
+                let input = serde_json::to_value(TerminalData::from_bytes(before))
+                    .map_err(|e| ClientError(e.to_string()))?;
+                let mut message = json!({"type": "input"});
+                if let (Some(m), Value::Object(fields)) = (message.as_object_mut(), input) {
+                    m.extend(fields);
+                }
+                send(socket, message)?;
             }
             if detach {
                 return Ok(End::Detached);

@@ -289,11 +289,18 @@ impl AgentSession {
                 let worker = app
                     .hub
                     .require_for(&self.caller, &worker_id(req)?, Access::Change)?;
-                let data = string_field(req, "data").ok_or_else(|| {
-                    Error::invalid("`payload.data` is required: what to type, as a string")
+                let data = serde_json::from_value::<crate::event::TerminalData>(Value::Object(
+                    req.payload.clone(),
+                ))
+                .ok()
+                .and_then(|input| input.bytes())
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "`payload.data` is required: what to type, as a string (base64 with `encoding`: \"base64\")",
+                    )
                 })?;
                 let bytes = data.len();
-                worker.terminal_input(conn.id, data.into_bytes())?;
+                worker.terminal_input(conn.id, data)?;
                 reply(
                     conn,
                     ServerType::AgentInput,

@@ -34,10 +34,9 @@ enum ClientMessage {
         answer: serde_json::Map<String, serde_json::Value>,
     },
     Ping,
-    /// Keys or a paste for a terminal worker, as bytes (Ctrl-C is "\u0003").
-    Input {
-        data: String,
-    },
+    /// Keys or a paste for a terminal worker (Ctrl-C is "\u0003"); bytes that are not
+    /// UTF-8 as base64 with `"encoding": "base64"`, as the server's `terminal` events.
+    Input(crate::event::TerminalData),
     /// The viewer's window, in cells.
     Resize {
         cols: u64,
@@ -124,7 +123,7 @@ impl Session for WorkerStream {
                     ),
                     Some("input") => (
                         ErrorCode::BadMessage,
-                        "`input` needs `data`, a string".to_string(),
+                        "`input` needs `data`, a string (and `encoding`: \"base64\" for bytes that are not UTF-8)".to_string(),
                     ),
                     Some("resize") => (
                         ErrorCode::BadMessage,
@@ -175,11 +174,14 @@ impl Session for WorkerStream {
                 }
             }
             ClientMessage::Ping => conn.send_json(&serde_json::json!({"type": "pong"})),
-            ClientMessage::Input { data } => {
+            ClientMessage::Input(input) => {
                 if !self.may_drive(conn, "type into it") {
                     return;
                 }
-                if let Err(err) = self.worker.terminal_input(conn.id, data.into_bytes()) {
+                let Some(bytes) = input.bytes() else {
+                    return conn.send_error(ErrorCode::BadMessage, "`data` is not base64");
+                };
+                if let Err(err) = self.worker.terminal_input(conn.id, bytes) {
                     conn.send_error(err.code, &err.message);
                 }
             }
