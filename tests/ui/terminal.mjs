@@ -115,6 +115,34 @@ run(async () => {
     await screenHas(second, 'curses demo ended');
     await shot(page, 'terminal-after');
     await second.close();
+
+    // At phone width: the key row, with a sticky Ctrl (Ctrl, then c: interrupts sleep).
+    await page.setViewportSize({ width: 390, height: 760 });
+    check(await page.isVisible('#term-keys'), 'the key row shows at phone width');
+    await typeLine(page, 'clear; sleep 30; echo not-interrupted');
+    await page.click('#term-keys button[data-key="ctrl"]');
+    checkEqual(await page.getAttribute('#term-keys button[data-key="ctrl"]', 'aria-pressed'), 'true', 'Ctrl is held for the next key');
+    await page.keyboard.press('c');
+    await typeLine(page, 'echo phone-$((2*21))');
+    const phone = await screenHas(page, 'phone-42');
+    check(!phone.text.split('\n').some((l) => l.trim() === 'not-interrupted'), `Ctrl from the key row interrupted sleep:\n${phone.text}`);
+    await shot(page, 'terminal-phone');
+
+    // The create form makes a terminal worker of any command.
+    await page.setViewportSize({ width: 1100, height: 700 });
+    await page.click('#new-worker');
+    await page.waitForSelector('#create-dialog[open]');
+    await waitFor(() => page.$eval('#cw-kind', (s) => !s.disabled && s.options.length > 0), 'the kinds in the form');
+    await page.selectOption('#cw-kind', 'command');
+    await page.fill('#cw-name', 'from-the-form');
+    await page.fill('#cw-path', PROJECT);
+    await page.fill('#cw-opt-command', 'sh -c "tty; exec cat"');
+    if (!(await page.isVisible('#cw-opt-terminal'))) await page.click('#cw-more summary');
+    await page.check('#cw-opt-terminal');
+    await page.click('#cw-submit');
+    await page.waitForSelector('#create-dialog:not([open])', { state: 'attached' });
+    await waitFor(() => page.$('#term .xterm'), 'the new worker to open in a terminal');
+    await screenHas(page, '/dev/pts/', 'the form-made worker to have a terminal');
     assertClean();
   } finally {
     await close();
