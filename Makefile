@@ -6,7 +6,7 @@ CLIS_STAMP := $(CLIS_DIR)/node_modules/.installed
 UI_DIR := tests/ui
 UI_STAMP := $(UI_DIR)/node_modules/.installed
 
-.PHONY: run build release test lint bench fuzz clis ui-deps clean
+.PHONY: run build release test lint bench fuzz clis ui-deps vendor-xterm clean
 
 run: release
 	./target/release/workerhub
@@ -38,6 +38,11 @@ $(UI_STAMP): $(UI_DIR)/package.json $(UI_DIR)/package-lock.json
 	else \
 		echo "npm not found: the browser tests will be skipped"; \
 	fi
+
+# Refreshes xterm.js in static/vendor/xterm/ from npm at the versions the script pins
+# (the files are committed: `make run` needs neither npm nor the network).
+vendor-xterm:
+	scripts/vendor-xterm.sh
 
 # The benchmark binaries are built first: the bench smoke tests run them, and cargo
 # builds only a test's own package's binaries.

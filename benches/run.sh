@@ -10,7 +10,14 @@
 #   benches/run.sh --only supervision --servers workerhub --out /tmp/supervision.md
 #                                          # approvals and turn start (needs `make clis`
 #                                          # for the real Claude Code), in a file of its own
+#
+# Without arguments, the terminal workers' figures (`workerhub-bench terminal`: keystroke
+# echo, `yes | head -c 200M` to 1 and 100 viewers) are appended to the report; with
+# arguments, run them yourself: target/release/workerhub-bench terminal --help.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 "${CARGO:-cargo}" build --release --workspace --bins
-exec target/release/workerhub-bench suite --out docs/BENCHMARKS.md "$@"
+target/release/workerhub-bench suite --out docs/BENCHMARKS.md "$@"
+if [ "$#" -eq 0 ]; then
+    target/release/workerhub-bench terminal --append docs/BENCHMARKS.md
+fi

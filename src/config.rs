@@ -44,6 +44,8 @@ pub enum Command {
     Send(crate::client::cli::SendArgs),
     /// Follow a worker's events.
     Watch(crate::client::cli::WatchArgs),
+    /// Drive a terminal worker from this terminal (Ctrl-] detaches).
+    Attach(crate::client::attach::AttachArgs),
     /// Answer a tool approval a worker waits for.
     Approve(crate::client::cli::ApproveArgs),
     /// Run a command on the server, as if here: its output and exit code come back.

@@ -240,6 +240,8 @@ fn run(
                     }
                 }
             }
+            // One-off commands run with pipes, never in a terminal.
+            Ok(ProcEvent::Terminal(_)) => {}
             Ok(ProcEvent::Exited(exit)) => {
                 result.exit_code = exit.code;
                 result.signal = exit.signal;

@@ -32,6 +32,7 @@ pub mod spec;
 pub mod status;
 pub mod sys;
 pub mod tasks;
+pub mod terminal;
 pub mod timer;
 pub mod wire;
 pub mod worker;

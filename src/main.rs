@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Some(Command::Rm { worker, client }) => cli::run(|| cli::remove(&client, &worker)),
         Some(Command::Send(args)) => cli::run(|| cli::send(&args)),
         Some(Command::Watch(args)) => cli::run(|| cli::watch(&args)),
+        Some(Command::Attach(args)) => cli::run(|| workerhub::client::attach::attach(&args)),
         Some(Command::Approve(args)) => cli::run(|| cli::approve(&args)),
         Some(Command::Exec(args)) => cli::run(|| cli::exec(&args)),
         Some(Command::Tasks { command }) => cli::run(|| cli::tasks(&command)),

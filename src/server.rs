@@ -134,6 +134,7 @@ impl Server {
                 .with_env(child_env.build(&[], &[]))
                 .allow_adhoc(config.allow_adhoc_hosts),
         );
+        hosts.start_cleanups();
         let w = &config.workers;
         let engine = Arc::new(Engine::new(
             processes,

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::approval::ApprovalPolicy;
 use crate::error::Error;
+use crate::event::TerminalSize;
 
 /// Options passed to the program the way it takes them.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -35,6 +36,9 @@ pub struct WorkerOptions {
     /// What happens when the program asks to use a tool (the kind's default when None).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalPolicy>,
+    /// A `command` in a pseudo-terminal of this size at the start (a terminal worker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal: Option<TerminalSize>,
 }
 
 /// How an AI worker's program lives across turns.
@@ -150,6 +154,7 @@ pub struct PublicSpec {
     pub base_ref: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub copy_files: Vec<String>,
+    pub terminal: Option<TerminalSize>,
 }
 
 const FIELDS: &[&str] = &[
@@ -171,6 +176,9 @@ const FIELDS: &[&str] = &[
     "isolation",
     "base_ref",
     "copy_files",
+    "terminal",
+    "cols",
+    "rows",
 ];
 
 fn string_field(body: &Map<String, Value>, key: &str) -> Result<Option<String>, Error> {
@@ -265,6 +273,12 @@ impl WorkerSpec {
         for glob in &copy_files {
             check_relative_glob(glob)?;
         }
+        let terminal = terminal_field(body, &kind)?;
+        if let (Some(_), Some(host)) = (&terminal, &host) {
+            return Err(Error::invalid(format!(
+                "a terminal worker runs on this machine for now, not on host `{host}`"
+            )));
+        }
         Ok(WorkerSpec {
             name,
             project_path,
@@ -293,6 +307,7 @@ impl WorkerSpec {
                     None | Some(Value::Null) => None,
                     Some(value) => Some(ApprovalPolicy::from_field(value)?),
                 },
+                terminal,
             },
         })
     }
@@ -322,6 +337,7 @@ impl WorkerSpec {
             isolation: self.isolation,
             base_ref: self.base_ref.clone(),
             copy_files: self.copy_files.clone(),
+            terminal: self.options.terminal,
         }
     }
 }
@@ -364,6 +380,37 @@ pub fn check_relative_glob(glob: &str) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// `"terminal": true` with optional `cols` and `rows`: a `command` in a pseudo-terminal.
+fn terminal_field(body: &Map<String, Value>, kind: &str) -> Result<Option<TerminalSize>, Error> {
+    let size_field = |key: &str, default: u16| match body.get(key) {
+        None | Some(Value::Null) => Ok(u64::from(default)),
+        Some(value) => value
+            .as_u64()
+            .ok_or_else(|| Error::invalid(format!("`{key}` must be a whole number"))),
+    };
+    match body.get("terminal") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {
+            if body.contains_key("cols") || body.contains_key("rows") {
+                return Err(Error::invalid(
+                    "`cols` and `rows` size a terminal: they need `\"terminal\": true`",
+                ));
+            }
+            Ok(None)
+        }
+        Some(Value::Bool(true)) if kind == "command" => {
+            let cols = size_field("cols", TerminalSize::DEFAULT.cols)?;
+            let rows = size_field("rows", TerminalSize::DEFAULT.rows)?;
+            TerminalSize::checked(cols, rows)
+                .map(Some)
+                .map_err(Error::invalid)
+        }
+        Some(Value::Bool(true)) => Err(Error::invalid(format!(
+            "`terminal` runs a `command` in a terminal, not `{kind}`: give `command` (for example [\"claude\"]) instead"
+        ))),
+        Some(_) => Err(Error::invalid("`terminal` must be true or false")),
+    }
 }
 
 /// Whether an environment variable's name says it holds a secret.

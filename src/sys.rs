@@ -238,6 +238,62 @@ pub fn die_with_parent(command: &mut std::process::Command) {
     }
 }
 
+/// Makes `command`'s child the leader of a new session whose controlling terminal is
+/// its stdin, as `login_tty` does: for a child whose stdin is a pseudo-terminal's slave.
+/// Its process group is then its own (the session's), as with `process_group(0)`, which
+/// must not be set as well (a group leader cannot start a session).
+pub fn new_session_on_terminal(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and calls only
+    // async-signal-safe functions (setsid, ioctl); it allocates nothing (an OS error is
+    // a plain code).
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sends `signal` to every process of session `sid` (from /proc): a terminal's shell
+/// puts each job in a process group of its own, so ending the leader's group is not
+/// enough. The caller holds the leader unreaped (or knows the session is its own), so
+/// the number names no one else's session.
+pub fn kill_session(sid: u32, signal: libc::c_int) -> usize {
+    if sid <= 1 {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut sent = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let session = stat
+            .rfind(')')
+            .and_then(|end| stat[end + 1..].split_whitespace().nth(3))
+            .and_then(|s| s.parse::<u32>().ok());
+        if session == Some(sid) && signal_process(pid, signal) {
+            sent += 1;
+        }
+    }
+    sent
+}
+
 /// When process `pid` started, in clock ticks since boot (`/proc/PID/stat`, field 22):
 /// with the pid, it names one process for good (a pid is reused, a pair is not).
 pub fn process_start_time(pid: u32) -> Option<u64> {

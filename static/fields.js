@@ -1,7 +1,7 @@
 // A worker kind's options as form fields. `GET /api/ai-clis` lists each kind's options
 // as {name, label, type, values?, required, help}: `name` is the field of the
 // `POST /api/workers` body, `type` says how it is entered (text, choice, list, argv,
-// env). The page knows no kind: whatever the server lists is what the form shows.
+// env, flag). The page knows no kind: whatever the server lists is what the form shows.
 
 import { h } from './dom.js';
 
@@ -27,6 +27,12 @@ export function optionField(option, text = '') {
       h('option', { value: '', text: '(default)' }),
       values.map((v) => h('option', { value: v, text: v })));
     input.value = values.includes(text) ? text : '';
+  } else if (option.type === 'flag') {
+    // Its `value` says whether it is on, as the other fields' text does.
+    input = h('input', { ...common, type: 'checkbox' });
+    input.checked = text === 'true';
+    input.value = input.checked ? 'true' : '';
+    input.addEventListener('change', () => { input.value = input.checked ? 'true' : ''; });
   } else if (option.type === 'env') {
     input = h('textarea', { ...typed, rows: 4, value: text });
   } else {
@@ -72,6 +78,8 @@ export function optionValue(option, text) {
       });
       return Object.keys(env).length ? env : undefined;
     }
+    case 'flag':
+      return text === 'true' ? true : undefined;
     default:
       return text.trim() || undefined;
   }

@@ -16,6 +16,7 @@ import { AgentSocket } from './agents.js';
 import { Attention } from './attention.js';
 import { setTitle } from './title.js';
 import { Changes } from './changes.js';
+import { TerminalView, openShell } from './terminal.js';
 
 const SELECTED_KEY = 'workerhub.selected';
 const QUIET_KEY = 'workerhub.showQuiet';
@@ -74,6 +75,30 @@ const conversation = new Conversation({
 const changes = new Changes();
 
 const composer = new Composer(conversation);
+
+// A terminal worker's view, in place of the conversation (terminal.js).
+const terminal = new TerminalView({
+  onStatus: (patch) => {
+    if (deleted.has(patch.id)) return;
+    const merged = workers.update(patch);
+    if (workers.selected === patch.id) showWorker(merged);
+  },
+  onConn: (st, info) => {
+    state.conn = { state: st, info };
+    showConn();
+  },
+  probe: async (id) => {
+    try {
+      await get(`/api/workers/${enc(id)}`, { timeoutMs: 5000 });
+      return 'ok';
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return 'gone';
+      if (err instanceof ApiError && err.status === 401) return 'unauthorized';
+      return 'unreachable';
+    }
+  },
+});
+$('act-shell').addEventListener('click', () => openShell(workers.get(workers.selected), (id) => navigate(`#/w/${enc(id)}`)));
 
 const header = new WorkerHeader({
   workers,
@@ -206,6 +231,7 @@ function forgetWorker(id) {
   workerChanged();
   if (workers.selected === id && conversation.id === id) {
     conversation.deleted();
+    if (terminal.id === id) terminal.deleted();
     showWorker({ ...w, deleted: true });
   }
 }
@@ -213,8 +239,9 @@ function forgetWorker(id) {
 // ---- the open worker ----
 
 async function openWorker(id) {
-  if (workers.selected === id && conversation.id === id) return;
+  if (workers.selected === id && (conversation.id === id || terminal.id === id)) return;
   if (conversation.id) conversation.close();
+  terminal.close();
   workers.select(id);
   try { localStorage.setItem(SELECTED_KEY, id); } catch { /* ignore */ }
   let w = workers.get(id);
@@ -235,7 +262,7 @@ async function openWorker(id) {
   if (workers.selected !== id) return;
   showWorker(workers.update(w));
   composer.restore(id);
-  conversation.open(w);
+  if (w.terminal) terminal.open(w); else conversation.open(w);
 }
 
 // ---- routing: #/, #/w/ID, #/tasks ----
@@ -274,6 +301,7 @@ function route() {
     openWorker(r.id);
   } else {
     if (conversation.id) conversation.close();
+    terminal.close();
     workers.select(null);
   }
   if (r.view === 'tasks') tasks.show(); else tasks.hide();
@@ -372,7 +400,7 @@ function boot() {
   agents.start();
 
   // For tests and for curious people: what the page holds, by seq.
-  window.workerhub = Object.freeze({ debug: () => conversation.debug() });
+  window.workerhub = Object.freeze({ debug: () => conversation.debug(), terminal: () => terminal.debug() });
 }
 
 boot();

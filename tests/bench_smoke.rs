@@ -72,6 +72,36 @@ fn f(v: &Value, key: &str) -> f64 {
 }
 
 #[test]
+fn terminal_times_keystrokes_and_a_burst_to_several_viewers() {
+    let md = std::env::temp_dir().join(format!("wh-bench-terminal-{}.md", std::process::id()));
+    let out = bench(&[
+        "terminal",
+        "--workerhub",
+        env!("CARGO_BIN_EXE_workerhub"),
+        "--keystrokes",
+        "20",
+        "--bytes",
+        "200000",
+        "--viewers",
+        "1,3",
+        "--append",
+        md.to_str().unwrap(),
+    ]);
+    let echo = &out["keystroke_echo_us"];
+    assert!(echo["terminal"]["p50"].as_u64().unwrap() > 0, "{out}");
+    assert!(echo["command"]["p50"].as_u64().unwrap() > 0, "{out}");
+    let bursts = out["bursts"].as_array().unwrap();
+    assert_eq!(bursts.len(), 2, "{out}");
+    for burst in bursts {
+        assert!(burst["events"].as_u64().unwrap() >= 1, "{out}");
+        assert!(burst["program_mb_per_s"].as_f64().unwrap() > 0.0, "{out}");
+    }
+    let text = std::fs::read_to_string(&md).unwrap();
+    let _ = std::fs::remove_file(&md);
+    assert!(text.contains("## Terminal workers"), "{text}");
+}
+
+#[test]
 fn emit_prints_numbered_stamped_lines() {
     let out = Command::new(bench_bin("workerhub-bench"))
         .args(["emit", "--lines", "3"])

@@ -64,6 +64,12 @@ impl Drop for Remote {
 }
 
 impl Remote {
+    /// Starts the server again on the same data folder and hosts file.
+    fn restart_hub(&mut self) {
+        let hosts = self.tmp.path().join("hosts.json").display().to_string();
+        self.hub = Workerhub::start_in(&self.tmp.path().join("data"), &["--hosts", &hosts]);
+    }
+
     fn project(&self) -> PathBuf {
         self.tmp.subdir("project").unwrap()
     }
@@ -90,11 +96,10 @@ fn group_members(pgid: u64) -> Vec<String> {
         .collect()
 }
 
-/// The worker's spool on the host (`$HOME/.cache/workerhub/SERVER/WORKER`; the test
-/// host logs in as this user).
-fn spools(id: &str) -> Vec<PathBuf> {
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let base = Path::new(&home).join(".cache/workerhub");
+/// The worker's spool on the host (`$HOME/.cache/workerhub/SERVER/WORKER`, the test
+/// sshd's sessions having a `HOME` of their own).
+fn spools(home: &Path, id: &str) -> Vec<PathBuf> {
+    let base = home.join(".cache/workerhub");
     let mut found = Vec::new();
     for server in std::fs::read_dir(&base).into_iter().flatten().flatten() {
         let spool = server.path().join(id);
@@ -167,7 +172,7 @@ fn cat_on_the_host_echoes_every_awkward_message_byte_for_byte() {
         assert_eq!(echo["content"]["stream"], "stdout");
     }
     assert!(
-        !Path::new("/root/pwned").exists() && spools(&id).len() == 1,
+        remote.sshd.home.join(".ssh/config").exists() && spools(&remote.sshd.home, &id).len() == 1,
         "the spool is there while it runs"
     );
 
@@ -186,7 +191,7 @@ fn cat_on_the_host_echoes_every_awkward_message_byte_for_byte() {
 
     // Deleted: nothing of it stays on the host.
     assert_eq!(hub.delete(&format!("/api/workers/{id}")).status, 200);
-    assert_eq!(spools(&id), Vec::<PathBuf>::new());
+    assert_eq!(spools(&remote.sshd.home, &id), Vec::<PathBuf>::new());
 }
 
 #[test]
@@ -224,7 +229,11 @@ fn stop_and_delete_end_the_remote_group_and_remove_the_spool() {
         Vec::<String>::new(),
         "no process of it"
     );
-    assert_eq!(spools(&id), Vec::<PathBuf>::new(), "no spool of it");
+    assert_eq!(
+        spools(&remote.sshd.home, &id),
+        Vec::<PathBuf>::new(),
+        "no spool of it"
+    );
 }
 
 #[test]
@@ -485,7 +494,7 @@ fn a_real_claude_code_session_on_the_host_asks_runs_its_tool_and_ends_its_turns(
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(group_members(pgid), Vec::<String>::new());
-    assert_eq!(spools(&id), Vec::<PathBuf>::new());
+    assert_eq!(spools(&remote.sshd.home, &id), Vec::<PathBuf>::new());
 }
 
 #[test]
@@ -500,21 +509,107 @@ fn a_crash_of_the_server_does_not_leave_the_remote_program_running() {
         !group_members(pgid).is_empty(),
         "on a real host the program outlives a crash of the server"
     );
-    let args = [
-        "--hosts",
-        &remote.tmp.path().join("hosts.json").display().to_string(),
-    ]
-    .map(|s| s.to_string());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    remote.hub = Workerhub::start_in(&remote.tmp.path().join("data"), &args);
-    let deadline = Instant::now() + T;
-    while !group_members(pgid).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    remote.restart_hub();
     assert_eq!(
-        group_members(pgid),
+        wait_gone(pgid, T),
         Vec::<String>::new(),
         "ended at the restart"
     );
     assert_eq!(remote.hub.worker(&id)["status"], "interrupted");
+}
+
+/// Waits until no process of group `pgid` is left (or `within` passed); what is left.
+fn wait_gone(pgid: u64, within: Duration) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    while !group_members(pgid).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    group_members(pgid)
+}
+
+#[test]
+fn an_unfinished_last_line_arrives_once_on_either_stream() {
+    let Some(remote) = start(&[]) else { return };
+    let id = remote.worker(&[
+        "sh",
+        "-c",
+        "echo first; printf 'err partial' >&2; printf 'no newline'; sleep 1",
+    ]);
+    let view = remote.hub.wait_status(&id, |s| s == "exited", T);
+    assert_eq!(view["exit_code"], 0, "{view}");
+    let mut got = texts(&remote.hub.history(&id));
+    got.sort();
+    assert_eq!(got, ["err partial", "first", "no newline"]);
+}
+
+#[test]
+fn stop_and_delete_while_the_host_is_down_are_carried_out_once_it_is_back() {
+    let Some(mut remote) = start(&[]) else { return };
+    let stopped = remote.worker(&["sh", "-c", "echo up; exec sleep 300"]);
+    let deleted = remote.worker(&["sh", "-c", "echo up; exec sleep 300"]);
+    let mut groups = Vec::new();
+    for id in [&stopped, &deleted] {
+        let mut ws = remote.hub.ws(&format!("/ws/{id}?since=0"));
+        assert_eq!(next_output(&mut ws)["content"]["text"], "up");
+        groups.push(remote.hub.worker(id)["pid"].as_u64().unwrap());
+    }
+    remote.sshd.stop();
+    remote.hub.wait_status(&stopped, |s| s == "disconnected", T);
+    let answer = remote
+        .hub
+        .post_json(&format!("/api/workers/{stopped}/stop"), &json!({}));
+    assert!(answer.status < 300, "{}", answer.text());
+    let view = remote.hub.wait_status(&stopped, |s| s == "exited", T);
+    assert_eq!(
+        view["signal"],
+        Value::Null,
+        "no kill is claimed that did not happen: {view}"
+    );
+    assert_eq!(
+        remote.hub.delete(&format!("/api/workers/{deleted}")).status,
+        200
+    );
+    remote.sshd.restart().unwrap();
+    // The cleanups are tried again every 20 s: both are carried out within a round.
+    for pgid in groups {
+        assert_eq!(
+            wait_gone(pgid, Duration::from_secs(40)),
+            Vec::<String>::new()
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !spools(&remote.sshd.home, &deleted).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(spools(&remote.sshd.home, &deleted), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_workers_env_is_its_programs_alone_and_cannot_break_the_wrapper() {
+    let Some(remote) = start(&[]) else { return };
+    let hub = &remote.hub;
+    // No /bin in PATH, and an IFS that would cut any unquoted number.
+    let id = hub.create_worker(json!({
+        "host": "local-ssh", "project_path": remote.project(),
+        "command": ["/bin/sh", "-c", "echo \"$PATH|$SECRET_TOKEN\"; exec /bin/sleep 300"],
+        "env": {"PATH": "/opt/only-my-tools", "IFS": "0123456789", "SECRET_TOKEN": "s3cr'et $x"},
+    }));
+    let mut ws = hub.ws(&format!("/ws/{id}?since=0"));
+    assert_eq!(
+        next_output(&mut ws)["content"]["text"],
+        "/opt/only-my-tools|s3cr'et $x"
+    );
+    let pgid = hub.worker(&id)["pid"].as_u64().expect("its group");
+    assert!(
+        group_members(pgid).iter().any(|p| p.contains("sleep 300")),
+        "the recorded group is the program's: {:?}",
+        group_members(pgid)
+    );
+    let spool = spools(&remote.sshd.home, &id);
+    assert!(
+        !spool[0].join("env").exists(),
+        "the environment file is gone once read"
+    );
+    assert_eq!(hub.delete(&format!("/api/workers/{id}")).status, 200);
+    assert_eq!(wait_gone(pgid, T), Vec::<String>::new());
 }

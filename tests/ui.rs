@@ -377,6 +377,22 @@ fn a_reload_during_a_fast_stream_shows_every_event_once_in_order() {
 }
 
 #[test]
+fn a_terminal_worker_in_the_browser_types_resizes_and_survives_a_reload() {
+    let Some(browser) = browser() else { return };
+    let _one = one_at_a_time();
+    let hub = Workerhub::start(&[]);
+    let project = TempDir::new("wh-ui-terminal").expect("temp dir");
+    run_script(
+        &browser,
+        "terminal.mjs",
+        target(&hub).as_tuple(),
+        &[("WH_PROJECT", project.path().display().to_string())],
+        no_requests,
+        || hub.log(),
+    );
+}
+
+#[test]
 fn the_page_reconnects_by_itself_after_a_server_restart() {
     let Some(browser) = browser() else { return };
     let _one = one_at_a_time();

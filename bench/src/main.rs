@@ -14,6 +14,8 @@
 //! * `supervision approvals`: tool approval round trips of a `claude` worker, timed by
 //!   the fake CLI `approval-cli`; `supervision turn-start`: the time to a turn's first
 //!   event with the real Claude Code, live session against a process per turn;
+//! * `terminal`: terminal workers' keystroke echo against a `command` worker's, and
+//!   `yes | head -c 200M` to 1 and 100 viewers with the server's CPU;
 //! * `emit`: the program of `stream` and `fanout` (waits for `go`, prints stamped lines);
 //! * `suite`: runs everything against workerhub, websocketd and the reference and
 //!   writes docs/BENCHMARKS.md (what `make bench` runs, through benches/run.sh).
@@ -33,6 +35,7 @@ mod stats;
 mod suite;
 mod supervision;
 mod sys;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -68,6 +71,8 @@ enum Cmd {
     Supervision(supervision::SupervisionArgs),
     /// Workers on another host over ssh against local ones (starts its own sshd).
     Remote(remote::RemoteArgs),
+    /// Terminal workers: keystroke echo, and a burst to 1 and 100 viewers.
+    Terminal(terminal::TerminalArgs),
     /// Every scenario against every server, several runs; writes the report.
     Suite(Box<suite::SuiteArgs>),
 }
@@ -101,6 +106,7 @@ fn main() -> ExitCode {
         Cmd::Remote(a) => remote::run(a),
         Cmd::Agent(a) => agent::run(a),
         Cmd::Supervision(a) => supervision::run(a),
+        Cmd::Terminal(a) => terminal::run(a),
     };
     match result {
         Ok(value) => {

@@ -244,7 +244,7 @@ impl Drop for Server {
     }
 }
 
-fn spawn_guarded(cmd: &mut Command) -> std::io::Result<Child> {
+pub(crate) fn spawn_guarded(cmd: &mut Command) -> std::io::Result<Child> {
     // SAFETY: the closure only calls prctl, which is async-signal-safe.
     unsafe {
         cmd.pre_exec(sys::die_with_parent);
@@ -254,7 +254,7 @@ fn spawn_guarded(cmd: &mut Command) -> std::io::Result<Child> {
 
 /// Reads the child's stdout in a thread; returns the port from the first line that has
 /// `prefix` followed by `HOST:PORT`.
-fn wait_listening(child: &mut Child, prefix: &str) -> Result<u16, String> {
+pub(crate) fn wait_listening(child: &mut Child, prefix: &str) -> Result<u16, String> {
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {

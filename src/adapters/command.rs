@@ -35,6 +35,12 @@ impl Adapter for Command {
                 OptionKind::Env,
                 "NAME=value, one a line",
             ),
+            OptionSpec::new(
+                "terminal",
+                "Run in a terminal",
+                OptionKind::Flag,
+                "for interactive programs (a shell, htop, vim, a REPL): viewers see its screen and type into it",
+            ),
         ]
     }
 

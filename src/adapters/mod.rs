@@ -62,6 +62,8 @@ pub enum OptionKind {
     Argv,
     /// `NAME=value` lines.
     Env,
+    /// On or off (`true` in the request, absent when off).
+    Flag,
 }
 
 impl OptionSpec {

@@ -399,7 +399,16 @@ impl Render {
             Event::Diff(diff) => {
                 let _ = writeln!(out, "  Δ {}", diff.describe());
             }
-            Event::Status(_) | Event::Unknown => {}
+            // A terminal's bytes go to the terminal as they came (escapes and all).
+            Event::Terminal(data) => {
+                let _ = out.write_all(&data.bytes().unwrap_or_default());
+                let _ = out.flush();
+            }
+            Event::TerminalSnapshot(snapshot) => {
+                let _ = out.write_all(&snapshot.screen.bytes().unwrap_or_default());
+                let _ = out.flush();
+            }
+            Event::Status(_) | Event::TerminalResize(_) | Event::Unknown => {}
         }
     }
 }

@@ -2,6 +2,7 @@
 //! both use to talk to a server, below: REST calls (ureq) and WebSockets (tungstenite),
 //! with the token.
 
+pub mod attach;
 pub mod batch;
 pub mod changes;
 pub mod cli;

@@ -11,12 +11,14 @@
 
 pub mod diff;
 pub mod published;
+pub mod terminal;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::ErrorCode;
 pub use published::{EventBatch, LineTemplate, Published, line_str, one_off_frame, seq_of_line};
+pub use terminal::{TerminalData, TerminalSize, TerminalSnapshot};
 
 /// Which pipe of the child a line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +57,12 @@ pub enum Event {
     ApprovalResolved(ApprovalResolved),
     /// What the worker changed in its git worktree, after a turn (or when asked).
     Diff(diff::DiffSummary),
+    /// Bytes a terminal worker's program wrote to its terminal.
+    Terminal(TerminalData),
+    /// A terminal worker's terminal changed size.
+    TerminalResize(TerminalSize),
+    /// A terminal worker's screen as it is, sent to one viewer as it connects (no seq).
+    TerminalSnapshot(TerminalSnapshot),
     /// A type this build does not know (from a newer server): kept, not understood.
     #[serde(other)]
     Unknown,
@@ -71,6 +79,9 @@ impl Event {
             Event::ApprovalRequest(_) => "approval_request",
             Event::ApprovalResolved(_) => "approval_resolved",
             Event::Diff(_) => "diff",
+            Event::Terminal(_) => "terminal",
+            Event::TerminalResize(_) => "terminal_resize",
+            Event::TerminalSnapshot(_) => "terminal_snapshot",
             Event::Unknown => "unknown",
         }
     }

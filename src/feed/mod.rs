@@ -24,6 +24,11 @@ use store::{Cursor, Store, StoreLimits};
 /// Up to this many live viewers, the publishing thread sends to them itself.
 pub const INLINE_VIEWERS: usize = 4;
 
+/// The most bytes of JSON a feed keeps in memory, whatever `memory_events` allows: a
+/// terminal's events are up to 64 KiB each, and 4096 of them would be a quarter of a
+/// gigabyte per worker. Older events are read from the history files.
+pub const MEMORY_BYTES: usize = 16 << 20;
+
 /// Something that takes a feed's new events as they are published.
 pub trait Subscriber: Send + Sync {
     fn id(&self) -> u64;
@@ -142,6 +147,8 @@ pub struct Feed {
 struct FeedState {
     next_seq: u64,
     recent: VecDeque<Arc<Published>>,
+    /// The JSON bytes of `recent` (at most `MEMORY_BYTES`, but for the newest event).
+    recent_bytes: usize,
     memory_events: usize,
     store: Option<Store>,
     live: Vec<Arc<dyn Subscriber>>,
@@ -161,6 +168,7 @@ impl Feed {
             state: Mutex::new(FeedState {
                 next_seq: last_seq + 1,
                 recent: VecDeque::new(),
+                recent_bytes: 0,
                 memory_events: config.memory_events.max(1),
                 store: Some(store),
                 live: Vec::new(),
@@ -249,10 +257,15 @@ impl Feed {
         self.published_bytes
             .fetch_add(bytes as u64, Ordering::Relaxed);
         for event in &batch {
+            st.recent_bytes += event.json().len();
             st.recent.push_back(event.clone());
         }
-        while st.recent.len() > st.memory_events {
-            st.recent.pop_front();
+        while st.recent.len() > st.memory_events
+            || (st.recent_bytes > MEMORY_BYTES && st.recent.len() > 1)
+        {
+            if let Some(old) = st.recent.pop_front() {
+                st.recent_bytes -= old.json().len();
+            }
         }
         // With few viewers this thread sends to them itself, after the lock is released
         // (see `Wakes`); a larger fan-out goes to the viewers' own threads.
@@ -425,6 +438,7 @@ impl Feed {
         let mut st = self.lock();
         if !st.disk_failed && !st.recent.is_empty() {
             st.recent = VecDeque::new();
+            st.recent_bytes = 0;
         }
     }
 
@@ -434,6 +448,7 @@ impl Feed {
         let mut st = self.lock();
         st.store = None;
         st.recent.clear();
+        st.recent_bytes = 0;
         std::mem::take(&mut st.live)
     }
 }

@@ -12,6 +12,7 @@
 //! (`ServerAliveInterval`). A host is checked (`POST /api/hosts/{name}/check`): reachable,
 //! the round trip, the OS, and which AI CLIs answer there with their versions.
 
+mod cleanup;
 pub mod quote;
 pub mod remote;
 mod scripts;
@@ -34,7 +35,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
 const CLIS: &[&str] = &["claude", "codex", "gemini", "opencode"];
 
 /// One usable entry of the hosts file.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Host {
     pub name: String,
     /// The ssh destination (`dev-box`, `user@10.0.0.5`).
@@ -122,6 +123,8 @@ pub struct Hosts {
     ssh_env: Option<Vec<(OsString, OsString)>>,
     /// Whether a worker may name an ssh destination that is not in the hosts file.
     allow_adhoc: bool,
+    /// What must still be ended or removed on hosts that did not answer.
+    cleanups: cleanup::Cleanups,
 }
 
 impl Hosts {
@@ -138,6 +141,7 @@ impl Hosts {
             traffic: Mutex::new(BTreeMap::new()),
             ssh_env: None,
             allow_adhoc: false,
+            cleanups: cleanup::Cleanups::open(data_dir.join("hosts-cleanup.json")),
         }
     }
 
@@ -194,7 +198,7 @@ impl Hosts {
         let found = self.get(name);
         match found {
             Err(err) if self.allow_adhoc && err.kind == ErrorKind::NotFound => {
-                check_destination(name).map_err(|why| {
+                check_adhoc(name).map_err(|why| {
                     Error::invalid(format!("`host` {name:?} is not an ssh destination: {why}"))
                 })?;
                 Ok(Host {
@@ -492,6 +496,36 @@ fn check_destination(ssh: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An ad-hoc destination, `[user@]host` only: a name from a client may reach a
+/// `ProxyCommand` or `Match exec` of the server's ssh configuration through `%h`, so it
+/// holds nothing a shell would read (older OpenSSH does not refuse such names).
+fn check_adhoc(ssh: &str) -> Result<(), String> {
+    check_destination(ssh)?;
+    let (user, host) = ssh
+        .rsplit_once('@')
+        .map_or((None, ssh), |(u, h)| (Some(u), h));
+    let user_ok = user.is_none_or(|u| {
+        !u.is_empty()
+            && u.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    });
+    let host_ok = !host.is_empty()
+        && !host.starts_with('-')
+        && (host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+            || (host.starts_with('[')
+                && host.ends_with(']')
+                && host[1..host.len() - 1]
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == ':')));
+    if user_ok && host_ok {
+        Ok(())
+    } else {
+        Err("only `user@host` (letters, digits, `.`, `-`, `_`) or a bracketed IPv6 address".into())
+    }
+}
+
 /// One entry of the hosts file, checked: nothing in it can become an ssh option or
 /// remote shell code but what it says.
 fn parse_host(name: &str, entry: &Value) -> Result<Host, String> {
@@ -593,6 +627,8 @@ mod tests {
         assert_eq!(open.find("me@box").unwrap().ssh, "me@box");
         assert!(open.find("-oProxyCommand=sh").is_err());
         assert!(open.find("a b").is_err());
+        assert!(open.find("x$(touch${IFS}/tmp/p).corp").is_err());
+        assert!(open.find("me@[::1]").is_ok());
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::process::{
 /// How long starting the program may take, connection included.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a control command (a signal, a state, a status) may take.
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(15);
+pub(super) const CONTROL_TIMEOUT: Duration = Duration::from_secs(15);
 /// The longest wait between two attempts to reach a host again.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// The disk under published output is freed each time this much more was published.
@@ -125,10 +125,13 @@ impl Hosts {
     ) -> Result<Arc<Process>, StartError> {
         let host = launch.host;
         let key = self.spool_key(launch.worker);
+        // What an earlier run left there, its start script ends.
+        self.cleanups.cancel(&key);
         let env = env_script(host, &launch.spec.env).map_err(StartError::Failed)?;
         let mut args = vec![
             key.clone(),
             launch.spec.cwd.display().to_string(),
+            if launch.spec.stdin { "in" } else { "null" }.to_string(),
             launch.roots.len().to_string(),
         ];
         args.extend(launch.roots.iter().map(|root| {
@@ -188,19 +191,30 @@ impl Hosts {
         Ok(process)
     }
 
-    /// Ends a worker's program on `host` if it runs and removes its spool there.
+    /// Ends a worker's program on `host` if it runs and removes its spool there; when
+    /// the host does not answer, it is tried again until it does (the error says why).
     pub fn forget(&self, host: &Host, worker: &str) -> Result<(), String> {
-        self.control(
-            host,
-            scripts::CLEANUP,
-            &[self.spool_key(worker)],
-            b"",
-            CONTROL_TIMEOUT,
-        )
-        .map(drop)
-        .map_err(|err| match err {
-            StartError::Unreachable(why) | StartError::Failed(why) => why,
-        })
+        self.clean(host, &self.spool_key(worker), true)
+    }
+
+    /// Ends what runs of a worker's program on `host` (a restart found it there, or a
+    /// stop could not reach it); tried again until the host answers.
+    pub fn end_left(&self, host: &Host, worker: &str) -> Result<(), String> {
+        self.clean(host, &self.spool_key(worker), false)
+    }
+
+    fn clean(&self, host: &Host, key: &str, remove: bool) -> Result<(), String> {
+        let mut args = vec![key.to_string()];
+        if remove {
+            args.push("remove".into());
+        }
+        match self.control(host, scripts::CLEANUP, &args, b"", CONTROL_TIMEOUT) {
+            Ok(_) => Ok(()),
+            Err(StartError::Unreachable(why) | StartError::Failed(why)) => {
+                self.cleanups.add(key, host, remove);
+                Err(format!("{why} (tried again until {} answers)", host.name))
+            }
+        }
     }
 
     /// Where `folder` is on `host`, symlinks resolved.
@@ -221,7 +235,7 @@ impl Hosts {
 
     /// Runs one of `scripts` on `host` with `args`, `stdin` as its input, and returns
     /// what it printed. ssh's own failure (255, or no answer in time) is `Unreachable`.
-    fn control(
+    pub(super) fn control(
         &self,
         host: &Host,
         script: &str,
@@ -308,7 +322,12 @@ impl Link {
 
     /// Starts a follower for `pipe` from what was passed on.
     fn follow(self: &Arc<Self>, pipe: usize) -> std::io::Result<Arc<Process>> {
-        let from = self.lock().offsets[pipe];
+        // An unfinished line is read again from where it starts.
+        let from = {
+            let mut st = self.lock();
+            st.carry[pipe].clear();
+            st.offsets[pipe]
+        };
         let args = [
             self.key.clone(),
             (from + 1).to_string(),
@@ -361,7 +380,7 @@ impl Link {
         while let Ok(event) = rx.recv() {
             match event {
                 LinkEvent::Abandon => {
-                    self.finish(self.killed());
+                    self.give_up();
                     return;
                 }
                 LinkEvent::Release { pipe, upto } => self.release(pipe, upto),
@@ -438,7 +457,7 @@ impl Link {
                 Ok(LinkEvent::Abandon) | Err(RecvTimeoutError::Disconnected) => {
                     self.traffic.disconnected.fetch_sub(1, Ordering::Relaxed);
                     self.traffic.connected.fetch_add(1, Ordering::Relaxed);
-                    self.finish(self.killed());
+                    self.give_up();
                     return false;
                 }
                 // Followers given up on, and releases (done after the reconnect).
@@ -531,6 +550,17 @@ impl Link {
             signal: Some(libc::SIGKILL),
             duration: self.started().elapsed(),
         }
+    }
+
+    /// Stops following a program that could not be stopped (its host unreachable): its
+    /// end is unknown, not a kill that did not happen; it is ended once the host answers.
+    fn give_up(&self) {
+        self.hosts.cleanups.add(&self.key, &self.host, false);
+        self.finish(Exit {
+            code: None,
+            signal: None,
+            duration: self.started().elapsed(),
+        });
     }
 
     /// The end: what is left of unfinished lines, then the exit.

@@ -119,7 +119,9 @@ pub fn respond(request: tiny_http::Request, reply: Reply) {
         }
     }
     if content_type.starts_with("text/html") {
-        let csp = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+        // Inline styles: xterm.js (the terminal view) writes its colors and cell sizes
+        // into <style> elements it creates. Scripts stay 'self' only.
+        let csp = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
         if let Ok(h) = Header::from_bytes(&b"Content-Security-Policy"[..], csp.as_bytes()) {
             response.add_header(h);
         }

@@ -16,6 +16,7 @@ pub mod env;
 pub mod launcher;
 pub mod ledger;
 mod pipes;
+pub mod pty;
 mod stdin;
 
 use std::fs::File;
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, bounded};
 
-use crate::event::{ExitFields, Pipe};
+use crate::event::{ExitFields, Pipe, TerminalSize};
 use crate::sys::{self, EventFd};
 use launcher::Launcher;
 use ledger::{Ledger, Owner};
@@ -110,6 +111,8 @@ pub enum ProcEvent {
         pipe: Pipe,
         data: Vec<u8>,
     },
+    /// Bytes from a terminal child (`pty`), no UTF-8 character cut in two.
+    Terminal(Vec<u8>),
     Exited(Exit),
     /// A process on another host can no longer be reached (its ssh connection died);
     /// it may still run there. Lines and the exit follow once it is reached again.
@@ -184,6 +187,8 @@ pub struct Process {
     pub pid: u32,
     pub started: Instant,
     io: Io,
+    /// The pseudo-terminal of a terminal child (`pty.rs`).
+    terminal: Option<pty::Terminal>,
     exit: Arc<(Mutex<Option<Exit>>, Condvar)>,
 }
 
@@ -247,6 +252,30 @@ impl Processes {
         sink: Arc<dyn ProcessSink>,
         owner: Owner,
     ) -> io::Result<Arc<Process>> {
+        self.start(spec, env, sink, owner, None)
+    }
+
+    /// As `spawn`, in a pseudo-terminal of `size` (`pty.rs`): its output comes as
+    /// `ProcEvent::Terminal` bytes, its stdin is the terminal.
+    pub fn spawn_terminal(
+        &self,
+        spec: &ProcessSpec,
+        env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+        sink: Arc<dyn ProcessSink>,
+        owner: Owner,
+        size: TerminalSize,
+    ) -> io::Result<Arc<Process>> {
+        self.start(spec, env, sink, owner, Some(size))
+    }
+
+    fn start(
+        &self,
+        spec: &ProcessSpec,
+        env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+        sink: Arc<dyn ProcessSink>,
+        owner: Owner,
+        terminal: Option<TerminalSize>,
+    ) -> io::Result<Arc<Process>> {
         let (output, config) = (&self.output, self.config);
         let Some((program, args)) = spec.argv.split_first() else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
@@ -258,15 +287,22 @@ impl Processes {
             .env_clear()
             .envs(env)
             // As a shell would: some programs (OpenCode) take their folder from PWD.
-            .env("PWD", &spec.cwd)
-            .stdin(if spec.stdin {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+            .env("PWD", &spec.cwd);
+        let pty = terminal.map(pty::Pty::open).transpose()?;
+        match &pty {
+            Some(pty) => pty.prepare(&mut command)?,
+            None => {
+                command
+                    .stdin(if spec.stdin {
+                        Stdio::piped()
+                    } else {
+                        Stdio::null()
+                    })
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .process_group(0);
+            }
+        }
         let mut child = self.launcher.spawn(command)?;
         let pid = child.id();
         self.ledger.add(pid, owner);
@@ -302,11 +338,25 @@ impl Processes {
                     .spawn(move || read_pipe(ctx))?,
             );
         }
+        let (terminal, terminal_input) = match pty {
+            Some(pty) => {
+                let (terminal, input, reader) = pty.start(pty::ReaderCtx {
+                    wake: wake.clone(),
+                    sink: sink.clone(),
+                    process: id,
+                    output: output.clone(),
+                    _done: done_tx.clone(),
+                })?;
+                readers.push(reader);
+                (Some(terminal), Some(input))
+            }
+            None => (None, None),
+        };
         drop(done_tx);
 
         let stdin = match child.stdin.take() {
             Some(pipe) => Some(Stdin::start(id, File::from(OwnedFd::from(pipe)))?),
-            None => None,
+            None => terminal_input.map(|t| Stdin::start(id, t)).transpose()?,
         };
 
         let process = Arc::new(Process {
@@ -314,6 +364,7 @@ impl Processes {
             pid,
             started,
             io: Io::Local(Mutex::new(stdin)),
+            terminal,
             exit: Arc::new((Mutex::new(None), Condvar::new())),
         });
         let waiter = Waiter {
@@ -347,6 +398,7 @@ impl Process {
                 order: Mutex::new(()),
                 link,
             },
+            terminal: None,
             exit: Arc::new((Mutex::new(None), Condvar::new())),
         }
     }
@@ -449,6 +501,11 @@ impl Process {
             return Some(exit);
         }
         self.close_stdin();
+        if self.terminal.is_some() {
+            // What closing a terminal does: an interactive shell ignores SIGTERM.
+            log::info!("process {}: sending SIGHUP to group {}", self.id, self.pid);
+            self.signal(libc::SIGHUP);
+        }
         log::info!("process {}: sending SIGTERM to group {}", self.id, self.pid);
         self.signal(libc::SIGTERM);
         if let Some(exit) = self.wait_timeout(grace) {
@@ -505,6 +562,10 @@ impl Waiter {
         // The child is a zombie until reaped below, so its pid (the group id) cannot be
         // reused yet: killing the group here cannot hit an unrelated process.
         sys::kill_group(pid, libc::SIGKILL);
+        if self.process.terminal.is_some() {
+            // A shell's jobs have groups of their own, in its session.
+            sys::kill_session(pid, libc::SIGKILL);
+        }
         if !drained {
             log::info!(
                 "process {}: output still open {:.1}s after exit; dropping the rest",

@@ -25,6 +25,8 @@ pub struct AgentSession {
     /// The token the connection was opened with.
     caller: Caller,
     subscriptions: HashMap<String, Arc<Subscription>>,
+    /// Terminal workers this connection typed into or sized: told when it leaves.
+    terminals: HashMap<String, Arc<crate::worker::Worker>>,
 }
 
 impl AgentSession {
@@ -33,6 +35,7 @@ impl AgentSession {
             app,
             caller,
             subscriptions: HashMap::new(),
+            terminals: HashMap::new(),
         }
     }
 }
@@ -129,6 +132,9 @@ impl Session for AgentSession {
         for (_, sub) in self.subscriptions.drain() {
             sub.stop();
         }
+        for (_, worker) in self.terminals.drain() {
+            worker.terminal_viewer_left(conn.id);
+        }
     }
 }
 
@@ -186,6 +192,12 @@ impl AgentSession {
                 if let Some(old) = self.subscriptions.remove(&worker.id) {
                     old.stop();
                 }
+                // A terminal's screen first, then the events after it.
+                let snapshot = since
+                    .is_none()
+                    .then(|| worker.terminal_snapshot())
+                    .flatten();
+                let since = snapshot.as_ref().map(|s| s.seq).or(since);
                 let (first, last) = worker.feed.bounds();
                 reply(
                     conn,
@@ -193,6 +205,17 @@ impl AgentSession {
                     json!({"worker_id": worker.id, "since": since, "first_seq": first, "last_seq": last}),
                     id,
                 );
+                if let Some(snapshot) = snapshot {
+                    let event =
+                        serde_json::to_value(crate::event::Event::TerminalSnapshot(snapshot))
+                            .unwrap_or(Value::Null);
+                    conn.send_json(&envelope(
+                        ServerType::AgentEvent,
+                        event,
+                        Some(&worker.id),
+                        None,
+                    ));
+                }
                 let sub = Subscription::start(conn, worker.clone(), since, true);
                 self.subscriptions.insert(worker.id.clone(), sub);
             }
@@ -261,6 +284,51 @@ impl AgentSession {
                 let mut payload = serde_json::to_value(&resolved).unwrap_or(Value::Null);
                 payload["worker_id"] = worker.id.clone().into();
                 reply(conn, ServerType::AgentApproved, payload, id);
+            }
+            RequestType::AgentInput => {
+                let worker = app
+                    .hub
+                    .require_for(&self.caller, &worker_id(req)?, Access::Change)?;
+                let data = serde_json::from_value::<crate::event::TerminalData>(Value::Object(
+                    req.payload.clone(),
+                ))
+                .ok()
+                .and_then(|input| input.bytes())
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "`payload.data` is required: what to type, as a string (base64 with `encoding`: \"base64\")",
+                    )
+                })?;
+                let bytes = data.len();
+                worker.terminal_input(conn.id, data)?;
+                reply(
+                    conn,
+                    ServerType::AgentInput,
+                    json!({"worker_id": worker.id, "bytes": bytes}),
+                    id,
+                );
+                self.terminals.insert(worker.id.clone(), worker);
+            }
+            RequestType::AgentResize => {
+                let worker = app
+                    .hub
+                    .require_for(&self.caller, &worker_id(req)?, Access::Change)?;
+                let number = |key: &str| req.payload.get(key).and_then(Value::as_u64);
+                let (Some(cols), Some(rows)) = (number("cols"), number("rows")) else {
+                    return Err(Error::invalid(
+                        "`payload.cols` and `payload.rows` are required: whole numbers",
+                    ));
+                };
+                let size =
+                    crate::event::TerminalSize::checked(cols, rows).map_err(Error::invalid)?;
+                worker.terminal_resize(conn.id, size)?;
+                reply(
+                    conn,
+                    ServerType::AgentResize,
+                    json!({"worker_id": worker.id, "cols": size.cols, "rows": size.rows}),
+                    id,
+                );
+                self.terminals.insert(worker.id.clone(), worker);
             }
             RequestType::CommandExecute => self.execute(conn, req)?,
             RequestType::TaskAssign => {

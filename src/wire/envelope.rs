@@ -54,6 +54,8 @@ message_types! {
         AgentStop = "agent:stop",
         AgentDelete = "agent:delete",
         AgentApprove = "agent:approve",
+        AgentInput = "agent:input",
+        AgentResize = "agent:resize",
         CommandExecute = "command:execute",
         TaskAssign = "task:assign",
         TaskList = "task:list",
@@ -75,6 +77,8 @@ message_types! {
         AgentUnsubscribed = "agent:unsubscribed",
         AgentStopped = "agent:stopped",
         AgentApproved = "agent:approved",
+        AgentInput = "agent:input",
+        AgentResize = "agent:resize",
         AgentEvent = "agent:event",
         AgentError = "agent:error",
         CommandProgress = "command:progress",
@@ -112,7 +116,9 @@ impl RequestType {
             | RequestType::AgentInterrupt
             | RequestType::AgentStop
             | RequestType::AgentDelete
-            | RequestType::AgentApprove => ServerType::AgentError,
+            | RequestType::AgentApprove
+            | RequestType::AgentInput
+            | RequestType::AgentResize => ServerType::AgentError,
             RequestType::CommandExecute => ServerType::CommandError,
             RequestType::ConnectionPing
             | RequestType::TaskAssign

@@ -13,6 +13,7 @@ pub mod follow;
 pub mod hub;
 pub mod isolation;
 mod restart;
+mod terminal;
 mod turns;
 
 use std::collections::VecDeque;
@@ -257,6 +258,8 @@ struct WorkerState {
     approvals: approvals::Approvals,
     /// Why its (remote) process cannot be reached now; it is shown as `disconnected`.
     disconnected: Option<String>,
+    /// A terminal worker's screen and who sizes it (`terminal.rs`).
+    terminal: Option<crate::terminal::TerminalState>,
 }
 
 pub struct Worker {
@@ -387,9 +390,10 @@ impl Worker {
         let restart = worker.spec.restart.after_server_restart() && !worker.has_turns();
         // A program on another host does not die with this server: what a crash left
         // running there is ended (a start ends it too, first thing).
-        if worker.spec.host.is_some() && (was_running || resume) && !(resume && restart) {
+        // (Whatever its status said: an idle live session is a program too.)
+        if worker.spec.host.is_some() && !(resume && restart) {
             let left = worker.clone();
-            std::thread::spawn(move || left.forget_remote());
+            std::thread::spawn(move || left.end_remote());
         }
         if resume && restart {
             worker.start();
@@ -427,6 +431,7 @@ impl Worker {
             signal: saved.signal,
             duration: Duration::ZERO,
         });
+        let terminal = (saved.spec.options.terminal).map(crate::terminal::TerminalState::new);
         Arc::new_cyclic(|me| Worker {
             id: saved.id,
             owner: saved.owner,
@@ -452,6 +457,7 @@ impl Worker {
                 resume: saved.resume,
                 approvals: approvals::Approvals::default(),
                 disconnected: None,
+                terminal,
             }),
             dir,
             saving: Mutex::new(()),
@@ -559,15 +565,12 @@ impl Worker {
                     .engine
                     .child_env
                     .build(&self.adapter.credentials(), &spec.env);
-                self.engine
-                    .processes
-                    .spawn(&spec, env, sink, Owner::Worker(self.id.clone()))
-                    .map_err(|err| {
-                        start_failed(format!(
-                            "could not start `{}`: {err}",
-                            spec.argv.first().map_or("", |s| s.as_str())
-                        ))
-                    })?
+                self.spawn_process(st, &spec, env, sink).map_err(|err| {
+                    start_failed(format!(
+                        "could not start `{}`: {err}",
+                        spec.argv.first().map_or("", |s| s.as_str())
+                    ))
+                })?
             }
         };
         // A long-running session's handshake goes first (Claude Code's `initialize`, an
@@ -904,6 +907,21 @@ impl Worker {
     }
 
     /// Removes the worker's files (after it was stopped and its feed closed).
+    /// Ends what a crashed server left running of it on its host (tried again until
+    /// the host answers).
+    fn end_remote(&self) {
+        let Some(name) = &self.spec.host else { return };
+        let ended = self
+            .engine
+            .hosts
+            .find(name)
+            .map_err(|err| err.message)
+            .and_then(|host| self.engine.hosts.end_left(&host, &self.id));
+        if let Err(why) = ended {
+            log::warn!("worker {}: on host `{name}`: {why}", self.id);
+        }
+    }
+
     /// Ends what runs of it on its host and removes its spool there.
     fn forget_remote(&self) {
         let Some(name) = &self.spec.host else { return };
@@ -1102,6 +1120,7 @@ impl ProcessSink for Worker {
     fn on_process_event(&self, process: u64, event: ProcEvent) {
         match event {
             ProcEvent::Lines { pipe, data } => self.on_lines(process, pipe, &data),
+            ProcEvent::Terminal(data) => self.on_terminal(&data),
             ProcEvent::Exited(exit) => self.on_exit(process, exit),
             ProcEvent::Disconnected { reason } => self.on_link(process, Some(reason)),
             ProcEvent::Reconnected => self.on_link(process, None),

@@ -1,9 +1,11 @@
 //! `/ws/{worker_id}`: one worker's events, and messages to it.
 //!
 //! Client to server: `{"type":"message","content":"..."}`, `{"type":"approval",
-//! "approval_id","decision","message"?,"updated_input"?}` and `{"type":"ping"}`.
+//! "approval_id","decision","message"?,"updated_input"?}`, `{"type":"ping"}`, and for a
+//! terminal worker `{"type":"input","data":"..."}` and `{"type":"resize","cols","rows"}`.
 //! Server to client: the worker's events (`output`, `user_message`, `status`, ...), each
-//! with the worker's `seq`, plus `error` events (without a seq) for this client only.
+//! with the worker's `seq`, plus `error` events (without a seq) for this client only;
+//! a terminal worker's viewer that gives no `since` gets a `terminal_snapshot` first.
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use super::subscription::Subscription;
 use crate::approval::Answer;
 use crate::auth::{Access, Caller};
 use crate::error::ErrorCode;
-use crate::event::Event;
+use crate::event::{Event, TerminalSize};
 use crate::worker::Worker;
 
 /// What a client may send.
@@ -32,6 +34,14 @@ enum ClientMessage {
         answer: serde_json::Map<String, serde_json::Value>,
     },
     Ping,
+    /// Keys or a paste for a terminal worker (Ctrl-C is "\u0003"); bytes that are not
+    /// UTF-8 as base64 with `"encoding": "base64"`, as the server's `terminal` events.
+    Input(crate::event::TerminalData),
+    /// The viewer's window, in cells.
+    Resize {
+        cols: u64,
+        rows: u64,
+    },
 }
 
 pub struct WorkerStream {
@@ -74,12 +84,15 @@ impl WorkerStream {
 
 impl Session for WorkerStream {
     fn on_open(&mut self, conn: &Arc<Conn>) {
-        self.subscription = Some(Subscription::start(
-            conn,
-            self.worker.clone(),
-            self.since,
-            false,
-        ));
+        // A terminal's late viewer sees the screen, then the events after it.
+        let mut since = self.since;
+        if since.is_none()
+            && let Some(snapshot) = self.worker.terminal_snapshot()
+        {
+            since = Some(snapshot.seq);
+            conn.send_event(&Event::TerminalSnapshot(snapshot));
+        }
+        self.subscription = Some(Subscription::start(conn, self.worker.clone(), since, false));
     }
 
     fn on_text(&mut self, conn: &Arc<Conn>, text: &str) {
@@ -108,15 +121,23 @@ impl Session for WorkerStream {
                         ErrorCode::BadMessage,
                         "`approval` needs `approval_id` (a string) and `decision`".to_string(),
                     ),
+                    Some("input") => (
+                        ErrorCode::BadMessage,
+                        "`input` needs `data`, a string (and `encoding`: \"base64\" for bytes that are not UTF-8)".to_string(),
+                    ),
+                    Some("resize") => (
+                        ErrorCode::BadMessage,
+                        "`resize` needs `cols` and `rows`, whole numbers".to_string(),
+                    ),
                     Some(other) => (
                         ErrorCode::UnknownType,
                         format!(
-                            "unknown message type `{other}`; expected `message`, `approval` or `ping`"
+                            "unknown message type `{other}`; expected `message`, `approval`, `input`, `resize` or `ping`"
                         ),
                     ),
                     None => (
                         ErrorCode::UnknownType,
-                        "a message needs a `type`: `message`, `approval` or `ping`".to_string(),
+                        "a message needs a `type`: `message`, `approval`, `input`, `resize` or `ping`".to_string(),
                     ),
                 };
                 return conn.send_error(code, &text);
@@ -153,10 +174,35 @@ impl Session for WorkerStream {
                 }
             }
             ClientMessage::Ping => conn.send_json(&serde_json::json!({"type": "pong"})),
+            ClientMessage::Input(input) => {
+                if !self.may_drive(conn, "type into it") {
+                    return;
+                }
+                let Some(bytes) = input.bytes() else {
+                    return conn.send_error(ErrorCode::BadMessage, "`data` is not base64");
+                };
+                if let Err(err) = self.worker.terminal_input(conn.id, bytes) {
+                    conn.send_error(err.code, &err.message);
+                }
+            }
+            ClientMessage::Resize { cols, rows } => {
+                if !self.may_drive(conn, "size its terminal") {
+                    return;
+                }
+                let resized = TerminalSize::checked(cols, rows)
+                    .map_err(|message| {
+                        crate::error::Error::invalid(message).with_code(ErrorCode::BadMessage)
+                    })
+                    .and_then(|size| self.worker.terminal_resize(conn.id, size));
+                if let Err(err) = resized {
+                    conn.send_error(err.code, &err.message);
+                }
+            }
         }
     }
 
-    fn on_close(&mut self, _conn: &Arc<Conn>) {
+    fn on_close(&mut self, conn: &Arc<Conn>) {
+        self.worker.terminal_viewer_left(conn.id);
         if let Some(sub) = self.subscription.take() {
             sub.stop();
         }

@@ -5,6 +5,7 @@
 pub mod mock_llm;
 pub mod server;
 pub mod sshd;
+pub mod terminal;
 pub mod turns;
 
 use std::ffi::OsStr;

@@ -1,6 +1,11 @@
 //! A real OpenSSH server for a test, on a free loopback port, with its own host key and
 //! an authorized client key, and a `HOME` whose `.ssh/config` names it as a user's would
 //! (`../shared/TEST-HOSTS.md`). Stopped when dropped.
+//!
+//! Its sessions get that `HOME` too (`SetEnv`): what runs "on the host" keeps its files
+//! there (a remote worker's spool), and the machine user's own shell start-up files
+//! (a `.bashrc` that runs `pyenv rehash`, which can wait a minute on a lock a killed
+//! session left) play no part in the tests.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -45,10 +50,11 @@ impl Sshd {
             .map_err(|e| e.to_string())?
             .port();
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nStrictModes no\nPidFile {}\n",
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nStrictModes no\nPidFile {}\nSetEnv HOME={}\n",
             dir.join("hk").display(),
             dir.join("authorized_keys").display(),
-            dir.join("sshd.pid").display()
+            dir.join("sshd.pid").display(),
+            dir.join("home").display()
         );
         std::fs::write(dir.join("sshd_config"), config).map_err(|e| e.to_string())?;
         let child = spawn_sshd(dir)?;
