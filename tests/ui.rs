@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 use support::TempDir;
 use support::mock_llm::{Behaviour, MockLlm, cli_path};
 use support::server::Workerhub;
+use support::sshd::Sshd;
 
 /// Longest a script may run before it is killed and the test fails.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(150);
@@ -655,6 +656,64 @@ fn the_changes_view_follows_a_worktree_workers_turns_at_desktop_and_phone_width(
         target(&hub).as_tuple(),
         &[("WH_REPO", repo.display().to_string())],
         no_requests,
+        || hub.log(),
+    );
+}
+
+/// Deletes every worker of a server when dropped, so that a worker on the test's sshd
+/// leaves no spool on the (real) host, even when the script failed.
+struct DeleteWorkers<'a>(&'a Workerhub);
+
+impl Drop for DeleteWorkers<'_> {
+    fn drop(&mut self) {
+        let list = self.0.get("/api/workers").json();
+        for worker in list["workers"].as_array().into_iter().flatten() {
+            if let Some(id) = worker["id"].as_str() {
+                self.0.delete(&format!("/api/workers/{id}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_worker_on_another_host_is_created_from_the_form_and_shows_when_its_host_goes_away() {
+    let Some(browser) = browser() else { return };
+    let _one = one_at_a_time();
+    let tmp = TempDir::new("wh-ui-remote").expect("temp dir");
+    let mut sshd = match Sshd::start(tmp.path(), &["local-ssh"]) {
+        Ok(sshd) => sshd,
+        Err(why) => {
+            println!("skipped: {why}");
+            return;
+        }
+    };
+    let hosts = serde_json::json!({
+        "local-ssh": {"ssh": "local-ssh", "config_file": sshd.home.join(".ssh/config")},
+    });
+    let file = tmp.path().join("hosts.json");
+    std::fs::write(&file, hosts.to_string()).expect("hosts file");
+    let project = tmp.subdir("project").expect("project");
+    let hub = Workerhub::start_in(
+        &tmp.path().join("data"),
+        &["--hosts", &file.display().to_string()],
+    );
+    let _cleanup = DeleteWorkers(&hub);
+    run_script(
+        &browser,
+        "remote.mjs",
+        target(&hub).as_tuple(),
+        &[("WH_PROJECT", project.display().to_string())],
+        |request| match request {
+            "stop-sshd" => {
+                sshd.stop();
+                "stopped".into()
+            }
+            "start-sshd" => match sshd.restart() {
+                Ok(()) => "started".into(),
+                Err(why) => format!("not started: {why}"),
+            },
+            other => no_requests(other),
+        },
         || hub.log(),
     );
 }
