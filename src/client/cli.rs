@@ -43,9 +43,13 @@ impl ClientArgs {
 pub struct CreateArgs {
     /// The worker's name.
     pub name: String,
-    /// Its project folder (on the server).
+    /// Its project folder (on the server; with --host, an absolute path on that host).
     #[arg(long)]
     pub path: String,
+    /// Run it on this host of the server's hosts file (`workerhub hosts` lists them),
+    /// over ssh [default: the server's machine].
+    #[arg(long)]
+    pub host: Option<String>,
     /// Its kind (`ai_cli_type`): command, claude, codex, gemini, opencode, ...
     #[arg(long)]
     pub kind: Option<String>,
@@ -199,6 +203,7 @@ const CREATE_TERMS: &[(&str, &str)] = &[
     ("permission_mode", "--permission-mode"),
     ("mode", "--mode"),
     ("base_ref", "--base-ref"),
+    ("host", "--host"),
 ];
 
 /// The task request's fields as `workerhub tasks add` names them.
@@ -247,17 +252,32 @@ pub fn workers(args: &ClientArgs) -> Result<ExitCode, ClientError> {
         println!("no workers");
         return Ok(ExitCode::SUCCESS);
     }
+    // Where each runs, when any runs on another host (`-`: the server's machine).
+    let hosts = workers.iter().any(|w| w["host"].is_string());
+    let host = |w: &Value| match hosts {
+        true => format!("{:<16} ", short(w["host"].as_str().unwrap_or("-"), 16)),
+        false => String::new(),
+    };
     println!(
-        "{:<20} {:<36} {:<10} {:<11} PROJECT",
-        "NAME", "ID", "KIND", "STATUS"
+        "{:<20} {:<36} {:<10} {:<12} {}PROJECT",
+        "NAME",
+        "ID",
+        "KIND",
+        "STATUS",
+        if hosts {
+            format!("{:<16} ", "HOST")
+        } else {
+            String::new()
+        }
     );
     for w in workers {
         println!(
-            "{:<20} {:<36} {:<10} {:<11} {}",
+            "{:<20} {:<36} {:<10} {:<12} {}{}",
             short(w["name"].as_str().unwrap_or(""), 20),
             w["id"].as_str().unwrap_or(""),
             w["ai_cli_type"].as_str().unwrap_or(""),
             w["status"].as_str().unwrap_or(""),
+            host(&w),
             w["project_path"].as_str().unwrap_or("")
         );
     }
@@ -282,6 +302,7 @@ pub fn create(args: &CreateArgs) -> Result<ExitCode, ClientError> {
         set(&mut body, "base_ref", json!(base));
     }
     for (key, value) in [
+        ("host", &args.host),
         ("model", &args.model),
         ("permission_mode", &args.permission_mode),
         ("mode", &args.mode),

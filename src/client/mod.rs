@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod changes;
 pub mod cli;
+pub mod hosts;
 
 use std::net::TcpStream;
 use std::path::Path;
