@@ -88,9 +88,11 @@ pub struct SendArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
-    /// For a `command` worker (no turns): its answer is over after this much quiet.
-    #[arg(long, default_value_t = 300)]
-    pub quiet_ms: u64,
+    /// For a `command` worker (no turns): its answer is over after this much quiet
+    /// [default: 300, or 1500 for a worker on another host, whose first answer comes
+    /// over ssh].
+    #[arg(long)]
+    pub quiet_ms: Option<u64>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -528,7 +530,13 @@ pub fn send(args: &SendArgs) -> Result<ExitCode, ClientError> {
     let mut socket = client.ws("/ws")?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     if worker["has_turns"] != true {
-        return send_without_turns(args, &mut socket, &id, deadline, &render);
+        let quiet = match (args.quiet_ms, worker["host"].is_string()) {
+            (Some(ms), _) => ms,
+            (None, false) => 300,
+            (None, true) => 1500,
+        };
+        let quiet = Duration::from_millis(quiet);
+        return send_without_turns(args, &mut socket, (&id, quiet), deadline, &render);
     }
     client::send_request(
         &mut socket,
@@ -600,7 +608,7 @@ pub fn send(args: &SendArgs) -> Result<ExitCode, ClientError> {
 fn send_without_turns(
     args: &SendArgs,
     socket: &mut Socket,
-    id: &str,
+    (id, quiet): (&str, Duration),
     deadline: Instant,
     render: &Render,
 ) -> Result<ExitCode, ClientError> {
@@ -618,7 +626,6 @@ fn send_without_turns(
         json!({"content": args.message}),
         Some(id),
     )?;
-    let quiet = Duration::from_millis(args.quiet_ms);
     let mut answered = false;
     let mut last = Instant::now();
     loop {
