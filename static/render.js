@@ -629,7 +629,7 @@ function statusRow(ev, ctx) {
     text = ev.reason ? `Interrupted: ${ev.reason}` : 'Interrupted (the server stopped while it ran)';
     cls = 'notice warn';
   } else if (status === 'disconnected') {
-    // Its host stopped answering; the program may still run there (docs/PROTOCOL.md).
+    // Its host stopped answering; the program may still run there.
     text = `Cannot reach its host${ev.reason ? `: ${ev.reason}` : ''} — retrying`;
     cls = 'notice warn host-lost';
   } else if (ctx.previousStatus && ctx.previousStatus(ev.seq) === 'disconnected') {
