@@ -66,6 +66,8 @@ pub enum Command {
     Diff(crate::client::changes::DiffArgs),
     /// Merge a worker's branch into the branch its worktree came from.
     Merge(crate::client::changes::MergeArgs),
+    /// The machines workers may run on (`--hosts FILE`), or `hosts check NAME`.
+    Hosts(crate::client::hosts::HostsArgs),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use workerhub::client::{batch, changes, cli};
+use workerhub::client::{batch, changes, cli, hosts};
 use workerhub::config::{self, Cli, Command};
 
 fn init_logging(level: &str) {
@@ -42,5 +42,6 @@ fn main() -> ExitCode {
         Some(Command::Token { command }) => cli::run(|| cli::token(&command)),
         Some(Command::Diff(args)) => cli::run(|| changes::diff(&args)),
         Some(Command::Merge(args)) => cli::run(|| changes::merge(&args)),
+        Some(Command::Hosts(args)) => cli::run(|| hosts::hosts(&args)),
     }
 }

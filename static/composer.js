@@ -74,7 +74,9 @@ export class Composer {
     } else {
       this.input.disabled = false;
       send.disabled = false;
-      if (!w.has_turns && !running) {
+      if (w.status === 'disconnected') {
+        hint.textContent = `${w.host || 'Its host'} cannot be reached: a message now is refused (nothing is sent). The page shows when it answers again.`;
+      } else if (!w.has_turns && !running) {
         hint.textContent = 'The process is not running: press Start to run it again.';
       } else if (w.status === 'waiting_approval') {
         hint.textContent = `Waiting for an approval above: a message now waits in the queue${q ? ` (${q} waiting)` : ''}.`;

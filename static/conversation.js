@@ -443,6 +443,7 @@ export class Conversation {
       explained: (seq) => this.explained.has(seq),
       toolUpdates: this.toolUpdates,
       project: this.worker ? this.worker.project_path : '',
+      previousStatus: (seq) => this.previousStatus(seq),
       planSuperseded: (seq) => this.planNear(seq, 1) !== null,
       earlierPlanRow: (seq) => {
         const earlier = this.planNear(seq, -1);
@@ -464,6 +465,14 @@ export class Conversation {
       if (kind === 'plan') return ev;
       if (kind === 'result' || (ev.type === 'user_message' && ev.state !== 'queued')) return null;
       if (ev.type === 'status' && ['idle', 'exited', 'error', 'interrupted'].includes(ev.status)) return null;
+    }
+    return null;
+  }
+
+  /** The status of the held status event before `seq` (null when none is held). */
+  previousStatus(seq) {
+    for (let i = this.lowerBound(seq) - 1; i >= 0; i--) {
+      if (this.events[i].type === 'status') return this.events[i].status;
     }
     return null;
   }

@@ -1,12 +1,15 @@
 // The "New worker" form. The kinds and the options each one takes come from
 // GET /api/ai-clis (a kind that cannot run here is shown disabled, with the reason);
-// fields.js turns the options into fields and back into the request body.
+// fields.js turns the options into fields and back into the request body. When the
+// server has other machines (GET /api/hosts), a Host picker says where the worker runs;
+// its folder is then a path on that host.
 
 import { $, h, clear } from './dom.js';
 import { post } from './api.js';
 import { optionField, optionValue } from './fields.js';
 import { loadKinds, kindOptionText, credentialProblem } from './kinds.js';
 import { rememberPath, suggestPaths } from './paths.js';
+import { loadHosts, checkHost, hostState, describeCheck } from './hosts.js';
 
 const LAST_KEY = 'workerhub.lastCreate';
 
@@ -29,6 +32,7 @@ export class CreateForm {
     this.roots = []; // the server's project roots, suggested for the folder
     this.fields = []; // the shown kind's options: {option, input}
     this.texts = new Map(); // option name → what was typed, kept across kinds
+    this.hosts = []; // GET /api/hosts: the hosts a worker can run on
     this.form = $('create-form');
     this.form.addEventListener('submit', (e) => {
       e.preventDefault();
@@ -36,6 +40,8 @@ export class CreateForm {
     });
     $('cw-cancel').addEventListener('click', () => this.dialog.close());
     $('cw-kind').addEventListener('change', () => this.showFields());
+    $('cw-host').addEventListener('change', () => this.showHost());
+    $('cw-host-check').addEventListener('click', () => this.check());
   }
 
   async open() {
@@ -48,6 +54,7 @@ export class CreateForm {
     select.disabled = true;
     let defaultKind = null;
     suggestPaths($('cw-path-list'), this.roots);
+    const hosts = this.loadHosts(last.host);
     try {
       const data = await loadKinds();
       this.kinds = data.kinds;
@@ -72,6 +79,76 @@ export class CreateForm {
     if (pick) select.value = pick.name;
     this.showFields();
     (pick ? $('cw-name') : select).focus();
+    await hosts;
+  }
+
+  /** Fills the Host picker: "This machine" first, then each host with its state. Hidden
+   * when the server has none (or cannot say). */
+  async loadHosts(lastHost) {
+    try {
+      this.hosts = await loadHosts();
+    } catch {
+      this.hosts = [];
+    }
+    const select = $('cw-host');
+    const previous = select.value || lastHost || '';
+    clear(select);
+    select.appendChild(h('option', { value: '', text: 'This machine' }));
+    for (const x of this.hosts) select.appendChild(h('option', { value: x.name, text: `${x.name} — ${hostState(x)}` }));
+    select.value = this.hosts.some((x) => x.name === previous) ? previous : '';
+    $('cw-host-field').hidden = this.hosts.length === 0;
+    this.showHost();
+  }
+
+  /** The chosen host, or null for this machine. */
+  host() {
+    const name = $('cw-host-field').hidden ? '' : $('cw-host').value;
+    return this.hosts.find((x) => x.name === name) || null;
+  }
+
+  /** The folder field says where the folder is; local suggestions only for this machine. */
+  showHost(note = null) {
+    const host = this.host();
+    const path = $('cw-path');
+    $('cw-host-check').disabled = !host;
+    $('cw-host-check').hidden = !host;
+    if (host) {
+      $('cw-path-label').textContent = `Project folder on ${host.name}`;
+      path.placeholder = `/absolute/path/on/${host.name}`;
+      path.removeAttribute('list');
+      $('cw-host-note').textContent = note || (host.state === 'unknown'
+        ? `Runs over ssh${host.host && host.host.ssh !== host.name ? ` (${host.host.ssh})` : ''}; not checked yet: Check connects to it.`
+        : host.state === 'reachable' ? describeCheck(host) : `Last check: ${describeCheck(host)}`);
+    } else {
+      $('cw-path-label').textContent = 'Project folder';
+      path.placeholder = '/path/to/project';
+      path.setAttribute('list', 'cw-path-list');
+      $('cw-host-note').textContent = '';
+    }
+  }
+
+  /** Checks the chosen host now and says what was found. */
+  async check() {
+    const host = this.host();
+    if (!host) return;
+    const button = $('cw-host-check');
+    button.disabled = true;
+    button.textContent = 'Checking…';
+    $('cw-host-note').textContent = `Connecting to ${host.name}…`;
+    let note;
+    try {
+      const status = await checkHost(host.name);
+      Object.assign(host, status);
+      const option = Array.from($('cw-host').options).find((o) => o.value === host.name);
+      if (option) option.textContent = `${host.name} — ${hostState(host)}`;
+      note = describeCheck(host);
+    } catch (err) {
+      note = `Could not check ${host.name}: ${err.message}`;
+    } finally {
+      button.textContent = 'Check';
+    }
+    if (this.host() === host) this.showHost(note);
+    else this.showHost();
   }
 
   kind() {
@@ -118,8 +195,11 @@ export class CreateForm {
     const body = { ai_cli_type: this.kind().name };
     const name = $('cw-name').value.trim();
     if (name) body.name = name;
+    const host = this.host();
     const path = $('cw-path').value.trim();
     if (!path) throw new Error('Project folder is required: the folder the worker runs in.');
+    if (host && !path.startsWith('/')) throw new Error(`Project folder must be an absolute path on ${host.name} (it starts with /).`);
+    if (host) body.host = host.name;
     body.project_path = path;
     for (const { option, input } of this.fields) {
       const value = optionValue(option, input.value);
@@ -143,8 +223,9 @@ export class CreateForm {
     button.textContent = 'Creating…';
     try {
       const worker = await post('/api/workers', body);
-      try { localStorage.setItem(LAST_KEY, JSON.stringify({ ai_cli_type: body.ai_cli_type, project_path: body.project_path })); } catch { /* ignore */ }
-      rememberPath(body.project_path);
+      try { localStorage.setItem(LAST_KEY, JSON.stringify({ ai_cli_type: body.ai_cli_type, project_path: body.project_path, host: body.host || '' })); } catch { /* ignore */ }
+      // A folder on another host is no suggestion for this machine.
+      if (!body.host) rememberPath(body.project_path);
       this.dialog.close();
       $('cw-name').value = '';
       this.fields = [];

@@ -1,11 +1,11 @@
-// The open worker's header (name, status, kind, folder, details), its action buttons
-// (interrupt, stop, start, delete), the "working" line while a turn runs, and the strip
-// of queued messages.
+// The open worker's header (name, status, kind, host, folder, details), its action
+// buttons (interrupt, stop, start, delete), the "working" line while a turn runs, the
+// strip of queued messages, and the banner while its host cannot be reached.
 
 import { $, h, clear, toast } from './dom.js';
 import { duration, plural } from './format.js';
 import { get, post, del, enc } from './api.js';
-import { badge, statusLabel, pendingApprovals } from './list.js';
+import { badge, statusLabel, pendingApprovals, disconnectedText } from './list.js';
 import { setTitle } from './title.js';
 
 export class WorkerHeader {
@@ -39,6 +39,10 @@ export class WorkerHeader {
     $('w-name').title = w.id;
     badge($('w-badge'), w);
     $('w-kind').textContent = w.ai_cli_type || '';
+    // A worker on this machine shows no host.
+    $('w-host').hidden = !w.host;
+    $('w-host').textContent = w.host || '';
+    $('w-host').title = w.host ? `runs on host ${w.host}; its folder is a path there` : '';
     $('w-path').textContent = String(w.project_path || '');
     $('w-path').title = String(w.project_path || '');
     const bits = [];
@@ -53,11 +57,17 @@ export class WorkerHeader {
     const st = w.status;
     const busy = st === 'busy' || st === 'waiting_approval';
     const running = st === 'running' || st === 'starting';
+    // Its program runs on a host that does not answer now: it can still be stopped (given
+    // up here), not interrupted or started.
+    const disconnected = st === 'disconnected';
     const gone = !!w.deleted;
     $('act-interrupt').disabled = gone || !(busy || (!w.has_turns && running));
-    $('act-stop').disabled = gone || !(busy || running || (Array.isArray(w.queue) && w.queue.length > 0));
+    $('act-stop').disabled = gone || !(busy || running || disconnected || (Array.isArray(w.queue) && w.queue.length > 0));
     $('act-start').hidden = !!w.has_turns;
-    $('act-start').disabled = gone || running;
+    $('act-start').disabled = gone || running || disconnected;
+    const banner = $('host-banner');
+    banner.hidden = gone || !disconnected;
+    banner.textContent = disconnected && !gone ? `${disconnectedText(w)}. Messages are refused until it answers again; nothing it prints is lost.` : '';
     $('act-delete').disabled = gone;
     this.renderQueue(w);
     this.renderWorking(w);

@@ -23,6 +23,12 @@ export function statusLabel(w) {
   return label;
 }
 
+/** Why a worker shows `disconnected`: its host cannot be reached (the status's reason). */
+export function disconnectedText(w) {
+  const host = w.host || 'its host';
+  return `Cannot reach ${host}${w.reason ? `: ${w.reason}` : ''} — retrying`;
+}
+
 /** The tool approvals a worker waits for (the worker view lists whole requests, status
  * events a summary of each). */
 export function pendingApprovals(w) {
@@ -34,7 +40,8 @@ export function badge(el, w) {
   el.textContent = statusLabel(w);
   el.dataset.status = w.status || '';
   const q = Array.isArray(w.queue) ? w.queue.length : 0;
-  el.title = q ? `${statusLabel(w)}, ${q} queued` : statusLabel(w);
+  const label = w.status === 'disconnected' ? disconnectedText(w) : statusLabel(w);
+  el.title = q ? `${label}, ${q} queued` : label;
 }
 
 /**
@@ -177,7 +184,11 @@ export class WorkerList {
     h('span', { class: 'wi-name' }, dot, w.name || w.id),
     // Waiting for approval, the count says it all.
     h('span', { class: 'wi-badges' }, approvals || b, q ? ' ' : null, q),
-    h('span', { class: 'wi-sub' }, h('span', { class: 'kind', text: w.ai_cli_type }), h('span', { class: 'wi-path', text: shortPath(w.project_path), title: String(w.project_path || '') })));
+    h('span', { class: 'wi-sub' },
+      h('span', { class: 'kind', text: w.ai_cli_type }),
+      // Where it runs, for a worker on another machine (nothing for this one).
+      w.host ? h('span', { class: 'host-tag', text: w.host, title: `runs on host ${w.host}` }) : null,
+      h('span', { class: 'wi-path', text: shortPath(w.project_path), title: String(w.project_path || '') })));
     button.addEventListener('click', () => this.onOpen(w.id));
     return h('li', null, button);
   }
@@ -185,7 +196,7 @@ export class WorkerList {
   /** Renders the list, unless nothing it shows has changed. */
   render() {
     const list = $('worker-list');
-    const key = JSON.stringify(this.workers.map((w) => [w.id, w.name, w.status, w.exit_code, w.signal, w.reason, (w.queue || []).length, pendingApprovals(w).length, w.project_path, w.ai_cli_type, this.selected === w.id, w.last_seq, this.active.has(w.id)]));
+    const key = JSON.stringify(this.workers.map((w) => [w.id, w.name, w.status, w.exit_code, w.signal, w.reason, (w.queue || []).length, pendingApprovals(w).length, w.project_path, w.ai_cli_type, w.host, this.selected === w.id, w.last_seq, this.active.has(w.id)]));
     if (key === this.key && list.childElementCount === this.workers.length) return;
     this.key = key;
     const focusedId = document.activeElement && document.activeElement.classList.contains('worker-item') ? document.activeElement.dataset.id : null;

@@ -628,6 +628,14 @@ function statusRow(ev, ctx) {
   } else if (status === 'interrupted') {
     text = ev.reason ? `Interrupted: ${ev.reason}` : 'Interrupted (the server stopped while it ran)';
     cls = 'notice warn';
+  } else if (status === 'disconnected') {
+    // Its host stopped answering; the program may still run there.
+    text = `Cannot reach its host${ev.reason ? `: ${ev.reason}` : ''} — retrying`;
+    cls = 'notice warn host-lost';
+  } else if (ctx.previousStatus && ctx.previousStatus(ev.seq) === 'disconnected') {
+    // The status it had before the host stopped answering, back again.
+    text = `Reached its host again: ${status.replace(/_/g, ' ')}`;
+    cls = 'notice';
   } else if (status === 'running') {
     text = `Process started${ev.pid ? ` (pid ${ev.pid})` : ''}`;
     cls = ctx.hasTurns ? 'quiet' : 'notice';
@@ -657,7 +665,7 @@ function statusRow(ev, ctx) {
   } else {
     text = `Status: ${status}`;
   }
-  if (ev.reason && cls !== 'quiet' && status !== 'interrupted' && !stoppedOnRequest(ev)) text += ` (${ev.reason})`;
+  if (ev.reason && cls !== 'quiet' && status !== 'interrupted' && status !== 'disconnected' && !stoppedOnRequest(ev)) text += ` (${ev.reason})`;
   if (Array.isArray(ev.queue) && ev.queue.length && cls === 'quiet') text += ` · ${ev.queue.length} queued`;
   const el = row(ev, `status ${cls}`);
   el.appendChild(h('span', { text }));

@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 use support::TempDir;
 use support::mock_llm::{Behaviour, MockLlm, cli_path};
 use support::server::Workerhub;
+use support::sshd::Sshd;
 
 /// Longest a script may run before it is killed and the test fails.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(150);
@@ -672,5 +673,86 @@ fn the_changes_view_follows_a_worktree_workers_turns_at_desktop_and_phone_width(
         &[("WH_REPO", repo.display().to_string())],
         no_requests,
         || hub.log(),
+    );
+}
+
+/// A server whose hosts file names the test's sshd `local-ssh`. When dropped it deletes
+/// every worker, with the sshd up and each worker reached again, so that none leaves a
+/// process or a spool on the (real) host, even when the script failed while the sshd
+/// was stopped.
+struct RemoteHub {
+    hub: Workerhub,
+    sshd: RefCell<Sshd>,
+    sshd_down: std::cell::Cell<bool>,
+}
+
+impl Drop for RemoteHub {
+    fn drop(&mut self) {
+        if self.sshd_down.get() && self.sshd.borrow_mut().restart().is_ok() {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline
+                && self.hub.get("/api/workers").json()["workers"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|w| w["status"] == "disconnected"))
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        let list = self.hub.get("/api/workers").json();
+        for worker in list["workers"].as_array().into_iter().flatten() {
+            if let Some(id) = worker["id"].as_str() {
+                self.hub.delete(&format!("/api/workers/{id}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_worker_on_another_host_is_created_from_the_form_and_shows_when_its_host_goes_away() {
+    let Some(browser) = browser() else { return };
+    let _one = one_at_a_time();
+    let tmp = TempDir::new("wh-ui-remote").expect("temp dir");
+    let sshd = match Sshd::start(tmp.path(), &["local-ssh"]) {
+        Ok(sshd) => sshd,
+        Err(why) => {
+            println!("skipped: {why}");
+            return;
+        }
+    };
+    let hosts = serde_json::json!({
+        "local-ssh": {"ssh": "local-ssh", "config_file": sshd.home.join(".ssh/config")},
+    });
+    let file = tmp.path().join("hosts.json");
+    std::fs::write(&file, hosts.to_string()).expect("hosts file");
+    let project = tmp.subdir("project").expect("project");
+    let remote = RemoteHub {
+        hub: Workerhub::start_in(
+            &tmp.path().join("data"),
+            &["--hosts", &file.display().to_string()],
+        ),
+        sshd: RefCell::new(sshd),
+        sshd_down: std::cell::Cell::new(false),
+    };
+    run_script(
+        &browser,
+        "remote.mjs",
+        target(&remote.hub).as_tuple(),
+        &[("WH_PROJECT", project.display().to_string())],
+        |request| match request {
+            "stop-sshd" => {
+                remote.sshd.borrow_mut().stop();
+                remote.sshd_down.set(true);
+                "stopped".into()
+            }
+            "start-sshd" => match remote.sshd.borrow_mut().restart() {
+                Ok(()) => {
+                    remote.sshd_down.set(false);
+                    "started".into()
+                }
+                Err(why) => format!("not started: {why}"),
+            },
+            other => no_requests(other),
+        },
+        || remote.hub.log(),
     );
 }

@@ -43,9 +43,13 @@ impl ClientArgs {
 pub struct CreateArgs {
     /// The worker's name.
     pub name: String,
-    /// Its project folder (on the server).
+    /// Its project folder (on the server; with --host, an absolute path on that host).
     #[arg(long)]
     pub path: String,
+    /// Run it on this host of the server's hosts file (`workerhub hosts` lists them),
+    /// over ssh [default: the server's machine].
+    #[arg(long)]
+    pub host: Option<String>,
     /// Its kind (`ai_cli_type`): command, claude, codex, gemini, opencode, ...
     #[arg(long)]
     pub kind: Option<String>,
@@ -84,9 +88,11 @@ pub struct SendArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
-    /// For a `command` worker (no turns): its answer is over after this much quiet.
-    #[arg(long, default_value_t = 300)]
-    pub quiet_ms: u64,
+    /// For a `command` worker (no turns): its answer is over after this much quiet
+    /// [default: 300, or 1500 for a worker on another host, whose first answer comes
+    /// over ssh].
+    #[arg(long)]
+    pub quiet_ms: Option<u64>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -199,6 +205,7 @@ const CREATE_TERMS: &[(&str, &str)] = &[
     ("permission_mode", "--permission-mode"),
     ("mode", "--mode"),
     ("base_ref", "--base-ref"),
+    ("host", "--host"),
 ];
 
 /// The task request's fields as `workerhub tasks add` names them.
@@ -247,17 +254,32 @@ pub fn workers(args: &ClientArgs) -> Result<ExitCode, ClientError> {
         println!("no workers");
         return Ok(ExitCode::SUCCESS);
     }
+    // Where each runs, when any runs on another host (`-`: the server's machine).
+    let hosts = workers.iter().any(|w| w["host"].is_string());
+    let host = |w: &Value| match hosts {
+        true => format!("{:<16} ", short(w["host"].as_str().unwrap_or("-"), 16)),
+        false => String::new(),
+    };
     println!(
-        "{:<20} {:<36} {:<10} {:<11} PROJECT",
-        "NAME", "ID", "KIND", "STATUS"
+        "{:<20} {:<36} {:<10} {:<12} {}PROJECT",
+        "NAME",
+        "ID",
+        "KIND",
+        "STATUS",
+        if hosts {
+            format!("{:<16} ", "HOST")
+        } else {
+            String::new()
+        }
     );
     for w in workers {
         println!(
-            "{:<20} {:<36} {:<10} {:<11} {}",
+            "{:<20} {:<36} {:<10} {:<12} {}{}",
             short(w["name"].as_str().unwrap_or(""), 20),
             w["id"].as_str().unwrap_or(""),
             w["ai_cli_type"].as_str().unwrap_or(""),
             w["status"].as_str().unwrap_or(""),
+            host(&w),
             w["project_path"].as_str().unwrap_or("")
         );
     }
@@ -282,6 +304,7 @@ pub fn create(args: &CreateArgs) -> Result<ExitCode, ClientError> {
         set(&mut body, "base_ref", json!(base));
     }
     for (key, value) in [
+        ("host", &args.host),
         ("model", &args.model),
         ("permission_mode", &args.permission_mode),
         ("mode", &args.mode),
@@ -516,7 +539,13 @@ pub fn send(args: &SendArgs) -> Result<ExitCode, ClientError> {
     let mut socket = client.ws("/ws")?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     if worker["has_turns"] != true {
-        return send_without_turns(args, &mut socket, &id, deadline, &render);
+        let quiet = match (args.quiet_ms, worker["host"].is_string()) {
+            (Some(ms), _) => ms,
+            (None, false) => 300,
+            (None, true) => 1500,
+        };
+        let quiet = Duration::from_millis(quiet);
+        return send_without_turns(args, &mut socket, (&id, quiet), deadline, &render);
     }
     client::send_request(
         &mut socket,
@@ -588,7 +617,7 @@ pub fn send(args: &SendArgs) -> Result<ExitCode, ClientError> {
 fn send_without_turns(
     args: &SendArgs,
     socket: &mut Socket,
-    id: &str,
+    (id, quiet): (&str, Duration),
     deadline: Instant,
     render: &Render,
 ) -> Result<ExitCode, ClientError> {
@@ -606,7 +635,6 @@ fn send_without_turns(
         json!({"content": args.message}),
         Some(id),
     )?;
-    let quiet = Duration::from_millis(args.quiet_ms);
     let mut answered = false;
     let mut last = Instant::now();
     loop {

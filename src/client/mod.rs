@@ -6,6 +6,7 @@ pub mod attach;
 pub mod batch;
 pub mod changes;
 pub mod cli;
+pub mod hosts;
 
 use std::net::TcpStream;
 use std::path::Path;
