@@ -613,3 +613,41 @@ fn a_workers_env_is_its_programs_alone_and_cannot_break_the_wrapper() {
     assert_eq!(hub.delete(&format!("/api/workers/{id}")).status, 200);
     assert_eq!(wait_gone(pgid, T), Vec::<String>::new());
 }
+
+#[test]
+fn queued_messages_of_a_per_turn_claude_on_the_host_each_get_their_turn_in_order() {
+    if cli_path("claude").is_none() {
+        println!("skipped: claude is not installed (run `make clis`)");
+        return;
+    }
+    let Some(remote) = start(&[]) else { return };
+    let mock = MockLlm::start(Behaviour::text("hello from the mock")).unwrap();
+    let home = remote.tmp.subdir("claude-home").unwrap();
+    let env = env_object(mock.claude_env(&home).unwrap());
+    let id = remote.hub.create_worker(json!({
+        "ai_cli_type": "claude", "host": "local-ssh", "session": "per-turn",
+        "project_path": remote.project(), "env": env,
+    }));
+    let mut ws = remote.hub.ws(&format!("/ws/{id}?since=0"));
+    for n in 1..=3 {
+        ws.send_json(&json!({"type": "message", "content": format!("message {n}")}));
+    }
+    // Each turn's process starts on its host only after the one before ended (off the
+    // broadcast thread), and none jumps the queue.
+    let mut ended = Vec::new();
+    while ended.len() < 3 {
+        let events = turn_end(&mut ws);
+        let last = events.last().unwrap();
+        assert_eq!(outcome(&events), "completed", "{events:#?}");
+        ended.push(last["last_turn"]["number"].as_u64().unwrap());
+    }
+    assert_eq!(ended, [1, 2, 3]);
+    let messages: Vec<String> = remote
+        .hub
+        .history(&id)
+        .iter()
+        .filter(|e| e["type"] == "user_message" && e["state"] == "sent")
+        .filter_map(|e| e["content"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(messages.first().map(String::as_str), Some("message 1"));
+}

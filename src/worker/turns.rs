@@ -224,7 +224,8 @@ impl Worker {
             queued_at: clock::now_rfc3339(),
             approval,
         };
-        if st.turn.is_some() {
+        // Behind a running turn, and behind messages waiting for theirs.
+        if st.turn.is_some() || !st.queue.is_empty() {
             st.queue.push_back(message.clone());
             let position = st.queue.len();
             let mut queued = user_message(content, Some(&message.id), by);
@@ -604,9 +605,41 @@ impl Worker {
         if st.deleted {
             return;
         }
+        if st.queue.is_empty() {
+            return;
+        }
+        if self.spec.host.is_some() {
+            // Starting it may take a round trip to its host: never on this thread (the
+            // broadcast thread, when a program's end ends the turn), which would hold
+            // every worker's output meanwhile.
+            let worker = self.me.clone();
+            let started = std::thread::Builder::new()
+                .name(format!("turn-{}", &self.id[..8.min(self.id.len())]))
+                .spawn(move || {
+                    if let Some(worker) = worker.upgrade() {
+                        worker.begin_queued();
+                    }
+                });
+            if started.is_ok() {
+                return;
+            }
+        }
         if let Some(next) = st.queue.pop_front() {
             self.begin_turn(st, next);
         }
+    }
+
+    /// Starts the first queued message's turn, unless a turn runs already.
+    fn begin_queued(&self) {
+        let mut st = self.lock();
+        if st.deleted || st.turn.is_some() {
+            return;
+        }
+        if let Some(next) = st.queue.pop_front() {
+            self.begin_turn(&mut st, next);
+        }
+        drop(st);
+        self.save();
     }
 
     /// Interrupts the running turn (SIGINT, or the session's own interrupt); the worker
