@@ -651,3 +651,89 @@ fn queued_messages_of_a_per_turn_claude_on_the_host_each_get_their_turn_in_order
         .collect();
     assert_eq!(messages.first().map(String::as_str), Some("message 1"));
 }
+
+/// `git ARGS` in `dir` (the test host is this machine: its repositories are here too).
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_worktree_on_the_host_is_made_diffed_merged_and_removed_by_git_there() {
+    let Some(remote) = start(&[]) else { return };
+    let hub = &remote.hub;
+    let repo = remote.tmp.subdir("repo").unwrap();
+    git(&repo, &["init", "--quiet", "--initial-branch=main"]);
+    git(&repo, &["config", "user.name", "Test"]);
+    git(&repo, &["config", "user.email", "test@example.com"]);
+    std::fs::write(repo.join("a.txt"), "one\ntwo\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "--quiet", "-m", "base"]);
+    let created = hub.post_json(
+        "/api/workers",
+        &json!({
+            "name": "far", "host": "local-ssh", "project_path": repo, "isolation": "worktree",
+            "command": ["sh", "-c", "echo changed >> a.txt; echo new > b.txt; echo done"],
+        }),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let view = created.json();
+    let id = view["id"].as_str().unwrap().to_string();
+    let worktree = view["worktree"]["path"].as_str().unwrap().to_string();
+    assert!(
+        worktree.starts_with(&remote.sshd.home.display().to_string()),
+        "made on the host, beside the spools: {worktree}"
+    );
+    let branch = view["worktree"]["branch"].as_str().unwrap().to_string();
+    let view = hub.wait_status(&id, |s| s == "exited", T);
+    assert_eq!(view["exit_code"], 0, "{view}");
+    let diff = hub.get(&format!("/api/workers/{id}/diff")).json();
+    let mut files: Vec<(String, String)> = diff["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().into(),
+                f["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            ("a.txt".into(), "modified".into()),
+            ("b.txt".into(), "new".into())
+        ],
+        "{diff}"
+    );
+    assert!(
+        diff["diff"].as_str().unwrap_or("").contains("+changed"),
+        "{diff}"
+    );
+    assert!(
+        git(&repo, &["status", "--porcelain"]).is_empty(),
+        "the checkout is untouched"
+    );
+    let merged = hub.post_json(&format!("/api/workers/{id}/merge"), &json!({}));
+    assert_eq!(merged.status, 200, "{}", merged.text());
+    assert_eq!(
+        std::fs::read_to_string(repo.join("a.txt")).unwrap(),
+        "one\ntwo\nchanged\n"
+    );
+    let deleted = hub.delete(&format!("/api/workers/{id}?keep_branch=false"));
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    assert!(!git(&repo, &["worktree", "list"]).contains(&worktree));
+    assert!(git(&repo, &["branch", "--list", &branch]).trim().is_empty());
+    assert!(!Path::new(&worktree).exists());
+}

@@ -324,7 +324,7 @@ impl Hosts {
             let at = argv.len() - 2;
             argv.insert(at, "exit".into());
             argv.insert(at, "-O".into());
-            let _ = self.run_ssh(&argv, b"", Duration::from_secs(2));
+            let _ = self.run_ssh(&argv, b"", Duration::from_secs(2), 1 << 16);
         }
     }
 
@@ -369,14 +369,18 @@ impl Hosts {
     }
 
     /// Runs one ssh command line to its end, with this server's ssh environment.
+    /// Runs one ssh command line to its end, with this server's ssh environment;
+    /// `max_output` bytes of each stream are kept.
     fn run_ssh(
         &self,
         argv: &[String],
         stdin: &[u8],
         timeout: Duration,
+        max_output: u64,
     ) -> Result<crate::process::bounded::RawOutput, String> {
         let mut options = crate::process::bounded::Options::new(timeout);
         options.stdin = stdin;
+        options.max_output = max_output;
         if let Some(env) = &self.ssh_env {
             options.clear_env = true;
             options.env = env.clone();
@@ -384,9 +388,36 @@ impl Hosts {
         crate::process::bounded::run_with(Path::new(&argv[0]), &argv[1..], &options)
     }
 
+    /// Runs `remote` on `host` with `stdin` as its input: what it printed and its exit
+    /// code, or `Unreachable` when ssh itself failed (255, or no answer in time).
+    fn ssh_raw(
+        &self,
+        host: &Host,
+        remote: &str,
+        stdin: &[u8],
+        timeout: Duration,
+        max_output: u64,
+    ) -> Result<crate::process::bounded::RawOutput, StartError> {
+        private_control_dir(&self.control_dir).map_err(StartError::Failed)?;
+        let argv = self.ssh_argv(host, remote);
+        let out = self
+            .run_ssh(&argv, stdin, timeout, max_output)
+            .map_err(|e| {
+                StartError::Unreachable(if e.contains("did not answer") {
+                    format!("no answer within {}s", timeout.as_secs())
+                } else {
+                    e
+                })
+            })?;
+        match out.code {
+            Some(255) | None => Err(StartError::Unreachable(last_said(&out.stderr))),
+            Some(_) => Ok(out),
+        }
+    }
+
     /// Runs `remote` on `host` with `stdin` as its input and returns its stdout. ssh's
-    /// own failure (255, or no answer in time) is `Unreachable`; the remote command's,
-    /// `Failed`; each with the last thing said.
+    /// own failure is `Unreachable`; the remote command's, `Failed`; each with the last
+    /// thing said.
     fn ssh(
         &self,
         host: &Host,
@@ -394,27 +425,19 @@ impl Hosts {
         stdin: &[u8],
         timeout: Duration,
     ) -> Result<String, StartError> {
-        private_control_dir(&self.control_dir).map_err(StartError::Failed)?;
-        let argv = self.ssh_argv(host, remote);
-        let out = self.run_ssh(&argv, stdin, timeout).map_err(|e| {
-            StartError::Unreachable(if e.contains("did not answer") {
-                format!("no answer within {}s", timeout.as_secs())
-            } else {
-                e
-            })
-        })?;
+        let out = self.ssh_raw(host, remote, stdin, timeout, 1 << 20)?;
         if out.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let said = match stderr.trim().lines().last() {
-            Some(last) => last.to_string(),
-            None => "ssh failed and said nothing".to_string(),
-        };
-        Err(match out.code {
-            Some(255) | None => StartError::Unreachable(said),
-            Some(_) => StartError::Failed(said),
-        })
+        Err(StartError::Failed(last_said(&out.stderr)))
+    }
+}
+
+/// The last line a program said on stderr.
+fn last_said(stderr: &[u8]) -> String {
+    match String::from_utf8_lossy(stderr).trim().lines().last() {
+        Some(last) => last.to_string(),
+        None => "ssh failed and said nothing".to_string(),
     }
 }
 

@@ -217,6 +217,38 @@ impl Hosts {
         }
     }
 
+    /// `git ARGS` in `dir` on `host` with `env`: its output and exit code (git's own
+    /// failures are the caller's to judge; ssh's are `Unreachable`).
+    pub fn git(
+        &self,
+        host: &Host,
+        dir: &std::path::Path,
+        env: &[(String, String)],
+        args: &[String],
+        timeout: Duration,
+        max_output: u64,
+    ) -> Result<crate::process::bounded::RawOutput, StartError> {
+        let mut words = vec![dir.display().to_string(), env.len().to_string()];
+        words.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+        words.extend(args.iter().cloned());
+        let remote = scripts::command(scripts::GIT, &words).map_err(StartError::Failed)?;
+        self.ssh_raw(host, &remote, b"", timeout, max_output)
+    }
+
+    /// Where this server keeps its things on `host` (`$HOME/.cache/workerhub/SERVER`).
+    pub fn remote_base(&self, host: &Host) -> Result<std::path::PathBuf, StartError> {
+        let out = self.control(host, scripts::HOME, &[], b"", CONTROL_TIMEOUT)?;
+        out.lines()
+            .next()
+            .filter(|line| line.starts_with('/'))
+            .map(|home| {
+                std::path::Path::new(home)
+                    .join(".cache/workerhub")
+                    .join(&self.tag)
+            })
+            .ok_or_else(|| StartError::Failed(format!("no home folder on {}", host.name)))
+    }
+
     /// Where `folder` is on `host`, symlinks resolved.
     pub fn resolve(&self, host: &Host, folder: &str) -> Result<String, StartError> {
         let out = self.control(

@@ -109,6 +109,16 @@ rm -rf -- "$d"; rmdir -- "${d%/*}" 2>/dev/null; exit 0"#;
 pub const RELEASE: &str = r#"d="$HOME/.cache/workerhub/$1"
 fallocate -p -o 0 -l "$3" "$d/$2" 2>/dev/null; exit 0"#;
 
+/// git in a folder of the host: `FOLDER N NAME=VALUE... ARGS...` (N variables; the
+/// arguments git's own, never read by a shell).
+pub const GIT: &str = r#"d=$1; n=$2; shift 2
+while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n-1)); done
+cd -- "$d" 2>/dev/null || { echo "there is no folder $d on this host" >&2; exit 125; }
+exec git "$@""#;
+
+/// The ssh user's `$HOME` on the host (where spools are), symlinks resolved.
+pub const HOME: &str = r#"cd -P -- "$HOME" && pwd -P"#;
+
 /// Where a folder is on the host, symlinks resolved: `FOLDER`.
 pub const RESOLVE: &str = r#"cd -P -- "$1" 2>/dev/null && pwd -P"#;
 

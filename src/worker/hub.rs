@@ -293,7 +293,7 @@ impl Hub {
         }
         let id = uuid::Uuid::new_v4().to_string();
         let worktree = self.make_worktree(&mut spec, &id)?;
-        let runner = crate::worktree::GitRunner::Local;
+        let runner = self.engine.git_runner(spec.host.as_deref());
         let worker = Worker::create(
             id,
             spec,
@@ -343,20 +343,27 @@ impl Hub {
         if spec.isolation != crate::spec::Isolation::Worktree {
             return Ok(None);
         }
-        if let Some(host) = &spec.host {
-            return Err(Error::invalid(format!(
-                "`\"isolation\": \"worktree\"` is for workers on this machine for now, not on host `{host}`"
-            )));
+        let runner = self.engine.git_runner(spec.host.as_deref());
+        // On a host, git runs there and the worktree is made there, beside the worker's
+        // spool (`~/.cache/workerhub/SERVER/worktrees`).
+        let base_dir = match &spec.host {
+            None => self.config.worktrees_dir.clone(),
+            Some(name) => self.engine.remote_worktrees_dir(name)?,
+        };
+        if spec.host.is_some() && !spec.copy_files.is_empty() {
+            return Err(Error::invalid(
+                "`copy_files` is for worktrees on this machine: on a host, put what the worktree needs there yourself",
+            ));
         }
         let worktree = crate::worktree::create(
-            &crate::worktree::GitRunner::Local,
+            &runner,
             &crate::worktree::NewWorktree {
                 project: &spec.project_path,
                 base_ref: spec.base_ref.as_deref(),
                 copy_files: &spec.copy_files,
                 name: &spec.name,
                 short_id: &id[..8.min(id.len())],
-                base_dir: &self.config.worktrees_dir,
+                base_dir: &base_dir,
             },
         )?;
         spec.project_path = worktree.workdir();

@@ -32,12 +32,12 @@ pub struct Isolated {
 }
 
 impl Isolated {
-    pub fn new(worktree: Worktree) -> Isolated {
+    pub fn new(worktree: Worktree, runner: GitRunner) -> Isolated {
         Isolated {
             state: Mutex::new(worktree),
             ops: Mutex::new(()),
             refresh: Mutex::new((false, false)),
-            runner: GitRunner::Local,
+            runner,
         }
     }
 

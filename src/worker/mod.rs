@@ -172,6 +172,30 @@ impl Engine {
 }
 
 impl Engine {
+    /// Where git runs for a worker on `host` (here when None).
+    pub fn git_runner(&self, host: Option<&str>) -> crate::worktree::GitRunner {
+        use crate::worktree::GitRunner;
+        match host {
+            None => GitRunner::Local,
+            Some(name) => match self.hosts.find(name) {
+                Ok(host) => GitRunner::Remote {
+                    hosts: self.hosts.clone(),
+                    host,
+                },
+                Err(err) => GitRunner::Unavailable(err.message),
+            },
+        }
+    }
+
+    /// Where worktrees of workers on host `name` are made there (beside the spools).
+    pub fn remote_worktrees_dir(&self, name: &str) -> Result<PathBuf, Error> {
+        let host = self.hosts.find(name)?;
+        self.hosts
+            .remote_base(&host)
+            .map(|base| base.join("worktrees"))
+            .map_err(|err| err.into_error(name))
+    }
+
     /// A worker's folder on host `name`: it exists there, and is inside the project
     /// roots once its symlinks are resolved there (its start script checks again).
     pub fn remote_folder(&self, name: &str, folder: &Path) -> Result<PathBuf, Error> {
@@ -432,6 +456,10 @@ impl Worker {
             duration: Duration::ZERO,
         });
         let terminal = (saved.spec.options.terminal).map(crate::terminal::TerminalState::new);
+        let runner = engine.git_runner(saved.spec.host.as_deref());
+        let worktree = saved
+            .worktree
+            .map(|worktree| isolation::Isolated::new(worktree, runner));
         Arc::new_cyclic(|me| Worker {
             id: saved.id,
             owner: saved.owner,
@@ -462,7 +490,7 @@ impl Worker {
             dir,
             saving: Mutex::new(()),
             me: me.clone(),
-            worktree: saved.worktree.map(isolation::Isolated::new),
+            worktree,
         })
     }
 
@@ -602,7 +630,12 @@ impl Worker {
             host,
             worker: &self.id,
             spec,
-            roots: &self.engine.project_roots,
+            // A worktree is made by the server beside the spool, from a repository that
+            // was checked against the roots when the worker was created.
+            roots: match self.worktree {
+                Some(_) => &[],
+                None => &self.engine.project_roots,
+            },
             sink,
             owner: Owner::Worker(self.id.clone()),
         };

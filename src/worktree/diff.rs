@@ -49,14 +49,22 @@ pub fn diff(runner: &GitRunner, worktree: &Worktree, patch: bool) -> Result<Diff
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )));
     let index = git_dir.join("index");
-    if index.is_file() {
-        std::fs::copy(&index, &temp.0).map_err(|err| {
-            Error::internal(format!("could not copy the worktree's index: {err}"))
-        })?;
-    }
+    // On a host the temporary index is one per worktree in its own git folder (gone
+    // with it), filled from HEAD rather than copied: `add --all` then brings it to the
+    // working tree all the same, only without git's cached file stats.
+    let index_file = if runner.is_remote() {
+        git_dir.join("workerhub-diff-index")
+    } else {
+        if index.is_file() {
+            std::fs::copy(&index, &temp.0).map_err(|err| {
+                Error::internal(format!("could not copy the worktree's index: {err}"))
+            })?;
+        }
+        temp.0.clone()
+    };
     let env = vec![(
         OsString::from("GIT_INDEX_FILE"),
-        temp.0.clone().into_os_string(),
+        index_file.into_os_string(),
     )];
     let with_index = |args: &[&str], max_output: u64| {
         git_call(
@@ -70,6 +78,9 @@ pub fn diff(runner: &GitRunner, worktree: &Worktree, patch: bool) -> Result<Diff
             },
         )
     };
+    if runner.is_remote() {
+        with_index(&["read-tree", "HEAD"], 1 << 20)?;
+    }
     with_index(&["add", "--all", "--", "."], 1 << 20)?;
     let base = worktree.base_commit.as_str();
     let common = [

@@ -25,15 +25,48 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorCode, ErrorKind};
 use crate::process::bounded::{self, Options, RawOutput};
 
-/// Where git runs. Local today; a host reached over ssh is another way to run the same
-/// argument lists (issue 17), and everything here goes through [`git`] so that it can
-/// be plugged in there.
-#[derive(Clone, Debug, Default)]
+/// Where git runs: here, or on a worker's host over ssh (the same argument lists, run
+/// there by `Hosts::git`).
+#[derive(Clone, Default)]
 pub enum GitRunner {
     /// On this machine.
     #[default]
     Local,
+    /// On a host of `--hosts`.
+    Remote {
+        hosts: std::sync::Arc<crate::hosts::Hosts>,
+        host: crate::hosts::Host,
+    },
+    /// On a host that is no longer usable (its entry left the hosts file): why.
+    Unavailable(String),
 }
+
+impl GitRunner {
+    pub fn is_remote(&self) -> bool {
+        !matches!(self, GitRunner::Local)
+    }
+}
+
+impl std::fmt::Debug for GitRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GitRunner::Local => f.write_str("Local"),
+            GitRunner::Remote { host, .. } => write!(f, "Remote({})", host.name),
+            GitRunner::Unavailable(why) => write!(f, "Unavailable({why})"),
+        }
+    }
+}
+
+/// The variables every git command gets (no prompt, no editor or pager, plain output).
+const GIT_ENV: &[(&str, &str)] = &[
+    ("GIT_TERMINAL_PROMPT", "0"),
+    ("GIT_EDITOR", "true"),
+    ("GIT_SEQUENCE_EDITOR", "true"),
+    ("GIT_PAGER", "cat"),
+    ("PAGER", "cat"),
+    ("GIT_OPTIONAL_LOCKS", "0"),
+    ("LC_ALL", "C"),
+];
 
 /// How long a git command may take by default, and at most for the slow ones (a
 /// worktree's checkout, adding every file of a large tree to an index).
@@ -92,47 +125,64 @@ impl GitOutput {
 /// a git that cannot start or does not end in time is a `git_failed` error with what
 /// git said.
 pub fn git_call(runner: &GitRunner, dir: &Path, call: GitCall<'_>) -> Result<GitOutput, Error> {
-    let GitRunner::Local = runner;
-    // The server's environment without its own settings (a token is a shell: a hook
-    // in the repository must not read it), then git's.
-    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
-        .filter(|(name, _)| {
-            name.to_str().is_none_or(|name| {
-                !name.starts_with("WORKERHUB_") && !crate::process::env::CONSUMED.contains(&name)
-            })
-        })
-        .collect();
-    env.extend(
-        [
-            ("GIT_TERMINAL_PROMPT", "0"),
-            ("GIT_EDITOR", "true"),
-            ("GIT_SEQUENCE_EDITOR", "true"),
-            ("GIT_PAGER", "cat"),
-            ("PAGER", "cat"),
-            ("GIT_OPTIONAL_LOCKS", "0"),
-            ("LC_ALL", "C"),
-        ]
-        .iter()
-        .map(|(k, v)| (OsString::from(k), OsString::from(v))),
-    );
-    env.retain(|(name, _)| !GIT_LOCATION_VARS.iter().any(|v| name == v));
-    env.extend(call.env);
-    let options = Options {
-        timeout: call.timeout,
-        cwd: Some(dir),
-        env,
-        clear_env: true,
-        stdin: &[],
-        env_remove: &[],
-        max_output: call.max_output,
-    };
     let shown = || format!("git {}", call.args.join(" "));
     // No hook of the repository runs in the server's git commands (an agent can
     // write them).
     let mut args = vec!["-c".to_string(), "core.hooksPath=/dev/null".to_string()];
     args.extend(call.args.iter().cloned());
-    let output: RawOutput = bounded::run_with(Path::new("git"), &args, &options)
-        .map_err(|err| Error::new(ErrorKind::Internal, ErrorCode::GitFailed, err))?;
+    let git_env = GIT_ENV
+        .iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+    let output: RawOutput = match runner {
+        GitRunner::Local => {
+            // The server's environment without its own settings (a token is a shell: a
+            // hook in the repository must not read it), then git's.
+            let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+                .filter(|(name, _)| {
+                    name.to_str().is_none_or(|name| {
+                        !name.starts_with("WORKERHUB_")
+                            && !crate::process::env::CONSUMED.contains(&name)
+                    })
+                })
+                .collect();
+            env.extend(git_env);
+            env.retain(|(name, _)| !GIT_LOCATION_VARS.iter().any(|v| name == v));
+            env.extend(call.env.iter().cloned());
+            let options = Options {
+                timeout: call.timeout,
+                cwd: Some(dir),
+                env,
+                clear_env: true,
+                stdin: &[],
+                env_remove: &[],
+                max_output: call.max_output,
+            };
+            bounded::run_with(Path::new("git"), &args, &options)
+                .map_err(|err| Error::new(ErrorKind::Internal, ErrorCode::GitFailed, err))?
+        }
+        GitRunner::Remote { hosts, host } => {
+            let mut env: Vec<(String, String)> = git_env
+                .chain(call.env.iter().cloned())
+                .map(|(k, v)| {
+                    (
+                        k.to_string_lossy().into_owned(),
+                        v.to_string_lossy().into_owned(),
+                    )
+                })
+                .collect();
+            env.dedup_by(|a, b| a.0 == b.0);
+            hosts
+                .git(host, dir, &env, &args, call.timeout, call.max_output)
+                .map_err(|err| err.into_error(&host.name))?
+        }
+        GitRunner::Unavailable(why) => {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                ErrorCode::HostUnreachable,
+                why.clone(),
+            ));
+        }
+    };
     match output.code {
         Some(code) if call.ok_codes.contains(&code) => Ok(GitOutput {
             code,
@@ -308,14 +358,17 @@ pub fn create(runner: &GitRunner, new: &NewWorktree<'_>) -> Result<Worktree, Err
             ),
         ));
     }
-    crate::private_files::create_dir(new.base_dir).map_err(|err| {
-        Error::internal(format!(
-            "cannot create the worktrees folder {}: {err}",
-            new.base_dir.display()
-        ))
-    })?;
+    // On a host, git makes the folders it needs, and refuses a path that is taken.
+    if !runner.is_remote() {
+        crate::private_files::create_dir(new.base_dir).map_err(|err| {
+            Error::internal(format!(
+                "cannot create the worktrees folder {}: {err}",
+                new.base_dir.display()
+            ))
+        })?;
+    }
     let path = new.base_dir.join(format!("{label}-{}", new.short_id));
-    if path.exists() {
+    if !runner.is_remote() && path.exists() {
         return Err(Error::conflict(
             ErrorCode::BranchExists,
             format!("the folder {} exists already", path.display()),
@@ -335,14 +388,22 @@ pub fn create(runner: &GitRunner, new: &NewWorktree<'_>) -> Result<Worktree, Err
         ])
     };
     git_call(runner, &repository, call)?;
+    let path = match runner.is_remote() {
+        true => path,
+        false => path.canonicalize().unwrap_or(path),
+    };
     let worktree = Worktree {
         repository,
-        path: path.canonicalize().unwrap_or(path),
+        path,
         subdir,
         branch,
         base_commit,
         base_branch,
     };
+    if runner.is_remote() {
+        // Its folder there is the one git made (checked on every start by the host).
+        return Ok(worktree);
+    }
     if let Err(err) = copy::copy_files(&worktree.repository, &worktree.path, new.copy_files) {
         // Half a worker is no worker: the worktree goes again.
         let _ = remove(runner, &worktree, false);
@@ -382,11 +443,13 @@ pub fn is_branch(runner: &GitRunner, dir: &Path, name: &str) -> Result<bool, Err
 /// unless `keep_branch`. A worktree already gone is pruned.
 pub fn remove(runner: &GitRunner, worktree: &Worktree, keep_branch: bool) -> Result<(), Error> {
     let repo = &worktree.repository;
-    if worktree.path.exists() {
+    if runner.is_remote() || worktree.path.exists() {
         let path = worktree.path.display().to_string();
-        // Twice forced: modified and untracked files go too, and so does a lock.
+        // Twice forced: modified and untracked files go too, and so does a lock. (On a
+        // host it is asked for whether or not it is still there: 128 when it is not.)
         let call = GitCall {
             timeout: SLOW_GIT_TIMEOUT,
+            ok_codes: if runner.is_remote() { &[0, 128] } else { &[0] },
             ..GitCall::new(&["worktree", "remove", "--force", "--force", &path])
         };
         git_call(runner, repo, call)?;
