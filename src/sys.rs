@@ -268,10 +268,18 @@ pub fn kill_session(sid: u32, signal: libc::c_int) -> usize {
     if sid <= 1 {
         return 0;
     }
+    session_members(sid)
+        .into_iter()
+        .filter(|&pid| signal_process(pid, signal))
+        .count()
+}
+
+/// The processes of session `sid` (`/proc/PID/stat`, field 6).
+pub fn session_members(sid: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
+        return Vec::new();
     };
-    let mut sent = 0;
+    let mut members = Vec::new();
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -287,11 +295,11 @@ pub fn kill_session(sid: u32, signal: libc::c_int) -> usize {
             .rfind(')')
             .and_then(|end| stat[end + 1..].split_whitespace().nth(3))
             .and_then(|s| s.parse::<u32>().ok());
-        if session == Some(sid) && signal_process(pid, signal) {
-            sent += 1;
+        if session == Some(sid) {
+            members.push(pid);
         }
     }
-    sent
+    members
 }
 
 /// When process `pid` started, in clock ticks since boot (`/proc/PID/stat`, field 22):

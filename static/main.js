@@ -35,6 +35,18 @@ const workers = new WorkerList({
   onChange: (list) => attention.update(list),
 });
 
+/** Whether worker `id` is still there, for a stream that lost its connection. */
+async function probeWorker(id) {
+  try {
+    await get(`/api/workers/${enc(id)}`, { timeoutMs: 5000 });
+    return 'ok';
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return 'gone';
+    if (err instanceof ApiError && err.status === 401) return 'unauthorized';
+    return 'unreachable';
+  }
+}
+
 const conversation = new Conversation({
   conv: $('conv'),
   rows: $('rows'),
@@ -57,16 +69,7 @@ const conversation = new Conversation({
     state.conn = { state: st, info };
     showConn();
   },
-  probe: async (id) => {
-    try {
-      await get(`/api/workers/${enc(id)}`, { timeoutMs: 5000 });
-      return 'ok';
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404) return 'gone';
-      if (err instanceof ApiError && err.status === 401) return 'unauthorized';
-      return 'unreachable';
-    }
-  },
+  probe: probeWorker,
   onClose: (id, seq) => markSeen(id, seq),
   editText: (text) => composer.edit(text),
   onDiff: (ev) => changes.onDiff(ev),
@@ -87,16 +90,7 @@ const terminal = new TerminalView({
     state.conn = { state: st, info };
     showConn();
   },
-  probe: async (id) => {
-    try {
-      await get(`/api/workers/${enc(id)}`, { timeoutMs: 5000 });
-      return 'ok';
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404) return 'gone';
-      if (err instanceof ApiError && err.status === 401) return 'unauthorized';
-      return 'unreachable';
-    }
-  },
+  probe: probeWorker,
 });
 $('act-shell').addEventListener('click', () => openShell(workers.get(workers.selected), (id) => navigate(`#/w/${enc(id)}`)));
 

@@ -5,87 +5,29 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use serde_json::json;
-use support::TempDir;
-use support::server::Workerhub;
-use support::sshd::Sshd;
-
-/// A server whose hosts file names the test's sshd `local-ssh`, a host that is down and
-/// an entry that cannot be used.
-struct Remote {
-    hub: Workerhub,
-    _sshd: Sshd,
-    tmp: TempDir,
-}
+use support::remote::Remote;
 
 fn start() -> Option<Remote> {
-    let tmp = TempDir::new("wh-remote-cli").unwrap();
-    let sshd = match Sshd::start(tmp.path(), &["local-ssh"]) {
-        Ok(sshd) => sshd,
-        Err(why) => {
-            println!("skipped: {why}");
-            return None;
-        }
-    };
-    let down_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let hosts = json!({
-        "local-ssh": {"ssh": "local-ssh", "config_file": sshd.home.join(".ssh/config")},
-        "down": {"ssh": "root@127.0.0.1", "port": down_port, "options": ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "ConnectTimeout=3"]},
-        "bad": {"ssh": "-oProxyCommand=touch /tmp/pwned"},
-    });
-    let file = tmp.path().join("hosts.json");
-    std::fs::write(&file, hosts.to_string()).unwrap();
-    let hub = Workerhub::start_in(
-        &tmp.path().join("data"),
-        &["--hosts", file.to_str().unwrap()],
-    );
-    Some(Remote {
-        hub,
-        _sshd: sshd,
-        tmp,
-    })
+    Remote::start("wh-remote-cli", &[])
 }
 
-impl Drop for Remote {
-    /// Deletes every worker, so that no spool stays on the (real) host.
-    fn drop(&mut self) {
-        let list = self.hub.get("/api/workers").json();
-        for worker in list["workers"].as_array().into_iter().flatten() {
-            if let Some(id) = worker["id"].as_str() {
-                self.hub.delete(&format!("/api/workers/{id}"));
-            }
-        }
+/// `workerhub ARGS --url URL --token TOKEN`: whether it succeeded, stdout, stderr.
+fn cli(remote: &Remote, args: &[&str]) -> (bool, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_workerhub"));
+    command
+        .args(args)
+        .env("WORKERHUB_URL", format!("http://{}", remote.hub.addr()));
+    if let Some(token) = &remote.hub.token {
+        command.env("WORKERHUB_TOKEN", token);
     }
-}
-
-impl Remote {
-    fn project(&self) -> PathBuf {
-        self.tmp.subdir("project").unwrap()
-    }
-
-    /// `workerhub ARGS --url URL --token TOKEN`: whether it succeeded, stdout, stderr.
-    fn cli(&self, args: &[&str]) -> (bool, String, String) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_workerhub"));
-        command
-            .args(args)
-            .env("WORKERHUB_URL", format!("http://{}", self.hub.addr()));
-        if let Some(token) = &self.hub.token {
-            command.env("WORKERHUB_TOKEN", token);
-        }
-        let out = command.output().expect("the CLI runs");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
+    let out = command.output().expect("the CLI runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The line of `table` that starts with `name` (a column of its own).
@@ -101,7 +43,7 @@ fn hosts_are_listed_and_checked_from_the_command_line() {
     let Some(remote) = start() else { return };
 
     // Before any check: each host and its state; why an entry cannot be used.
-    let (ok, out, err) = remote.cli(&["hosts"]);
+    let (ok, out, err) = cli(&remote, &["hosts"]);
     assert!(ok, "{err}");
     let header = out.lines().next().unwrap_or("");
     for column in ["NAME", "STATE", "LATENCY", "OS", "CLIS", "WORKERS"] {
@@ -114,7 +56,7 @@ fn hosts_are_listed_and_checked_from_the_command_line() {
     assert!(why.starts_with("  ") && why.contains('-'), "{out}");
 
     // A check: reachable, the round trip, the OS, the CLIs looked for.
-    let (ok, out, err) = remote.cli(&["hosts", "check", "local-ssh"]);
+    let (ok, out, err) = cli(&remote, &["hosts", "check", "local-ssh"]);
     assert!(ok, "{out}{err}");
     let first = out.lines().next().unwrap_or("");
     assert!(
@@ -124,17 +66,17 @@ fn hosts_are_listed_and_checked_from_the_command_line() {
     assert!(out.contains("  os       Linux"), "{out}");
     assert!(out.contains("  claude   "), "{out}");
     assert!(out.contains("  workers  0 connected"), "{out}");
-    let (ok, out, err) = remote.cli(&["hosts", "check", "local-ssh", "--json"]);
+    let (ok, out, err) = cli(&remote, &["hosts", "check", "local-ssh", "--json"]);
     assert!(ok, "{err}");
     let answer: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
     assert_eq!(answer["state"], "reachable", "{answer}");
 
     // One that is down: said with why, and the exit code says it.
-    let (ok, out, _) = remote.cli(&["hosts", "check", "down"]);
+    let (ok, out, _) = cli(&remote, &["hosts", "check", "down"]);
     assert!(!ok, "{out}");
     assert!(out.starts_with("down: unreachable ("), "{out}");
     // One the hosts file does not name: the server's error, as one line.
-    let (ok, _, err) = remote.cli(&["hosts", "check", "nowhere"]);
+    let (ok, _, err) = cli(&remote, &["hosts", "check", "nowhere"]);
     assert!(!ok);
     assert!(
         err.starts_with("workerhub: ") && err.contains("nowhere"),
@@ -142,7 +84,7 @@ fn hosts_are_listed_and_checked_from_the_command_line() {
     );
 
     // The list now has what the checks found.
-    let (ok, out, err) = remote.cli(&["hosts"]);
+    let (ok, out, err) = cli(&remote, &["hosts"]);
     assert!(ok, "{err}");
     let line = row(&out, "local-ssh");
     assert!(
@@ -159,35 +101,44 @@ fn a_worker_is_created_on_a_host_and_listed_with_it() {
     let path = project.to_str().unwrap();
 
     // A folder that is not absolute on the host: the error speaks of the flags.
-    let (ok, _, err) = remote.cli(&[
-        "create",
-        "nope",
-        "--host",
-        "local-ssh",
-        "--path",
-        "project",
-        "--",
-        "cat",
-    ]);
+    let (ok, _, err) = cli(
+        &remote,
+        &[
+            "create",
+            "nope",
+            "--host",
+            "local-ssh",
+            "--path",
+            "project",
+            "--",
+            "cat",
+        ],
+    );
     assert!(!ok);
     assert!(
         err.contains("`--path`") && !err.contains("`project_path`"),
         "{err}"
     );
-    let (ok, _, err) = remote.cli(&["create", "nope", "--host", "", "--path", path, "--", "cat"]);
+    let (ok, _, err) = cli(
+        &remote,
+        &["create", "nope", "--host", "", "--path", path, "--", "cat"],
+    );
     assert!(!ok);
     assert!(err.contains("`--host`") && !err.contains("`host`"), "{err}");
 
-    let (ok, out, err) = remote.cli(&[
-        "create",
-        "far",
-        "--host",
-        "local-ssh",
-        "--path",
-        path,
-        "--",
-        "cat",
-    ]);
+    let (ok, out, err) = cli(
+        &remote,
+        &[
+            "create",
+            "far",
+            "--host",
+            "local-ssh",
+            "--path",
+            path,
+            "--",
+            "cat",
+        ],
+    );
     assert!(ok, "{err}");
     assert!(out.contains(" far (command, "), "{out}");
     let view = remote.hub.wait_status(
@@ -202,14 +153,14 @@ fn a_worker_is_created_on_a_host_and_listed_with_it() {
     // message (`> ...`), then what cat printed (the first answer over ssh can take a
     // few hundred ms: `send` waits longer for a remote worker's).
     for message in ["'; rm -rf ~ #", "$HOME `id` \"q\" \\ ünï ✓"] {
-        let (ok, out, err) = remote.cli(&["send", "far", message]);
+        let (ok, out, err) = cli(&remote, &["send", "far", message]);
         assert!(ok, "{err}");
         assert_eq!(
             out.lines().collect::<Vec<_>>(),
             [&format!("> {message}"), message]
         );
     }
-    let (ok, out, err) = remote.cli(&["send", "far", "--", "--version"]);
+    let (ok, out, err) = cli(&remote, &["send", "far", "--", "--version"]);
     assert!(ok, "{err}");
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
@@ -217,11 +168,14 @@ fn a_worker_is_created_on_a_host_and_listed_with_it() {
     );
 
     // Without any remote worker the list has no host column; with one, it has.
-    let (ok, out, err) = remote.cli(&[
-        "create", "near", "--path", path, "--kind", "command", "--", "cat",
-    ]);
+    let (ok, out, err) = cli(
+        &remote,
+        &[
+            "create", "near", "--path", path, "--kind", "command", "--", "cat",
+        ],
+    );
     assert!(ok, "{err}");
-    let (ok, out_list, err) = remote.cli(&["workers"]);
+    let (ok, out_list, err) = cli(&remote, &["workers"]);
     assert!(ok, "{err}{out}");
     let header = out_list.lines().next().unwrap_or("");
     assert!(header.contains(" HOST "), "{out_list}");
@@ -235,13 +189,13 @@ fn a_worker_is_created_on_a_host_and_listed_with_it() {
     assert_eq!(columns("near")[4], "-", "{out_list}");
 
     // The host counts its connected worker.
-    let (ok, out, err) = remote.cli(&["hosts"]);
+    let (ok, out, err) = cli(&remote, &["hosts"]);
     assert!(ok, "{err}");
     assert!(row(&out, "local-ssh").ends_with("1 connected"), "{out}");
 
-    let (ok, _, err) = remote.cli(&["rm", "far"]);
+    let (ok, _, err) = cli(&remote, &["rm", "far"]);
     assert!(ok, "{err}");
-    let (ok, out, err) = remote.cli(&["workers"]);
+    let (ok, out, err) = cli(&remote, &["workers"]);
     assert!(ok, "{err}");
     assert!(!out.lines().next().unwrap_or("").contains("HOST"), "{out}");
 }

@@ -11,103 +11,14 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::TempDir;
 use support::mock_llm::{Behaviour, MockLlm, cli_path};
-use support::server::{Got, Workerhub, Ws};
-use support::sshd::Sshd;
+use support::remote::{Remote, group_members};
+use support::server::{Got, Ws};
 use support::turns::{env_object, next_of, outcome, turn_end};
 
 const T: Duration = Duration::from_secs(20);
 
-/// A server whose hosts file names the test's sshd `local-ssh` (and a host that is down).
-struct Remote {
-    hub: Workerhub,
-    sshd: Sshd,
-    tmp: TempDir,
-}
-
 fn start(extra_args: &[&str]) -> Option<Remote> {
-    let tmp = TempDir::new("wh-remote").unwrap();
-    let sshd = match Sshd::start(tmp.path(), &["local-ssh"]) {
-        Ok(sshd) => sshd,
-        Err(why) => {
-            println!("skipped: {why}");
-            return None;
-        }
-    };
-    let down_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let clis = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clis/node_modules/.bin");
-    let hosts = json!({
-        "local-ssh": {"ssh": "local-ssh", "config_file": sshd.home.join(".ssh/config"), "path": [clis]},
-        "down": {"ssh": "root@127.0.0.1", "port": down_port, "options": ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "ConnectTimeout=3"]},
-    });
-    let file = tmp.path().join("hosts.json");
-    std::fs::write(&file, hosts.to_string()).unwrap();
-    let mut args = vec!["--hosts", file.to_str().unwrap()];
-    args.extend_from_slice(extra_args);
-    let hub = Workerhub::start_in(&tmp.path().join("data"), &args);
-    Some(Remote { hub, sshd, tmp })
-}
-
-impl Drop for Remote {
-    /// Deletes every worker, so that no spool stays on the (real) host.
-    fn drop(&mut self) {
-        let list = self.hub.get("/api/workers").json();
-        for worker in list["workers"].as_array().into_iter().flatten() {
-            if let Some(id) = worker["id"].as_str() {
-                self.hub.delete(&format!("/api/workers/{id}"));
-            }
-        }
-    }
-}
-
-impl Remote {
-    /// Starts the server again on the same data folder and hosts file.
-    fn restart_hub(&mut self) {
-        let hosts = self.tmp.path().join("hosts.json").display().to_string();
-        self.hub = Workerhub::start_in(&self.tmp.path().join("data"), &["--hosts", &hosts]);
-    }
-
-    fn project(&self) -> PathBuf {
-        self.tmp.subdir("project").unwrap()
-    }
-
-    fn worker(&self, command: &[&str]) -> String {
-        self.hub.create_worker(json!({
-            "host": "local-ssh",
-            "project_path": self.project(),
-            "command": command,
-        }))
-    }
-}
-
-/// Every process whose process group is `pgid`.
-fn group_members(pgid: u64) -> Vec<String> {
-    let out = std::process::Command::new("ps")
-        .args(["-eo", "pgid=,pid=,args="])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.split_whitespace().next() == Some(&pgid.to_string()))
-        .map(str::to_string)
-        .collect()
-}
-
-/// The worker's spool on the host (`$HOME/.cache/workerhub/SERVER/WORKER`, the test
-/// sshd's sessions having a `HOME` of their own).
-fn spools(home: &Path, id: &str) -> Vec<PathBuf> {
-    let base = home.join(".cache/workerhub");
-    let mut found = Vec::new();
-    for server in std::fs::read_dir(&base).into_iter().flatten().flatten() {
-        let spool = server.path().join(id);
-        if spool.exists() {
-            found.push(spool);
-        }
-    }
-    found
+    Remote::start("wh-remote", extra_args)
 }
 
 /// The control masters of this server's ssh connections (their name says `[mux]`).
@@ -172,7 +83,7 @@ fn cat_on_the_host_echoes_every_awkward_message_byte_for_byte() {
         assert_eq!(echo["content"]["stream"], "stdout");
     }
     assert!(
-        remote.sshd.home.join(".ssh/config").exists() && spools(&remote.sshd.home, &id).len() == 1,
+        remote.sshd.home.join(".ssh/config").exists() && remote.spools(&id).len() == 1,
         "the spool is there while it runs"
     );
 
@@ -191,7 +102,7 @@ fn cat_on_the_host_echoes_every_awkward_message_byte_for_byte() {
 
     // Deleted: nothing of it stays on the host.
     assert_eq!(hub.delete(&format!("/api/workers/{id}")).status, 200);
-    assert_eq!(spools(&remote.sshd.home, &id), Vec::<PathBuf>::new());
+    assert_eq!(remote.spools(&id), Vec::<PathBuf>::new());
 }
 
 #[test]
@@ -229,11 +140,7 @@ fn stop_and_delete_end_the_remote_group_and_remove_the_spool() {
         Vec::<String>::new(),
         "no process of it"
     );
-    assert_eq!(
-        spools(&remote.sshd.home, &id),
-        Vec::<PathBuf>::new(),
-        "no spool of it"
-    );
+    assert_eq!(remote.spools(&id), Vec::<PathBuf>::new(), "no spool of it");
 }
 
 #[test]
@@ -494,7 +401,7 @@ fn a_real_claude_code_session_on_the_host_asks_runs_its_tool_and_ends_its_turns(
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(group_members(pgid), Vec::<String>::new());
-    assert_eq!(spools(&remote.sshd.home, &id), Vec::<PathBuf>::new());
+    assert_eq!(remote.spools(&id), Vec::<PathBuf>::new());
 }
 
 #[test]
@@ -578,10 +485,10 @@ fn stop_and_delete_while_the_host_is_down_are_carried_out_once_it_is_back() {
         );
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !spools(&remote.sshd.home, &deleted).is_empty() && Instant::now() < deadline {
+    while !remote.spools(&deleted).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(spools(&remote.sshd.home, &deleted), Vec::<PathBuf>::new());
+    assert_eq!(remote.spools(&deleted), Vec::<PathBuf>::new());
 }
 
 #[test]
@@ -605,7 +512,7 @@ fn a_workers_env_is_its_programs_alone_and_cannot_break_the_wrapper() {
         "the recorded group is the program's: {:?}",
         group_members(pgid)
     );
-    let spool = spools(&remote.sshd.home, &id);
+    let spool = remote.spools(&id);
     assert!(
         !spool[0].join("env").exists(),
         "the environment file is gone once read"

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod mock_llm;
+pub mod remote;
 pub mod server;
 pub mod sshd;
 pub mod terminal;
