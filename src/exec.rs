@@ -249,6 +249,10 @@ fn run(
             }
             // One-off commands run on this machine only.
             Ok(ProcEvent::Disconnected { .. } | ProcEvent::Reconnected) => {}
+            Ok(ProcEvent::StartFailed(err)) => {
+                result.error = Some(err.message);
+                break;
+            }
             Err(RecvTimeoutError::Timeout) if !result.timed_out => {
                 result.timed_out = true;
                 result.error = Some(format!(

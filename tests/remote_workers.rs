@@ -127,8 +127,16 @@ fn stop_and_delete_end_the_remote_group_and_remove_the_spool() {
             .status
             < 300
     );
-    let view = hub.wait_status(&id, |s| s == "running", T);
-    let pgid = view["pid"].as_u64().expect("the new group");
+    hub.wait_status(&id, |s| s == "running", T);
+    // Its group there is known once its start there is done.
+    let deadline = Instant::now() + T;
+    let pgid = loop {
+        if let Some(pgid) = hub.worker(&id)["pid"].as_u64() {
+            break pgid;
+        }
+        assert!(Instant::now() < deadline, "no group after its start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(!group_members(pgid).is_empty());
     assert_eq!(hub.delete(&format!("/api/workers/{id}")).status, 200);
     let deadline = Instant::now() + T;

@@ -37,6 +37,8 @@ pub(super) const CONTROL_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// The disk under published output is freed each time this much more was published.
 const RELEASE_EVERY: u64 = 32 << 20;
+/// The most input kept for a program whose start on its host is under way.
+const EARLY_INPUT: usize = 8 << 20;
 /// The spool files, by pipe: stdout, stderr.
 const FILES: [&str; 2] = ["out", "err"];
 const PIPES: [Pipe; 2] = [Pipe::Stdout, Pipe::Stderr];
@@ -139,12 +141,6 @@ impl Hosts {
             root.trim_end_matches('/').to_string()
         }));
         args.extend(launch.spec.argv.iter().cloned());
-        let out = self.control(host, scripts::START, &args, env.as_bytes(), START_TIMEOUT)?;
-        let pgid: u32 = out
-            .lines()
-            .last()
-            .and_then(|line| line.trim().parse().ok())
-            .ok_or_else(|| StartError::Failed(format!("the host said {out:?} for a start")))?;
         let id = next_process_id();
         let (events, rx) = unbounded();
         let link = Arc::new(Link {
@@ -160,34 +156,27 @@ impl Hosts {
             traffic: self.traffic(&host.name),
             process: OnceLock::new(),
             events,
-            state: Mutex::new(LinkState::default()),
+            state: Mutex::new(LinkState {
+                starting: true,
+                ..LinkState::default()
+            }),
         });
-        let process = Arc::new(Process::remote(id, pgid, link.clone()));
+        let process = Arc::new(Process::remote(id, link.clone()));
         let _ = link.process.set(Arc::downgrade(&process));
-        if let Err(err) = link.follow_all() {
-            let _ = self.control(
-                host,
-                scripts::CLEANUP,
-                std::slice::from_ref(&link.key),
-                b"",
-                CONTROL_TIMEOUT,
-            );
-            return Err(StartError::Failed(format!(
-                "could not follow the program: {err}"
-            )));
-        }
-        link.traffic.connected.fetch_add(1, Ordering::Relaxed);
+        // The start is a round trip to the host (seconds, when it does not answer): it
+        // is the link's first step, on its own thread, never the caller's (who may hold
+        // the worker's lock, or be the broadcast thread). Input meanwhile waits for it.
         let supervisor = link.clone();
+        let shown = launch.spec.argv.join(" ");
         std::thread::Builder::new()
             .name(format!("remote-{id}"))
             .stack_size(256 * 1024)
-            .spawn(move || supervisor.supervise(rx))
+            .spawn(move || {
+                if supervisor.start(&args, &env, &shown) {
+                    supervisor.supervise(rx);
+                }
+            })
             .map_err(|e| StartError::Failed(format!("no thread for the link: {e}")))?;
-        log::info!(
-            "process {id}: started on {} as group {pgid}: {}",
-            host.name,
-            launch.spec.argv.join(" ")
-        );
         Ok(process)
     }
 
@@ -314,6 +303,11 @@ enum LinkEvent {
 
 #[derive(Default)]
 struct LinkState {
+    /// The start on the host is under way: input waits in `early_input`, and the last
+    /// signal asked for in `early_signal`.
+    starting: bool,
+    early_input: Vec<u8>,
+    early_signal: Option<libc::c_int>,
     /// The followers now, by pipe (None when drained or disconnected).
     followers: [Option<Arc<Process>>; 2],
     /// Bytes of each spool file passed on.
@@ -350,6 +344,97 @@ pub struct Link {
 impl Link {
     fn lock(&self) -> MutexGuard<'_, LinkState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the program on its host and its followers; false (the worker told) when
+    /// it could not.
+    fn start(self: &Arc<Self>, args: &[String], env: &str, shown: &str) -> bool {
+        let started = self
+            .hosts
+            .control(
+                &self.host,
+                scripts::START,
+                args,
+                env.as_bytes(),
+                START_TIMEOUT,
+            )
+            .and_then(|out| {
+                out.lines()
+                    .last()
+                    .and_then(|line| line.trim().parse::<u32>().ok())
+                    .ok_or_else(|| StartError::Failed(format!("the host said {out:?} for a start")))
+            });
+        let pgid = match started {
+            Ok(pgid) => pgid,
+            Err(err) => {
+                self.start_failed(err);
+                return false;
+            }
+        };
+        if let Some(process) = self.process.get().and_then(Weak::upgrade) {
+            process.set_pid(pgid);
+        }
+        if let Err(err) = self.follow_all() {
+            let _ = self.hosts.control(
+                &self.host,
+                scripts::CLEANUP,
+                std::slice::from_ref(&self.key),
+                b"",
+                CONTROL_TIMEOUT,
+            );
+            self.start_failed(StartError::Failed(format!(
+                "could not follow the program: {err}"
+            )));
+            return false;
+        }
+        self.traffic.connected.fetch_add(1, Ordering::Relaxed);
+        let signal = {
+            let mut st = self.lock();
+            st.starting = false;
+            let early = std::mem::take(&mut st.early_input);
+            if !early.is_empty()
+                && let Some(follower) = &st.followers[0]
+            {
+                let _ = follower.write_stdin(early);
+            }
+            st.early_signal.take()
+        };
+        if let Some(signal) = signal {
+            self.signal(signal);
+        }
+        log::info!(
+            "process {}: started on {} as group {pgid}: {shown}",
+            self.id,
+            self.host.name
+        );
+        true
+    }
+
+    /// The start failed: the worker is told so, instead of an exit.
+    fn start_failed(&self, err: StartError) {
+        log::warn!(
+            "process {}: not started on {}: {err:?}",
+            self.id,
+            self.host.name
+        );
+        {
+            let mut st = self.lock();
+            st.starting = false;
+            st.done = true;
+            st.early_input.clear();
+        }
+        if let Some(process) = self.process.get().and_then(Weak::upgrade) {
+            process.set_exit(Exit {
+                code: None,
+                signal: None,
+                duration: process.started.elapsed(),
+            });
+        }
+        self.processes.deliver(
+            self.sink.clone(),
+            self.id,
+            ProcEvent::StartFailed(err.into_error(&self.host.name)),
+        );
     }
 
     /// Starts a follower for `pipe` from what was passed on.
@@ -544,6 +629,11 @@ impl Link {
                 b"",
                 CONTROL_TIMEOUT,
             ) {
+                // A status being written (by the wrapper, or by a follower that found
+                // the group killed) is read again.
+                Ok(text) if text.trim().parse::<i32>().is_err() && attempt < 2 => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
                 Ok(text) => {
                     let status: Option<i32> = text.trim().parse().ok();
                     return match status {
@@ -696,7 +786,15 @@ impl ProcessSink for Link {
 
 impl RemoteIo for Link {
     fn write(&self, bytes: Vec<u8>) -> Result<(), StdinError> {
-        let st = self.lock();
+        let mut st = self.lock();
+        if st.starting {
+            // Kept for the program, in order, until its start there is done.
+            if st.early_input.len() + bytes.len() > EARLY_INPUT && !st.early_input.is_empty() {
+                return Err(StdinError::Full);
+            }
+            st.early_input.extend_from_slice(&bytes);
+            return Ok(());
+        }
         match (&st.followers[0], st.connected) {
             (Some(follower), true) => follower.write_stdin(bytes).map_err(|err| match err {
                 StdinError::Full => StdinError::Full,
@@ -708,6 +806,16 @@ impl RemoteIo for Link {
     }
 
     fn signal(&self, signal: libc::c_int) {
+        {
+            let mut st = self.lock();
+            if st.starting {
+                // Sent once the program has a group there (a kill outranks the rest).
+                if st.early_signal != Some(libc::SIGKILL) {
+                    st.early_signal = Some(signal);
+                }
+                return;
+            }
+        }
         let name = match signal {
             libc::SIGINT => "INT",
             libc::SIGTERM => "TERM",

@@ -77,7 +77,7 @@ if [ "$4" = in ]; then cat <&3 > in & else cat <&3 > /dev/null & fi
 c=$!
 trap 'kill $t $c 2>/dev/null; exit 12' INT TERM HUP
 while [ -f pgid ] && [ ! -f status ] && kill -s 0 $c 2>/dev/null && kill -s 0 $t 2>/dev/null; do
-  if ! kill -s 0 -- "-$pg" 2>/dev/null && [ ! -f status ]; then echo 137 > status.k; mv status.k status; fi
+  if ! kill -s 0 -- "-$pg" 2>/dev/null && [ ! -f status ]; then echo 137 > "status.$$"; mv "status.$$" status; fi
   sleep 0.2 2>/dev/null || sleep 1
 done
 kill $t $c 2>/dev/null

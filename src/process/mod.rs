@@ -25,7 +25,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -121,6 +121,8 @@ pub enum ProcEvent {
     },
     /// It is reached again after `Disconnected`.
     Reconnected,
+    /// A program on another host could not be started there (instead of an exit).
+    StartFailed(crate::error::Error),
 }
 
 /// The owner of a process's output (a worker, a one-off command).
@@ -183,8 +185,9 @@ enum Io {
 
 pub struct Process {
     pub id: u64,
-    /// The process id here, or on its host (its process group there).
-    pub pid: u32,
+    /// The process id here, or on its host (its process group there, 0 until its
+    /// start there is done).
+    pid: AtomicU32,
     pub started: Instant,
     io: Io,
     /// The pseudo-terminal of a terminal child (`pty.rs`).
@@ -361,7 +364,7 @@ impl Processes {
 
         let process = Arc::new(Process {
             id,
-            pid,
+            pid: AtomicU32::new(pid),
             started,
             io: Io::Local(Mutex::new(stdin)),
             terminal,
@@ -387,12 +390,12 @@ impl Processes {
 }
 
 impl Process {
-    /// A program on another host, run by `hosts::remote`: `pgid` is its process group
-    /// there.
-    pub fn remote(id: u64, pgid: u32, link: Arc<dyn RemoteIo>) -> Process {
+    /// A program on another host, run by `hosts::remote`; its process group there is
+    /// known once its start there is done (`set_pid`).
+    pub fn remote(id: u64, link: Arc<dyn RemoteIo>) -> Process {
         Process {
             id,
-            pid: pgid,
+            pid: AtomicU32::new(0),
             started: Instant::now(),
             io: Io::Remote {
                 order: Mutex::new(()),
@@ -401,6 +404,16 @@ impl Process {
             terminal: None,
             exit: Arc::new((Mutex::new(None), Condvar::new())),
         }
+    }
+
+    /// Its process id (its process group on another host), once known.
+    pub fn pid(&self) -> Option<u32> {
+        Some(self.pid.load(Ordering::Relaxed)).filter(|&pid| pid != 0)
+    }
+
+    /// A remote program's process group, once its host said.
+    pub fn set_pid(&self, pid: u32) {
+        self.pid.store(pid, Ordering::Relaxed);
     }
 
     /// Whether it runs on another host.
@@ -469,7 +482,7 @@ impl Process {
         if exited.is_none() {
             match &self.io {
                 Io::Local(_) => {
-                    sys::kill_group(self.pid, signal);
+                    sys::kill_group(self.pid.load(Ordering::Relaxed), signal);
                 }
                 Io::Remote { link, .. } => link.signal(signal),
             }
@@ -503,27 +516,42 @@ impl Process {
         self.close_stdin();
         if self.terminal.is_some() {
             // What closing a terminal does: an interactive shell ignores SIGTERM.
-            log::info!("process {}: sending SIGHUP to group {}", self.id, self.pid);
+            log::info!(
+                "process {}: sending SIGHUP to group {:?}",
+                self.id,
+                self.pid()
+            );
             self.signal(libc::SIGHUP);
         }
-        log::info!("process {}: sending SIGTERM to group {}", self.id, self.pid);
+        log::info!(
+            "process {}: sending SIGTERM to group {:?}",
+            self.id,
+            self.pid()
+        );
         self.signal(libc::SIGTERM);
         if let Some(exit) = self.wait_timeout(grace) {
             return Some(exit);
         }
         log::warn!(
-            "process {}: still running {:.1}s after SIGTERM; sending SIGKILL to group {}",
+            "process {}: still running {:.1}s after SIGTERM; sending SIGKILL to group {:?}",
             self.id,
             grace.as_secs_f64(),
-            self.pid
+            self.pid()
         );
         self.signal(libc::SIGKILL);
-        let exit = self.wait_timeout(Duration::from_secs(2));
+        // A remote group's end is seen over ssh, round trips later (and its followers
+        // look for it every 0.2 s): it gets longer.
+        let confirm = match self.io {
+            Io::Local(_) => Duration::from_secs(2),
+            Io::Remote { .. } => Duration::from_secs(10),
+        };
+        let exit = self.wait_timeout(confirm);
         if exit.is_none() {
             if let Io::Remote { link, .. } = &self.io {
                 log::error!(
-                    "process {}: its host did not confirm SIGKILL within 2s; it is given up",
-                    self.id
+                    "process {}: its host did not confirm SIGKILL within {}s; it is given up",
+                    self.id,
+                    confirm.as_secs()
                 );
                 link.abandon();
                 return self.wait_timeout(Duration::from_secs(1));

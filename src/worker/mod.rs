@@ -533,7 +533,7 @@ impl Worker {
                 Ok(()) => {
                     st.restarts.started();
                     let mut status = self.status_event_as(&st, Status::Running);
-                    status.pid = st.process.as_ref().map(|p| p.pid);
+                    status.pid = st.process.as_ref().and_then(|p| p.pid());
                     st.status = Status::Running;
                     self.publish_status(&mut st, status);
                 }
@@ -844,7 +844,7 @@ impl Worker {
                 .process
                 .as_ref()
                 .filter(|p| p.is_running())
-                .map(|p| p.pid),
+                .and_then(|p| p.pid()),
             exit_code: st.exit.map(|e| e.code),
             signal: st.exit.map(|e| e.signal),
             session_id: st.session_id.clone(),
@@ -1157,6 +1157,7 @@ impl ProcessSink for Worker {
             ProcEvent::Exited(exit) => self.on_exit(process, exit),
             ProcEvent::Disconnected { reason } => self.on_link(process, Some(reason)),
             ProcEvent::Reconnected => self.on_link(process, None),
+            ProcEvent::StartFailed(err) => self.on_start_failed(process, &err),
         }
     }
 }

@@ -347,7 +347,7 @@ impl Worker {
                 }
                 st.status = Status::Busy;
                 let mut status = self.status_event(st);
-                status.pid = st.process.as_ref().map(|p| p.pid);
+                status.pid = st.process.as_ref().and_then(|p| p.pid());
                 self.publish_status(st, status);
                 self.arm_timeout(st.turns);
             }
@@ -564,7 +564,7 @@ impl Worker {
         st.process = None;
         match self.feed_session(st, &content) {
             Ok(()) => {
-                let pid = st.process.as_ref().map(|p| p.pid);
+                let pid = st.process.as_ref().and_then(|p| p.pid());
                 if let Some(turn) = st.turn.as_mut() {
                     turn.process = st.process.as_ref().map(|p| p.id);
                 }
@@ -637,6 +637,29 @@ impl Worker {
         }
         if let Some(next) = st.queue.pop_front() {
             self.begin_turn(&mut st, next);
+        }
+        drop(st);
+        self.save();
+    }
+
+    /// Its (remote) program could not be started: as when a local one cannot be, the
+    /// turn fails with the error, or the worker is in `error`.
+    pub(super) fn on_start_failed(&self, process: u64, err: &Error) {
+        let mut st = self.lock();
+        if st.process.as_ref().is_none_or(|p| p.id != process) {
+            return;
+        }
+        st.process = None;
+        st.parser = None;
+        st.disconnected = None;
+        match st.turn.as_ref().map(|t| t.message.id.clone()) {
+            Some(message_id) => {
+                log::warn!("worker {}: {}", self.id, err.message);
+                let error = turn_error(err.code, err.message.clone(), &message_id);
+                self.publish(&mut st, vec![error]);
+                self.end_turn(&mut st, Outcome::Failed);
+            }
+            None => self.fail(&mut st, err),
         }
         drop(st);
         self.save();
