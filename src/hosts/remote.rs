@@ -741,15 +741,23 @@ impl ProcessSink for Link {
                     data,
                 },
             ) => {
+                // The bulk is passed on as it came; only an unfinished line at its end
+                // is copied aside (or, behind one already waiting, the chunk joins it).
+                let mut data = data;
                 let carry = &mut st.carry[pipe];
-                carry.extend_from_slice(&data);
-                let cut = match carry.iter().rposition(|&b| b == b'\n') {
+                if !carry.is_empty() {
+                    carry.extend_from_slice(&data);
+                    data = std::mem::take(carry);
+                }
+                let cut = match data.iter().rposition(|&b| b == b'\n') {
                     Some(at) => at + 1,
-                    None if carry.len() >= self.max_line => carry.len(),
-                    None => return,
+                    None if data.len() >= self.max_line => data.len(),
+                    None => {
+                        *carry = data;
+                        return;
+                    }
                 };
-                let rest = carry.split_off(cut);
-                let data = std::mem::replace(carry, rest);
+                *carry = data.split_off(cut);
                 let before = st.offsets[pipe];
                 st.offsets[pipe] += data.len() as u64;
                 let after = st.offsets[pipe];

@@ -8,6 +8,7 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What the program printed, and whether it succeeded.
@@ -18,6 +19,9 @@ pub struct Output {
     pub stdout: String,
     pub stderr: String,
 }
+
+/// How long the streams may still be read once the program has ended.
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
 /// The most read of each stream.
 const MAX_OUTPUT: u64 = 1 << 20;
@@ -117,19 +121,36 @@ pub fn run_with(program: &Path, args: &[String], options: &Options) -> Result<Ra
             let _ = std::io::Write::write_all(&mut pipe, &bytes);
         });
     }
+    // Each stream is read into a buffer of its own while the program runs, so that a
+    // long text cannot block it, and what was read is taken even when something that
+    // left its process group (a daemon it started) holds the pipe open for good.
     let max = options.max_output;
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(2);
     let read = |pipe: Option<Box<dyn Read + Send>>| {
+        let buffer = Arc::new(Mutex::new((Vec::new(), false)));
+        let (filled, done) = (buffer.clone(), done_tx.clone());
         std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let mut more = false;
             if let Some(mut pipe) = pipe {
-                let _ = pipe.by_ref().take(max).read_to_end(&mut bytes);
-                // Whatever is past the cap is read and dropped, so the program is not
-                // blocked on a full pipe.
-                more = std::io::copy(&mut pipe, &mut std::io::sink()).unwrap_or(0) > 0;
+                let mut chunk = [0u8; 16 * 1024];
+                loop {
+                    match pipe.read(&mut chunk) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            let mut buffer = filled.lock().unwrap_or_else(|p| p.into_inner());
+                            let room = (max as usize).saturating_sub(buffer.0.len());
+                            // Past the cap it is read and dropped, so the program is not
+                            // blocked on a full pipe.
+                            buffer.0.extend_from_slice(&chunk[..n.min(room)]);
+                            buffer.1 |= n > room;
+                        }
+                        Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
+                }
             }
-            (bytes, more)
-        })
+            let _ = done.send(());
+        });
+        buffer
     };
     let out = read(
         child
@@ -143,6 +164,7 @@ pub fn run_with(program: &Path, args: &[String], options: &Options) -> Result<Ra
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
+    drop(done_tx);
     let deadline = Instant::now() + options.timeout;
     let status = loop {
         match child.try_wait() {
@@ -155,10 +177,16 @@ pub fn run_with(program: &Path, args: &[String], options: &Options) -> Result<Ra
     if status.is_none() {
         let _ = child.wait();
     }
-    let ((stdout, truncated), (stderr, _)) = (
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-    );
+    let drained = Instant::now() + DRAIN_GRACE;
+    for _ in 0..2 {
+        if done_rx.recv_deadline(drained).is_err() {
+            break;
+        }
+    }
+    let take = |buffer: &Arc<Mutex<(Vec<u8>, bool)>>| {
+        std::mem::take(&mut *buffer.lock().unwrap_or_else(|p| p.into_inner()))
+    };
+    let ((stdout, truncated), (stderr, _)) = (take(&out), take(&err));
     match status {
         Some(status) => Ok(RawOutput {
             code: status.code(),
@@ -170,5 +198,31 @@ pub fn run_with(program: &Path, args: &[String], options: &Options) -> Result<Ra
             "`{shown}` did not answer within {}s",
             options.timeout.as_secs()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_daemon_holding_the_pipes_cannot_hold_the_caller() {
+        // The program prints its answer and leaves a process of another session (out of
+        // reach of the group kill) holding its stdout and stderr.
+        let args = ["-c", "echo 1.2.3; setsid sleep 5 & exit 0"].map(String::from);
+        let started = Instant::now();
+        let out = run_with(
+            Path::new("sh"),
+            &args,
+            &Options::new(Duration::from_secs(10)),
+        )
+        .expect("it ran");
+        assert!(out.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.2.3");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

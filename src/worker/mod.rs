@@ -417,7 +417,7 @@ impl Worker {
         // (Whatever its status said: an idle live session is a program too.)
         if worker.spec.host.is_some() && !(resume && restart) {
             let left = worker.clone();
-            std::thread::spawn(move || left.end_remote());
+            std::thread::spawn(move || left.clean_remote(false));
         }
         if resume && restart {
             worker.start();
@@ -940,41 +940,27 @@ impl Worker {
     }
 
     /// Removes the worker's files (after it was stopped and its feed closed).
-    /// Ends what a crashed server left running of it on its host (tried again until
-    /// the host answers).
-    fn end_remote(&self) {
+    /// Ends what runs of it on its host, and with `remove` its spool there too (tried
+    /// again until the host answers).
+    fn clean_remote(&self, remove: bool) {
         let Some(name) = &self.spec.host else { return };
-        let ended = self
+        let cleaned = self
             .engine
             .hosts
             .find(name)
             .map_err(|err| err.message)
-            .and_then(|host| self.engine.hosts.end_left(&host, &self.id));
-        if let Err(why) = ended {
+            .and_then(|host| match remove {
+                true => self.engine.hosts.forget(&host, &self.id),
+                false => self.engine.hosts.end_left(&host, &self.id),
+            });
+        if let Err(why) = cleaned {
             log::warn!("worker {}: on host `{name}`: {why}", self.id);
-        }
-    }
-
-    /// Ends what runs of it on its host and removes its spool there.
-    fn forget_remote(&self) {
-        let Some(name) = &self.spec.host else { return };
-        let forgotten = self
-            .engine
-            .hosts
-            .find(name)
-            .map_err(|err| err.message)
-            .and_then(|host| self.engine.hosts.forget(&host, &self.id));
-        if let Err(why) = forgotten {
-            log::warn!(
-                "worker {}: what it left on host `{name}` could not be removed: {why}",
-                self.id
-            );
         }
     }
 
     pub fn remove_files(&self) {
         // Its spool on its host goes too (and whatever of it still runs there).
-        self.forget_remote();
+        self.clean_remote(true);
         // No save may be half-way (its file would bring the folder back).
         let _saving = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(err) = std::fs::remove_dir_all(&self.dir) {
