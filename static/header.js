@@ -41,6 +41,8 @@ export class WorkerHeader {
     $('w-kind').textContent = w.ai_cli_type || '';
     // A worker on this machine shows no host.
     $('w-host').hidden = !w.host;
+    // The Shell button opens a terminal on this machine: not one for a folder elsewhere.
+    $('act-shell').hidden = !!w.host;
     $('w-host').textContent = w.host || '';
     $('w-host').title = w.host ? `runs on host ${w.host}; its folder is a path there` : '';
     $('w-path').textContent = String(w.project_path || '');

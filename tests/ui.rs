@@ -719,12 +719,31 @@ fn a_worker_on_another_host_is_created_from_the_form_and_shows_when_its_host_goe
             return;
         }
     };
+    let clis = root().join("tests/clis/node_modules/.bin");
     let hosts = serde_json::json!({
-        "local-ssh": {"ssh": "local-ssh", "config_file": sshd.home.join(".ssh/config")},
+        "local-ssh": {"ssh": "local-ssh", "config_file": sshd.home.join(".ssh/config"), "path": [clis]},
     });
+    // A real Claude Code on the host, against a mock model whose tool call runs there.
+    let mock = MockLlm::start(Behaviour::tool_then_text(
+        "touch made-in-the-browser.txt",
+        "MOCK saw the tool result: {tool_output}",
+    ))
+    .expect("mock model API");
+    let claude_home = tmp.subdir("claude-home").expect("home");
+    let mut env = vec![("WH_PROJECT", String::new())];
+    if cli_path("claude").is_some() {
+        let vars: Map<String, Value> = mock
+            .claude_env(&claude_home)
+            .expect("claude env")
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        env.push(("WH_CLAUDE_ENV", Value::Object(vars).to_string()));
+    }
     let file = tmp.path().join("hosts.json");
     std::fs::write(&file, hosts.to_string()).expect("hosts file");
     let project = tmp.subdir("project").expect("project");
+    env[0].1 = project.display().to_string();
     let remote = RemoteHub {
         hub: Workerhub::start_in(
             &tmp.path().join("data"),
@@ -737,7 +756,7 @@ fn a_worker_on_another_host_is_created_from_the_form_and_shows_when_its_host_goe
         &browser,
         "remote.mjs",
         target(&remote.hub).as_tuple(),
-        &[("WH_PROJECT", project.display().to_string())],
+        &env,
         |request| match request {
             "stop-sshd" => {
                 remote.sshd.borrow_mut().stop();

@@ -5,9 +5,13 @@
 // shows `disconnected` with its reason, and a message is refused; the sshd comes back
 // and so does the worker's status, without a reload.
 //
-// Environment (besides lib.mjs's): WH_PROJECT (an absolute folder, on the "host").
+// Environment (besides lib.mjs's): WH_PROJECT (an absolute folder, on the "host");
+// WH_CLAUDE_ENV (JSON, when Claude Code is installed): the environment of a Claude Code
+// worker on the host talking to the harness's mock model, whose tool call runs there.
 // Harness requests: `stop-sshd`, `start-sshd`.
 
+import fs from 'node:fs';
+import path from 'node:path';
 import { openPage, audit, launch, run, check, checkEqual, waitFor, shot, sendMessage, waitConn, api, harness, required } from './lib.mjs';
 
 const PROJECT = required('WH_PROJECT');
@@ -128,6 +132,31 @@ run(async () => {
     checkEqual(await page.$eval(`.worker-item[data-id="${id}"] .badge`, (b) => b.dataset.status), 'running', 'the list shows it running again');
     await echo(page, 'after the host came back');
     await shot(page, '43-host-back');
+
+    // ---- a real Claude Code on the host: its tool call asks, is allowed, runs there ----
+    const claudeEnv = process.env.WH_CLAUDE_ENV;
+    if (claudeEnv) {
+      const made = await api('POST', '/api/workers', {
+        name: 'remote-claude', ai_cli_type: 'claude', host: HOST, project_path: PROJECT, env: JSON.parse(claudeEnv),
+      });
+      checkEqual(made.host, HOST, `the Claude Code worker is created on ${HOST}`);
+      await openPage(page, `#/w/${made.id}`);
+      await waitConn(page, 'live');
+      checkEqual((await page.textContent('#w-host')).trim(), HOST, 'the header shows its host');
+      check(await page.isHidden('#act-shell'), 'no Shell button: it would open a terminal on this machine, not the host');
+      await sendMessage(page, 'please create the file');
+      const card = await waitFor(() => page.$('#rows .approval-card button[data-decision="allow"]'), 'the approval card of the tool call made on the host', 60000);
+      check((await page.textContent('#rows .approval-card')).includes('touch made-in-the-browser.txt'), 'the card names the command');
+      await card.click();
+      await waitFor(() => page.$('#rows .row.assistant >> text=MOCK saw the tool result'), 'the turn to go on after Allow', 60000);
+      check(fs.existsSync(path.join(PROJECT, 'made-in-the-browser.txt')), 'the command ran on the host');
+      await shot(page, '46-remote-claude');
+      await openPage(page, `#/w/${id}`);
+      await waitConn(page, 'live');
+      await api('DELETE', `/api/workers/${made.id}`);
+    } else {
+      console.log('Claude Code is not installed (make clis): the remote browser test covers command workers only');
+    }
 
     // ---- phone width: the list with the host ----
     await page.setViewportSize({ width: 390, height: 800 });
