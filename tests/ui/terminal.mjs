@@ -60,6 +60,18 @@ run(async () => {
     const first = await screenHas(page, 'hello-42');
     check(first.text.includes('/dev/pts/'), `tty names a terminal:\n${first.text}`);
 
+    // Job control: a job in the background, listed, brought to the foreground, and
+    // stopped with a Ctrl-C typed here (a byte to the terminal, not a signal from us).
+    await typeLine(page, 'sleep 300 & jobs');
+    await screenHas(page, 'Running', 'jobs to list the background job');
+    await typeLine(page, 'fg');
+    // fg names the job on a line of its own (the lines typed hold more than that).
+    await waitFor(async () => ((await term(page)).text.split('\n').some((l) => l.trim() === 'sleep 300') ? true : null), 'fg to bring it to the foreground', 20000);
+    await page.keyboard.press('Control+C');
+    await typeLine(page, 'echo after-$((6*7)) status-$?; jobs; echo jobs-$((1+1))-done');
+    const jobs = await screenHas(page, 'jobs-2-done', 'the shell to answer after Ctrl-C');
+    check(/after-42 status-130/.test(jobs.text), `Ctrl-C ended the foreground job (status 130):\n${jobs.text}`);
+
     // The terminal has this window's size, and follows it.
     await waitFor(async () => {
       const t = await term(page);
