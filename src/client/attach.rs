@@ -27,6 +27,10 @@ use crate::event::{Event, Status, TerminalData};
 /// Ctrl-]: the key that detaches (as telnet's escape).
 const DETACH: u8 = 0x1d;
 
+/// The most messages shown before the keyboard is looked at again: a program that
+/// never stops writing must not keep Ctrl-] (or Ctrl-C) from being read.
+const DRAIN_AT_ONCE: usize = 64;
+
 #[derive(Args, Debug)]
 pub struct AttachArgs {
     /// The terminal worker (id or name).
@@ -151,12 +155,18 @@ fn session(
         tv_sec: 0,
         tv_nsec: 250_000_000,
     };
+    // A drain reads what is there and stops at the first wait.
+    set_read_timeout(socket, Some(Duration::from_millis(1)));
+    // Whether the last drain stopped with messages left (perhaps already read from the
+    // socket, so `poll` would not tell): look at the keyboard without waiting.
+    let mut more = false;
     loop {
         let mut fds = [
             PollFd::new(&keyboard, PollFlags::IN),
             PollFd::new(&socket_raw, PollFlags::IN),
         ];
-        match rustix::event::poll(&mut fds, Some(&timeout)) {
+        let wait = if more { Timespec::default() } else { timeout };
+        match rustix::event::poll(&mut fds, Some(&wait)) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(ClientError(format!("poll: {e}"))),
         }
@@ -177,7 +187,7 @@ fn session(
             };
             if !before.is_empty() {
                 // Keys as they are; a byte that is not UTF-8 (Meta sends some) as base64.
-                let input = serde_json::to_value(TerminalData::from_bytes(before))
+                let input = serde_json::to_value(TerminalData::from_bytes(before.to_vec()))
                     .map_err(|e| ClientError(e.to_string()))?;
                 let mut message = json!({"type": "input"});
                 if let (Some(m), Value::Object(fields)) = (message.as_object_mut(), input) {
@@ -189,8 +199,12 @@ fn session(
                 return Ok(End::Detached);
             }
         }
-        if socket_ready && let Some(end) = drain(socket, &mut out)? {
-            return Ok(end);
+        if socket_ready || more {
+            match drain(socket, &mut out)? {
+                Drained::End(end) => return Ok(end),
+                Drained::More => more = true,
+                Drained::All => more = false,
+            }
         }
         let now = window_size(screen);
         if now != size {
@@ -205,15 +219,26 @@ fn session(
     }
 }
 
-/// Shows every message the socket has now; Some when the session is over.
-fn drain(socket: &mut Socket, out: &mut impl Write) -> Result<Option<End>, ClientError> {
-    set_read_timeout(socket, Some(Duration::from_millis(1)));
-    loop {
+/// How far a `drain` got.
+enum Drained {
+    /// Every message there was.
+    All,
+    /// `DRAIN_AT_ONCE` of them; there may be more.
+    More,
+    /// The session is over.
+    End(End),
+}
+
+/// Shows the messages the socket has now, up to `DRAIN_AT_ONCE`.
+fn drain(socket: &mut Socket, out: &mut impl Write) -> Result<Drained, ClientError> {
+    for _ in 0..DRAIN_AT_ONCE {
         let message = match socket.read() {
             Ok(Message::Text(text)) => text,
             Ok(Message::Close(frame)) => {
                 let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                return Ok(Some(End::Exited(format!("closed the connection {why}"))));
+                return Ok(Drained::End(End::Exited(format!(
+                    "closed the connection {why}"
+                ))));
             }
             Ok(_) => continue,
             Err(tungstenite::Error::Io(e))
@@ -223,7 +248,7 @@ fn drain(socket: &mut Socket, out: &mut impl Write) -> Result<Option<End>, Clien
                 ) =>
             {
                 let _ = out.flush();
-                return Ok(None);
+                return Ok(Drained::All);
             }
             Err(e) => return Err(ClientError(format!("connection lost: {e}"))),
         };
@@ -246,7 +271,7 @@ fn drain(socket: &mut Socket, out: &mut impl Write) -> Result<Option<End>, Clien
                     (None, Some(signal)) => format!("ended by {signal}"),
                     _ => "exited".into(),
                 };
-                return Ok(Some(End::Exited(how)));
+                return Ok(Drained::End(End::Exited(how)));
             }
             Event::Error(error) => {
                 let _ = write!(out, "\r\n[workerhub: {}]\r\n", error.message);
@@ -254,4 +279,6 @@ fn drain(socket: &mut Socket, out: &mut impl Write) -> Result<Option<End>, Clien
             _ => {}
         }
     }
+    let _ = out.flush();
+    Ok(Drained::More)
 }
