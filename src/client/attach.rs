@@ -31,6 +31,9 @@ const DETACH: u8 = 0x1d;
 /// never stops writing must not keep Ctrl-] (or Ctrl-C) from being read.
 const DRAIN_AT_ONCE: usize = 64;
 
+/// How long a message may take to go out before the server counts as gone.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Args, Debug)]
 pub struct AttachArgs {
     /// The terminal worker (id or name).
@@ -134,6 +137,18 @@ fn session(
     keyboard: BorrowedFd<'_>,
     screen: BorrowedFd<'_>,
 ) -> Result<End, ClientError> {
+    let socket_raw = match socket.get_ref() {
+        tungstenite::stream::MaybeTlsStream::Plain(stream) => {
+            // A server that stops reading must not hold this loop, and so the keyboard
+            // (Ctrl-] too), in a send forever.
+            let _ = stream.set_write_timeout(Some(SEND_TIMEOUT));
+            // Its own copy of the socket's descriptor to wait on: the socket itself is
+            // borrowed mutably to read and send.
+            rustix::io::dup(stream)
+                .map_err(|e| ClientError(format!("cannot watch the socket: {e}")))?
+        }
+        _ => return Err(ClientError("attach speaks plain WebSocket only".into())),
+    };
     let mut size = window_size(screen);
     if let Some((cols, rows)) = size {
         send(
@@ -141,14 +156,6 @@ fn session(
             json!({"type": "resize", "cols": cols, "rows": rows}),
         )?;
     }
-    let socket_fd = match socket.get_ref() {
-        tungstenite::stream::MaybeTlsStream::Plain(stream) => stream.as_fd(),
-        _ => return Err(ClientError("attach speaks plain WebSocket only".into())),
-    };
-    // Its own copy of the socket's descriptor to wait on: the socket itself is borrowed
-    // mutably to read and send.
-    let socket_raw = rustix::io::dup(socket_fd)
-        .map_err(|e| ClientError(format!("cannot watch the socket: {e}")))?;
     let mut out = io::stdout().lock();
     let mut keys = [0u8; 4096];
     let timeout = Timespec {
