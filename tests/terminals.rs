@@ -146,22 +146,8 @@ fn a_ten_megabyte_burst_arrives_complete_in_few_events() {
     assert!(events < SIZE / 4096, "{events} events");
 }
 
-const CURSES_DEMO: &str = r#"
-import curses
-def main(win):
-    curses.curs_set(0)
-    win.border()
-    win.addstr(2, 4, "curses demo: press a key", curses.A_BOLD)
-    win.refresh()
-    while True:
-        key = win.getkey()
-        if key == "q":
-            return
-        win.addstr(4, 4, "got key: %-10s" % key, curses.A_REVERSE)
-        win.refresh()
-curses.wrapper(main)
-print("curses demo ended")
-"#;
+/// A full-screen program (python3 curses); the browser test runs it too.
+const CURSES_DEMO: &str = include_str!("fixtures/terminal/curses_demo.py");
 
 #[test]
 fn a_curses_program_draws_and_reads_keys() {

@@ -103,13 +103,7 @@ fn create(server: &Server, body: Value) -> Result<(String, u64), String> {
     // Running, and the seq to watch from (no snapshot, no replay).
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, w) = http(
-            &server.addr,
-            None,
-            "GET",
-            &format!("/api/workers/{id}"),
-            None,
-        )?;
+        let w = get_worker(server, &id)?;
         if w["status"] == "running" {
             return Ok((id, w["last_seq"].as_u64().unwrap_or(0)));
         }
@@ -118,6 +112,23 @@ fn create(server: &Server, body: Value) -> Result<(String, u64), String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The worker as `GET /api/workers/{id}` shows it.
+fn get_worker(server: &Server, id: &str) -> Result<Value, String> {
+    let path = format!("/api/workers/{id}");
+    http(&server.addr, None, "GET", &path, None).map(|(_, w)| w)
+}
+
+/// Deletes the worker (stopping its program); a failure only leaves it to the server's end.
+fn delete(server: &Server, id: &str) {
+    let _ = http(
+        &server.addr,
+        None,
+        "DELETE",
+        &format!("/api/workers/{id}"),
+        None,
+    );
 }
 
 fn connect(server: &Server, id: &str, since: u64) -> Result<Ws, String> {
@@ -175,23 +186,11 @@ fn round_trips(server: &Server, n: usize, terminal: bool) -> Result<(u64, u64, u
         wait_frame(&mut ws, &[needles[0], &expect])?;
         samples.push(started.elapsed().as_micros() as u64);
     }
-    let _ = http(
-        &server.addr,
-        None,
-        "DELETE",
-        &format!("/api/workers/{id}"),
-        None,
-    );
+    delete(server, &id);
     let p50 = percentile(&mut samples, 50.0);
     let p99 = percentile(&mut samples, 99.0);
     let max = samples.iter().copied().max().unwrap_or(0);
     Ok((p50, p99, max))
-}
-
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no memory effects.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
 }
 
 /// `yes | head -c BYTES` to `viewers` viewers: seconds until the slowest saw the end,
@@ -251,23 +250,11 @@ fn burst(server: &Server, bytes: u64, viewers: usize) -> Result<Value, String> {
     let cpu = after
         .as_ref()
         .map_or(0, |p| p.cpu_ticks.saturating_sub(before)) as f64
-        / clock_ticks();
+        / crate::sys::clock_ticks();
     let rss_mb = after.as_ref().map_or(0, |p| p.rss_kb) as f64 / 1024.0;
-    let (_, w) = http(
-        &server.addr,
-        None,
-        "GET",
-        &format!("/api/workers/{id}"),
-        None,
-    )?;
+    let w = get_worker(server, &id)?;
     let terminal_events = w["last_seq"].as_u64().unwrap_or(0).saturating_sub(since);
-    let _ = http(
-        &server.addr,
-        None,
-        "DELETE",
-        &format!("/api/workers/{id}"),
-        None,
-    );
+    delete(server, &id);
     let secs = slowest.as_secs_f64().max(1e-9);
     Ok(json!({
         "viewers": viewers,

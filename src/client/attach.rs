@@ -27,6 +27,13 @@ use crate::event::{Event, Status, TerminalData};
 /// Ctrl-]: the key that detaches (as telnet's escape).
 const DETACH: u8 = 0x1d;
 
+/// The most messages shown before the keyboard is looked at again: a program that
+/// never stops writing must not keep Ctrl-] (or Ctrl-C) from being read.
+const DRAIN_AT_ONCE: usize = 64;
+
+/// How long a message may take to go out before the server counts as gone.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Args, Debug)]
 pub struct AttachArgs {
     /// The terminal worker (id or name).
@@ -130,6 +137,18 @@ fn session(
     keyboard: BorrowedFd<'_>,
     screen: BorrowedFd<'_>,
 ) -> Result<End, ClientError> {
+    let socket_raw = match socket.get_ref() {
+        tungstenite::stream::MaybeTlsStream::Plain(stream) => {
+            // A server that stops reading must not hold this loop, and so the keyboard
+            // (Ctrl-] too), in a send forever.
+            let _ = stream.set_write_timeout(Some(SEND_TIMEOUT));
+            // Its own copy of the socket's descriptor to wait on: the socket itself is
+            // borrowed mutably to read and send.
+            rustix::io::dup(stream)
+                .map_err(|e| ClientError(format!("cannot watch the socket: {e}")))?
+        }
+        _ => return Err(ClientError("attach speaks plain WebSocket only".into())),
+    };
     let mut size = window_size(screen);
     if let Some((cols, rows)) = size {
         send(
@@ -137,26 +156,24 @@ fn session(
             json!({"type": "resize", "cols": cols, "rows": rows}),
         )?;
     }
-    let socket_fd = match socket.get_ref() {
-        tungstenite::stream::MaybeTlsStream::Plain(stream) => stream.as_fd(),
-        _ => return Err(ClientError("attach speaks plain WebSocket only".into())),
-    };
-    // Its own copy of the socket's descriptor to wait on: the socket itself is borrowed
-    // mutably to read and send.
-    let socket_raw = rustix::io::dup(socket_fd)
-        .map_err(|e| ClientError(format!("cannot watch the socket: {e}")))?;
     let mut out = io::stdout().lock();
     let mut keys = [0u8; 4096];
     let timeout = Timespec {
         tv_sec: 0,
         tv_nsec: 250_000_000,
     };
+    // A drain reads what is there and stops at the first wait.
+    set_read_timeout(socket, Some(Duration::from_millis(1)));
+    // Whether the last drain stopped with messages left (perhaps already read from the
+    // socket, so `poll` would not tell): look at the keyboard without waiting.
+    let mut more = false;
     loop {
         let mut fds = [
             PollFd::new(&keyboard, PollFlags::IN),
             PollFd::new(&socket_raw, PollFlags::IN),
         ];
-        match rustix::event::poll(&mut fds, Some(&timeout)) {
+        let wait = if more { Timespec::default() } else { timeout };
+        match rustix::event::poll(&mut fds, Some(&wait)) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(ClientError(format!("poll: {e}"))),
         }
@@ -177,7 +194,7 @@ fn session(
             };
             if !before.is_empty() {
                 // Keys as they are; a byte that is not UTF-8 (Meta sends some) as base64.
-                let input = serde_json::to_value(TerminalData::from_bytes(before))
+                let input = serde_json::to_value(TerminalData::from_bytes(before.to_vec()))
                     .map_err(|e| ClientError(e.to_string()))?;
                 let mut message = json!({"type": "input"});
                 if let (Some(m), Value::Object(fields)) = (message.as_object_mut(), input) {
@@ -189,8 +206,12 @@ fn session(
                 return Ok(End::Detached);
             }
         }
-        if socket_ready && let Some(end) = drain(socket, &mut out)? {
-            return Ok(end);
+        if socket_ready || more {
+            match drain(socket, &mut out)? {
+                Drained::End(end) => return Ok(end),
+                Drained::More => more = true,
+                Drained::All => more = false,
+            }
         }
         let now = window_size(screen);
         if now != size {
@@ -205,15 +226,26 @@ fn session(
     }
 }
 
-/// Shows every message the socket has now; Some when the session is over.
-fn drain(socket: &mut Socket, out: &mut impl Write) -> Result<Option<End>, ClientError> {
-    set_read_timeout(socket, Some(Duration::from_millis(1)));
-    loop {
+/// How far a `drain` got.
+enum Drained {
+    /// Every message there was.
+    All,
+    /// `DRAIN_AT_ONCE` of them; there may be more.
+    More,
+    /// The session is over.
+    End(End),
+}
+
+/// Shows the messages the socket has now, up to `DRAIN_AT_ONCE`.
+fn drain(socket: &mut Socket, out: &mut impl Write) -> Result<Drained, ClientError> {
+    for _ in 0..DRAIN_AT_ONCE {
         let message = match socket.read() {
             Ok(Message::Text(text)) => text,
             Ok(Message::Close(frame)) => {
                 let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                return Ok(Some(End::Exited(format!("closed the connection {why}"))));
+                return Ok(Drained::End(End::Exited(format!(
+                    "closed the connection {why}"
+                ))));
             }
             Ok(_) => continue,
             Err(tungstenite::Error::Io(e))
@@ -223,7 +255,7 @@ fn drain(socket: &mut Socket, out: &mut impl Write) -> Result<Option<End>, Clien
                 ) =>
             {
                 let _ = out.flush();
-                return Ok(None);
+                return Ok(Drained::All);
             }
             Err(e) => return Err(ClientError(format!("connection lost: {e}"))),
         };
@@ -246,7 +278,7 @@ fn drain(socket: &mut Socket, out: &mut impl Write) -> Result<Option<End>, Clien
                     (None, Some(signal)) => format!("ended by {signal}"),
                     _ => "exited".into(),
                 };
-                return Ok(Some(End::Exited(how)));
+                return Ok(Drained::End(End::Exited(how)));
             }
             Event::Error(error) => {
                 let _ = write!(out, "\r\n[workerhub: {}]\r\n", error.message);
@@ -254,4 +286,6 @@ fn drain(socket: &mut Socket, out: &mut impl Write) -> Result<Option<End>, Clien
             _ => {}
         }
     }
+    let _ = out.flush();
+    Ok(Drained::More)
 }

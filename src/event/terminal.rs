@@ -59,14 +59,15 @@ pub struct TerminalData {
 }
 
 impl TerminalData {
-    pub fn from_bytes(bytes: &[u8]) -> TerminalData {
-        match std::str::from_utf8(bytes) {
-            Ok(text) => TerminalData {
-                data: text.to_string(),
+    /// Takes the bytes: text (nearly always) becomes `data` without a copy.
+    pub fn from_bytes(bytes: Vec<u8>) -> TerminalData {
+        match String::from_utf8(bytes) {
+            Ok(data) => TerminalData {
+                data,
                 encoding: None,
             },
-            Err(_) => TerminalData {
-                data: BASE64.encode(bytes),
+            Err(err) => TerminalData {
+                data: BASE64.encode(err.as_bytes()),
                 encoding: Some(Encoding::Base64),
             },
         }
@@ -133,10 +134,10 @@ mod tests {
 
     #[test]
     fn text_stays_text_and_other_bytes_go_as_base64() {
-        let text = TerminalData::from_bytes("héllo\x1b[0m".as_bytes());
+        let text = TerminalData::from_bytes("héllo\x1b[0m".into());
         assert_eq!(text.encoding, None);
         assert_eq!(text.bytes().unwrap(), "héllo\x1b[0m".as_bytes());
-        let raw = TerminalData::from_bytes(b"a\xff\xfeb");
+        let raw = TerminalData::from_bytes(b"a\xff\xfeb".to_vec());
         assert_eq!(raw.encoding, Some(Encoding::Base64));
         assert_eq!(raw.bytes().unwrap(), b"a\xff\xfeb");
         let json = serde_json::to_string(&raw).unwrap();

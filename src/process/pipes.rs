@@ -14,6 +14,9 @@ use super::{Output, OutputTx, ProcEvent, ProcessSink};
 use crate::event::Pipe;
 use crate::sys::{self, EventFd};
 
+/// The most bytes one read takes.
+const CHUNK: usize = 64 * 1024;
+
 pub(super) struct ReaderCtx {
     pub pipe: Pipe,
     pub fd: OwnedFd,
@@ -27,12 +30,6 @@ pub(super) struct ReaderCtx {
 }
 
 pub(super) fn read_pipe(ctx: ReaderCtx) {
-    let raw = ctx.fd.as_raw_fd();
-    if sys::set_nonblocking(raw, true).is_err() {
-        return;
-    }
-    let mut file = File::from(ctx.fd);
-    let mut chunk = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
     let send = |data: Vec<u8>| {
         ctx.output
@@ -46,36 +43,71 @@ pub(super) fn read_pipe(ctx: ReaderCtx) {
             })
             .is_ok()
     };
+    let on_read = |pending: &mut Vec<u8>| {
+        if let Some(last_newline) = pending.iter().rposition(|&b| b == b'\n') {
+            let rest = pending.split_off(last_newline + 1);
+            if !send(std::mem::replace(pending, rest)) {
+                return false;
+            }
+        }
+        while pending.len() >= ctx.max_line {
+            let rest = pending.split_off(ctx.max_line);
+            if !send(std::mem::replace(pending, rest)) {
+                return false;
+            }
+        }
+        true
+    };
+    if read_until_end(ctx.fd, &ctx.wake, &mut pending, usize::MAX, on_read, |_| {
+        true
+    }) && !pending.is_empty()
+    {
+        send(pending);
+    }
+}
+
+/// The loop of every output reader (a pipe's, a terminal's): reads `fd` without
+/// blocking, appending to `pending` at most `room` bytes beyond what it holds, and
+/// calls `on_read` after each read and `on_idle` when nothing more is there at once,
+/// before it waits; it waits until `fd` is readable or the waiter's `wake` (the
+/// process is gone and its drain grace is over). Ends at the end of `fd`, a read
+/// error (a terminal's EIO once every slave is closed), or a wake: true then, so the
+/// caller sends what `pending` still holds; false when a callback said nobody listens.
+pub(super) fn read_until_end(
+    fd: OwnedFd,
+    wake: &EventFd,
+    pending: &mut Vec<u8>,
+    room: usize,
+    mut on_read: impl FnMut(&mut Vec<u8>) -> bool,
+    mut on_idle: impl FnMut(&mut Vec<u8>) -> bool,
+) -> bool {
+    let raw = fd.as_raw_fd();
+    if sys::set_nonblocking(raw, true).is_err() {
+        return true;
+    }
+    let mut file = File::from(fd);
+    let mut chunk = vec![0u8; CHUNK];
     loop {
-        match file.read(&mut chunk) {
-            Ok(0) => break,
+        let want = room.saturating_sub(pending.len()).clamp(1, CHUNK);
+        match file.read(&mut chunk[..want]) {
+            Ok(0) => return true,
             Ok(n) => {
                 pending.extend_from_slice(&chunk[..n]);
-                if let Some(last_newline) = pending.iter().rposition(|&b| b == b'\n') {
-                    let rest = pending.split_off(last_newline + 1);
-                    if !send(std::mem::replace(&mut pending, rest)) {
-                        return;
-                    }
-                }
-                while pending.len() >= ctx.max_line {
-                    let rest = pending.split_off(ctx.max_line);
-                    if !send(std::mem::replace(&mut pending, rest)) {
-                        return;
-                    }
+                if !on_read(pending) {
+                    return false;
                 }
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                match sys::wait_readable(raw, &ctx.wake, None) {
+                if !on_idle(pending) {
+                    return false;
+                }
+                match sys::wait_readable(raw, wake, None) {
                     Ok(true) => {}
-                    // Woken: the process is gone and its drain grace is over.
-                    Ok(false) | Err(_) => break,
+                    Ok(false) | Err(_) => return true,
                 }
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
+            Err(_) => return true,
         }
-    }
-    if !pending.is_empty() {
-        send(pending);
     }
 }

@@ -16,8 +16,8 @@
 //! cuts a UTF-8 character in two (what it holds back goes with the next read).
 
 use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io;
+use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
@@ -26,6 +26,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::pty::OpenptFlags;
 use rustix::termios::{self, InputModes, OptionalActions, Winsize};
 
+use super::pipes::read_until_end;
 use super::{Output, OutputTx, ProcEvent, Process, ProcessSink};
 use crate::event::TerminalSize;
 use crate::event::terminal::utf8_boundary;
@@ -140,14 +141,9 @@ pub(super) struct ReaderCtx {
     pub _done: Sender<()>,
 }
 
+/// `pipes::read_until_end` with `BATCH` as the room: a full batch, or what the
+/// terminal had at once, goes out up to its last whole character.
 fn read_terminal(fd: OwnedFd, ctx: ReaderCtx) {
-    let raw = fd.as_raw_fd();
-    if sys::set_nonblocking(raw, true).is_err() {
-        return;
-    }
-    let mut file = File::from(fd);
-    let mut chunk = vec![0u8; BATCH];
-    let mut pending: Vec<u8> = Vec::new();
     let send = |data: Vec<u8>| {
         ctx.output
             .send(Output {
@@ -166,32 +162,10 @@ fn read_terminal(fd: OwnedFd, ctx: ReaderCtx) {
         let rest = pending.split_off(cut);
         send(std::mem::replace(pending, rest))
     };
-    loop {
-        let room = BATCH.saturating_sub(pending.len()).max(1);
-        match file.read(&mut chunk[..room]) {
-            Ok(0) => break,
-            Ok(n) => {
-                pending.extend_from_slice(&chunk[..n]);
-                if pending.len() >= BATCH && !flush(&mut pending) {
-                    return;
-                }
-            }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                if !flush(&mut pending) {
-                    return;
-                }
-                match sys::wait_readable(raw, &ctx.wake, None) {
-                    Ok(true) => {}
-                    // Woken: the process is gone and its drain grace is over.
-                    Ok(false) | Err(_) => break,
-                }
-            }
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            // EIO: every slave descriptor is closed (the child and its jobs are gone).
-            Err(_) => break,
-        }
-    }
-    if !pending.is_empty() {
+    let mut pending = Vec::new();
+    let full_batch = |pending: &mut Vec<u8>| pending.len() < BATCH || flush(pending);
+    if read_until_end(fd, &ctx.wake, &mut pending, BATCH, full_batch, flush) && !pending.is_empty()
+    {
         send(pending);
     }
 }

@@ -63,32 +63,48 @@ impl LineDrawing {
         self.g0 == Set::Ascii && self.g1 == Set::Ascii
     }
 
-    /// `data` with line-drawing letters replaced; borrowed when nothing changed.
+    /// `data` with line-drawing letters replaced; borrowed when nothing changed (it is
+    /// copied only from the first letter that is replaced).
     pub fn filter<'a>(&mut self, data: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
         // Fast path: nothing designated and no escape that could designate one.
         if self.plain() && self.state == State::Ground && !data.contains(&0x1b) {
             return std::borrow::Cow::Borrowed(data);
         }
-        let mut out = Vec::with_capacity(data.len());
-        for &byte in data {
-            self.step(byte, &mut out);
+        let mut out: Option<Vec<u8>> = None;
+        for (at, &byte) in data.iter().enumerate() {
+            match self.step(byte) {
+                Some(c) => {
+                    let out = out.get_or_insert_with(|| {
+                        let mut copy = Vec::with_capacity(data.len() + data.len() / 2);
+                        copy.extend_from_slice(&data[..at]);
+                        copy
+                    });
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+                None => {
+                    if let Some(out) = out.as_mut() {
+                        out.push(byte);
+                    }
+                }
+            }
         }
-        std::borrow::Cow::Owned(out)
+        match out {
+            Some(out) => std::borrow::Cow::Owned(out),
+            None => std::borrow::Cow::Borrowed(data),
+        }
     }
 
-    fn step(&mut self, byte: u8, out: &mut Vec<u8>) {
+    /// Follows `byte`; the character it stands for if it is a line-drawing letter.
+    fn step(&mut self, byte: u8) -> Option<char> {
         match self.state {
             State::Ground => match byte {
                 0x1b => self.state = State::Escape,
                 0x0e => self.shifted = true,
                 0x0f => self.shifted = false,
                 _ => {
-                    if self.active() == Set::DecGraphics
-                        && let Some(c) = dec_graphics(byte)
-                    {
-                        let mut buf = [0u8; 4];
-                        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                        return;
+                    if self.active() == Set::DecGraphics {
+                        return dec_graphics(byte);
                     }
                 }
             },
@@ -142,7 +158,7 @@ impl LineDrawing {
                 };
             }
         }
-        out.push(byte);
+        None
     }
 
     /// The escapes that put a viewer's terminal in the same sets (after a snapshot,

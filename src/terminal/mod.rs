@@ -76,7 +76,7 @@ impl Screen {
             seq,
             cols: size.cols,
             rows: size.rows,
-            screen: TerminalData::from_bytes(&bytes),
+            screen: TerminalData::from_bytes(bytes),
             cursor: screen.cursor_position(),
             alternate_screen: alternate,
             scrollback,

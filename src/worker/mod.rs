@@ -1139,7 +1139,7 @@ impl ProcessSink for Worker {
     fn on_process_event(&self, process: u64, event: ProcEvent) {
         match event {
             ProcEvent::Lines { pipe, data } => self.on_lines(process, pipe, &data),
-            ProcEvent::Terminal(data) => self.on_terminal(&data),
+            ProcEvent::Terminal(data) => self.on_terminal(data),
             ProcEvent::Exited(exit) => self.on_exit(process, exit),
             ProcEvent::Disconnected { reason } => self.on_link(process, Some(reason)),
             ProcEvent::Reconnected => self.on_link(process, None),

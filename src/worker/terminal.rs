@@ -40,10 +40,10 @@ impl Worker {
     }
 
     /// Bytes the program wrote: into the screen and out to every viewer, in one step.
-    pub(super) fn on_terminal(&self, data: &[u8]) {
+    pub(super) fn on_terminal(&self, data: Vec<u8>) {
         let mut st = self.lock();
         if let Some(terminal) = st.terminal.as_mut() {
-            terminal.screen.process(data);
+            terminal.screen.process(&data);
         }
         self.feed
             .publish(&[Event::Terminal(TerminalData::from_bytes(data))]);

@@ -106,12 +106,17 @@ impl Viewer {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(!left.is_zero(), "timed out; got {:#?}", self.messages);
-            if let Got::Json(message) = self.ws.next(left) {
-                let hit = ok(&message);
-                self.take(message.clone());
-                if hit {
-                    return message;
+            match self.ws.next(left) {
+                Got::Json(message) => {
+                    let hit = ok(&message);
+                    self.take(message.clone());
+                    if hit {
+                        return message;
+                    }
                 }
+                Got::TimedOut => {}
+                // Nothing more comes: say so now rather than spin until the deadline.
+                Got::Closed(frame) => panic!("closed ({frame:?}); got {:#?}", self.messages),
             }
         }
     }

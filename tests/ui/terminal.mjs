@@ -9,22 +9,8 @@ import { URL, openPage, launch, run, log, check, checkEqual, waitFor, shot, wait
 
 const PROJECT = required('WH_PROJECT');
 
-const CURSES_DEMO = `
-import curses
-def main(win):
-    curses.curs_set(0)
-    win.border()
-    win.addstr(2, 4, "curses demo: press a key", curses.A_BOLD)
-    win.refresh()
-    while True:
-        key = win.getkey()
-        if key == "q":
-            return
-        win.addstr(4, 4, "got key: %-10s" % key, curses.A_REVERSE)
-        win.refresh()
-curses.wrapper(main)
-print("curses demo ended")
-`;
+// The same program as tests/terminals.rs runs.
+const CURSES_DEMO = fs.readFileSync(path.join(import.meta.dirname, '..', 'fixtures', 'terminal', 'curses_demo.py'), 'utf8');
 
 const term = (page) => page.evaluate(() => window.workerhub.terminal());
 
