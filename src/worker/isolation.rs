@@ -182,9 +182,7 @@ impl Worker {
     pub fn commit(&self, message: Option<&str>) -> Result<Committed, Error> {
         let isolated = self.isolated()?;
         self.check_not_busy()?;
-        let message = message
-            .filter(|m| !m.trim().is_empty())
-            .map_or_else(|| self.default_message(), str::to_string);
+        let message = self.message_or_default(message);
         let commit = {
             let _ops = isolated.ops();
             worktree::merge::commit_all(&isolated.runner, &isolated.get(), &message)?
@@ -216,9 +214,7 @@ impl Worker {
     ) -> Result<Merged, Error> {
         let isolated = self.isolated()?;
         self.check_not_busy()?;
-        let message = message
-            .filter(|m| !m.trim().is_empty())
-            .map_or_else(|| self.default_message(), str::to_string);
+        let message = self.message_or_default(message);
         let merged = {
             let _ops = isolated.ops();
             let mut worktree = isolated.get();
@@ -273,7 +269,11 @@ impl Worker {
         })
     }
 
-    fn default_message(&self) -> String {
+    /// The message a client gave, or when it gave none (or a blank one) the default.
+    fn message_or_default(&self, message: Option<&str>) -> String {
+        if let Some(message) = message.filter(|m| !m.trim().is_empty()) {
+            return message.to_string();
+        }
         let name = if self.spec.name.is_empty() {
             &self.id[..8.min(self.id.len())]
         } else {
