@@ -9,7 +9,8 @@
 //! worktree's own lock (`ops`), one at a time, and are refused while a turn runs (the
 //! worktree is the agent's until the turn ends).
 
-use std::sync::{Mutex, MutexGuard};
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use serde::Serialize;
 
@@ -29,6 +30,8 @@ pub struct Isolated {
     /// A `diff` event is being computed (`running`), and another is wanted (`again`).
     refresh: Mutex<(bool, bool)>,
     runner: GitRunner,
+    /// The worktree's git folder, asked of git once (its path never changes).
+    git_dir: OnceLock<PathBuf>,
 }
 
 impl Isolated {
@@ -38,6 +41,7 @@ impl Isolated {
             ops: Mutex::new(()),
             refresh: Mutex::new((false, false)),
             runner,
+            git_dir: OnceLock::new(),
         }
     }
 
@@ -101,7 +105,15 @@ impl Worker {
     pub fn diff(&self, patch: bool) -> Result<Diff, Error> {
         let isolated = self.isolated()?;
         let _ops = isolated.ops();
-        worktree::diff::diff(&isolated.runner, &isolated.get(), patch)
+        let current = isolated.get();
+        let git_dir = match isolated.git_dir.get() {
+            Some(dir) => dir,
+            None => {
+                let dir = worktree::diff::git_dir(&isolated.runner, &current.path)?;
+                isolated.git_dir.get_or_init(|| dir)
+            }
+        };
+        worktree::diff::diff(&isolated.runner, &current, git_dir, patch)
     }
 
     /// Computes its changes and publishes them as a `diff` event, now.
