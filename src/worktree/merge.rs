@@ -272,34 +272,33 @@ fn replay(
     theirs: &str,
     target: &str,
 ) -> Result<String, Error> {
+    // Every commit to replay with its author and message, in one run: `-z` ends each
+    // commit with a NUL, and git allows none inside these fields.
     let list = git(
         runner,
         repo,
         &[
-            "rev-list",
+            "log",
             "--reverse",
             "--no-merges",
+            "-z",
+            "--format=%H%x00%an%x00%ae%x00%aI%x00%B",
             &format!("{onto}..{theirs}"),
         ],
-    )?
-    .text();
+    )?;
+    if list.truncated {
+        return Err(Error::internal(format!(
+            "the commits of {theirs} not in {onto} are too many to replay"
+        )));
+    }
+    let text = String::from_utf8_lossy(&list.stdout).into_owned();
+    let mut fields = text.split('\0');
     let mut tip = onto.to_string();
-    for commit in list.split_whitespace() {
+    while let Some(commit) = fields.next().filter(|c| !c.is_empty()) {
+        let mut field = || fields.next().unwrap_or("");
+        let (name, email, date, message) = (field(), field(), field(), field().trim_end());
         let parent = format!("{commit}^");
         let tree = merged_tree(runner, repo, &tip, commit, Some(&parent), target)?;
-        let info = git(
-            runner,
-            repo,
-            &["log", "-1", "--format=%an%x00%ae%x00%aI%x00%B", commit],
-        )?;
-        let text = String::from_utf8_lossy(&info.stdout).into_owned();
-        let mut parts = text.splitn(4, '\0');
-        let (name, email, date, message) = (
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or("").trim_end(),
-        );
         let env: Vec<(OsString, OsString)> = [
             ("GIT_AUTHOR_NAME", name),
             ("GIT_AUTHOR_EMAIL", email),
