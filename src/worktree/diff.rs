@@ -19,6 +19,9 @@ use crate::event::diff::{DiffSummary, FileChange, FileStatus};
 /// The most bytes of unified diff returned; past it the text is cut (`truncated`).
 pub const MAX_PATCH_BYTES: u64 = 8 << 20;
 
+/// The most bytes of the per-file list (`--raw --numstat`) read.
+const MAX_SUMMARY_BYTES: u64 = 64 << 20;
+
 /// A worktree's changes.
 pub struct Diff {
     pub summary: DiffSummary,
@@ -100,7 +103,16 @@ pub fn diff(
     let common = ["diff", "--cached", "-M", "--no-ext-diff", "--no-color"];
     // What happened to each file and its lines, in one run of git's diff.
     let summary_args = [&common[..], &["-z", "--raw", "--numstat", base, "--"]].concat();
-    let files = summarize(&with_index(&summary_args, 64 << 20)?.stdout);
+    let listed = with_index(&summary_args, MAX_SUMMARY_BYTES)?;
+    if listed.truncated {
+        // A list cut mid-record would be a wrong summary, not a short one.
+        return Err(Error::internal(format!(
+            "{} changed more files than a diff lists ({} MiB of names)",
+            worktree.branch,
+            MAX_SUMMARY_BYTES >> 20
+        )));
+    }
+    let files = summarize(&listed.stdout);
     let summary = DiffSummary::new(worktree.base_commit.clone(), worktree.branch.clone(), files);
     if !patch {
         return Ok(Diff {
