@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{GitCall, GitRunner, Worktree, git, git_call, identity_args, is_branch};
+use super::{GitCall, GitRunner, Worktree, git, git_call, identity_args};
 use crate::error::{Error, ErrorCode, ErrorKind};
 
 /// How a worktree's branch goes into its target.
@@ -114,18 +114,18 @@ pub fn merge(
         }
     };
     crate::spec::check_ref(&target, "into")?;
-    if !is_branch(runner, &repo, &target)? {
+    // The target's commit, read once: it is checked again as the target moves
+    // (`update-ref NEW OLD`, or HEAD in its checkout).
+    let Some(theirs) = branch_commit(runner, &repo, &target)? else {
         return Err(Error::new(
             ErrorKind::Invalid,
             ErrorCode::UnknownRef,
             format!("{} has no branch {target:?}", repo.display()),
         ));
-    }
+    };
     commit_all(runner, worktree, message)?;
     let branch_ref = format!("refs/heads/{}", worktree.branch);
     let ours = rev(runner, &repo, &branch_ref)?;
-    let target_ref = format!("refs/heads/{target}");
-    let theirs = rev(runner, &repo, &target_ref)?;
     let already = GitCall {
         ok_codes: &[0, 1],
         ..GitCall::new(&["merge-base", "--is-ancestor", &ours, &theirs])
@@ -382,6 +382,21 @@ fn checked_out_at(runner: &GitRunner, repo: &Path, branch: &str) -> Result<Optio
         }
     }
     Ok(None)
+}
+
+/// The commit the local branch `name` points at; None when there is no such branch.
+fn branch_commit(runner: &GitRunner, dir: &Path, name: &str) -> Result<Option<String>, Error> {
+    let call = GitCall {
+        ok_codes: &[0, 1],
+        ..GitCall::new(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{name}^{{commit}}"),
+        ])
+    };
+    let out = git_call(runner, dir, call)?;
+    Ok((out.code == 0).then(|| out.text()))
 }
 
 /// The commit `name` points at.
