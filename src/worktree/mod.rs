@@ -161,7 +161,7 @@ pub fn git_call(runner: &GitRunner, dir: &Path, call: GitCall<'_>) -> Result<Git
                 .map_err(|err| Error::new(ErrorKind::Internal, ErrorCode::GitFailed, err))?
         }
         GitRunner::Remote { hosts, host } => {
-            let mut env: Vec<(String, String)> = git_env
+            let env: Vec<(String, String)> = git_env
                 .chain(call.env.iter().cloned())
                 .map(|(k, v)| {
                     (
@@ -170,7 +170,6 @@ pub fn git_call(runner: &GitRunner, dir: &Path, call: GitCall<'_>) -> Result<Git
                     )
                 })
                 .collect();
-            env.dedup_by(|a, b| a.0 == b.0);
             hosts
                 .git(host, dir, &env, &args, call.timeout, call.max_output)
                 .map_err(|err| err.into_error(&host.name))?
