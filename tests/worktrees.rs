@@ -222,6 +222,15 @@ fn a_worker_edits_its_own_worktree_and_its_diff_shows_every_kind_of_change() {
     assert_eq!(again.status, 409);
     assert_eq!(again.error_code(), "nothing_to_commit");
 
+    // Into a branch the repository lacks: refused, nothing changed.
+    let resp = hub.post_json(
+        &format!("/api/workers/{id}/merge"),
+        &json!({"into": "no-such-branch"}),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert_eq!(resp.error_code(), "unknown_ref");
+    assert_eq!(git(&repo, &["rev-parse", "HEAD"]).trim(), base);
+
     // Squash-merge into main, which is checked out: one new commit, the files there.
     let resp = hub.post_json(&format!("/api/workers/{id}/merge"), &json!({}));
     assert_eq!(resp.status, 200, "{}", resp.text());

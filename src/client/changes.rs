@@ -8,7 +8,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::ClientError;
-use super::cli::ClientArgs;
+use super::cli::{ClientArgs, encode};
 
 #[derive(Args, Debug)]
 pub struct DiffArgs {
@@ -49,10 +49,7 @@ pub struct MergeArgs {
 }
 
 fn path(worker: &str, tail: &str) -> String {
-    let id: String =
-        percent_encoding::utf8_percent_encode(worker, percent_encoding::NON_ALPHANUMERIC)
-            .to_string();
-    format!("/api/workers/{id}/{tail}")
+    format!("/api/workers/{}/{tail}", encode(worker))
 }
 
 /// Prints the worker's changes: the unified diff (`--stat`: one line a file).

@@ -338,7 +338,7 @@ pub fn remove(args: &ClientArgs, worker: &str) -> Result<ExitCode, ClientError> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn encode(segment: &str) -> String {
+pub(super) fn encode(segment: &str) -> String {
     percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 

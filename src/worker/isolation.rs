@@ -9,7 +9,8 @@
 //! worktree's own lock (`ops`), one at a time, and are refused while a turn runs (the
 //! worktree is the agent's until the turn ends).
 
-use std::sync::{Mutex, MutexGuard};
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use serde::Serialize;
 
@@ -29,6 +30,8 @@ pub struct Isolated {
     /// A `diff` event is being computed (`running`), and another is wanted (`again`).
     refresh: Mutex<(bool, bool)>,
     runner: GitRunner,
+    /// The worktree's git folder, asked of git once (its path never changes).
+    git_dir: OnceLock<PathBuf>,
 }
 
 impl Isolated {
@@ -38,6 +41,7 @@ impl Isolated {
             ops: Mutex::new(()),
             refresh: Mutex::new((false, false)),
             runner,
+            git_dir: OnceLock::new(),
         }
     }
 
@@ -101,7 +105,15 @@ impl Worker {
     pub fn diff(&self, patch: bool) -> Result<Diff, Error> {
         let isolated = self.isolated()?;
         let _ops = isolated.ops();
-        worktree::diff::diff(&isolated.runner, &isolated.get(), patch)
+        let current = isolated.get();
+        let git_dir = match isolated.git_dir.get() {
+            Some(dir) => dir,
+            None => {
+                let dir = worktree::diff::git_dir(&isolated.runner, &current.path)?;
+                isolated.git_dir.get_or_init(|| dir)
+            }
+        };
+        worktree::diff::diff(&isolated.runner, &current, git_dir, patch)
     }
 
     /// Computes its changes and publishes them as a `diff` event, now.
@@ -182,9 +194,7 @@ impl Worker {
     pub fn commit(&self, message: Option<&str>) -> Result<Committed, Error> {
         let isolated = self.isolated()?;
         self.check_not_busy()?;
-        let message = message
-            .filter(|m| !m.trim().is_empty())
-            .map_or_else(|| self.default_message(), str::to_string);
+        let message = self.message_or_default(message);
         let commit = {
             let _ops = isolated.ops();
             worktree::merge::commit_all(&isolated.runner, &isolated.get(), &message)?
@@ -216,9 +226,7 @@ impl Worker {
     ) -> Result<Merged, Error> {
         let isolated = self.isolated()?;
         self.check_not_busy()?;
-        let message = message
-            .filter(|m| !m.trim().is_empty())
-            .map_or_else(|| self.default_message(), str::to_string);
+        let message = self.message_or_default(message);
         let merged = {
             let _ops = isolated.ops();
             let mut worktree = isolated.get();
@@ -273,7 +281,11 @@ impl Worker {
         })
     }
 
-    fn default_message(&self) -> String {
+    /// The message a client gave, or when it gave none (or a blank one) the default.
+    fn message_or_default(&self, message: Option<&str>) -> String {
+        if let Some(message) = message.filter(|m| !m.trim().is_empty()) {
+            return message.to_string();
+        }
         let name = if self.spec.name.is_empty() {
             &self.id[..8.min(self.id.len())]
         } else {

@@ -44,6 +44,11 @@ pub fn copy_files(repo: &Path, worktree: &Path, globs: &[String]) -> Result<Vec<
             walk(repo, &start, depth, &pattern, &mut visited, &mut matched);
         }
         for relative in matched {
+            if through_link(worktree, &relative) {
+                // A folder of the worktree on the way is a link (a tracked symlink):
+                // what is copied goes into the worktree, never through it elsewhere.
+                continue;
+            }
             copy_tree(
                 &repo.join(&relative),
                 &worktree.join(&relative),
@@ -122,6 +127,20 @@ fn walk(
     }
 }
 
+/// Whether a folder on the way to `relative` in `worktree` is a symlink.
+fn through_link(worktree: &Path, relative: &Path) -> bool {
+    relative
+        .ancestors()
+        .skip(1)
+        .filter(|folder| !folder.as_os_str().is_empty())
+        .any(|folder| {
+            worktree
+                .join(folder)
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+        })
+}
+
 /// Copies a file, a symlink (as a link) or a folder (whole), keeping what `to` has.
 fn copy_tree(from: &Path, to: &Path, visited: &mut usize) -> std::io::Result<()> {
     *visited += 1;
@@ -129,8 +148,12 @@ fn copy_tree(from: &Path, to: &Path, visited: &mut usize) -> std::io::Result<()>
         return Ok(());
     }
     let meta = from.symlink_metadata()?;
-    if to.symlink_metadata().is_ok() && !meta.is_dir() {
-        return Ok(());
+    if let Ok(there) = to.symlink_metadata() {
+        // What the worktree has stays; a folder is copied into one it has, never into
+        // a link it has (which may point anywhere).
+        if !(meta.is_dir() && there.is_dir()) {
+            return Ok(());
+        }
     }
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent)?;
@@ -155,6 +178,28 @@ fn copy_tree(from: &Path, to: &Path, visited: &mut usize) -> std::io::Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nothing_is_copied_through_a_link_the_worktree_has() {
+        let tmp = std::env::temp_dir().join(format!("workerhub-copy-unit-{}", std::process::id()));
+        let (repo, worktree, elsewhere) = (tmp.join("repo"), tmp.join("wt"), tmp.join("else"));
+        for dir in [repo.join("conf/sub"), worktree.clone(), elsewhere.clone()] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(repo.join("conf/a.local"), "a").unwrap();
+        std::fs::write(repo.join("conf/sub/b.local"), "b").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, worktree.join("conf")).unwrap();
+        let globs = ["conf/*.local".to_string(), "conf".to_string()];
+        copy_files(&repo, &worktree, &globs).unwrap();
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        std::fs::remove_file(worktree.join("conf")).unwrap();
+        copy_files(&repo, &worktree, &globs).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(worktree.join("conf/sub/b.local")).unwrap(),
+            "b"
+        );
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
 
     #[test]
     fn globs_match_within_a_folder_or_across_with_two_stars() {

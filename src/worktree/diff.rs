@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{GitCall, GitRunner, SLOW_GIT_TIMEOUT, Worktree, git, git_call};
@@ -18,6 +18,9 @@ use crate::event::diff::{DiffSummary, FileChange, FileStatus};
 
 /// The most bytes of unified diff returned; past it the text is cut (`truncated`).
 pub const MAX_PATCH_BYTES: u64 = 8 << 20;
+
+/// The most bytes of the per-file list (`--raw --numstat`) read.
+const MAX_SUMMARY_BYTES: u64 = 64 << 20;
 
 /// A worktree's changes.
 pub struct Diff {
@@ -38,29 +41,43 @@ impl Drop for TempIndex {
     }
 }
 
-/// The changes of `worktree` against its base; with the unified diff when `patch`.
-pub fn diff(runner: &GitRunner, worktree: &Worktree, patch: bool) -> Result<Diff, Error> {
+/// The git folder of the worktree at `dir` (where its index and the temporary one are):
+/// the same for its whole life, so a worker asks once.
+pub fn git_dir(runner: &GitRunner, dir: &Path) -> Result<PathBuf, Error> {
+    Ok(PathBuf::from(
+        git(runner, dir, &["rev-parse", "--absolute-git-dir"])?.text(),
+    ))
+}
+
+/// The changes of `worktree` (whose git folder is `git_dir`) against its base; with the
+/// unified diff when `patch`.
+pub fn diff(
+    runner: &GitRunner,
+    worktree: &Worktree,
+    git_dir: &Path,
+    patch: bool,
+) -> Result<Diff, Error> {
     let dir = &worktree.path;
-    let git_dir = PathBuf::from(git(runner, dir, &["rev-parse", "--absolute-git-dir"])?.text());
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let temp = TempIndex(git_dir.join(format!(
-        "workerhub-diff-index-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )));
-    let index = git_dir.join("index");
     // On a host the temporary index is one per worktree in its own git folder (gone
     // with it), filled from HEAD rather than copied: `add --all` then brings it to the
-    // working tree all the same, only without git's cached file stats.
-    let index_file = if runner.is_remote() {
-        git_dir.join("workerhub-diff-index")
+    // working tree all the same, only without git's cached file stats. Here it is a
+    // copy of the worktree's index, removed when done.
+    let (index_file, _temp) = if runner.is_remote() {
+        (git_dir.join("workerhub-diff-index"), None)
     } else {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let temp = TempIndex(git_dir.join(format!(
+            "workerhub-diff-index-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        )));
+        let index = git_dir.join("index");
         if index.is_file() {
             std::fs::copy(&index, &temp.0).map_err(|err| {
                 Error::internal(format!("could not copy the worktree's index: {err}"))
             })?;
         }
-        temp.0.clone()
+        (temp.0.clone(), Some(temp))
     };
     let env = vec![(
         OsString::from("GIT_INDEX_FILE"),
@@ -83,23 +100,19 @@ pub fn diff(runner: &GitRunner, worktree: &Worktree, patch: bool) -> Result<Diff
     }
     with_index(&["add", "--all", "--", "."], 1 << 20)?;
     let base = worktree.base_commit.as_str();
-    let common = [
-        "diff",
-        "--cached",
-        "-M",
-        "--no-ext-diff",
-        "--no-color",
-        "-z",
-    ];
-    let names = with_index(
-        &[&common[..], &["--name-status", base, "--"]].concat(),
-        64 << 20,
-    )?;
-    let counts = with_index(
-        &[&common[..], &["--numstat", base, "--"]].concat(),
-        64 << 20,
-    )?;
-    let files = summarize(&names.stdout, &counts.stdout);
+    let common = ["diff", "--cached", "-M", "--no-ext-diff", "--no-color"];
+    // What happened to each file and its lines, in one run of git's diff.
+    let summary_args = [&common[..], &["-z", "--raw", "--numstat", base, "--"]].concat();
+    let listed = with_index(&summary_args, MAX_SUMMARY_BYTES)?;
+    if listed.truncated {
+        // A list cut mid-record would be a wrong summary, not a short one.
+        return Err(Error::internal(format!(
+            "{} changed more files than a diff lists ({} MiB of names)",
+            worktree.branch,
+            MAX_SUMMARY_BYTES >> 20
+        )));
+    }
+    let files = summarize(&listed.stdout);
     let summary = DiffSummary::new(worktree.base_commit.clone(), worktree.branch.clone(), files);
     if !patch {
         return Ok(Diff {
@@ -108,20 +121,12 @@ pub fn diff(runner: &GitRunner, worktree: &Worktree, patch: bool) -> Result<Diff
             truncated: false,
         });
     }
-    let text = with_index(
-        &[
-            "diff",
-            "--cached",
-            "-M",
-            "--no-ext-diff",
-            "--no-color",
-            "--src-prefix=a/",
-            "--dst-prefix=b/",
-            base,
-            "--",
-        ],
-        MAX_PATCH_BYTES,
-    )?;
+    let patch_args = [
+        &common[..],
+        &["--src-prefix=a/", "--dst-prefix=b/", base, "--"],
+    ]
+    .concat();
+    let text = with_index(&patch_args, MAX_PATCH_BYTES)?;
     Ok(Diff {
         summary,
         patch: Some(String::from_utf8_lossy(&text.stdout).into_owned()),
@@ -129,32 +134,17 @@ pub fn diff(runner: &GitRunner, worktree: &Worktree, patch: bool) -> Result<Diff
     })
 }
 
-/// Joins `--name-status -z` (what happened to each file) and `--numstat -z` (its lines)
-/// into one entry per file.
-fn summarize(names: &[u8], counts: &[u8]) -> Vec<FileChange> {
-    let mut lines: HashMap<String, (Option<u64>, Option<u64>)> = HashMap::new();
-    let mut fields = counts
+/// One entry per file from `--raw --numstat -z`: first the raw records (`:MODES HASHES
+/// STATUS`, then the path, or the old and the new one for a rename or copy), then the
+/// numstat ones (`ADDED\tREMOVED\tPATH`, or an empty path, then the old and the new one).
+fn summarize(out: &[u8]) -> Vec<FileChange> {
+    let mut fields = out
         .split(|&b| b == 0)
-        .map(|f| String::from_utf8_lossy(f));
-    while let Some(head) = fields.next() {
-        let mut parts = head.splitn(3, '\t');
-        let (Some(added), Some(removed), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        // A rename: an empty path, then the old and the new one.
-        let path = if path.is_empty() {
-            let _old = fields.next();
-            fields.next().map(|p| p.into_owned()).unwrap_or_default()
-        } else {
-            path.to_string()
-        };
-        lines.insert(path, (added.parse().ok(), removed.parse().ok()));
-    }
-    let mut files = Vec::new();
-    let mut fields = names.split(|&b| b == 0).map(|f| String::from_utf8_lossy(f));
-    while let Some(code) = fields.next() {
-        let Some(letter) = code.chars().next() else {
+        .map(|f| String::from_utf8_lossy(f))
+        .peekable();
+    let mut changes = Vec::new();
+    while let Some(head) = fields.next_if(|f| f.starts_with(':')) {
+        let Some(letter) = head.rsplit(' ').next().and_then(|s| s.chars().next()) else {
             continue;
         };
         let Some(first) = fields.next().map(|p| p.into_owned()) else {
@@ -174,23 +164,44 @@ fn summarize(names: &[u8], counts: &[u8]) -> Vec<FileChange> {
             'D' => (FileStatus::Deleted, first, None),
             _ => (FileStatus::Modified, first, None),
         };
-        // git counts no lines of a binary file (`-`).
-        let (added, removed) = lines.get(&path).copied().unwrap_or((Some(0), Some(0)));
-        let binary = added.is_none() && removed.is_none();
-        let status = match status {
-            FileStatus::New | FileStatus::Modified if binary => FileStatus::Binary,
-            status => status,
-        };
-        files.push(FileChange {
-            path,
-            status,
-            old_path,
-            added: added.unwrap_or(0),
-            removed: removed.unwrap_or(0),
-            binary,
-        });
+        changes.push((status, path, old_path));
     }
-    files
+    let mut lines: HashMap<String, (Option<u64>, Option<u64>)> = HashMap::new();
+    while let Some(head) = fields.next() {
+        let mut parts = head.splitn(3, '\t');
+        let (Some(added), Some(removed), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        // A rename: an empty path, then the old and the new one.
+        let path = if path.is_empty() {
+            let _old = fields.next();
+            fields.next().map(|p| p.into_owned()).unwrap_or_default()
+        } else {
+            path.to_string()
+        };
+        lines.insert(path, (added.parse().ok(), removed.parse().ok()));
+    }
+    changes
+        .into_iter()
+        .map(|(status, path, old_path)| {
+            // git counts no lines of a binary file (`-`).
+            let (added, removed) = lines.get(&path).copied().unwrap_or((Some(0), Some(0)));
+            let binary = added.is_none() && removed.is_none();
+            let status = match status {
+                FileStatus::New | FileStatus::Modified if binary => FileStatus::Binary,
+                status => status,
+            };
+            FileChange {
+                path,
+                status,
+                old_path,
+                added: added.unwrap_or(0),
+                removed: removed.unwrap_or(0),
+                binary,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -198,10 +209,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_and_counts_join_into_one_entry_per_file() {
-        let names = b"M\0a.txt\0A\0new.txt\0D\0gone.txt\0R087\0old.md\0moved.md\0A\0img.png\0";
-        let counts = b"2\t1\ta.txt\x003\t0\tnew.txt\x000\t4\tgone.txt\x001\t1\t\0old.md\0moved.md\0-\t-\timg.png\0";
-        let files = summarize(names, counts);
+    fn raw_and_counts_join_into_one_entry_per_file() {
+        let raw = ":100644 100644 1 2 M\0a.txt\0:000000 100644 0 3 A\0new.txt\0\
+                   :100644 000000 4 0 D\0gone.txt\0:100644 100644 5 6 R087\0old.md\0moved.md\0\
+                   :000000 100644 0 7 A\0img.png\0";
+        let counts = "2\t1\ta.txt\x003\t0\tnew.txt\x000\t4\tgone.txt\x001\t1\t\0old.md\0moved.md\0-\t-\timg.png\0";
+        let files = summarize(format!("{raw}{counts}").as_bytes());
         let by = |p: &str| files.iter().find(|f| f.path == p).unwrap().clone();
         assert_eq!(by("a.txt").status, FileStatus::Modified);
         assert_eq!((by("a.txt").added, by("a.txt").removed), (2, 1));

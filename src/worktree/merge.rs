@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{GitCall, GitRunner, Worktree, git, git_call, identity_args, is_branch};
+use super::{GitCall, GitRunner, Worktree, git, git_call, identity_args};
 use crate::error::{Error, ErrorCode, ErrorKind};
 
 /// How a worktree's branch goes into its target.
@@ -114,18 +114,18 @@ pub fn merge(
         }
     };
     crate::spec::check_ref(&target, "into")?;
-    if !is_branch(runner, &repo, &target)? {
+    // The target's commit, read once: it is checked again as the target moves
+    // (`update-ref NEW OLD`, or HEAD in its checkout).
+    let Some(theirs) = branch_commit(runner, &repo, &target)? else {
         return Err(Error::new(
             ErrorKind::Invalid,
             ErrorCode::UnknownRef,
             format!("{} has no branch {target:?}", repo.display()),
         ));
-    }
+    };
     commit_all(runner, worktree, message)?;
     let branch_ref = format!("refs/heads/{}", worktree.branch);
     let ours = rev(runner, &repo, &branch_ref)?;
-    let target_ref = format!("refs/heads/{target}");
-    let theirs = rev(runner, &repo, &target_ref)?;
     let already = GitCall {
         ok_codes: &[0, 1],
         ..GitCall::new(&["merge-base", "--is-ancestor", &ours, &theirs])
@@ -272,34 +272,33 @@ fn replay(
     theirs: &str,
     target: &str,
 ) -> Result<String, Error> {
+    // Every commit to replay with its author and message, in one run: `-z` ends each
+    // commit with a NUL, and git allows none inside these fields.
     let list = git(
         runner,
         repo,
         &[
-            "rev-list",
+            "log",
             "--reverse",
             "--no-merges",
+            "-z",
+            "--format=%H%x00%an%x00%ae%x00%aI%x00%B",
             &format!("{onto}..{theirs}"),
         ],
-    )?
-    .text();
+    )?;
+    if list.truncated {
+        return Err(Error::internal(format!(
+            "the commits of {theirs} not in {onto} are too many to replay"
+        )));
+    }
+    let text = String::from_utf8_lossy(&list.stdout).into_owned();
+    let mut fields = text.split('\0');
     let mut tip = onto.to_string();
-    for commit in list.split_whitespace() {
+    while let Some(commit) = fields.next().filter(|c| !c.is_empty()) {
+        let mut field = || fields.next().unwrap_or("");
+        let (name, email, date, message) = (field(), field(), field(), field().trim_end());
         let parent = format!("{commit}^");
         let tree = merged_tree(runner, repo, &tip, commit, Some(&parent), target)?;
-        let info = git(
-            runner,
-            repo,
-            &["log", "-1", "--format=%an%x00%ae%x00%aI%x00%B", commit],
-        )?;
-        let text = String::from_utf8_lossy(&info.stdout).into_owned();
-        let mut parts = text.splitn(4, '\0');
-        let (name, email, date, message) = (
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or("").trim_end(),
-        );
         let env: Vec<(OsString, OsString)> = [
             ("GIT_AUTHOR_NAME", name),
             ("GIT_AUTHOR_EMAIL", email),
@@ -383,6 +382,21 @@ fn checked_out_at(runner: &GitRunner, repo: &Path, branch: &str) -> Result<Optio
         }
     }
     Ok(None)
+}
+
+/// The commit the local branch `name` points at; None when there is no such branch.
+fn branch_commit(runner: &GitRunner, dir: &Path, name: &str) -> Result<Option<String>, Error> {
+    let call = GitCall {
+        ok_codes: &[0, 1],
+        ..GitCall::new(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{name}^{{commit}}"),
+        ])
+    };
+    let out = git_call(runner, dir, call)?;
+    Ok((out.code == 0).then(|| out.text()))
 }
 
 /// The commit `name` points at.

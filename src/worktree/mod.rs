@@ -161,7 +161,7 @@ pub fn git_call(runner: &GitRunner, dir: &Path, call: GitCall<'_>) -> Result<Git
                 .map_err(|err| Error::new(ErrorKind::Internal, ErrorCode::GitFailed, err))?
         }
         GitRunner::Remote { hosts, host } => {
-            let mut env: Vec<(String, String)> = git_env
+            let env: Vec<(String, String)> = git_env
                 .chain(call.env.iter().cloned())
                 .map(|(k, v)| {
                     (
@@ -170,7 +170,6 @@ pub fn git_call(runner: &GitRunner, dir: &Path, call: GitCall<'_>) -> Result<Git
                     )
                 })
                 .collect();
-            env.dedup_by(|a, b| a.0 == b.0);
             hosts
                 .git(host, dir, &env, &args, call.timeout, call.max_output)
                 .map_err(|err| err.into_error(&host.name))?
@@ -221,12 +220,19 @@ fn git_yes<S: AsRef<str>>(runner: &GitRunner, dir: &Path, args: &[S]) -> Result<
 /// The identity commits are made with, when git has none configured: `-c` options to
 /// put before the subcommand (empty when the user's own is set).
 pub fn identity_args(runner: &GitRunner, dir: &Path) -> Result<Vec<String>, Error> {
+    // Both keys in one run: `user.name VALUE` lines for those set (exit 1: none is).
+    let call = GitCall {
+        ok_codes: &[0, 1],
+        ..GitCall::new(&["config", "--get-regexp", r"^user\.(name|email)$"])
+    };
+    let out = git_call(runner, dir, call)?;
+    let set = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut args = Vec::new();
     for (key, fallback) in [
         ("user.name", "workerhub"),
         ("user.email", "workerhub@localhost"),
     ] {
-        if !git_yes(runner, dir, &["config", "--get", key])? {
+        if !set.lines().any(|line| line.split(' ').next() == Some(key)) {
             args.push("-c".to_string());
             args.push(format!("{key}={fallback}"));
         }
