@@ -122,6 +122,9 @@ struct Chunks {
     thinking: bool,
     text: String,
     raw: Vec<String>,
+    /// The bytes of `raw`, kept as they come (summing them at each chunk costs the
+    /// square of a long stream).
+    raw_len: usize,
 }
 
 /// One agent process's ACP conversation (see the module's comment).
@@ -246,9 +249,9 @@ impl AcpSession {
                     .text
                     .push_str(content["text"].as_str().unwrap_or(""));
                 self.chunks.raw.push(raw.to_string());
+                self.chunks.raw_len += raw.len();
                 // A long stream of chunks is shown as it goes, in pieces of this size.
-                let held: usize = self.chunks.raw.iter().map(String::len).sum();
-                if held >= 64 << 10 {
+                if self.chunks.raw_len >= 64 << 10 {
                     self.flush(out);
                 }
             }
@@ -622,7 +625,9 @@ fn permission_ask(id: &Value, params: &Value) -> Ask {
         summary: title.map(str::to_string),
         diff,
         takes_new_input: false,
-        extra: json!({"id": id, "options": params.get("options"), "toolCall": call}),
+        // What `answer` needs: the id, and the options to choose among (the tool call
+        // itself, diffs and all, is in `input`, `summary` and `diff` already).
+        extra: json!({"id": id, "options": params.get("options")}),
     }
 }
 
