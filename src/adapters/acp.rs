@@ -13,13 +13,11 @@
 //! not know becomes a `system` event with the line as `raw`, and a request it cannot
 //! serve gets a JSON-RPC error: a newer agent never stops a worker.
 
-use std::collections::HashMap;
-
 use serde_json::{Map, Value, json};
 
 use super::{
-    Adapter, Ask, Launch, LineParser, METHOD_NOT_FOUND, Parsed, TurnEnd, error_text,
-    json_line as line, json_object, system_of as system, worker_env,
+    Adapter, Ask, Launch, LineParser, Parsed, Pending, Rpc, TurnEnd, error_text, json_object,
+    request_key, system_of as system, worker_env,
 };
 use crate::approval::Answer;
 use crate::event::{AgentContent, Decision, Event, Pipe, ToolResult, ToolUse, TurnResult};
@@ -110,7 +108,7 @@ enum Stage {
 }
 
 /// What a request this client sent was for, to read its answer.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Sent {
     Initialize,
     NewSession,
@@ -124,6 +122,9 @@ struct Chunks {
     thinking: bool,
     text: String,
     raw: Vec<String>,
+    /// The bytes of `raw`, kept as they come (summing them at each chunk costs the
+    /// square of a long stream).
+    raw_len: usize,
 }
 
 /// One agent process's ACP conversation (see the module's comment).
@@ -134,8 +135,7 @@ pub struct AcpSession {
     session_id: Option<String>,
     stage: Stage,
     can_load: bool,
-    next_id: u64,
-    sent: HashMap<u64, Sent>,
+    requests: Pending<Sent>,
     /// A message that came before the session was ready.
     held: Option<String>,
     prompting: bool,
@@ -156,8 +156,7 @@ impl AcpSession {
             session_id: None,
             stage: Stage::Initializing,
             can_load: false,
-            next_id: 0,
-            sent: HashMap::new(),
+            requests: Pending::new(true),
             held: None,
             prompting: false,
             cancelling: false,
@@ -184,12 +183,6 @@ impl AcpSession {
         self
     }
 
-    fn request(&mut self, method: &str, params: Value, what: Sent) -> Vec<u8> {
-        self.next_id += 1;
-        self.sent.insert(self.next_id, what);
-        line(json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}))
-    }
-
     fn prompt(&mut self, message: &str) -> Vec<u8> {
         self.prompting = true;
         self.cancelling = false;
@@ -197,18 +190,19 @@ impl AcpSession {
             "sessionId": self.session_id,
             "prompt": [{"type": "text", "text": message}],
         });
-        self.request("session/prompt", params, Sent::Prompt)
+        self.requests
+            .request("session/prompt", params, Sent::Prompt)
     }
 
     fn open_session(&mut self, out: &mut Parsed) {
         self.stage = Stage::Opening;
         let reply = match self.resume.clone().filter(|_| self.can_load) {
-            Some(id) => self.request(
+            Some(id) => self.requests.request(
                 "session/load",
                 json!({"sessionId": id, "cwd": self.cwd, "mcpServers": []}),
                 Sent::LoadSession,
             ),
-            None => self.request(
+            None => self.requests.request(
                 "session/new",
                 json!({"cwd": self.cwd, "mcpServers": []}),
                 Sent::NewSession,
@@ -255,9 +249,9 @@ impl AcpSession {
                     .text
                     .push_str(content["text"].as_str().unwrap_or(""));
                 self.chunks.raw.push(raw.to_string());
+                self.chunks.raw_len += raw.len();
                 // A long stream of chunks is shown as it goes, in pieces of this size.
-                let held: usize = self.chunks.raw.iter().map(String::len).sum();
-                if held >= 64 << 10 {
+                if self.chunks.raw_len >= 64 << 10 {
                     self.flush(out);
                 }
             }
@@ -274,12 +268,9 @@ impl AcpSession {
     }
 
     fn on_response(&mut self, id: u64, map: &Map<String, Value>, raw: &str, out: &mut Parsed) {
-        let Some(what) = self.sent.remove(&id) else {
-            out.events.push(system("unexpected_response", map, raw));
+        let Some((what, result, error)) = self.requests.answered(id, map, raw, out) else {
             return;
         };
-        let error = map.get("error").filter(|e| !e.is_null());
-        let result = map.get("result").cloned().unwrap_or(Value::Null);
         match (what, error) {
             (Sent::Initialize, None) => {
                 self.can_load = result["agentCapabilities"]["loadSession"] == true;
@@ -509,18 +500,7 @@ impl AcpSession {
             }
             // This client offers no file system or terminal to the agent (its
             // capabilities say so); anything else it does not know either.
-            _ => {
-                out.events.push(Event::agent(AgentContent::system(
-                    "unknown_request",
-                    json!({"method": method}),
-                    raw,
-                )));
-                out.replies.push(line(json!({
-                    "jsonrpc": "2.0",
-                    "id": id,
-                    "error": {"code": METHOD_NOT_FOUND, "message": format!("workerhub does not offer `{method}`")},
-                })));
-            }
+            _ => self.requests.refuse(id, method, raw, out),
         }
     }
 }
@@ -530,24 +510,15 @@ impl LineParser for AcpSession {
         let Some((map, raw)) = json_object(pipe, line, out) else {
             return;
         };
-        let method = map.get("method").and_then(Value::as_str);
-        let id = map.get("id").filter(|v| !v.is_null());
-        match (method, id) {
-            (Some(method), Some(id)) => {
-                let params = map.get("params").unwrap_or(&Value::Null);
-                let id = id.clone();
-                self.on_request(&id, method, params, &raw, out);
-            }
-            (Some("session/update"), None) => {
-                let params = map.get("params").unwrap_or(&Value::Null);
-                self.on_update(params, &raw, out);
-            }
-            (Some(_), None) => out.events.push(system("notification", &map, &raw)),
-            (None, Some(id)) => match id.as_u64() {
-                Some(id) => self.on_response(id, &map, &raw, out),
-                None => out.events.push(system("unexpected_response", &map, &raw)),
-            },
-            (None, None) => out.events.push(system("unknown", &map, &raw)),
+        match Rpc::of(&map) {
+            Rpc::Request { id, method, params } => self.on_request(id, method, params, &raw, out),
+            Rpc::Notification {
+                method: "session/update",
+                params,
+            } => self.on_update(params, &raw, out),
+            Rpc::Notification { .. } => out.events.push(system("notification", &map, &raw)),
+            Rpc::Response(id) => self.on_response(id, &map, &raw, out),
+            Rpc::Other(subtype) => out.events.push(system(subtype, &map, &raw)),
         }
     }
 
@@ -561,7 +532,10 @@ impl LineParser for AcpSession {
             "clientCapabilities": {"fs": {"readTextFile": false, "writeTextFile": false}, "terminal": false},
             "clientInfo": {"name": "workerhub", "version": env!("CARGO_PKG_VERSION")},
         });
-        Some(self.request("initialize", params, Sent::Initialize))
+        Some(
+            self.requests
+                .request("initialize", params, Sent::Initialize),
+        )
     }
 
     fn encode_message(&mut self, message: &str) -> Option<Vec<u8>> {
@@ -573,8 +547,11 @@ impl LineParser for AcpSession {
     }
 
     fn answer(&mut self, ask: &Ask, answer: &Answer) -> Option<Vec<u8>> {
-        let id = ask.extra.get("id").cloned().unwrap_or(Value::Null);
-        let options = ask.extra["options"].as_array().cloned().unwrap_or_default();
+        let id = &ask.extra["id"];
+        let options = ask.extra["options"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let wanted: &[&str] = match answer.decision {
             Decision::Allow => &["allow_once", "allow_always"],
             Decision::AllowSession => &["allow_always", "allow_once"],
@@ -594,9 +571,10 @@ impl LineParser for AcpSession {
             Some(option) => json!({"outcome": "selected", "optionId": option}),
             None => json!({"outcome": "cancelled"}),
         };
-        Some(line(
-            json!({"jsonrpc": "2.0", "id": id, "result": {"outcome": outcome}}),
-        ))
+        Some(
+            self.requests
+                .message(json!({"id": id, "result": {"outcome": outcome}})),
+        )
     }
 
     fn interrupt(&mut self) -> Option<Vec<u8>> {
@@ -605,8 +583,7 @@ impl LineParser for AcpSession {
             // Nothing asked yet: the held message is dropped with the turn.
             self.held = None;
         }
-        Some(line(json!({
-            "jsonrpc": "2.0",
+        Some(self.requests.message(json!({
             "method": "session/cancel",
             "params": {"sessionId": self.session_id},
         })))
@@ -639,10 +616,7 @@ fn permission_ask(id: &Value, params: &Value) -> Ask {
         (!diffs.is_empty()).then(|| diffs.concat())
     });
     Ask {
-        key: match id {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        },
+        key: request_key(id),
         tool_name: kind.to_string(),
         input,
         tool_use_id: call["toolCallId"].as_str().map(str::to_string),
@@ -651,7 +625,9 @@ fn permission_ask(id: &Value, params: &Value) -> Ask {
         summary: title.map(str::to_string),
         diff,
         takes_new_input: false,
-        extra: json!({"id": id, "options": params.get("options"), "toolCall": call}),
+        // What `answer` needs: the id, and the options to choose among (the tool call
+        // itself, diffs and all, is in `input`, `summary` and `diff` already).
+        extra: json!({"id": id, "options": params.get("options")}),
     }
 }
 
@@ -778,7 +754,7 @@ mod tests {
         );
         let reply = sent(&out.replies[0]);
         assert_eq!(reply["id"], 9);
-        assert_eq!(reply["error"]["code"], METHOD_NOT_FOUND);
+        assert_eq!(reply["error"]["code"], super::super::METHOD_NOT_FOUND);
         let mut out = Parsed::default();
         s.line(Pipe::Stdout, b"not json at all", &mut out);
         assert_eq!(out.events.len(), 1);

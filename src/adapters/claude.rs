@@ -689,10 +689,10 @@ impl LineParser for ClaudeParser {
                 out.turn_end = Some(TurnEnd { is_error });
             }
             "control_request" => {
-                let request = map.get("request").cloned().unwrap_or(Value::Null);
+                let request = map.get("request").unwrap_or(&Value::Null);
                 let id = str_of(&map, "request_id").unwrap_or("");
                 match request.get("subtype").and_then(Value::as_str) {
-                    Some("can_use_tool") if !id.is_empty() => out.asks.push(ask_of(id, &request)),
+                    Some("can_use_tool") if !id.is_empty() => out.asks.push(ask_of(id, request)),
                     other => {
                         out.events.push(system(&map, &raw));
                         // A request it waits on must be answered, if only to say no.

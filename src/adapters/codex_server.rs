@@ -10,13 +10,11 @@
 //! `decline` or `cancel`. What it says that this client does not know becomes a
 //! `system` event, and a request it cannot serve gets a JSON-RPC error.
 
-use std::collections::HashMap;
-
 use serde_json::{Map, Value, json};
 
 use super::failure::retry;
 use super::{
-    Ask, LineParser, METHOD_NOT_FOUND, Parsed, TurnEnd, error_text, json_line as line, json_object,
+    Ask, LineParser, Parsed, Pending, Rpc, TurnEnd, error_text, json_object, request_key,
     system_of as system,
 };
 use crate::approval::Answer;
@@ -42,10 +40,10 @@ pub struct CodexSession {
     sandbox: String,
     resume: Option<String>,
     thread: Option<String>,
+    /// The turn running (once Codex said its id); `thread` is set once the session is
+    /// ready.
     turn: Option<String>,
-    ready: bool,
-    next_id: u64,
-    sent: HashMap<u64, Sent>,
+    requests: Pending<Sent>,
     held: Option<String>,
     /// An interrupt asked for before the turn had its id: sent once it has.
     interrupt_pending: bool,
@@ -80,21 +78,13 @@ impl CodexSession {
             resume: resume.map(str::to_string),
             thread: None,
             turn: None,
-            ready: false,
-            next_id: 0,
-            sent: HashMap::new(),
+            requests: Pending::new(false),
             held: None,
             interrupt_pending: false,
             usage: None,
             label: "Codex".into(),
             hint,
         }
-    }
-
-    fn request(&mut self, method: &str, params: Value, what: Sent) -> Vec<u8> {
-        self.next_id += 1;
-        self.sent.insert(self.next_id, what);
-        line(json!({"id": self.next_id, "method": method, "params": params}))
     }
 
     fn thread_params(&self) -> Value {
@@ -114,11 +104,13 @@ impl CodexSession {
             Some(thread) => {
                 let mut params = self.thread_params();
                 params["threadId"] = json!(thread);
-                self.request("thread/resume", params, Sent::ResumeThread)
+                self.requests
+                    .request("thread/resume", params, Sent::ResumeThread)
             }
             None => {
                 let params = self.thread_params();
-                self.request("thread/start", params, Sent::StartThread)
+                self.requests
+                    .request("thread/start", params, Sent::StartThread)
             }
         };
         out.replies.push(reply);
@@ -126,7 +118,7 @@ impl CodexSession {
 
     fn interrupt_request(&mut self) -> Option<Vec<u8>> {
         let (thread, turn) = (self.thread.clone()?, self.turn.clone()?);
-        Some(self.request(
+        Some(self.requests.request(
             "turn/interrupt",
             json!({"threadId": thread, "turnId": turn}),
             Sent::Interrupt,
@@ -148,16 +140,13 @@ impl CodexSession {
             "threadId": self.thread,
             "input": [{"type": "text", "text": message}],
         });
-        self.request("turn/start", params, Sent::StartTurn)
+        self.requests.request("turn/start", params, Sent::StartTurn)
     }
 
     fn on_response(&mut self, id: u64, map: &Map<String, Value>, raw: &str, out: &mut Parsed) {
-        let Some(what) = self.sent.remove(&id) else {
-            out.events.push(system("unexpected_response", map, raw));
+        let Some((what, result, error)) = self.requests.answered(id, map, raw, out) else {
             return;
         };
-        let result = map.get("result").cloned().unwrap_or(Value::Null);
-        let error = map.get("error").filter(|e| !e.is_null());
         match (what, error) {
             (Sent::Initialize, None) => {
                 out.events.push(Event::agent(AgentContent::system(
@@ -165,7 +154,8 @@ impl CodexSession {
                     json!({"server": result.get("userAgent")}),
                     raw,
                 )));
-                out.replies.push(line(json!({"method": "initialized"})));
+                out.replies
+                    .push(self.requests.message(json!({"method": "initialized"})));
                 self.open_thread(out);
             }
             (Sent::StartThread | Sent::ResumeThread, None) => {
@@ -183,7 +173,6 @@ impl CodexSession {
                     raw,
                 )));
                 self.thread = Some(thread.clone());
-                self.ready = true;
                 out.session_id = Some(thread);
                 if let Some(message) = self.held.take() {
                     let turn = self.start_turn(&message);
@@ -423,24 +412,10 @@ impl CodexSession {
                     .map_or_else(|| "change files".to_string(), str::to_string),
                 params.clone(),
             ),
-            _ => {
-                out.events.push(Event::agent(AgentContent::system(
-                    "unknown_request",
-                    json!({"method": method}),
-                    raw,
-                )));
-                out.replies.push(line(json!({
-                    "id": id,
-                    "error": {"code": METHOD_NOT_FOUND, "message": format!("workerhub does not offer `{method}`")},
-                })));
-                return;
-            }
+            _ => return self.requests.refuse(id, method, raw, out),
         };
         out.asks.push(Ask {
-            key: match id {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            },
+            key: request_key(id),
             tool_name: tool.to_string(),
             input,
             tool_use_id: params["itemId"].as_str().map(str::to_string),
@@ -459,31 +434,25 @@ impl LineParser for CodexSession {
         let Some((map, raw)) = json_object(pipe, line, out) else {
             return;
         };
-        let method = map.get("method").and_then(Value::as_str);
-        let id = map.get("id").filter(|v| !v.is_null());
-        let params = map.get("params").unwrap_or(&Value::Null);
-        match (method, id) {
-            (Some(method), Some(id)) => {
-                let id = id.clone();
-                self.on_request(&id, method, params, &raw, out);
-            }
-            (Some(method), None) => self.on_notification(method, params, &raw, out),
-            (None, Some(id)) => match id.as_u64() {
-                Some(id) => self.on_response(id, &map, &raw, out),
-                None => out.events.push(system("unexpected_response", &map, &raw)),
-            },
-            (None, None) => out.events.push(system("unknown", &map, &raw)),
+        match Rpc::of(&map) {
+            Rpc::Request { id, method, params } => self.on_request(id, method, params, &raw, out),
+            Rpc::Notification { method, params } => self.on_notification(method, params, &raw, out),
+            Rpc::Response(id) => self.on_response(id, &map, &raw, out),
+            Rpc::Other(subtype) => out.events.push(system(subtype, &map, &raw)),
         }
     }
 
     fn start(&mut self) -> Option<Vec<u8>> {
         let params =
             json!({"clientInfo": {"name": "workerhub", "version": env!("CARGO_PKG_VERSION")}});
-        Some(self.request("initialize", params, Sent::Initialize))
+        Some(
+            self.requests
+                .request("initialize", params, Sent::Initialize),
+        )
     }
 
     fn encode_message(&mut self, message: &str) -> Option<Vec<u8>> {
-        if !self.ready {
+        if self.thread.is_none() {
             self.held = Some(message.to_string());
             return Some(Vec::new());
         }
@@ -491,7 +460,7 @@ impl LineParser for CodexSession {
     }
 
     fn answer(&mut self, ask: &Ask, answer: &Answer) -> Option<Vec<u8>> {
-        let id = ask.extra.get("id").cloned().unwrap_or(Value::Null);
+        let id = &ask.extra["id"];
         // The v1 requests answer with other words.
         let v1 = matches!(
             ask.extra["method"].as_str(),
@@ -507,7 +476,10 @@ impl LineParser for CodexSession {
             (Decision::Deny, true) => "denied",
             (Decision::Cancelled | Decision::Expired, true) => "abort",
         };
-        Some(line(json!({"id": id, "result": {"decision": decision}})))
+        Some(
+            self.requests
+                .message(json!({"id": id, "result": {"decision": decision}})),
+        )
     }
 
     fn interrupt(&mut self) -> Option<Vec<u8>> {

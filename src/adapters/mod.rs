@@ -442,6 +442,123 @@ pub fn json_line(value: Value) -> Vec<u8> {
     text.into_bytes()
 }
 
+/// The requests a JSON-RPC client (an ACP or Codex app-server session) sent and waits
+/// on: the next id, and what each was for, to read its answer by. A program that never
+/// answers cannot grow it without bound: past `MAX_PENDING` the oldest is forgotten (a
+/// late answer to it is kept as an `unexpected_response`).
+pub struct Pending<S> {
+    next_id: u64,
+    sent: std::collections::BTreeMap<u64, S>,
+    /// Whether messages carry `"jsonrpc": "2.0"` (Codex's app server leaves it out).
+    jsonrpc: bool,
+}
+
+/// The most requests a protocol session waits on at once.
+const MAX_PENDING: usize = 256;
+
+impl<S> Pending<S> {
+    pub fn new(jsonrpc: bool) -> Pending<S> {
+        Pending {
+            next_id: 0,
+            sent: std::collections::BTreeMap::new(),
+            jsonrpc,
+        }
+    }
+
+    /// A message as a line, with `jsonrpc` when the protocol wants it.
+    pub fn message(&self, mut value: Value) -> Vec<u8> {
+        if self.jsonrpc {
+            value["jsonrpc"] = Value::from("2.0");
+        }
+        json_line(value)
+    }
+
+    /// Request `method`, remembering it was for `what`.
+    pub fn request(&mut self, method: &str, params: Value, what: S) -> Vec<u8> {
+        self.next_id += 1;
+        if self.sent.len() >= MAX_PENDING {
+            self.sent.pop_first();
+        }
+        self.sent.insert(self.next_id, what);
+        self.message(serde_json::json!({"id": self.next_id, "method": method, "params": params}))
+    }
+
+    /// What the answer `map` (to request `id`) is for, its `result` (null when absent)
+    /// and its `error`; an answer to nothing this client asked is kept as a `system`
+    /// event.
+    pub fn answered<'m>(
+        &mut self,
+        id: u64,
+        map: &'m Map<String, Value>,
+        raw: &str,
+        out: &mut Parsed,
+    ) -> Option<(S, &'m Value, Option<&'m Value>)> {
+        let Some(what) = self.sent.remove(&id) else {
+            out.events.push(system_of("unexpected_response", map, raw));
+            return None;
+        };
+        let result = map.get("result").unwrap_or(&Value::Null);
+        Some((what, result, map.get("error").filter(|e| !e.is_null())))
+    }
+
+    /// Refuses a request of the program that this client does not serve: a `system`
+    /// event, and a `METHOD_NOT_FOUND` error so that the program does not wait.
+    pub fn refuse(&self, id: &Value, method: &str, raw: &str, out: &mut Parsed) {
+        out.events.push(Event::agent(AgentContent::system(
+            "unknown_request",
+            serde_json::json!({"method": method}),
+            raw,
+        )));
+        out.replies.push(self.message(serde_json::json!({
+            "id": id,
+            "error": {"code": METHOD_NOT_FOUND, "message": format!("workerhub does not offer `{method}`")},
+        })));
+    }
+}
+
+/// What one JSON-RPC message from the program is.
+pub enum Rpc<'a> {
+    /// It asks something of this client, and waits for the answer.
+    Request {
+        id: &'a Value,
+        method: &'a str,
+        params: &'a Value,
+    },
+    Notification {
+        method: &'a str,
+        params: &'a Value,
+    },
+    /// The answer to a request of this client.
+    Response(u64),
+    /// Anything else, as the `system` subtype to keep it by.
+    Other(&'static str),
+}
+
+impl Rpc<'_> {
+    pub fn of(map: &Map<String, Value>) -> Rpc<'_> {
+        let method = map.get("method").and_then(Value::as_str);
+        let id = map.get("id").filter(|v| !v.is_null());
+        let params = map.get("params").unwrap_or(&Value::Null);
+        match (method, id) {
+            (Some(method), Some(id)) => Rpc::Request { id, method, params },
+            (Some(method), None) => Rpc::Notification { method, params },
+            (None, Some(id)) => match id.as_u64() {
+                Some(id) => Rpc::Response(id),
+                None => Rpc::Other("unexpected_response"),
+            },
+            (None, None) => Rpc::Other("unknown"),
+        }
+    }
+}
+
+/// A request's id as an approval's key (`Ask::key`).
+pub fn request_key(id: &Value) -> String {
+    match id {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// A JSON-RPC error's words (its `message`, else the whole error).
 pub fn error_text(error: &Value) -> String {
     match error["message"].as_str() {

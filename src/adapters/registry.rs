@@ -259,6 +259,20 @@ impl Registry {
                 } else {
                     probe.reason.clone()
                 };
+                // What the installed version can do: a live session only when its help
+                // names the protocol (or it was not asked).
+                let sessions: Vec<&'static str> = adapter
+                    .session_modes()
+                    .iter()
+                    .copied()
+                    .filter(|m| *m != "live" || probe.live != Some(false))
+                    .collect();
+                // A live session asks; a per-turn process can only be allowed all.
+                let approvals = if sessions.contains(&"live") {
+                    vec!["ask", "auto", "rules"]
+                } else {
+                    Vec::new()
+                };
                 KindInfo {
                     name: adapter.kind().to_string(),
                     label: adapter.label().to_string(),
@@ -273,22 +287,8 @@ impl Registry {
                     reason,
                     credentials: self.credentials(adapter.as_ref()),
                     needs_command: adapter.binary_name().is_none(),
-                    // What the installed version can do: a live session only when
-                    // its help names the protocol (or it was not asked).
-                    sessions: adapter
-                        .session_modes()
-                        .iter()
-                        .copied()
-                        .filter(|m| *m != "live" || probe.live != Some(false))
-                        .collect(),
-                    // A live session asks; a per-turn process can only be allowed all.
-                    approvals: if adapter.session_modes().contains(&"live")
-                        && probe.live != Some(false)
-                    {
-                        vec!["ask", "auto", "rules"]
-                    } else {
-                        Vec::new()
-                    },
+                    sessions,
+                    approvals,
                 }
             })
             .collect()

@@ -73,14 +73,15 @@ impl Worker {
         let own = st.turn.as_ref().and_then(|t| t.message.approval.clone());
         // A turn with its own policy (a task's) is decided by it alone: what someone
         // allowed for the session before does not carry into an unattended turn.
-        let session_rules = if own.is_some() {
-            Vec::new()
-        } else {
-            st.approvals.session_rules.clone()
-        };
+        let by_session_rules = own.is_none();
         let policy = own.unwrap_or_else(|| approval_policy(self.adapter.as_ref(), &self.spec));
         for ask in asks {
-            let mut verdict = policy.decide(&session_rules, &ask.tool_name, &ask.input);
+            let session_rules: &[Rule] = if by_session_rules {
+                &st.approvals.session_rules
+            } else {
+                &[]
+            };
+            let mut verdict = policy.decide(session_rules, &ask.tool_name, &ask.input);
             if verdict.is_none() && st.approvals.waiting.len() >= MAX_WAITING {
                 verdict = Some(crate::approval::Verdict {
                     decision: Decision::Deny,
@@ -324,7 +325,10 @@ impl Worker {
                 .as_deref()
                 .and_then(|r| Rule::parse(r).ok())
                 .unwrap_or_else(|| exact_rule(&waiting.ask));
-            st.approvals.session_rules.push(rule);
+            // The same rule twice would only be matched twice, at every later ask.
+            if !st.approvals.session_rules.contains(&rule) {
+                st.approvals.session_rules.push(rule);
+            }
         }
         let resolved = ApprovalResolved {
             approval_id: waiting.request.approval_id.clone(),
